@@ -1,0 +1,147 @@
+/* krsi.h - the one header shared by krsi's BPF programs (signals.bpf.c, enforce.bpf.c) and
+ * mirrored in TypeScript. Only #defines, enums and structs live here.
+ * Events should match: signals/decode.ts (layout test: test/bpf/layout.test.ts).
+ * Enforcement maps should match: enforcers/maps.ts (same layout test).
+ * All integers are little-endian host order; every struct is padded explicitly. */
+#ifndef KRSI_H
+#define KRSI_H
+
+#define KRSI_COMM_LEN     16
+#define KRSI_PATH_LEN     256
+#define KRSI_ARGV_LEN     512   /* argv bytes copied, NUL-separated, truncated */
+#define KRSI_ENV_WATCH    8     /* watched environment variables at most */
+#define KRSI_ENV_NAME_LEN 32
+#define KRSI_ENV_VAL_LEN  192
+#define KRSI_MODNAME_LEN  56    /* MODULE_NAME_LEN */
+
+/* event kinds in the ring buffer; the TypeScript decoder switches on this */
+enum krsi_event_kind {
+	KRSI_EV_EXEC        = 1,
+	KRSI_EV_FORK        = 2,
+	KRSI_EV_EXIT        = 3,
+	KRSI_EV_UNLINK      = 4,
+	KRSI_EV_MPROTECT    = 5,
+	KRSI_EV_MODULE_LOAD = 6,
+	KRSI_EV_DENIED      = 7,
+};
+
+/* an inode; dev is the kernel's s_dev encoding (MAJOR << 20 | MINOR): user space converts */
+struct krsi_file_id {
+	__u64 ino;
+	__u32 dev;
+	__u32 nlink;
+};
+
+/* common header of every event */
+struct krsi_hdr {
+	__u64 ts;                 /* bpf_ktime_get_boot_ns() */
+	__u32 kind;               /* enum krsi_event_kind */
+	__u32 pid;                /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 _pad;
+	__u64 cgroup;
+	struct krsi_file_id exe;  /* current->mm->exe_file */
+	char comm[KRSI_COMM_LEN];
+};
+
+struct krsi_env_var {
+	char name[KRSI_ENV_NAME_LEN];
+	char value[KRSI_ENV_VAL_LEN];
+};
+
+struct krsi_exec_event {
+	struct krsi_hdr hdr;
+	char exe_path[KRSI_PATH_LEN];
+	char filename[KRSI_PATH_LEN];
+	__u32 argv_len;           /* bytes used in argv */
+	__u32 env_count;          /* watched vars found */
+	char argv[KRSI_ARGV_LEN];
+	struct krsi_env_var env[KRSI_ENV_WATCH];
+};
+
+struct krsi_fork_event {
+	struct krsi_hdr hdr;
+	__u32 child_pid;
+	__u32 _pad;
+};
+
+struct krsi_exit_event {
+	struct krsi_hdr hdr;
+	__s32 code;
+	__u32 _pad;
+};
+
+struct krsi_unlink_event {
+	struct krsi_hdr hdr;
+	struct krsi_file_id target;  /* resolved inode (ino 0: unknown) */
+	__s32 ret;
+	__u32 _pad;
+	char path[KRSI_PATH_LEN];
+};
+
+struct krsi_mprotect_event {
+	struct krsi_hdr hdr;
+	__u64 start;
+	__u64 len;
+	__u32 prot;
+	__u32 _pad;
+};
+
+struct krsi_module_event {
+	struct krsi_hdr hdr;
+	char name[KRSI_MODNAME_LEN];
+};
+
+/* ---- enforcement (enforce.bpf.c, enforcers/maps.ts) ---- */
+
+/* operations refused; also the bits of a tgid verdict */
+enum krsi_op {
+	KRSI_OP_EXEC          = 1,
+	KRSI_OP_MPROTECT_EXEC = 2,
+	KRSI_OP_MODULE_LOAD   = 4,
+	KRSI_OP_QUARANTINE    = 7,   /* all of the above */
+};
+
+/* why a denial happened */
+enum krsi_deny_reason {
+	KRSI_DENY_INODE          = 1, /* deny_inode hit (exec of a denied binary) */
+	KRSI_DENY_TGID           = 2, /* deny_tgid hit (verdict or quarantine) */
+	KRSI_DENY_MPROTECT_LIMIT = 3, /* in-kernel mprotect counter over the limit */
+	KRSI_DENY_MODULE_ALLOW   = 4, /* module not on the allowlist */
+	KRSI_DENY_MODULE_DENY    = 5, /* module on the denylist */
+};
+
+/* key of deny_inode / module_allow / module_deny */
+struct krsi_inode_key {
+	__u64 ino;
+	__u32 dev;   /* kernel s_dev encoding */
+	__u32 _pad;
+};
+
+/* value of deny_inode / deny_tgid */
+struct krsi_verdict {
+	__u64 expires;   /* bpf_ktime_get_boot_ns() deadline; 0 = never */
+	__u32 ops;       /* enum krsi_op bits */
+	__u32 rule_id;   /* index into the rule table user space keeps */
+};
+
+/* single-entry array map "config" */
+struct krsi_config {
+	__u32 krsi_tgid;        /* never denied */
+	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
+	__u32 module_mode;      /* 0 off, 1 allowlist, 2 denylist */
+	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
+};
+
+struct krsi_denied_event {
+	struct krsi_hdr hdr;
+	__u32 op;        /* enum krsi_op (single bit) */
+	__u32 reason;    /* enum krsi_deny_reason */
+	__u32 rule_id;
+	__u32 _pad;
+	struct krsi_inode_key inode;  /* the file involved (exec / module), zero otherwise */
+};
+
+#endif /* KRSI_H */

@@ -1,0 +1,20 @@
+// krsi command line. Each command lives in engine/commands/<name>.ts and exports register(program).
+// Exit codes: 0 ok; 1 rule/log errors or failed tests; 2 usage; 3 missing prerequisite (root, libbpf, BPF LSM).
+import { Command } from 'commander';
+import * as replay from './commands/replay.ts';
+import * as check from './commands/check.ts';
+import * as test from './commands/test.ts';
+import * as log from './commands/log.ts';
+import * as record from './commands/record.ts';
+import * as run from './commands/run.ts';
+import * as status from './commands/status.ts';
+import * as verdicts from './commands/verdicts.ts';
+
+const program = new Command('krsi')
+  .description('KRSI runtime security: BPF signals, JSON correlation rules, BPF-LSM enforcement')
+  .version('0.1.0')
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+
+for (const cmd of [replay, check, test, log, record, run, status, verdicts]) cmd.register(program);
+
+await program.parseAsync(process.argv);

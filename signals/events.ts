@@ -1,0 +1,104 @@
+// The krsi event model: the public JSON Lines contract (documented in signals/EVENTS.md).
+// One JSON object per line. Unknown extra fields are kept, never rejected.
+// Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
+
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_list', 'denied'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/** the process's executable (for exec: the new one) */
+export interface ExeRef extends FileId {
+  path: string;
+}
+
+export interface BaseEvent {
+  /** event time, integer nanoseconds (CLOCK_BOOTTIME for live recordings), non-decreasing within a log, < 2^53 */
+  ts: number;
+  type: EventType;
+  /** the tgid */
+  pid: number;
+  ppid: number;
+  uid: number;
+  comm: string;
+  exe: ExeRef;
+  tid?: number;
+  cgroup?: number;
+  /** position in the log; assigned on record when absent */
+  seq?: number;
+  [extra: string]: unknown;
+}
+
+export interface ExecEvent extends BaseEvent {
+  type: 'exec';
+  filename: string;
+  argv?: string[];
+  /** the watched environment variables that were present, e.g. {"LD_PRELOAD": "/tmp/x.so"} */
+  env?: Record<string, string>;
+}
+
+export interface ForkEvent extends BaseEvent {
+  type: 'fork';
+  child_pid: number;
+}
+
+export interface ExitEvent extends BaseEvent {
+  type: 'exit';
+  code: number;
+}
+
+export interface UnlinkEvent extends BaseEvent {
+  type: 'unlink';
+  path: string;
+  /** the unlinked inode, when the signal could resolve it; nlink is its link count after the unlink */
+  target?: FileId & { nlink?: number };
+}
+
+export interface MprotectEvent extends BaseEvent {
+  type: 'mprotect';
+  start: number;
+  len: number;
+  /** PROT_* bits (PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4) */
+  prot: number;
+}
+
+export interface ModuleLoadEvent extends BaseEvent {
+  type: 'module_load';
+  name: string;
+  file?: FileId;
+  sha256?: string;
+}
+
+export interface ModuleListEvent extends BaseEvent {
+  type: 'module_list';
+  /** snapshot of the kernel's visible module list (/proc/modules) */
+  modules: string[];
+}
+
+/** written by an enforcement program when it returned -EPERM */
+export interface DeniedEvent extends BaseEvent {
+  type: 'denied';
+  /** the operation refused: exec | mprotect_exec | module_load */
+  op: string;
+  /** the verdict key that matched: {pid} | {dev, ino} | {module} | {counter} ... */
+  key: Record<string, unknown>;
+  rule?: string;
+}
+
+export type KrsiEvent =
+  | ExecEvent
+  | ForkEvent
+  | ExitEvent
+  | UnlinkEvent
+  | MprotectEvent
+  | ModuleLoadEvent
+  | ModuleListEvent
+  | DeniedEvent;
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
