@@ -24,6 +24,7 @@ enum krsi_event_kind {
 	KRSI_EV_MODULE_LOAD = 6,
 	KRSI_EV_DENIED      = 7,
 };
+#define KRSI_EV_MAX 8   /* size of per-kind arrays (the "lost" counters map) */
 
 /* an inode; dev is the kernel's s_dev encoding (MAJOR << 20 | MINOR): user space converts */
 struct krsi_file_id {
