@@ -1,0 +1,92 @@
+// The project's BPF-LSM VM harness: boots Debian's stock kernel under qemu (TCG) with BPF LSM active and
+// runs one shell command in it (test/vm/run-in-vm.sh does the work; this is the TypeScript face).
+// The guest sees the host's / read-only under a tmpfs overlay, so `node --import tsx script.ts` runs
+// in the guest from the checkout. The kernel package's modules are at $KRSI_VM_MODULES in the guest.
+//   test('...', { skip: vmAvailable() }, async () => { const r = await runInVm('uname -r'); ... })
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const RUN_IN_VM = fileURLToPath(new URL('./run-in-vm.sh', import.meta.url));
+/** the checkout's root (the guest starts in the same directory) */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface VmOptions {
+  /** whole run, boot included; default 300 s (TCG is slow and the cores are shared) */
+  timeoutMs?: number;
+  /** a host directory exported read-write and mounted at the same path in the guest (results) */
+  rw?: string;
+  /** environment variables exported in the guest */
+  env?: Record<string, string | number>;
+  /** directory the guest command starts in; default the checkout's root */
+  cwd?: string;
+  /** guest memory (qemu -m), default 2G; vCPUs, default 2 */
+  mem?: string;
+  cpus?: number;
+  /** file to receive the guest kernel's console log */
+  consoleLog?: string;
+}
+
+export interface VmResult {
+  /** the guest command's exit status; 255 when the guest never reported one (timeout, panic) */
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** wall time of the whole run, boot included */
+  ms: number;
+}
+
+let cached: { reason: string | undefined } | undefined;
+
+/** undefined when the VM can run here, else a one-line skip reason (cached) */
+export function vmAvailable(): string | undefined {
+  if (cached) return cached.reason;
+  let reason: string | undefined;
+  if (process.platform !== 'linux' || process.arch !== 'x64') reason = 'VM tests need an x86_64 Linux host';
+  else {
+    const r = spawnSync('bash', [RUN_IN_VM, '--check'], { encoding: 'utf8', timeout: 30_000 });
+    if (r.status !== 0) reason = (r.stdout.trim() || r.stderr.trim() || `run-in-vm.sh --check failed (${r.status})`).split('\n')[0];
+  }
+  cached = { reason };
+  return reason;
+}
+
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** run `cmd` (sh syntax) as root in a fresh VM; resolves with its exit code and output, never rejects on a guest failure */
+export function runInVm(cmd: string, o: VmOptions = {}): Promise<VmResult> {
+  const timeoutMs = o.timeoutMs ?? 300_000;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VM_TIMEOUT: String(Math.max(1, Math.ceil(timeoutMs / 1000))),
+  };
+  if (o.rw) env.VM_RW = o.rw;
+  if (o.mem) env.VM_MEM = o.mem;
+  if (o.cpus) env.VM_CPUS = String(o.cpus);
+  if (o.consoleLog) env.VM_CONSOLE_LOG = o.consoleLog;
+  if (o.env) env.VM_ENV = Object.entries(o.env).map(([k, v]) => `${k}=${shq(String(v))}`).join(' ');
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [RUN_IN_VM, cmd], { cwd: o.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // belt and braces: the script has its own timeout; this one kills the whole process group
+    const timer = setTimeout(() => {
+      stderr += `\nrunInVm: killed after ${timeoutMs + 15_000} ms\n`;
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    }, timeoutMs + 15_000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 255 : 0), stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** run a TypeScript file in the guest with tsx (`node --import tsx file args...`) */
+export function runTsInVm(file: string, args: string[] = [], o: VmOptions = {}): Promise<VmResult> {
+  return runInVm(['node', '--import', 'tsx', file, ...args].map(shq).join(' '), o);
+}
