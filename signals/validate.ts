@@ -1,0 +1,167 @@
+// Validation of the JSON Lines event contract (signals/events.ts, documented in signals/EVENTS.md).
+// Checks the required common fields, the per-type fields and the types of the optional ones; unknown
+// extra fields are kept untouched. Errors name file, line and field path:
+//   sample.jsonl:17: field exe.ino: expected an integer
+// Hand-written checks rather than a schema validator: replay validates every event of a log, so this
+// sits on the hot path (millions of events per second).
+import { EVENT_TYPES, type EventType, type KrsiEvent } from './events.ts';
+
+export interface At {
+  file: string;
+  line: number;
+}
+
+/** a bad event or log line, located by file, line and field path ('' when the whole line is bad) */
+export class EventError extends Error {
+  readonly file: string;
+  readonly line: number;
+  readonly field: string;
+  readonly reason: string;
+  constructor(at: At, field: string, reason: string) {
+    super(`${at.file}:${at.line}: ${field ? `field ${field}: ` : ''}${reason}`);
+    this.name = 'EventError';
+    this.file = at.file;
+    this.line = at.line;
+    this.field = field;
+    this.reason = reason;
+  }
+}
+
+const TYPES = new Set<string>(EVENT_TYPES);
+const SHA256 = /^[0-9a-fA-F]{64}$/;
+
+type Obj = Record<string, unknown>;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+function fail(at: At, field: string, expected: string, v: unknown): never {
+  throw new EventError(at, field, v === undefined ? `missing (expected ${expected})` : `expected ${expected}, got ${describe(v)}`);
+}
+
+/** a non-negative safe integer (ts, pid, dev, ino, ...) */
+function uint(o: Obj, k: string, at: At, prefix = ''): void {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(at, prefix + k, 'an integer', v);
+}
+
+function int(o: Obj, k: string, at: At): void {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(at, k, 'an integer', v);
+}
+
+function str(o: Obj, k: string, at: At, prefix = ''): void {
+  if (typeof o[k] !== 'string') fail(at, prefix + k, 'a string', o[k]);
+}
+
+function obj(o: Obj, k: string, at: At, prefix = ''): Obj {
+  const v = o[k];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, prefix + k, 'an object', v);
+  return v as Obj;
+}
+
+function strArray(o: Obj, k: string, at: At): void {
+  const v = o[k];
+  if (!Array.isArray(v)) fail(at, k, 'an array of strings', v);
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') fail(at, `${k}[${i}]`, 'a string', v[i]);
+}
+
+function fileId(o: Obj, k: string, at: At): Obj {
+  const f = obj(o, k, at);
+  uint(f, 'dev', at, k + '.');
+  uint(f, 'ino', at, k + '.');
+  return f;
+}
+
+/**
+ * Checks that `v` is a well-formed krsi event and returns it (the same object, extra fields kept).
+ * Throws EventError naming `at.file`, `at.line` and the field path.
+ */
+export function validateEvent(v: unknown, at: At): KrsiEvent {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new EventError(at, '', `expected a JSON object, got ${describe(v)}`);
+  const o = v as Obj;
+  uint(o, 'ts', at);
+  const type = o.type;
+  if (typeof type !== 'string' || !TYPES.has(type)) fail(at, 'type', `one of ${EVENT_TYPES.join('|')}`, type);
+  uint(o, 'pid', at);
+  uint(o, 'ppid', at);
+  uint(o, 'uid', at);
+  str(o, 'comm', at);
+  const exe = obj(o, 'exe', at);
+  str(exe, 'path', at, 'exe.');
+  uint(exe, 'dev', at, 'exe.');
+  uint(exe, 'ino', at, 'exe.');
+  if (o.tid !== undefined) uint(o, 'tid', at);
+  if (o.cgroup !== undefined) uint(o, 'cgroup', at);
+  if (o.seq !== undefined) uint(o, 'seq', at);
+  switch (type as EventType) {
+    case 'exec':
+      str(o, 'filename', at);
+      if (o.argv !== undefined) strArray(o, 'argv', at);
+      if (o.env !== undefined) {
+        const env = obj(o, 'env', at);
+        for (const k in env) if (typeof env[k] !== 'string') fail(at, `env.${k}`, 'a string', env[k]);
+      }
+      break;
+    case 'fork':
+      uint(o, 'child_pid', at);
+      break;
+    case 'exit':
+      int(o, 'code', at);
+      break;
+    case 'unlink':
+      str(o, 'path', at);
+      if (o.target !== undefined) {
+        const t = fileId(o, 'target', at);
+        if (t.nlink !== undefined) uint(t, 'nlink', at, 'target.');
+      }
+      break;
+    case 'mprotect':
+      uint(o, 'start', at);
+      uint(o, 'len', at);
+      uint(o, 'prot', at);
+      break;
+    case 'module_load':
+      str(o, 'name', at);
+      if (o.file !== undefined) fileId(o, 'file', at);
+      if (o.sha256 !== undefined && (typeof o.sha256 !== 'string' || !SHA256.test(o.sha256))) {
+        fail(at, 'sha256', '64 hex digits', o.sha256);
+      }
+      break;
+    case 'module_list':
+      strArray(o, 'modules', at);
+      break;
+    case 'denied':
+      str(o, 'op', at);
+      obj(o, 'key', at);
+      if (o.rule !== undefined) str(o, 'rule', at);
+      break;
+  }
+  return o as KrsiEvent;
+}
+
+/**
+ * A validator for one log: validateEvent plus the log's ordering rule (ts non-decreasing).
+ * A rejected event does not move the clock, so `--skip-bad` can go on after it.
+ */
+export class LogValidator {
+  private lastTs = -1;
+  private lastLine = 0;
+  constructor(readonly file: string) {}
+
+  check(v: unknown, line: number): KrsiEvent {
+    const at = { file: this.file, line };
+    const ev = validateEvent(v, at);
+    if (ev.ts < this.lastTs) {
+      throw new EventError(at, 'ts', `${ev.ts} is before the previous event's ts ${this.lastTs} (line ${this.lastLine}); ts must be non-decreasing`);
+    }
+    this.lastTs = ev.ts;
+    this.lastLine = line;
+    return ev;
+  }
+}

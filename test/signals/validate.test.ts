@@ -1,0 +1,71 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventError, LogValidator, validateEvent } from '../../signals/validate.ts';
+
+const at = { file: 'sample.jsonl', line: 17 };
+const exe = { path: '/usr/bin/bash', dev: 2049, ino: 1234 };
+const common = { ts: 1000, pid: 42, ppid: 1, uid: 0, comm: 'bash', exe };
+
+/** the message validateEvent throws for `v`, or undefined when it is valid */
+function error(v: unknown): string | undefined {
+  try {
+    validateEvent(v, at);
+    return undefined;
+  } catch (e) {
+    assert.ok(e instanceof EventError);
+    return e.message;
+  }
+}
+
+describe('validateEvent', () => {
+  test('accepts one event of each type and keeps unknown fields', () => {
+    const events = [
+      { ...common, type: 'exec', filename: '/bin/ls', argv: ['ls'], env: { LD_PRELOAD: '/tmp/x.so' }, extra: { a: 1 } },
+      { ...common, type: 'fork', child_pid: 43, tid: 42, cgroup: 7, seq: 3 },
+      { ...common, type: 'exit', code: -1 },
+      { ...common, type: 'unlink', path: '/tmp/x', target: { dev: 40, ino: 9, nlink: 0 } },
+      { ...common, type: 'mprotect', start: 0x7f0000000000, len: 4096, prot: 7 },
+      { ...common, type: 'module_load', name: 'ext4', file: { dev: 2049, ino: 5 }, sha256: 'ab'.repeat(32) },
+      { ...common, type: 'module_list', modules: ['ext4'] },
+      { ...common, type: 'denied', op: 'exec', key: { dev: 2049, ino: 5 }, rule: 'r' },
+    ];
+    for (const ev of events) {
+      assert.equal(error(ev), undefined, JSON.stringify(ev));
+      assert.equal(validateEvent(ev, at), ev);
+    }
+    assert.deepEqual((validateEvent(events[0], at) as Record<string, unknown>).extra, { a: 1 });
+  });
+
+  test('names file, line and field path', () => {
+    assert.equal(error({ ...common, type: 'fork', child_pid: 1, exe: { ...exe, ino: '12' } }), 'sample.jsonl:17: field exe.ino: expected an integer, got "12"');
+    assert.equal(error({ ...common, type: 'fork', child_pid: 1, exe: { path: '/x', dev: 1 } }), 'sample.jsonl:17: field exe.ino: missing (expected an integer)');
+    assert.equal(error({ ...common, type: 'exit' }), 'sample.jsonl:17: field code: missing (expected an integer)');
+    assert.equal(error({ ...common, type: 'exec', filename: '/x', argv: ['a', 3] }), 'sample.jsonl:17: field argv[1]: expected a string, got 3');
+    assert.equal(error({ ...common, type: 'exec', filename: '/x', env: { LD_PRELOAD: 1 } }), 'sample.jsonl:17: field env.LD_PRELOAD: expected a string, got 1');
+    assert.equal(error({ ...common, type: 'unlink', path: '/x', target: { dev: 1, ino: 1.5 } }), 'sample.jsonl:17: field target.ino: expected an integer, got 1.5');
+    assert.equal(error({ ...common, type: 'module_load', name: 'x', sha256: 'zz' }), 'sample.jsonl:17: field sha256: expected 64 hex digits, got "zz"');
+    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_list|denied, got "bogus"');
+    assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
+  });
+
+  test('ts is an integer below 2^53, optional fields are type-checked', () => {
+    assert.match(error({ ...common, type: 'exit', code: 0, ts: 2 ** 53 })!, /field ts: expected an integer/);
+    assert.match(error({ ...common, type: 'exit', code: 0, ts: 1.5 })!, /field ts: expected an integer/);
+    assert.match(error({ ...common, type: 'exit', code: 0, ts: -1 })!, /field ts: expected an integer/);
+    assert.match(error({ ...common, type: 'exit', code: 0, tid: 'x' })!, /field tid: expected an integer/);
+    assert.match(error({ ...common, type: 'exit', code: 0, seq: null })!, /field seq: expected an integer, got null/);
+    assert.match(error({ ...common, type: 'exit', code: 0, comm: undefined })!, /field comm: missing/);
+  });
+
+  test('LogValidator: ts must be non-decreasing, error names the line', () => {
+    const v = new LogValidator('log.jsonl');
+    v.check({ ...common, type: 'exit', code: 0, ts: 10 }, 1);
+    v.check({ ...common, type: 'exit', code: 0, ts: 10 }, 2);
+    assert.throws(
+      () => v.check({ ...common, type: 'exit', code: 0, ts: 9 }, 3),
+      (e: EventError) => e.file === 'log.jsonl' && e.line === 3 && e.field === 'ts' && /before the previous event's ts 10 \(line 2\)/.test(e.message),
+    );
+    // a rejected event does not move the clock
+    v.check({ ...common, type: 'exit', code: 0, ts: 11 }, 4);
+  });
+});
