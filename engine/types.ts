@@ -66,6 +66,8 @@ export interface DeniedOut {
   /** the verdict id that caused it (or 'kernel:mprotect_limit' for the in-kernel counter) */
   verdict: string;
   rule: string;
+  /** which check refused it: a key of KRSI_DENY in engine/enforcement/semantics.ts (krsi_deny_reason) */
+  reason?: 'INODE' | 'TGID' | 'MPROTECT_LIMIT' | 'MODULE_ALLOW' | 'MODULE_DENY';
 }
 
 export interface SummaryOut {

@@ -1,0 +1,183 @@
+// The one table of what krsi's BPF-LSM enforcement programs refuse, and why.
+// Used by the replay model (engine/enforcement/model.ts), the live enforcer (enforcers/enforcer.ts)
+// and the in-VM kernel tests (test/vm/*): all three check against these rows.
+// Constants should match bpf/krsi.h (enum krsi_op, enum krsi_deny_reason, struct krsi_config.module_mode).
+import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import { PROT_EXEC } from '../../signals/events.ts';
+import type { Subject, VerdictOp } from '../types.ts';
+
+/** enum krsi_op: operations refused; also the bits of a deny_tgid / deny_inode entry */
+export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7 } as const;
+
+/** enum krsi_deny_reason */
+export const KRSI_DENY = { INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5 } as const;
+export type DenyReason = keyof typeof KRSI_DENY;
+
+/** struct krsi_config.module_mode bits: 0 off, 1 allowlist, 2 denylist (3: both, denylist checked first) */
+export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
+
+/** the ops bits a verdict sets */
+export const OP_BITS: Record<VerdictOp, number> = {
+  exec: KRSI_OP.EXEC,
+  mprotect_exec: KRSI_OP.MPROTECT_EXEC,
+  module_load: KRSI_OP.MODULE_LOAD,
+  quarantine: KRSI_OP.QUARANTINE,
+};
+
+/** which subjects each verdict op can be enforced on (the loader rejects other pairs) */
+export const VALID_SUBJECTS: Record<VerdictOp, Subject['kind'][]> = {
+  exec: ['pid', 'inode'],
+  mprotect_exec: ['pid'],
+  module_load: ['pid', 'module', 'module_file'],
+  quarantine: ['pid'],
+};
+
+/** the map a subject kind lives in */
+export const SUBJECT_MAP: Record<Subject['kind'], EnforcementMap> = {
+  pid: 'deny_tgid',
+  inode: 'deny_inode',
+  module_file: 'deny_inode',
+  // the model keys by name; the enforcer resolves the name to the module file's inode (deny_inode)
+  module: 'deny_module_name',
+};
+
+export type EnforcementMap =
+  | 'deny_inode' // key krsi_inode_key {dev, ino}, value krsi_verdict {expires, ops, rule_id}
+  | 'deny_tgid' // key __u32 tgid, value krsi_verdict
+  | 'deny_module_name' // model only: module name -> verdict (kernel: resolved to deny_inode)
+  | 'mprotect_count' // key __u32 tgid, value __u64 count of mprotect calls (every call)
+  | 'module_allow' // key krsi_inode_key (model: module name), presence = allowed
+  | 'module_deny'; // key krsi_inode_key (model: module name), presence = denied
+
+export type SingleOp = 'exec' | 'mprotect_exec' | 'module_load';
+
+/** one check of a hook, in order; the first that denies wins */
+export interface CheckRow {
+  reason: DenyReason;
+  map: EnforcementMap | 'deny_module_name';
+  /** what the key is, in words (the kernel and the model agree on it) */
+  key: string;
+  /** when it denies, in words */
+  denies: string;
+}
+
+export interface HookRow {
+  /** the LSM hook (SEC("lsm/<hook>")) */
+  hook: 'bprm_check_security' | 'file_mprotect' | 'kernel_read_file' | 'kernel_load_data';
+  /** the event type the replay model checks against this hook */
+  event: EventType;
+  op: SingleOp;
+  bit: number;
+  /** does this event reach the op at all (else: allow, after counting) */
+  applies: (ev: KrsiEvent) => boolean;
+  /** the key of the subject as the hook sees it */
+  checks: CheckRow[];
+  note?: string;
+}
+
+/** common to every hook, before the rows' checks */
+export const PRELUDE = [
+  'an earlier LSM returned non-zero: return it (kernel only)',
+  'tgid 1 (init) and krsi\'s own tgid (config.krsi_tgid / selfPid): allow',
+  'mprotect hook only: count the call in mprotect_count[tgid] (every call, any prot), when the limit is on',
+  'an entry is live iff expires == 0 || now < expires (now: bpf_ktime_get_boot_ns(); replay: the event ts)',
+  'no live entry: allow',
+] as const;
+
+/** lifecycle: what clears state, besides TTL and explicit removal */
+export const LIFECYCLE = [
+  { on: 'exit' as EventType, clears: ['deny_tgid', 'mprotect_count'] as EnforcementMap[], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: sched_process_exit)' },
+  { on: 'fork' as EventType, clears: [] as EnforcementMap[], note: 'children do not inherit a tgid verdict or the mprotect count' },
+];
+
+export const SEMANTICS: readonly HookRow[] = [
+  {
+    hook: 'bprm_check_security',
+    event: 'exec',
+    op: 'exec',
+    bit: KRSI_OP.EXEC,
+    applies: () => true,
+    checks: [
+      { reason: 'INODE', map: 'deny_inode', key: 'the new executable {dev, ino} (exec event: exe)', denies: 'entry.ops & EXEC (verdicts on exe inodes, kernel.deny_exec_paths)' },
+      { reason: 'TGID', map: 'deny_tgid', key: 'the execing tgid (event pid)', denies: 'entry.ops & EXEC (exec verdict or quarantine)' },
+    ],
+    note: 'a refused exec leaves the process running its old image',
+  },
+  {
+    hook: 'file_mprotect',
+    event: 'mprotect',
+    op: 'mprotect_exec',
+    bit: KRSI_OP.MPROTECT_EXEC,
+    applies: (ev) => ((ev as { prot?: number }).prot! & PROT_EXEC) !== 0,
+    checks: [
+      { reason: 'TGID', map: 'deny_tgid', key: 'the calling tgid', denies: 'reqprot & PROT_EXEC and entry.ops & MPROTECT_EXEC (verdict or quarantine)' },
+      { reason: 'MPROTECT_LIMIT', map: 'mprotect_count', key: 'the calling tgid', denies: 'reqprot & PROT_EXEC and count (including this call) > config.mprotect_limit' },
+    ],
+    note: '"adds PROT_EXEC" is tested on the requested prot only (reqprot & PROT_EXEC), not the vma\'s old flags, so the log can say it',
+  },
+  {
+    hook: 'kernel_read_file',
+    event: 'module_load',
+    op: 'module_load',
+    bit: KRSI_OP.MODULE_LOAD,
+    applies: () => true,
+    checks: [
+      { reason: 'INODE', map: 'deny_inode', key: 'the module file {dev, ino} (event file)', denies: 'entry.ops & MODULE_LOAD (module_file verdicts)' },
+      { reason: 'INODE', map: 'deny_module_name', key: 'the module name (event name); kernel: the enforcer resolves it to the file inode in deny_inode', denies: 'entry.ops & MODULE_LOAD (module verdicts)' },
+      { reason: 'TGID', map: 'deny_tgid', key: 'the loading tgid', denies: 'entry.ops & MODULE_LOAD (verdict or quarantine)' },
+      { reason: 'MODULE_DENY', map: 'module_deny', key: 'model: module name; kernel: module file inode', denies: 'module_mode & DENYLIST and present' },
+      { reason: 'MODULE_ALLOW', map: 'module_allow', key: 'model: module name; kernel: module file inode', denies: 'module_mode & ALLOWLIST and absent' },
+    ],
+    note: 'id == READING_MODULE only; the kernel identifies a module by its file inode, the model by name (lists hold names, resolved to inodes by the enforcer)',
+  },
+  {
+    hook: 'kernel_load_data',
+    event: 'module_load',
+    op: 'module_load',
+    bit: KRSI_OP.MODULE_LOAD,
+    applies: () => false,
+    checks: [
+      { reason: 'TGID', map: 'deny_tgid', key: 'the loading tgid', denies: 'entry.ops & MODULE_LOAD' },
+      { reason: 'MODULE_ALLOW', map: 'module_allow', key: 'none: no file', denies: 'module_mode & ALLOWLIST (a module from memory cannot be on an allowlist)' },
+    ],
+    note: 'id == LOADING_MODULE (init_module(2) from memory). A log cannot tell it apart from a file load, so replay models every module_load event as kernel_read_file',
+  },
+];
+
+/** the row replay uses for an event type (kernel_load_data is not modelled, see its note) */
+export function hookFor(type: EventType): HookRow | undefined {
+  for (const r of SEMANTICS) if (r.event === type && r.hook !== 'kernel_load_data') return r;
+  return undefined;
+}
+
+/** is an entry with this expiry live at time now (ns, same clock) */
+export function live(expires: number, now: number): boolean {
+  return expires === 0 || now < expires;
+}
+
+/** a verdict's key inside its map, as a string: pid:<n> | inode:<dev>:<ino> | module:<name> */
+export function subjectKey(s: Subject): string {
+  switch (s.kind) {
+    case 'pid':
+      return `pid:${s.pid}`;
+    case 'inode':
+    case 'module_file':
+      return `inode:${s.dev}:${s.ino}`;
+    case 'module':
+      return `module:${s.name}`;
+  }
+}
+
+/** the verdict id: `${rule}:${op}:${subject}` (module_file keeps its own kind in the id) */
+export function verdictId(rule: string, op: VerdictOp, s: Subject): string {
+  const k = s.kind === 'module_file' ? `module_file:${s.dev}:${s.ino}` : subjectKey(s);
+  return `${rule}:${op}:${k}`;
+}
+
+/** merge a new verdict into an existing live map entry with the same key (kernel: one value per key):
+ *  ops are OR-ed; expires is the later of the two, 0 (never) wins; a dead old entry is replaced */
+export function mergeExpires(oldExpires: number, oldLive: boolean, newExpires: number): number {
+  if (!oldLive) return newExpires;
+  if (oldExpires === 0 || newExpires === 0) return 0;
+  return Math.max(oldExpires, newExpires);
+}
