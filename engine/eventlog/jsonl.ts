@@ -1,0 +1,93 @@
+// Streaming JSON Lines event reader: reads the file in chunks (never whole), splits lines, parses,
+// validates (signals/validate.ts) and yields batches of events in file order. A bad line throws a
+// located EventError after the events before it have been yielded, or with skipBad is counted and
+// skipped. `seq`, when absent, is the event's line number.
+import { createReadStream, statSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import type { Readable } from 'node:stream';
+import type { KrsiEvent } from '../../signals/events.ts';
+import { EventError, LogValidator } from '../../signals/validate.ts';
+import type { ReadOptions, TimeBounds } from './types.ts';
+
+const CHUNK = 1 << 20;
+
+export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBounds): AsyncGenerator<KrsiEvent[]> {
+  const stdin = path === '-';
+  const file = stdin ? '<stdin>' : path;
+  const total = stdin ? 0 : statSync(path).size;
+  const input: Readable = stdin ? process.stdin : createReadStream(path, { highWaterMark: CHUNK });
+  const validator = new LogValidator(file);
+  const batchSize = o.batch ?? 4096;
+  const decoder = new StringDecoder('utf8');
+  let batch: KrsiEvent[] = [];
+  let rest = '';
+  let lineNo = 0;
+  let bytes = 0;
+
+  // parse one line; returns false once the until bound is passed (the rest of the log is later)
+  const take = (text: string): boolean => {
+    lineNo++;
+    if (text.length === 0 || (text.length < 4 && text.trim() === '')) return true;
+    let ev: KrsiEvent;
+    try {
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch (e) {
+        throw new EventError({ file, line: lineNo }, '', `invalid JSON: ${(e as Error).message}`);
+      }
+      ev = validator.check(v, lineNo);
+    } catch (e) {
+      if (!(e instanceof EventError) || !o.skipBad) throw e;
+      o.onBad?.(e);
+      return true;
+    }
+    if (ev.seq === undefined && !o.noSeq) ev.seq = lineNo;
+    if (!bounds.resolved) bounds.resolve(ev.ts);
+    if (ev.ts < bounds.since) return true;
+    if (ev.ts >= bounds.until) return false;
+    batch.push(ev);
+    return true;
+  };
+
+  try {
+    let more = true;
+    for await (const chunk of input) {
+      bytes += (chunk as Buffer).length;
+      const text = rest + decoder.write(chunk as Buffer);
+      let start = 0;
+      let nl: number;
+      while ((nl = text.indexOf('\n', start)) !== -1) {
+        const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+        try {
+          more = take(text.slice(start, end));
+        } catch (e) {
+          // everything before the bad line goes out first, so writers can commit it
+          if (batch.length) yield batch;
+          throw e;
+        }
+        start = nl + 1;
+        if (!more) break;
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+      rest = text.slice(start);
+      o.onProgress?.(bytes, total);
+      if (!more) break;
+    }
+    if (more) {
+      const last = rest + decoder.end();
+      try {
+        if (last.length) take(last.endsWith('\r') ? last.slice(0, -1) : last);
+      } catch (e) {
+        if (batch.length) yield batch;
+        throw e;
+      }
+    }
+    if (batch.length) yield batch;
+  } finally {
+    if (!stdin) input.destroy();
+  }
+}

@@ -1,0 +1,164 @@
+// The lmdb event log: a directory holding an lmdb environment with an `events` database keyed by
+// seq (1, 2, 3, ... in append order) and a `meta` database. Values are the events as given
+// (msgpack with shared structures), so import -> export gives back the same JSON Lines.
+// Writes go through lmdb's asynchronous batched transactions: every append is part of a committed
+// transaction by the next event-loop turn, and flush() waits until it is synced to disk.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { KrsiEvent } from '../../signals/events.ts';
+import type { ReadOptions, TimeBounds } from './types.ts';
+
+const FORMAT = 'krsi-eventlog-1';
+
+interface Handles {
+  root: RootDatabase;
+  events: Database<KrsiEvent, number>;
+  meta: Database<unknown, string>;
+}
+
+function openLog(path: string, readOnly: boolean): Handles {
+  if (readOnly && !isLmdbLog(path)) throw new Error(`${path}: not an lmdb event log (no ${join(path, 'data.mdb')})`);
+  const root = open({ path, maxDbs: 4, readOnly, compression: false, noSubdir: false });
+  const events = root.openDB<KrsiEvent, number>({ name: 'events', sharedStructuresKey: Symbol.for('structures') });
+  const meta = root.openDB<unknown, string>({ name: 'meta' });
+  if (!readOnly && meta.get('format') === undefined) meta.putSync('format', FORMAT);
+  const format = meta.get('format');
+  if (format !== undefined && format !== FORMAT) {
+    root.close();
+    throw new Error(`${path}: unsupported event log format ${JSON.stringify(format)} (expected ${FORMAT})`);
+  }
+  return { root, events, meta };
+}
+
+/** true for a directory holding an lmdb environment (what LogWriter.open creates) */
+export function isLmdbLog(path: string): boolean {
+  try {
+    return statSync(path).isDirectory() && existsSync(join(path, 'data.mdb'));
+  } catch {
+    return false;
+  }
+}
+
+function lastKey(events: Database<KrsiEvent, number>): number {
+  for (const k of events.getKeys({ reverse: true, limit: 1 })) if (typeof k === 'number') return k;
+  return 0;
+}
+
+/** Appends events to an lmdb log (created when missing), in order, each with the next seq. */
+export class LogWriter {
+  private readonly h: Handles;
+  private seq: number;
+  private lastTs: number;
+  private closed = false;
+
+  private constructor(readonly path: string) {
+    this.h = openLog(path, false);
+    this.seq = lastKey(this.h.events);
+    this.lastTs = this.seq ? (this.h.events.get(this.seq)?.ts ?? 0) : 0;
+  }
+
+  static open(path: string): LogWriter {
+    return new LogWriter(path);
+  }
+
+  /** events in the log so far (appended, committed or not) */
+  get count(): number {
+    return this.seq;
+  }
+
+  /** Queues the events for the next batched commit; sets `seq` on events that have none. */
+  append(ev: KrsiEvent | KrsiEvent[]): void {
+    if (this.closed) throw new Error(`${this.path}: log is closed`);
+    const list = Array.isArray(ev) ? ev : [ev];
+    const db = this.h.events;
+    for (const e of list) {
+      if (e.ts < this.lastTs) throw new RangeError(`${this.path}: event ts ${e.ts} is before the log's last ts ${this.lastTs}; a log is in ts order`);
+      this.lastTs = e.ts;
+      const seq = ++this.seq;
+      // the value is encoded synchronously here, before seq is set on the caller's object
+      db.put(seq, e);
+      if (e.seq === undefined) e.seq = seq;
+    }
+  }
+
+  /** resolves once everything appended so far is committed and synced to disk */
+  async flush(): Promise<void> {
+    await this.h.events.committed;
+    await this.h.events.flushed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    await this.h.root.close();
+  }
+}
+
+export interface LogInfo {
+  count: number;
+  first_ts?: number;
+  last_ts?: number;
+}
+
+/** count and first/last ts, read from the ends of the log (no scan) */
+export function lmdbInfo(path: string): LogInfo {
+  const h = openLog(path, true);
+  try {
+    const n = lastKey(h.events);
+    if (!n) return { count: 0 };
+    return { count: n, first_ts: h.events.get(1)?.ts, last_ts: h.events.get(n)?.ts };
+  } finally {
+    void h.root.close();
+  }
+}
+
+/** lowest seq in [lo, hi] whose ts >= t (hi + 1 when none); the log is in ts order */
+function lowerBound(events: Database<KrsiEvent, number>, lo: number, hi: number, t: number): number {
+  let a = lo;
+  let b = hi + 1;
+  while (a < b) {
+    const mid = Math.floor((a + b) / 2);
+    if (events.get(mid)!.ts < t) a = mid + 1;
+    else b = mid;
+  }
+  return a;
+}
+
+export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds): AsyncGenerator<KrsiEvent[]> {
+  const h = openLog(path, true);
+  try {
+    const n = lastKey(h.events);
+    if (!n) return;
+    if (!bounds.resolved) bounds.resolve(h.events.get(1)!.ts);
+    // since/until by binary search over seq: events are in ts order
+    const first = bounds.since > 0 ? lowerBound(h.events, 1, n, bounds.since) : 1;
+    const end = bounds.until === Infinity ? n + 1 : lowerBound(h.events, first, n, bounds.until);
+    const total = end - first;
+    const batchSize = o.batch ?? 4096;
+    let batch: KrsiEvent[] = [];
+    let done = 0;
+    for (let start = first; start < end; start += batchSize) {
+      const stop = Math.min(end, start + batchSize);
+      for (const { key, value } of h.events.getRange({ start, end: stop })) {
+        if (value.seq === undefined && !o.noSeq) value.seq = key;
+        batch.push(value);
+      }
+      done += batch.length;
+      yield batch;
+      batch = [];
+      o.onProgress?.(done, total);
+    }
+  } finally {
+    void h.root.close();
+  }
+}
+
+/** guesses the format of a log file: 'lmdb' for an lmdb log directory, else 'jsonl' */
+export function detectFormat(path: string): 'lmdb' | 'jsonl' {
+  if (path === '-') return 'jsonl';
+  if (isLmdbLog(path)) return 'lmdb';
+  if (statSync(path).isDirectory()) throw new Error(`${path}: a directory but not an lmdb event log (no data.mdb)`);
+  return 'jsonl';
+}
