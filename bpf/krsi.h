@@ -132,7 +132,7 @@ struct krsi_verdict {
 struct krsi_config {
 	__u32 krsi_tgid;        /* never denied */
 	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
-	__u32 module_mode;      /* 0 off, 1 allowlist, 2 denylist */
+	__u32 module_mode;      /* bits: 1 allowlist, 2 denylist (both: denylist checked first); 0 off */
 	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
 };
 
@@ -140,8 +140,8 @@ struct krsi_denied_event {
 	struct krsi_hdr hdr;
 	__u32 op;        /* enum krsi_op (single bit) */
 	__u32 reason;    /* enum krsi_deny_reason */
-	__u32 rule_id;
-	__u32 _pad;
+	__u32 rule_id;   /* 0: the in-kernel lists / counter */
+	__u32 enforced;  /* 1: -EPERM returned; 0: monitor mode (config.enforce 0), allowed */
 	struct krsi_inode_key inode;  /* the file involved (exec / module), zero otherwise */
 };
 
