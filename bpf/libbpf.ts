@@ -518,7 +518,7 @@ export class BpfObject {
   load(): void {
     if (this.loaded) return;
     ensureBpffs();
-    check(`bpf_object__load ${this.path}`, N().bpf_object__load(this.o), 'see the libbpf log lines above');
+    check(`bpf_object__load ${this.path}`, N().bpf_object__load(this.o), quietDepth > 0 ? undefined : 'see the libbpf log lines above');
     this.loaded = true;
   }
 
