@@ -26,6 +26,8 @@ export interface StoredVerdict {
   boot_id: string;
   /** wall-clock time applied (ms since the epoch) */
   applied_wall: number;
+  /** pid subjects: the process's start time (/proc/<pid>/stat), so a reused pid is not denied */
+  proc_start?: number;
 }
 
 /** the current time in both clocks the store cares about */
@@ -94,8 +96,13 @@ export class VerdictStore {
   }
 
   /** stores (or replaces) a verdict; durable when this returns */
-  put(s: StoredVerdict): void {
+  putSync(s: StoredVerdict): void {
     this.verdicts.putSync(s.verdict.id, s);
+  }
+
+  /** stores (or replaces) a verdict without blocking; batched, durable when the promise resolves */
+  put(s: StoredVerdict): Promise<boolean> {
+    return this.verdicts.put(s.verdict.id, s);
   }
 
   get(id: string): StoredVerdict | undefined {

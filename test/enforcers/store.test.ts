@@ -25,9 +25,9 @@ function withDir(f: (dir: string) => Promise<void> | void) {
 describe('verdict store', () => {
   test('verdicts survive close and reopen, keyed by id', withDir(async (dir) => {
     let s = VerdictStore.open(dir);
-    s.put(sv('a', { kind: 'pid', pid: 42 }, 0, 0));
-    s.put(sv('b', { kind: 'inode', dev: 2049, ino: 77 }, 5000, 99));
-    s.put(sv('a', { kind: 'pid', pid: 43 }, 0, 0)); // same id replaces
+    s.putSync(sv('a', { kind: 'pid', pid: 42 }, 0, 0));
+    s.putSync(sv('b', { kind: 'inode', dev: 2049, ino: 77 }, 5000, 99));
+    s.putSync(sv('a', { kind: 'pid', pid: 43 }, 0, 0)); // same id replaces
     await s.close();
     s = VerdictStore.open(dir);
     const all = s.list().sort((x, y) => x.verdict.id.localeCompare(y.verdict.id));
@@ -42,9 +42,9 @@ describe('verdict store', () => {
 
   test('prune removes what expired by boot-time deadline, keeps the rest', withDir(async (dir) => {
     const s = VerdictStore.open(dir);
-    s.put(sv('past', { kind: 'pid', pid: 1000 }, 5000, 10));
-    s.put(sv('future', { kind: 'pid', pid: 1001 }, 9000, 10));
-    s.put(sv('never', { kind: 'inode', dev: 1, ino: 2 }, 0, 0));
+    s.putSync(sv('past', { kind: 'pid', pid: 1000 }, 5000, 10));
+    s.putSync(sv('future', { kind: 'pid', pid: 1001 }, 9000, 10));
+    s.putSync(sv('never', { kind: 'inode', dev: 1, ino: 2 }, 0, 0));
     const gone = s.prune(at(6000, 1_000_000));
     assert.deepEqual(gone.map((g) => g.verdict.id), ['past']);
     assert.deepEqual(s.list().map((x) => x.verdict.id).sort(), ['future', 'never']);

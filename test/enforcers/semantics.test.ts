@@ -1,0 +1,329 @@
+// One table, run through both implementations of krsi's enforcement semantics: the replay model
+// (engine/enforcement/model.ts) and the live enforcer's translation into map entries
+// (enforcers/enforcer.ts), read back the way bpf/enforce.bpf.c reads them, following the SEMANTICS
+// rows check by check. Every row also states the expected answer, so a bug shared by both fails.
+// The in-VM tests (test/vm/e2e.test.ts) check the kernel itself on the same scenarios.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EnforcementModel } from '../../engine/enforcement/model.ts';
+import { KRSI_OP, KRSI_MODULE_MODE, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
+import { Enforcer, MemoryMapWriter, keyString, ModuleResolver, type EntryKey } from '../../enforcers/enforcer.ts';
+import { VerdictStore } from '../../enforcers/store.ts';
+import type { CompiledRuleSet, CompiledRule, KernelJson } from '../../engine/rules/types.ts';
+import type { DeniedOut, Mode, Subject, Verdict, VerdictOp } from '../../engine/types.ts';
+import type { DeniedEvent, KrsiEvent } from '../../signals/events.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'krsi-sem-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const SELF = 999;
+
+// files for deny_exec_paths (resolved by stat) and fake module files (resolved by the resolver)
+const vulnPath = join(dir, 'vuln-bin');
+writeFileSync(vulnPath, 'x');
+const vuln = statSync(vulnPath);
+const MODS: Record<string, { dev: number; ino: number }> = {
+  dummy: { dev: 2049, ino: 5001 },
+  evil: { dev: 2049, ino: 5002 },
+  good: { dev: 2049, ino: 5003 },
+};
+const modules = { dir: '/fake/modules', inode: (n: string) => (MODS[n] ? { ...MODS[n], path: `/fake/${n}.ko` } : undefined) } as unknown as ModuleResolver;
+
+type Step =
+  | { apply: { rule?: string; op: VerdictOp; subject: Subject; ts: number; ttl?: number } }
+  | { remove: string }
+  | { ev: KrsiEvent; deny?: { reason: DenyReason; verdict: string } };
+
+interface Row {
+  name: string;
+  kernel?: KernelJson & { lists?: Record<string, string[]>; mode?: Mode };
+  steps: Step[];
+}
+
+let tsCounter = 1000;
+function ev(type: KrsiEvent['type'], pid: number, extra: Record<string, unknown> = {}, ts?: number): KrsiEvent {
+  return { ts: ts ?? (tsCounter += 10), type, pid, ppid: 1, uid: 0, comm: 't', exe: { path: '/bin/t', dev: 1, ino: 1 }, ...extra } as KrsiEvent;
+}
+const exec = (pid: number, exe = { path: '/bin/t', dev: 1, ino: 1 }, ts?: number) => ev('exec', pid, { filename: exe.path, exe }, ts);
+const mprot = (pid: number, prot: number, ts?: number) => ev('mprotect', pid, { start: 0, len: 4096, prot }, ts);
+const modload = (pid: number, name: string, ts?: number) => ev('module_load', pid, { name, file: MODS[name] }, ts);
+const vid = (rule: string, op: VerdictOp, s: Subject) => verdictId(rule, op, s);
+const P = (pid: number): Subject => ({ kind: 'pid', pid });
+const I = (dev: number, ino: number): Subject => ({ kind: 'inode', dev, ino });
+
+const ROWS: Row[] = [
+  {
+    name: 'exec verdict on an inode denies that binary, not another inode',
+    steps: [
+      { apply: { op: 'exec', subject: I(7, 70), ts: 100 } },
+      { ev: exec(50, { path: '/x', dev: 7, ino: 70 }), deny: { reason: 'INODE', verdict: vid('r', 'exec', I(7, 70)) } },
+      { ev: exec(50, { path: '/x-copy', dev: 7, ino: 71 }) },
+    ],
+  },
+  {
+    name: 'exec verdict on a pid denies its next exec, not another process',
+    steps: [
+      { apply: { op: 'exec', subject: P(60), ts: 100 } },
+      { ev: exec(60), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(60)) } },
+      { ev: exec(61) },
+      { ev: mprot(60, 7) },
+    ],
+  },
+  {
+    name: 'quarantine denies exec, W+X mprotect and module load of one process',
+    kernel: { module_allowlist: 'allowed', lists: { allowed: ['dummy', 'good'] } },
+    steps: [
+      { apply: { op: 'quarantine', subject: P(70), ts: 100 } },
+      { ev: exec(70), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(70)) } },
+      { ev: mprot(70, 7), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(70)) } },
+      { ev: mprot(70, 3) },
+      { ev: modload(70, 'dummy'), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(70)) } },
+      { ev: modload(71, 'dummy') },
+    ],
+  },
+  {
+    name: 'mprotect_exec verdict denies only PROT_EXEC requests',
+    steps: [
+      { apply: { op: 'mprotect_exec', subject: P(80), ts: 100 } },
+      { ev: mprot(80, 1) },
+      { ev: mprot(80, 5), deny: { reason: 'TGID', verdict: vid('r', 'mprotect_exec', P(80)) } },
+      { ev: exec(80) },
+    ],
+  },
+  {
+    name: 'the in-kernel mprotect counter: the call over the limit adding PROT_EXEC is denied, another process is not',
+    kernel: { mprotect_limit: 3 },
+    steps: [
+      { ev: mprot(90, 3) }, { ev: mprot(90, 7) }, { ev: mprot(90, 3) },
+      { ev: mprot(90, 3) },
+      { ev: mprot(90, 5), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+      { ev: mprot(91, 5) },
+    ],
+  },
+  {
+    name: 'TTL: an entry is live before its deadline and dead from it on',
+    steps: [
+      { apply: { op: 'exec', subject: P(100), ts: 10_000, ttl: 500 } },
+      { ev: exec(100, undefined, 10_499), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(100)) } },
+      { ev: exec(100, undefined, 10_500) },
+    ],
+  },
+  {
+    name: 'verdicts on one key merge: ops OR-ed, the later deadline holds for both',
+    steps: [
+      { apply: { rule: 'a', op: 'exec', subject: P(110), ts: 20_000, ttl: 100 } },
+      { apply: { rule: 'b', op: 'mprotect_exec', subject: P(110), ts: 20_010, ttl: 1000 } },
+      { ev: exec(110, undefined, 20_500), deny: { reason: 'TGID', verdict: vid('a', 'exec', P(110)) } },
+      { ev: mprot(110, 4, 20_600), deny: { reason: 'TGID', verdict: vid('b', 'mprotect_exec', P(110)) } },
+      { ev: exec(110, undefined, 21_010) },
+    ],
+  },
+  {
+    name: 'a dead entry is replaced, not merged',
+    steps: [
+      { apply: { rule: 'a', op: 'exec', subject: P(120), ts: 30_000, ttl: 100 } },
+      { apply: { rule: 'b', op: 'mprotect_exec', subject: P(120), ts: 30_200, ttl: 1000 } },
+      { ev: exec(120, undefined, 30_300) },
+      { ev: mprot(120, 4, 30_400), deny: { reason: 'TGID', verdict: vid('b', 'mprotect_exec', P(120)) } },
+    ],
+  },
+  {
+    name: 'never pid 1, never krsi itself',
+    steps: [
+      { apply: { op: 'quarantine', subject: P(1), ts: 100 } },
+      { apply: { op: 'quarantine', subject: P(SELF), ts: 100 } },
+      { ev: exec(1) },
+      { ev: exec(SELF) },
+    ],
+  },
+  {
+    name: 'a pid verdict ends when the process exits (a reused pid starts clean)',
+    steps: [
+      { apply: { op: 'exec', subject: P(130), ts: 100 } },
+      { ev: exec(130), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(130)) } },
+      { ev: ev('exit', 130, { code: 0 }) },
+      { ev: exec(130) },
+    ],
+  },
+  {
+    name: 'removing a verdict takes its bits out of the entry',
+    steps: [
+      { apply: { rule: 'a', op: 'exec', subject: P(140), ts: 100 } },
+      { apply: { rule: 'b', op: 'mprotect_exec', subject: P(140), ts: 100 } },
+      { remove: vid('a', 'exec', P(140)) },
+      { ev: exec(140) },
+      { ev: mprot(140, 4), deny: { reason: 'TGID', verdict: vid('b', 'mprotect_exec', P(140)) } },
+      { remove: vid('b', 'mprotect_exec', P(140)) },
+      { ev: mprot(140, 4) },
+    ],
+  },
+  {
+    name: 'deny_exec_paths: the listed binary is denied by inode',
+    kernel: { deny_exec_paths: 'vuln', lists: { vuln: [vulnPath] } },
+    steps: [
+      { ev: exec(150, { path: vulnPath, dev: vuln.dev, ino: vuln.ino }), deny: { reason: 'INODE', verdict: `kernel:deny_exec_paths:${vulnPath}` } },
+      { ev: exec(150, { path: '/bin/other', dev: 1, ino: 2 }) },
+    ],
+  },
+  {
+    name: 'module allowlist: a module not on it is denied, one on it loads',
+    kernel: { module_allowlist: 'allowed', lists: { allowed: ['dummy'] } },
+    steps: [
+      { ev: modload(160, 'dummy') },
+      { ev: modload(160, 'evil'), deny: { reason: 'MODULE_ALLOW', verdict: 'kernel:module_allowlist' } },
+    ],
+  },
+  {
+    name: 'module denylist: a module on it is denied, another loads',
+    kernel: { module_denylist: 'bad', lists: { bad: ['evil'] } },
+    steps: [
+      { ev: modload(170, 'evil'), deny: { reason: 'MODULE_DENY', verdict: 'kernel:module_denylist' } },
+      { ev: modload(170, 'good') },
+    ],
+  },
+  {
+    name: 'module verdicts: by name (resolved to the .ko inode) and by module file',
+    steps: [
+      { apply: { op: 'module_load', subject: { kind: 'module', name: 'evil' }, ts: 100 } },
+      { apply: { rule: 'f', op: 'module_load', subject: { kind: 'module_file', ...MODS.good }, ts: 100 } },
+      { ev: modload(180, 'evil'), deny: { reason: 'INODE', verdict: vid('r', 'module_load', { kind: 'module', name: 'evil' }) } },
+      { ev: modload(180, 'good'), deny: { reason: 'INODE', verdict: vid('f', 'module_load', { kind: 'module_file', ...MODS.good }) } },
+      { ev: modload(180, 'dummy') },
+    ],
+  },
+  {
+    name: 'module_load verdict on a pid: that process may not load modules',
+    steps: [
+      { apply: { op: 'module_load', subject: P(190), ts: 100 } },
+      { ev: modload(190, 'dummy'), deny: { reason: 'TGID', verdict: vid('r', 'module_load', P(190)) } },
+      { ev: exec(190) },
+    ],
+  },
+  {
+    name: 'kernel blocks of monitor-mode rules configure nothing',
+    kernel: { mode: 'monitor', mprotect_limit: 1, module_allowlist: 'allowed', lists: { allowed: [] } },
+    steps: [{ ev: mprot(200, 3) }, { ev: mprot(200, 7) }, { ev: modload(200, 'dummy') }],
+  },
+];
+
+function ruleSet(row: Row): CompiledRuleSet {
+  const rules: CompiledRule[] = [];
+  const lists: Record<string, Set<string | number>> = {};
+  if (row.kernel) {
+    const { lists: l, mode, ...kernel } = row.kernel;
+    for (const [k, v] of Object.entries(l ?? {})) lists[k] = new Set(v);
+    rules.push({ id: 'k', mode: mode ?? 'enforce', kernel, source: { enabled: true } } as unknown as CompiledRule);
+  }
+  return { rules, lists, byType: new Map() };
+}
+
+function verdict(a: Extract<Step, { apply: unknown }>['apply']): Verdict {
+  const rule = a.rule ?? 'r';
+  const ttl = a.ttl ?? 0;
+  return { id: verdictId(rule, a.op, a.subject), rule, op: a.op, subject: a.subject, ts: a.ts, ttl_ns: ttl, expires: ttl ? a.ts + ttl : 0, mode: 'enforce' };
+}
+
+/** the kernel's reading of the maps (bpf/enforce.bpf.c), check by check in SEMANTICS order */
+class KernelReading {
+  private count = new Map<number, number>();
+  constructor(private readonly maps: MemoryMapWriter) {}
+  private get(k: EntryKey) {
+    return this.maps.entries.get(keyString(k))?.value;
+  }
+  check(e: KrsiEvent): DeniedEvent | undefined {
+    const cfg = this.maps.cfg!;
+    if (e.type === 'exit') {
+      this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: e.pid })); // the krsi_exit program
+      this.count.delete(e.pid);
+      return undefined;
+    }
+    const row = SEMANTICS.find((r) => r.event === e.type && r.hook !== 'kernel_load_data');
+    if (!row) return undefined;
+    if (e.pid === 1 || e.pid === cfg.krsi_tgid) return undefined;
+    let n = 0;
+    if (row.op === 'mprotect_exec' && cfg.mprotect_limit) this.count.set(e.pid, (n = (this.count.get(e.pid) ?? 0) + 1));
+    if (!row.applies(e)) return undefined;
+    const file = e.type === 'exec' ? e.exe : e.type === 'module_load' ? e.file : undefined;
+    for (const c of row.checks) {
+      let hit = false, inode: { dev: number; ino: number } | undefined;
+      if (c.map === 'deny_inode' || c.map === 'deny_module_name') {
+        const v = file && this.get({ map: 'deny_inode', ...file });
+        hit = !!v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts);
+        inode = file;
+      } else if (c.map === 'deny_tgid') {
+        const v = this.get({ map: 'deny_tgid', tgid: e.pid });
+        hit = !!v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts);
+      } else if (c.map === 'mprotect_count') {
+        hit = cfg.mprotect_limit > 0 && n > cfg.mprotect_limit;
+      } else if (c.map === 'module_deny') {
+        hit = (cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 && !!file && !!this.get({ map: 'module_deny', ...file });
+        inode = file;
+      } else if (c.map === 'module_allow') {
+        hit = (cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) !== 0 && !(file && this.get({ map: 'module_allow', ...file }));
+        inode = file;
+      }
+      if (hit) {
+        const v = c.reason === 'TGID' ? this.get({ map: 'deny_tgid', tgid: e.pid }) : inode && this.get({ map: 'deny_inode', ...inode });
+        return { ...e, type: 'denied', op: row.op, key: { reason: c.reason, rule_id: v?.rule_id ?? 0, ...(c.reason === 'TGID' ? { pid: e.pid } : inode ?? {}) } } as DeniedEvent;
+      }
+    }
+    return undefined;
+  }
+}
+
+const strip = (d: DeniedOut | undefined) => d && { op: d.op, pid: d.pid, ts: d.ts, reason: d.reason, verdict: d.verdict };
+
+describe('enforcement semantics: the model and the enforcer\'s map entries agree, row by row', () => {
+  for (const row of ROWS) {
+    test(row.name, async () => {
+      const set = ruleSet(row);
+      const model = new EnforcementModel({ selfPid: SELF });
+      model.configure(set, { resolve: (p) => { try { const s = statSync(p); return { dev: s.dev, ino: s.ino }; } catch { return undefined; } } });
+      // model: deny_module_name is keyed by name and module lists hold names; the kernel by file inode
+      const sdir = mkdtempSync(join(dir, 'state-'));
+      const store = VerdictStore.open(sdir);
+      const maps = new MemoryMapWriter();
+      let now = 0;
+      const enf = new Enforcer(store, maps, { selfPid: SELF, modules, clock: () => ({ boot: now, wall: 1e12 + now / 1e6, bootId: 'b' }), procStart: () => 1 });
+      enf.configure(set);
+      const kernel = new KernelReading(maps);
+      try {
+        for (const step of row.steps) {
+          if ('apply' in step) {
+            const v = verdict(step.apply);
+            now = v.ts;
+            model.apply(v);
+            enf.apply(v);
+          } else if ('remove' in step) {
+            model.remove(step.remove);
+            enf.remove(step.remove);
+          } else {
+            now = step.ev.ts;
+            const m = model.check(step.ev);
+            const k = kernel.check(step.ev);
+            if (step.ev.type === 'exit') enf.exited(step.ev.pid);
+            const kOut = k && enf.deniedOut(k);
+            const what = `${step.ev.type} pid ${step.ev.pid} at ${step.ev.ts}`;
+            assert.deepEqual(strip(kOut), strip(m), `${what}: enforcer's maps and the model disagree`);
+            const want = step.deny && { op: ({ exec: 'exec', mprotect: 'mprotect_exec', module_load: 'module_load' } as Record<string, string>)[step.ev.type], pid: step.ev.pid, ts: step.ev.ts, reason: step.deny.reason, verdict: step.deny.verdict };
+            assert.deepEqual(strip(m), want, `${what}: expected ${want ? 'denied' : 'allowed'}`);
+          }
+        }
+      } finally {
+        await enf.close();
+      }
+    });
+  }
+
+  test('the rows exercise every check of every modelled hook', () => {
+    const hit = new Set<string>();
+    for (const row of ROWS) for (const s of row.steps) if ('ev' in s && s.deny) hit.add(`${s.ev.type}:${s.deny.reason}`);
+    for (const r of SEMANTICS) {
+      if (r.hook === 'kernel_load_data') continue;
+      for (const c of r.checks) assert.ok(hit.has(`${r.event}:${c.reason}`), `no row denies ${r.event} by ${c.reason} (${c.map})`);
+    }
+    assert.equal(KRSI_OP.QUARANTINE, KRSI_OP.EXEC | KRSI_OP.MPROTECT_EXEC | KRSI_OP.MODULE_LOAD);
+  });
+});
