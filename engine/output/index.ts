@@ -1,0 +1,48 @@
+// Output of replay/run: formatters (text for people, JSON Lines for tools) and a buffered sink that
+// writes them to stdout with backpressure.
+import { once } from 'node:events';
+import type { Output } from '../types.ts';
+import { formatJson } from './json.ts';
+import { formatText, type TextContext } from './text.ts';
+
+export { formatJson } from './json.ts';
+export { formatText, formatSubject, formatTtl, type TextContext } from './text.ts';
+export { createProgress, type Progress } from './progress.ts';
+
+export type Format = 'text' | 'json';
+
+/** collects formatted outputs and writes them in chunks; drain() waits for the stream when it is full */
+export class OutputSink {
+  private buf = '';
+  readonly ctx: TextContext = {};
+  constructor(
+    readonly format: Format,
+    private readonly out: NodeJS.WritableStream = process.stdout,
+  ) {}
+
+  readonly write = (o: Output): void => {
+    this.buf += this.format === 'json' ? formatJson(o) : formatText(o, this.ctx);
+    if (this.buf.length > 1 << 16) this.push();
+  };
+
+  private push(): boolean {
+    if (!this.buf) return true;
+    const ok = this.out.write(this.buf);
+    this.buf = '';
+    return ok;
+  }
+
+  /** writes what is buffered; resolves once the stream can take more */
+  async drain(): Promise<void> {
+    if (!this.push()) await once(this.out, 'drain');
+  }
+
+  async end(): Promise<void> {
+    this.push();
+    if (this.out === process.stdout || this.out === process.stderr) {
+      await new Promise<void>((res) => this.out.write('', () => res()));
+    } else {
+      await new Promise<void>((res) => this.out.end(() => res()));
+    }
+  }
+}

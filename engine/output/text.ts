@@ -1,0 +1,71 @@
+// Text output for people: one line per alert, verdict or denial, times relative to the first event,
+// and a summary block at the end.
+import type { Output, Subject, SummaryOut } from '../types.ts';
+
+export interface TextContext {
+  /** ts of the log's first event; times print as +seconds after it */
+  t0?: number;
+}
+
+function rel(ts: number, ctx: TextContext): string {
+  if (ctx.t0 === undefined) return `ts ${ts}`;
+  return `+${((ts - ctx.t0) / 1e9).toFixed(6)}s`;
+}
+
+export function formatSubject(s: Subject): string {
+  switch (s.kind) {
+    case 'pid':
+      return `pid ${s.pid}`;
+    case 'inode':
+      return `inode ${s.dev}:${s.ino}`;
+    case 'module':
+      return `module ${s.name}`;
+    case 'module_file':
+      return `module file ${s.dev}:${s.ino}`;
+  }
+}
+
+export function formatTtl(ns: number): string {
+  if (!ns) return 'no expiry';
+  const units: [number, string][] = [[86400e9, 'd'], [3600e9, 'h'], [60e9, 'm'], [1e9, 's'], [1e6, 'ms']];
+  for (const [n, u] of units) if (ns >= n && ns % n === 0) return `${ns / n}${u}`;
+  return `${ns}ns`;
+}
+
+function seqs(events: number[]): string {
+  if (events.length <= 6) return events.join(',');
+  return `${events.slice(0, 3).join(',')},…,${events.slice(-2).join(',')} (${events.length})`;
+}
+
+function summary(s: SummaryOut): string {
+  const lines = [
+    `summary: ${s.events} events${s.bad_lines ? `, ${s.bad_lines} bad lines skipped` : ''} in ${s.seconds.toFixed(3)}s (${Math.round(s.events_per_sec).toLocaleString('en-US')} events/s)`,
+    `  ${s.alerts} alerts, ${s.verdicts} verdicts, ${s.denied} denied`,
+  ];
+  const ids = Object.keys(s.per_rule).sort();
+  const w = Math.max(0, ...ids.map((id) => id.length));
+  for (const id of ids) {
+    const r = s.per_rule[id];
+    lines.push(`  ${id.padEnd(w)}  alerts ${r.alerts}  verdicts ${r.verdicts}  denied ${r.denied}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function formatText(o: Output, ctx: TextContext = {}): string {
+  switch (o.kind) {
+    case 'alert':
+      return `ALERT    ${o.severity.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${o.message}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
+    case 'verdict': {
+      const state = o.applied ? 'applied' : `not applied (${o.mode} mode)`;
+      return `VERDICT  ${o.severity.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  deny ${o.op} for ${formatSubject(o.subject)}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
+    }
+    case 'denied':
+      return `DENIED   ${''.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${o.op} of event ${o.seq} would be refused${o.reason ? ` (${o.reason})` : ''} by verdict ${o.verdict}\n`;
+    case 'summary':
+      return summary(o);
+  }
+}
+
+function explain(lines: string[] | undefined): string {
+  return lines?.length ? lines.map((l) => `           - ${l}\n`).join('') : '';
+}
