@@ -1,0 +1,223 @@
+// Live signals: loads bpf/signals.bpf.c, attaches it, drains its ring buffer through the one decoder into
+// a shared stream (the engine and the recorder subscribe to the same source), merges the user-space
+// module_list signal and reports lost events (the BPF-side counters) periodically. stop() detaches all.
+import { readFileSync } from 'node:fs';
+import { Observable, Subject, Subscription } from 'rxjs';
+import { BpfObject, RingBuffer, requireLiveBpf, type BpfMap } from '../bpf/libbpf.ts';
+import { ensureObject } from '../bpf/build.ts';
+import { childLogger } from '../engine/log.ts';
+import type { KrsiEvent } from './events.ts';
+import { Decoder, EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from './decode.ts';
+import { moduleList$, moduleListUnavailable } from './modules.ts';
+
+const log = childLogger('signals');
+
+/** always watched; SignalsOptions.watchEnv adds to these */
+export const DEFAULT_WATCH_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
+
+/** programs whose failure to attach only makes their signal unavailable */
+const OPTIONAL_PROGS: Record<string, string> = {
+  krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
+  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load',
+};
+
+const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
+
+export interface SignalsOptions {
+  /** environment variables to report on exec, besides LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (8 in all) */
+  watchEnv?: string[];
+  /** module_list snapshot period in ms (default 30000; 0: only after module loads) */
+  modulesInterval?: number;
+  /** how often lost events are checked and logged, ms (default 5000; 0: never) */
+  lostInterval?: number;
+  /** ring buffer size in bytes (a power of two, default the program's 16 MiB) */
+  ringBytes?: number;
+  /** drop krsi's own events in the kernel (default true: its JIT's mprotects would loop) */
+  filterSelf?: boolean;
+}
+
+export interface LiveSignals {
+  /** every event, in ts order */
+  events$: Observable<KrsiEvent>;
+  /** the same events in the batches they were drained in (cheaper for the engine and the recorder) */
+  batches$: Observable<KrsiEvent[]>;
+  /** events the kernel could not hand over (ring buffer full), all kinds */
+  lost(): number;
+  lostByKind(): Record<string, number>;
+  /** signals that cannot run on this kernel, with the reason */
+  unavailable: Record<string, string>;
+  stats(): { records: number; events: number; bad: number; reordered: number };
+  stop(): Promise<void>;
+}
+
+let moduleTpCache: string | undefined | null = null;
+
+/** why the module_load tracepoint is missing, or undefined (looked up in the kernel's BTF) */
+export function moduleLoadUnavailable(): string | undefined {
+  if (moduleTpCache !== null) return moduleTpCache;
+  try {
+    const btf = readFileSync('/sys/kernel/btf/vmlinux');
+    moduleTpCache = btf.includes('\0btf_trace_module_load\0') ? undefined : 'the kernel has no module_load tracepoint (no module support)';
+  } catch {
+    moduleTpCache = 'no /sys/kernel/btf/vmlinux';
+  }
+  return moduleTpCache;
+}
+
+/** the watch_names rodata array: up to KRSI_ENV_WATCH names, each < KRSI_ENV_NAME_LEN bytes */
+export function encodeWatchNames(names: string[]): Buffer {
+  const all = [...new Set([...DEFAULT_WATCH_ENV, ...names])];
+  if (all.length > KRSI_ENV_WATCH) throw new Error(`watchEnv: at most ${KRSI_ENV_WATCH} watched variables in all (${all.join(', ')})`);
+  const b = Buffer.alloc(KRSI_ENV_WATCH * KRSI_ENV_NAME_LEN);
+  all.forEach((n, i) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n) || n.length >= KRSI_ENV_NAME_LEN) {
+      throw new Error(`watchEnv: '${n}' is not a variable name of at most ${KRSI_ENV_NAME_LEN - 1} characters`);
+    }
+    b.write(n, i * KRSI_ENV_NAME_LEN, 'latin1');
+  });
+  return b;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+/** per-kind sums of the per-CPU "lost" counters */
+function readLost(m: BpfMap): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let k = 1; k < KRSI_EV_MAX; k++) {
+    const v = m.lookup(u32(k));
+    if (!v) continue;
+    let n = 0;
+    for (let o = 0; o + 8 <= v.length; o += 8) n += Number(v.readBigUInt64LE(o));
+    if (n) out[KIND_NAMES[k] ?? `kind${k}`] = n;
+  }
+  return out;
+}
+
+/** load, attach and start draining the signal programs (root, libbpf.so.1, clang for the first build) */
+export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals> {
+  requireLiveBpf();
+  const unavailable: Record<string, string> = {};
+  const obj = BpfObject.open(ensureObject('signals'));
+  const decoder = new Decoder();
+  const batches = new Subject<KrsiEvent[]>();
+  const events = new Subject<KrsiEvent>();
+  const subs = new Subscription();
+  const timers: NodeJS.Timeout[] = [];
+  let ring: RingBuffer | undefined;
+  let pending: KrsiEvent[] = [];
+  let lastTs = 0;
+  let records = 0;
+  let delivered = 0;
+  let reordered = 0;
+  let stopped = false;
+
+  // one drain turn of the ring buffer becomes one batch, sorted by ts (records of different CPUs can
+  // cross by microseconds) and kept non-decreasing across batches, as logs and windows need
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    if (!batch.length) return;
+    batch.sort((a, b) => a.ts - b.ts);
+    for (const e of batch) {
+      if (e.ts < lastTs) {
+        e.kts = e.ts;
+        e.ts = lastTs;
+        reordered++;
+      } else lastTs = e.ts;
+    }
+    delivered += batch.length;
+    batches.next(batch);
+    if (events.observed) for (const e of batch) events.next(e);
+  };
+  const push = (e: KrsiEvent) => {
+    if (!pending.length) queueMicrotask(flush);
+    pending.push(e);
+  };
+
+  try {
+    if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
+    const names = encodeWatchNames(o.watchEnv ?? []);
+    obj.setGlobal('watch_names', names);
+    obj.setGlobal('watch_count', u32([...new Set([...DEFAULT_WATCH_ENV, ...(o.watchEnv ?? [])])].length));
+    if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
+    const noModules = moduleLoadUnavailable();
+    if (noModules) {
+      obj.setAutoload('krsi_module_load', false);
+      unavailable.module_load = noModules;
+    }
+    obj.load();
+    for (const prog of obj.programs()) {
+      if (prog === 'krsi_module_load' && noModules) continue;
+      try {
+        obj.attach(prog);
+      } catch (e) {
+        const signal = OPTIONAL_PROGS[prog];
+        if (!signal) throw e;
+        unavailable[signal] = (e as Error).message;
+      }
+    }
+    const noList = moduleListUnavailable();
+    if (noList) unavailable.module_list = noList;
+    for (const [s, why] of Object.entries(unavailable)) log.warn({ signal: s }, `signal ${s} unavailable: ${why}`);
+
+    ring = new RingBuffer((data) => {
+      records++;
+      const e = decoder.decode(data);
+      if (e) push(e);
+    });
+    ring.add(obj.map('events'));
+    ring.start();
+
+    if (!noList) subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: events }).subscribe(push));
+
+    const lostMap = obj.map('lost');
+    let lostSeen = 0;
+    let finalLost: Record<string, number> = {};
+    const lostInterval = o.lostInterval ?? 5000;
+    if (lostInterval > 0) {
+      const t = setInterval(() => {
+        const by = readLost(lostMap);
+        const total = Object.values(by).reduce((a, b) => a + b, 0);
+        if (total > lostSeen) log.warn({ lost: total - lostSeen, by }, `lost ${total - lostSeen} events (ring buffer full)`);
+        lostSeen = total;
+      }, lostInterval);
+      t.unref();
+      timers.push(t);
+    }
+    log.info({ attached: obj.attached().length, unavailable: Object.keys(unavailable) }, 'signals started');
+
+    return {
+      events$: events.asObservable(),
+      batches$: batches.asObservable(),
+      lost: () => Object.values(stopped ? finalLost : readLost(lostMap)).reduce((a, b) => a + b, 0),
+      lostByKind: () => (stopped ? finalLost : readLost(lostMap)),
+      unavailable,
+      stats: () => ({ records, events: delivered, bad: decoder.bad, reordered }),
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const t of timers) clearInterval(t);
+        subs.unsubscribe();
+        // hand over what is still in the ring, then unmap it and detach
+        ring?.drainAll();
+        await ring?.stop();
+        finalLost = readLost(lostMap);
+        obj.close();
+        flush();
+        batches.complete();
+        events.complete();
+        log.info({ records, events: delivered }, 'signals stopped');
+      },
+    };
+  } catch (e) {
+    for (const t of timers) clearInterval(t);
+    subs.unsubscribe();
+    await ring?.stop();
+    obj.close();
+    throw e;
+  }
+}
