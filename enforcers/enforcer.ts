@@ -189,6 +189,8 @@ export class Enforcer {
   private readonly clock: () => Now;
   private readonly procStart: (pid: number) => number | undefined;
   private cfg: KConfig;
+  /** which rule configured the in-kernel counter and lists (the model reports the first / strictest) */
+  private kernelRules: { mprotect?: string; allow?: string; deny?: string } = {};
   private readonly pending = new Set<Promise<unknown>>();
   /** ns from apply() to its map entry written, most recent last (bounded) */
   readonly applyNs: number[] = [];
@@ -222,12 +224,17 @@ export class Enforcer {
     for (const e of this.lists.values()) this.maps.delete(e.key);
     this.lists.clear();
     let limit = 0, allow = false, deny = false;
+    this.kernelRules = {};
     const at = this.clock().boot;
     for (const r of rules.rules) {
       const k = r.kernel;
       if (!k || r.source.enabled === false || (mode ?? r.mode) !== 'enforce') continue;
       const ruleId = this.store.ruleId(r.id);
-      if (k.mprotect_limit && k.mprotect_limit > 0) limit = limit ? Math.min(limit, k.mprotect_limit) : k.mprotect_limit;
+      if (k.mprotect_limit && k.mprotect_limit > 0 && (limit === 0 || k.mprotect_limit < limit)) {
+        limit = k.mprotect_limit;
+        this.kernelRules.mprotect = r.id;
+      }
+      if (k.module_allowlist !== undefined) this.kernelRules.allow ??= r.id;
       if (k.deny_exec_paths !== undefined) {
         for (const p of listOf(rules, k.deny_exec_paths, r.id)) {
           let st;
@@ -356,18 +363,27 @@ export class Enforcer {
   /** turns a `denied` event from the enforcement ring buffer into the DeniedOut replay prints: the
    *  verdict is the one that set that op bit in that entry (as the model reports it) */
   deniedOut(ev: DeniedEvent): DeniedOut {
-    const key = ev.key as { reason?: number | string; rule_id?: number; dev?: number; ino?: number };
+    // decoded by enforcers/maps.ts decodeDenied / signals/decode.ts: reason and rule_id beside key
+    const x = ev as DeniedEvent & { reason?: number | string; rule_id?: number };
+    const key = ev.key as { reason?: number | string; rule_id?: number; dev?: number; ino?: number; counter?: unknown };
+    const rawReason = x.reason ?? key.reason;
+    const ruleId = x.rule_id ?? key.rule_id;
     const op = (ev.op in OP_BITS && ev.op !== 'quarantine' ? ev.op : 'exec') as VerdictOp;
-    const reason = (typeof key.reason === 'string' ? key.reason : (Object.keys(KRSI_DENY) as DenyReason[]).find((r) => KRSI_DENY[r] === key.reason)) as DenyReason | undefined;
+    const reason = (typeof rawReason === 'string' ? rawReason : (Object.keys(KRSI_DENY) as DenyReason[]).find((r) => KRSI_DENY[r] === rawReason)) as DenyReason | undefined;
     const base = { kind: 'denied' as const, ts: ev.ts, seq: ev.seq ?? -1, pid: ev.pid, op, ...(reason ? { reason } : {}) };
-    const rule = ev.rule ?? (key.rule_id ? this.store.ruleName(key.rule_id) : undefined) ?? 'unknown';
+    const rule = ev.rule ?? (ruleId ? this.store.ruleName(ruleId) : undefined) ?? this.kernelRule(reason) ?? 'unknown';
     const bitIndex = BIT_INDEX.find(([b]) => b === OP_BITS[op])![1];
-    if (reason === 'MPROTECT_LIMIT') return { ...base, verdict: 'kernel:mprotect_limit', rule };
+    if (reason === 'MPROTECT_LIMIT' || key.counter !== undefined) return { ...base, verdict: 'kernel:mprotect_limit', rule };
     if (reason === 'MODULE_ALLOW') return { ...base, verdict: 'kernel:module_allowlist', rule };
     if (reason === 'MODULE_DENY') return { ...base, verdict: 'kernel:module_denylist', rule };
     const k: EntryKey = reason === 'INODE' || (reason === undefined && key.ino) ? { map: 'deny_inode', dev: key.dev ?? 0, ino: key.ino ?? 0 } : { map: 'deny_tgid', tgid: ev.pid };
     const c = this.entries.get(keyString(k))?.by[bitIndex];
     return { ...base, verdict: c?.verdict ?? `kernel:${reason ?? 'unknown'}`, rule: c?.rule ?? rule };
+  }
+
+  /** the rule behind an in-kernel list or counter (the kernel reports rule_id 0 for those) */
+  private kernelRule(reason: DenyReason | undefined): string | undefined {
+    return reason === 'MPROTECT_LIMIT' ? this.kernelRules.mprotect : reason === 'MODULE_ALLOW' ? this.kernelRules.allow : reason === 'MODULE_DENY' ? this.kernelRules.deny : undefined;
   }
 
   /** median and p99 of apply() -> map entry written, ns */
