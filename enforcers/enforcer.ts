@@ -18,27 +18,19 @@ import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
 import { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeExpires, type DenyReason } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
+import { BpfMap } from '../bpf/libbpf.ts';
+import {
+  CONFIG_KEY, MAP_PINS, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
+  type DecodedDenied, type KConfig, type KVerdict,
+} from './maps.ts';
+import { enforcementLoaded, loadEnforcement, type EnforcementHandle } from './programs.ts';
 import { VerdictStore, deadlineNow, now as clockNow, stateDir as defaultStateDir, type Now, type StoredVerdict } from './store.ts';
 
 const log = childLogger('enforcer');
 
 export { OP_BITS };
 
-/** struct krsi_verdict */
-export interface KVerdict {
-  /** CLOCK_BOOTTIME deadline, 0 = never */
-  expires: number;
-  ops: number;
-  rule_id: number;
-}
-
-/** struct krsi_config */
-export interface KConfig {
-  krsi_tgid: number;
-  mprotect_limit: number;
-  module_mode: number;
-  enforce: number;
-}
+export type { KVerdict, KConfig };
 
 /** the presence maps (module lists) and the verdict maps */
 export type InodeMap = 'deny_inode' | 'module_allow' | 'module_deny';
@@ -175,6 +167,8 @@ export interface EnforcerOptions {
   /** true (default): -EPERM; false: the kernel only reports would-deny events */
   enforce?: boolean;
   clock?: () => Now;
+  /** false: leave the kernel config alone (krsi verdicts beside a running krsi run) */
+  manageConfig?: boolean;
   /** process start time, to tell a pid's process from a later one with the same pid */
   procStart?: (pid: number) => number | undefined;
 }
@@ -192,6 +186,7 @@ export class Enforcer {
   /** which rule configured the in-kernel counter and lists (the model reports the first / strictest) */
   private kernelRules: { mprotect?: string; allow?: string; deny?: string } = {};
   private readonly pending = new Set<Promise<unknown>>();
+  private handle?: EnforcementHandle;
   /** ns from apply() to its map entry written, most recent last (bounded) */
   readonly applyNs: number[] = [];
 
@@ -200,14 +195,29 @@ export class Enforcer {
     this.clock = o.clock ?? clockNow;
     this.procStart = o.procStart ?? procStart;
     this.cfg = { krsi_tgid: o.selfPid, mprotect_limit: 0, module_mode: KRSI_MODULE_MODE.OFF, enforce: o.enforce === false ? 0 : 1 };
-    maps.config(this.cfg);
+    if (o.manageConfig !== false) maps.config(this.cfg);
   }
 
   /** loads (or reuses) the pinned enforcement programs and maps, opens the store */
   static async open(o: EnforcerOptions): Promise<Enforcer> {
-    const maps = await openPinnedMaps(o.selfPid);
-    const store = VerdictStore.open(defaultStateDir(o.stateDir));
-    return new Enforcer(store, maps, o);
+    const { writer, handle } = await openPinnedMaps(o);
+    let store: VerdictStore;
+    try {
+      store = VerdictStore.open(defaultStateDir(o.stateDir));
+    } catch (e) {
+      writer.close();
+      throw e;
+    }
+    const enf = new Enforcer(store, writer, o);
+    enf.handle = handle;
+    return enf;
+  }
+
+  /** streams the kernel's denied events (the audit trail) as the decoded event (for the log) and its
+   *  DeniedOut (for the output); returns a stop function */
+  onDenied(cb: (ev: DecodedDenied, out: DeniedOut) => void): () => Promise<void> {
+    if (!this.handle) throw new Error('onDenied: this enforcer did not load the enforcement programs');
+    return this.handle.onDenied((ev) => cb(ev, this.deniedOut(ev)), (id) => this.store.ruleName(id));
   }
 
   get config(): KConfig {
@@ -257,7 +267,7 @@ export class Enforcer {
       }
     }
     this.cfg = { ...this.cfg, mprotect_limit: limit, module_mode: (allow ? KRSI_MODULE_MODE.ALLOWLIST : 0) | (deny ? KRSI_MODULE_MODE.DENYLIST : 0) };
-    this.maps.config(this.cfg);
+    if (this.o.manageConfig !== false) this.maps.config(this.cfg);
   }
 
   /** writes a verdict into the maps and the store; false when not applied (pid 1, krsi itself, a
@@ -451,7 +461,60 @@ export class MemoryMapWriter implements MapWriter {
   close(): void {}
 }
 
-/** the pinned BPF maps under /sys/fs/bpf/krsi (loads the enforcement programs when not yet pinned) */
-async function openPinnedMaps(selfPid: number): Promise<MapWriter> {
-  throw new Error(`enforcement maps not available yet (selfPid ${selfPid})`);
+/** the BPF maps a PinnedMapWriter writes (pinned under /sys/fs/bpf/krsi/enforce, or created by a test) */
+export type VerdictMaps = Record<'deny_tgid' | InodeMap | 'config', BpfMap>;
+
+/** writes the enforcement maps with enforcers/maps.ts encoders; readable with
+ *  `bpftool map dump pinned /sys/fs/bpf/krsi/enforce/<map>` */
+export class PinnedMapWriter implements MapWriter {
+  /** manageConfig false: leave config alone (`krsi verdicts` beside a running `krsi run`) */
+  constructor(readonly maps: VerdictMaps, private readonly manageConfig = true, private readonly onClose?: () => void) {}
+
+  private encodeKey(k: EntryKey): Buffer {
+    return k.map === 'deny_tgid' ? encodeTgidKey(k.tgid) : encodeInodeKey(k);
+  }
+  put(key: EntryKey, value: KVerdict): void {
+    this.maps[key.map].update(this.encodeKey(key), encodeVerdict(value));
+  }
+  delete(key: EntryKey): void {
+    this.maps[key.map].delete(this.encodeKey(key));
+  }
+  config(c: KConfig): void {
+    if (this.manageConfig) this.maps.config.update(CONFIG_KEY, encodeConfig(c));
+  }
+  dump(): { entries: Entry[]; config?: KConfig } {
+    const entries: Entry[] = [];
+    for (const map of ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny'] as const) {
+      const m = this.maps[map];
+      for (const k of m.keys()) {
+        const v = m.lookup(k);
+        if (!v) continue;
+        const key: EntryKey = map === 'deny_tgid' ? { map, tgid: decodeTgidKey(k) } : { map, ...decodeInodeKey(k) };
+        entries.push({ key, value: decodeVerdict(v) });
+      }
+    }
+    const c = this.maps.config.lookup(CONFIG_KEY);
+    return { entries, config: c ? decodeConfig(c) : undefined };
+  }
+  close(): void {
+    if (this.onClose) this.onClose();
+    else for (const m of Object.values(this.maps)) m.close();
+  }
+}
+
+/** the pinned enforcement maps: loads and attaches the programs when they are not pinned yet
+ *  (enforcers/programs.ts; throws EnforcementUnavailable without BPF LSM), else reuses the pins */
+async function openPinnedMaps(o: EnforcerOptions): Promise<{ writer: PinnedMapWriter; handle?: EnforcementHandle }> {
+  if (o.manageConfig === false && enforcementLoaded()) {
+    const maps = {} as VerdictMaps;
+    try {
+      for (const m of ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny', 'config'] as const) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
+    } catch (e) {
+      for (const m of Object.values(maps)) m.close();
+      throw e;
+    }
+    return { writer: new PinnedMapWriter(maps, false) };
+  }
+  const handle = await loadEnforcement({ selfPid: o.manageConfig === false ? 0 : o.selfPid });
+  return { writer: new PinnedMapWriter(handle.maps, o.manageConfig !== false, () => handle.close()), handle };
 }
