@@ -58,6 +58,7 @@ interface Native {
   btf__find_by_name_kind: Fn; btf__type_by_id: Fn; btf__name_by_offset: Fn;
   bpf_map_create: Fn; bpf_map_update_elem: Fn; bpf_map_lookup_elem: Fn; bpf_map_delete_elem: Fn;
   bpf_map_get_next_key: Fn; bpf_obj_pin: Fn; bpf_obj_get: Fn; bpf_obj_get_info_by_fd: Fn;
+  ring_buffer__new: Fn; ring_buffer__add: Fn; ring_buffer__consume: Fn; ring_buffer__epoll_fd: Fn; ring_buffer__free: Fn;
   // libc
   close: Fn; mmap: Fn; munmap: Fn; mount: Fn; vsnprintf: Fn; strerror_r: Fn;
 }
@@ -140,6 +141,11 @@ function N(): Native {
     bpf_obj_pin: f(bpf, 'int bpf_obj_pin(int fd, const char *path)'),
     bpf_obj_get: f(bpf, 'int bpf_obj_get(const char *path)'),
     bpf_obj_get_info_by_fd: f(bpf, 'int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
+    ring_buffer__new: f(bpf, 'void *ring_buffer__new(int fd, void *cb, void *ctx, void *opts)'),
+    ring_buffer__add: f(bpf, 'int ring_buffer__add(void *rb, int fd, void *cb, void *ctx)'),
+    ring_buffer__consume: f(bpf, 'int ring_buffer__consume(void *rb)'),
+    ring_buffer__epoll_fd: f(bpf, 'int ring_buffer__epoll_fd(void *rb)'),
+    ring_buffer__free: f(bpf, 'void ring_buffer__free(void *rb)'),
     close: f(libc, 'int close(int fd)'),
     mmap: f(libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
     munmap: f(libc, 'int munmap(void *addr, size_t len)'),
@@ -622,8 +628,10 @@ interface Ring {
 }
 
 export interface RingBufferOptions {
-  /** records drained per event-loop turn before yielding to timers and I/O (default 65536) */
+  /** at most this many records per event-loop turn before yielding to timers and I/O (default 65536) */
   budget?: number;
+  /** at most about this many milliseconds per event-loop turn (default 2; checked every 256 records) */
+  sliceMs?: number;
 }
 
 /**
@@ -635,11 +643,13 @@ export class RingBuffer {
   private readonly rings: Ring[] = [];
   private running = false;
   private readonly budget: number;
+  private readonly sliceMs: number;
   /** records delivered */
   count = 0;
 
   constructor(private readonly onRecord: (data: Buffer, source: number) => void, o: RingBufferOptions = {}) {
     this.budget = o.budget ?? 65536;
+    this.sliceMs = o.sliceMs ?? 2;
   }
 
   /** add a ring buffer map; source is its index in add order */
@@ -692,6 +702,7 @@ export class RingBuffer {
     let cons = Number(Atomics.load(r.cons, 0));
     let done = 0;
     let sinceStore = 0;
+    const deadline = performance.now() + this.sliceMs;
     const { hdr, buf, mask } = r;
     try {
       outer: for (;;) {
@@ -708,8 +719,10 @@ export class RingBuffer {
             done++;
           }
           if (++sinceStore >= 256) {
+            // hand the space back to the kernel, and yield when the slice is used up
             Atomics.store(r.cons, 0, BigInt(cons));
             sinceStore = 0;
+            if (performance.now() > deadline) break outer;
           }
           if (done >= this.budget) break outer;
         }
@@ -734,6 +747,64 @@ export class RingBuffer {
       }
     }
     this.rings.length = 0;
+    await new Promise<void>((res) => setImmediate(res));
+  }
+}
+
+/**
+ * The same interface through libbpf's own consumer (ring_buffer__new / __consume, one koffi callback per
+ * record, readiness from ring_buffer__epoll_fd). Slower than RingBuffer; kept as the baseline of
+ * bench/ringbuf.ts and as a fallback.
+ */
+let sampleFn: ReturnType<typeof koffi.proto> | undefined;
+
+export class LibbpfRingBuffer {
+  private rb: Ptr | null = null;
+  private cb: bigint | null = null;
+  private poll: { close(): void } | null = null;
+  private readonly fds: number[] = [];
+  count = 0;
+
+  constructor(private readonly onRecord: (data: Buffer, source: number) => void) {}
+
+  add(map: BpfMap): number {
+    const n = N();
+    if (!this.cb) {
+      sampleFn ??= koffi.proto('int krsi_ring_sample(void *ctx, void *data, size_t size)');
+      this.cb = koffi.register((ctx: bigint | null, data: bigint, size: number) => {
+        this.count++;
+        this.onRecord(Buffer.from(koffi.view(data, size)), Number(ctx ?? 0n));
+        return 0;
+      }, koffi.pointer(sampleFn));
+    }
+    const source = this.fds.length;
+    if (this.rb === null) this.rb = nonNull(`ring_buffer__new ${map.name}`, n.ring_buffer__new(map.fd, this.cb, null, null) as Ptr | null);
+    else check(`ring_buffer__add ${map.name}`, n.ring_buffer__add(this.rb, map.fd, this.cb, BigInt(source)));
+    this.fds.push(map.fd);
+    return source;
+  }
+
+  start(): void {
+    if (this.rb === null || this.poll) return;
+    const rb = this.rb;
+    this.poll = koffi.node.poll(N().ring_buffer__epoll_fd(rb), { readable: true }, () => {
+      check('ring_buffer__consume', N().ring_buffer__consume(rb));
+    });
+    setImmediate(() => this.rb && N().ring_buffer__consume(this.rb));
+  }
+
+  /** consume everything waiting now */
+  drainAll(): number {
+    return this.rb === null ? 0 : check('ring_buffer__consume', N().ring_buffer__consume(this.rb));
+  }
+
+  async stop(): Promise<void> {
+    this.poll?.close();
+    this.poll = null;
+    if (this.rb !== null) N().ring_buffer__free(this.rb);
+    this.rb = null;
+    if (this.cb) koffi.unregister(this.cb);
+    this.cb = null;
     await new Promise<void>((res) => setImmediate(res));
   }
 }
