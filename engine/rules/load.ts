@@ -1,0 +1,80 @@
+// The staged rule loader (like Falco's): read -> validate (schema, semantics) -> compile -> index.
+// Every issue is collected and located; a rule set with any error loads nothing.
+//   loadRuleSources(sources) -> { ok, set?, issues }     (never throws for bad rules)
+//   loadRuleDirs(paths)      -> CompiledRuleSet          (throws RuleLoadError)
+import { fileURLToPath } from 'node:url';
+import { childLogger } from '../log.ts';
+import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue } from './issues.ts';
+import { locator, readDocuments, readSources, type RuleSource } from './read.ts';
+import { collectLists, validateSchema, validateSemantics } from './validate.ts';
+import { buildRuleSet } from './build.ts';
+import type { CompiledRuleSet } from './types.ts';
+
+export { RuleLoadError, formatIssue, type RuleIssue, type RuleSource };
+
+/** absolute path of the bundled rules/ directory */
+export const BUNDLED_RULES_DIR = fileURLToPath(new URL('../../rules/', import.meta.url));
+
+const log = childLogger('rules');
+
+export interface LoadResult {
+  ok: boolean;
+  set?: CompiledRuleSet;
+  issues: RuleIssue[];
+}
+
+function sortIssues(issues: RuleIssue[], files: string[]): RuleIssue[] {
+  const order = new Map(files.map((f, i) => [f, i]));
+  return issues
+    .map((i, n) => ({ i, n }))
+    .sort((a, b) => (order.get(a.i.file) ?? -1) - (order.get(b.i.file) ?? -1) || a.i.line - b.i.line || a.i.column - b.i.column || a.n - b.n)
+    .map((x) => x.i);
+}
+
+export function loadRuleSources(sources: RuleSource[], extra: RuleIssue[] = []): LoadResult {
+  // read
+  const parse = new IssueCollector(() => ({ line: 1, column: 1 }));
+  const docs = readDocuments(sources, parse);
+  const locate = locator(docs);
+  const issues = new IssueCollector(locate);
+  issues.issues.push(...extra, ...parse.issues);
+  const where = (file: string, pointer: string) => {
+    const at = locate({ file, pointer });
+    return `${file}:${at.line}:${at.column}`;
+  };
+  // validate
+  validateSchema(docs, issues);
+  const lists = collectLists(docs, issues, where);
+  validateSemantics(docs, issues, lists, where);
+  const sorted = sortIssues(issues.issues, sources.map((s) => s.file));
+  if (hasErrors(sorted)) return { ok: false, issues: sorted };
+  // compile + index
+  try {
+    return { ok: true, set: buildRuleSet(docs, lists, locate), issues: sorted };
+  } catch (e) {
+    // validation should make this unreachable; never load a half-compiled set
+    const err: RuleIssue = { severity: 'error', code: 'SCHEMA', message: `internal compile error: ${(e as Error).message}`, file: sources[0]?.file ?? '', line: 1, column: 1, pointer: '' };
+    return { ok: false, issues: [...sorted, err] };
+  }
+}
+
+/** read files and directories (every *.json in a directory, schema.json excluded) and load them */
+export async function loadRuleSourcesFromPaths(paths: string[]): Promise<LoadResult> {
+  const extra: RuleIssue[] = [];
+  const sources = await readSources(paths, (file, reason, dirEmpty) => {
+    extra.push({
+      severity: dirEmpty ? 'warning' : 'error',
+      code: dirEmpty ? 'NO_RULE_FILES' : 'READ_ERROR',
+      message: dirEmpty ? `no *.json rule files in ${file}` : `cannot read: ${reason}`,
+      file, line: 1, column: 1, pointer: '',
+    });
+  });
+  return loadRuleSources(sources, extra);
+}
+
+export async function loadRuleDirs(paths: string[] = [BUNDLED_RULES_DIR]): Promise<CompiledRuleSet> {
+  const r = await loadRuleSourcesFromPaths(paths);
+  if (!r.ok || !r.set) throw new RuleLoadError(r.issues);
+  for (const i of r.issues) log.warn({ code: i.code, file: i.file, line: i.line }, formatIssue(i));
+  return r.set;
+}

@@ -1,0 +1,110 @@
+// Stage 1 — read: each rule file's text -> a document with its data and a JSON pointer -> line/column map.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import jsonMap from 'json-source-map';
+import type { PointerInfo } from 'json-source-map';
+import type { IssueCollector, Locate } from './issues.ts';
+
+export interface RuleSource {
+  file: string;
+  text: string;
+}
+
+export interface RuleDocument {
+  file: string;
+  text: string;
+  /** undefined when the text is not valid JSON */
+  data?: unknown;
+  pointers: Record<string, PointerInfo>;
+}
+
+/** line/column (1-based) of a character offset */
+function lineCol(text: string, pos: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < pos && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, column: Math.max(1, pos - start + 1) };
+}
+
+export function readDocuments(sources: RuleSource[], issues: IssueCollector): RuleDocument[] {
+  const docs: RuleDocument[] = [];
+  for (const s of sources) {
+    try {
+      const { data, pointers } = jsonMap.parse(s.text);
+      docs.push({ file: s.file, text: s.text, data, pointers });
+    } catch (e) {
+      const reason = (e as Error).message;
+      const m = /position (\d+)/.exec(reason);
+      const pos = m ? Number(m[1]) : s.text.length;
+      docs.push({ file: s.file, text: s.text, pointers: {}, data: undefined });
+      const at = lineCol(s.text, pos);
+      issues.issues.push({
+        severity: 'error', code: 'PARSE_ERROR', message: `invalid JSON: ${reason}`, file: s.file, line: at.line, column: at.column, pointer: '',
+      });
+    }
+  }
+  return docs;
+}
+
+/** a Locate over the documents: nearest existing pointer (walking up), 1-based, and the rule id */
+export function locator(docs: RuleDocument[]): Locate {
+  const byFile = new Map(docs.map((d) => [d.file, d]));
+  return ({ file, pointer, key }) => {
+    const doc = byFile.get(file);
+    let rule: string | undefined;
+    const m = /^\/rules\/(\d+)(?:\/|$)/.exec(pointer);
+    if (m && doc?.data && typeof doc.data === 'object') {
+      const r = (doc.data as { rules?: unknown }).rules;
+      const item = Array.isArray(r) ? r[Number(m[1])] : undefined;
+      if (item && typeof item === 'object' && typeof (item as { id?: unknown }).id === 'string') rule = (item as { id: string }).id;
+    }
+    if (!doc) return { line: 1, column: 1, rule };
+    let p = pointer;
+    for (;;) {
+      const info = doc.pointers[p];
+      if (info) {
+        const pos = key && info.key ? info.key : info.value;
+        return { line: pos.line + 1, column: pos.column + 1, rule };
+      }
+      if (p === '') return { line: 1, column: 1, rule };
+      p = p.slice(0, p.lastIndexOf('/'));
+      key = false;
+    }
+  };
+}
+
+/** expand files and directories (their *.json files, sorted, schema.json excluded) into sources */
+export async function readSources(paths: string[], onMissing: (file: string, reason: string, dirEmpty?: boolean) => void): Promise<RuleSource[]> {
+  const out: RuleSource[] = [];
+  for (const p of paths) {
+    let files: string[];
+    try {
+      const st = await stat(p);
+      if (st.isDirectory()) {
+        files = (await readdir(p))
+          .filter((n) => n.endsWith('.json') && n !== 'schema.json')
+          .sort()
+          .map((n) => join(p, n));
+        if (files.length === 0) onMissing(p, 'no rule files', true);
+      } else files = [p];
+    } catch (e) {
+      onMissing(p, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message);
+      continue;
+    }
+    for (const f of files) {
+      try {
+        out.push({ file: f, text: await readFile(f, 'utf8') });
+      } catch (e) {
+        onMissing(f, (e as Error).message);
+      }
+    }
+  }
+  return out;
+}
+
+export { resolve as resolvePath };
