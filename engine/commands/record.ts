@@ -1,8 +1,57 @@
+// krsi record: live events from the BPF signals into an lmdb log (replayable by `krsi replay`).
+// SIGINT/SIGTERM (or --duration): detach, flush the log, exit 0.
 import type { Command } from 'commander';
+import { LogWriter } from '../eventlog/index.ts';
+import type { LiveSignals, SignalsOptions } from '../../signals/live.ts';
+import { parseSeconds, startLive, untilStopped } from './run.ts';
+
+/** records until stop resolves (default: SIGINT/SIGTERM or durationMs); returns events recorded and lost */
+export async function recordLive(
+  o: { log: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown> },
+): Promise<{ events: number; lost: number }> {
+  const writer = LogWriter.open(o.log);
+  const live = o.live ?? (await startLive('record', o.signals ?? {}));
+  let events = 0;
+  let failure: unknown;
+  const sub = live.batches$.subscribe((batch) => {
+    if (failure) return;
+    try {
+      writer.append(batch);
+      events += batch.length;
+    } catch (e) {
+      failure = e;
+    }
+  });
+  try {
+    await (o.stop ?? untilStopped(o.durationMs));
+  } finally {
+    await live.stop();
+    sub.unsubscribe();
+    await writer.close();
+  }
+  if (failure) throw failure;
+  return { events, lost: live.lost() };
+}
 
 export function register(program: Command): void {
-  program.command('record').description('(not yet implemented)').action(() => {
-    console.error('krsi record: not yet implemented');
-    process.exit(1);
-  });
+  program
+    .command('record')
+    .description('record live events from the BPF signals into an lmdb log (replay it with krsi replay)')
+    .argument('<log>', 'lmdb log directory (created, or appended to)')
+    .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m); default: until SIGINT/SIGTERM')
+    .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .addHelpText('after', '\nNeeds root and libbpf.so.1 (Debian: libbpf1); the first run builds the BPF programs with clang.\n')
+    .action(async (log: string, opts: { duration?: string; watchEnv?: string[] }) => {
+      const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'record') : undefined;
+      const live = await startLive('record', { watchEnv: opts.watchEnv });
+      process.stderr.write(`krsi record: recording into ${log}${durationMs !== undefined ? ` for ${durationMs / 1000}s` : ''}; Ctrl-C stops\n`);
+      try {
+        const r = await recordLive({ log, durationMs, live });
+        process.stderr.write(`krsi record: ${r.events} events recorded into ${log}${r.lost ? `; ${r.lost} events lost (ring buffer full)` : ''}\n`);
+      } catch (e) {
+        process.stderr.write(`krsi record: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      }
+      process.exit(0);
+    });
 }

@@ -1,8 +1,207 @@
-import type { Command } from 'commander';
+// krsi run: the rules on live events. BPF signals -> the same engine as replay -> the same output
+// (text, or the JSON Lines objects of `krsi replay --format json`); --record also writes the events
+// into an lmdb log that `krsi replay` reproduces. SIGINT/SIGTERM: detach, flush the log, exit 0.
+import { Option, type Command } from 'commander';
+import type { CompiledRuleSet } from '../rules/types.ts';
+import type { Mode, Output, SummaryOut } from '../types.ts';
+import type { KrsiEvent } from '../../signals/events.ts';
+import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../rules/load.ts';
+import { Engine } from '../engine.ts';
+import { LogWriter } from '../eventlog/index.ts';
+import { OutputSink, type Format } from '../output/index.ts';
+import { parseDuration } from '../duration.ts';
+import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
+
+/** keeps only the rules named in ids (as replay --rule does) */
+function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
+  const keep = new Set(ids);
+  const byType = new Map([...set.byType].map(([t, rules]) => [t, rules.filter((r) => keep.has(r.id))]));
+  return { ...set, rules: set.rules.filter((r) => keep.has(r.id)), byType };
+}
+
+/** exit codes (engine/cli.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
+export const EXIT_PREREQ = 3;
+
+function fail(cmd: string, msg: string, code: number): never {
+  process.stderr.write(`krsi ${cmd}: ${msg}\n`);
+  process.exit(code);
+}
+
+/** --duration: seconds ("10", "2.5") or a duration ("500ms", "2m"); returns ms */
+export function parseSeconds(s: string, cmd: string): number {
+  if (/^[0-9]+(\.[0-9]+)?$/.test(s)) return Number(s) * 1000;
+  try {
+    return parseDuration(s) / 1e6;
+  } catch (e) {
+    fail(cmd, `--duration: ${(e as Error).message}`, 2);
+  }
+}
+
+/** startSignals with the prerequisite failures (not root, no libbpf.so.1, no clang) as clear exits */
+export async function startLive(cmd: string, o: SignalsOptions): Promise<LiveSignals> {
+  try {
+    return await startSignals(o);
+  } catch (e) {
+    const err = e as Error & { exitCode?: number };
+    // BpfPrereqError / BuildError carry exitCode 3 and a message naming the package to install
+    fail(cmd, err.message.replace(/^krsi: /, ''), err.exitCode ?? 1);
+  }
+}
+
+/** resolves on the first SIGINT/SIGTERM, or after ms when given */
+export function untilStopped(ms?: number): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      if (timer) clearTimeout(timer);
+      resolve(why);
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    const timer = ms !== undefined ? setTimeout(() => done('duration'), ms) : undefined;
+  });
+}
+
+interface CliOptions {
+  rules?: string[];
+  rule?: string[];
+  mode?: Mode;
+  record?: string;
+  format: Format;
+  duration?: string;
+  watchEnv?: string[];
+}
+
+// ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8 wires the enforcer here) ----
+// Until the enforcer is wired, enforcement must fail loudly, never silently run as monitor.
+function enforcementUnavailable(rules: CompiledRuleSet, mode: Mode | undefined): string | undefined {
+  const enforcing = mode === 'enforce' ? ['--mode enforce'] : mode === undefined ? rules.rules.filter((r) => r.mode === 'enforce').map((r) => `rule ${r.id} (mode enforce)`) : [];
+  if (!enforcing.length) return undefined;
+  return (
+    `cannot enforce: live enforcement is not wired into krsi run yet (asked for by ${enforcing.join(', ')}).\n` +
+    `Nothing would be denied. Run with --mode monitor to get the alerts and verdicts without enforcement.`
+  );
+}
+// ---- end ENFORCEMENT ----
+
+/** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
+export async function runLive(
+  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void },
+  emit: (out: Output) => void,
+  onBatch?: () => void,
+): Promise<SummaryOut & { lost: number }> {
+  const live = o.live ?? (await startSignals(o.signals ?? {}));
+  const writer = o.record ? LogWriter.open(o.record) : undefined;
+  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid });
+  const per: SummaryOut['per_rule'] = {};
+  for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
+  const s: SummaryOut & { lost: number } = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0, lost: 0 };
+  const count = (out: Output): void => {
+    if (out.kind === 'summary') return;
+    const r = (per[out.rule] ??= { alerts: 0, verdicts: 0, denied: 0 });
+    if (out.kind === 'alert') s.alerts++, r.alerts++;
+    else if (out.kind === 'verdict') s.verdicts++, r.verdicts++;
+    else s.denied++, r.denied++;
+    emit(out);
+  };
+  let seq = 0;
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, rej) => (fail = rej));
+  failed.catch(() => {});
+  const t = process.hrtime.bigint();
+  // one subscription: the recorder first (it numbers events by log position), then the engine
+  const sub = live.batches$.subscribe((batch: KrsiEvent[]) => {
+    try {
+      if (s.events === 0 && batch.length) o.onFirstEvent?.(batch[0].ts);
+      writer?.append(batch);
+      for (const e of batch) {
+        if (e.seq === undefined) e.seq = ++seq;
+        engine.push(e, count);
+      }
+      s.events += batch.length;
+      onBatch?.();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  try {
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
+  } finally {
+    await live.stop();
+    sub.unsubscribe();
+    s.lost = live.lost();
+    await writer?.close();
+  }
+  engine.finish(count);
+  s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
+  emit(s);
+  return s;
+}
+
+const HELP = `
+Loads the signal programs (exec, fork, exit, unlink, mprotect, module load where the kernel has
+modules) and runs the rules on what happens on this host, as \`krsi replay\` does on a log. Needs root,
+libbpf.so.1 (Debian: libbpf1) and, for the first build of the BPF programs, clang and libbpf-dev.
+
+--format json prints the JSON Lines objects of \`krsi replay --format json\` (alert, verdict,
+denied, and the summary last, with "lost": events the kernel could not hand over).
+--record LOG also writes every event into the lmdb log LOG: \`krsi replay LOG\` gives the same alerts.
+--mode enforce fails until live enforcement is wired in (it never silently runs as monitor).
+
+Stops on SIGINT/SIGTERM (or after --duration): detaches, flushes the log, prints the summary, exits 0.
+`;
 
 export function register(program: Command): void {
-  program.command('run').description('(not yet implemented)').action(() => {
-    console.error('krsi run: not yet implemented');
-    process.exit(1);
-  });
+  program
+    .command('run')
+    .description('run the rules on live events from BPF signals: alerts and verdicts as they happen')
+    .option('--rules <dir...>', 'rule files or directories of *.json (default: the bundled rules)')
+    .option('--rule <id...>', 'only these rules')
+    .addOption(new Option('--mode <mode>', 'override every rule mode').choices(['monitor', 'enforce']))
+    .option('--record <log>', 'also record the events into this lmdb log')
+    .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
+    .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .addHelpText('after', HELP)
+    .action(async (opts: CliOptions) => {
+      const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'run') : undefined;
+      let rules: CompiledRuleSet;
+      try {
+        rules = await loadRuleDirs(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
+      } catch (e) {
+        if (!(e instanceof RuleLoadError)) throw e;
+        for (const i of e.issues) process.stderr.write(formatIssue(i) + '\n');
+        const n = e.issues.filter((i) => i.severity === 'error').length;
+        fail('run', `${n} rule error${n === 1 ? '' : 's'}; nothing run`, 1);
+      }
+      if (opts.rule?.length) {
+        const known = new Set(rules.rules.map((r) => r.id));
+        const unknown = opts.rule.filter((id) => !known.has(id));
+        if (unknown.length) fail('run', `unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`, 2);
+        rules = selectRules(rules, opts.rule);
+      }
+      const noEnforce = enforcementUnavailable(rules, opts.mode);
+      if (noEnforce) fail('run', noEnforce, EXIT_PREREQ);
+
+      const live = await startLive('run', { watchEnv: opts.watchEnv });
+      const sink = new OutputSink(opts.format);
+      try {
+        const s = await runLive(
+          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts) },
+          sink.write,
+          () => void sink.drain(),
+        );
+        if (s.lost) process.stderr.write(`krsi run: ${s.lost} events lost (ring buffer full)\n`);
+        if (opts.record) process.stderr.write(`krsi run: recorded ${s.events} events to ${opts.record}\n`);
+      } catch (e) {
+        await sink.end();
+        fail('run', e instanceof Error ? e.message : String(e), 1);
+      }
+      await sink.end();
+      process.exit(0);
+    });
 }
