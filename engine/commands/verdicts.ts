@@ -1,8 +1,207 @@
+// krsi verdicts list|add|rm|clear: the persisted verdict store (lmdb under the state dir) and the
+// pinned enforcement maps it feeds. Exit codes: 0 ok; 1 no such verdict / bad subject; 2 usage;
+// 3 enforcement unavailable (no BPF LSM, not root).
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
+import { Option } from 'commander';
+import { Enforcer, PinnedMapWriter, type Entry, type KConfig, type VerdictMaps } from '../../enforcers/enforcer.ts';
+import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict } from '../../enforcers/store.ts';
+import { ENFORCE_PIN_DIR, MAP_PINS } from '../../enforcers/maps.ts';
+import { enforcementLoaded } from '../../enforcers/programs.ts';
+import { BpfMap } from '../../bpf/libbpf.ts';
+import { verdictId } from '../enforcement/semantics.ts';
+import { parseDuration } from '../duration.ts';
+import type { Subject, Verdict, VerdictOp } from '../types.ts';
+
+const OPS: VerdictOp[] = ['exec', 'mprotect_exec', 'module_load', 'quarantine'];
+
+const HELP_MAPS = `
+The maps are pinned under ${ENFORCE_PIN_DIR}/ and stay readable without krsi, e.g.:
+  bpftool map dump pinned ${MAP_PINS.deny_tgid}
+  bpftool map dump pinned ${MAP_PINS.deny_inode}
+  bpftool map dump pinned ${MAP_PINS.config}
+(keys/values: struct krsi_inode_key, __u32 tgid, struct krsi_verdict {expires, ops, rule_id} in bpf/krsi.h;
+ expires is a CLOCK_BOOTTIME deadline in ns, 0 = never; ops bits 1 exec, 2 mprotect_exec, 4 module_load)
+State: --state DIR, else $KRSI_STATE_DIR, else /var/lib/krsi (verdicts.mdb).`;
+
+function fail(msg: string, code: number): never {
+  process.stderr.write(`krsi verdicts: ${msg}\n`);
+  process.exit(code);
+}
+
+function fmtNs(ns: number): string {
+  if (ns <= 0) return 'expired';
+  const s = ns / 1e9;
+  return s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${(s / 60).toFixed(1)}m` : `${s.toFixed(1)}s`;
+}
+
+function subjectText(s: Subject): string {
+  switch (s.kind) {
+    case 'pid': return `pid ${s.pid}`;
+    case 'inode': return `inode ${s.dev}:${s.ino}`;
+    case 'module': return `module ${s.name}`;
+    case 'module_file': return `module file ${s.dev}:${s.ino}`;
+  }
+}
+
+function entryText(e: Entry): string {
+  const k = e.key.map === 'deny_tgid' ? `tgid ${e.key.tgid}` : `${e.key.dev}:${e.key.ino}`;
+  const boot = bootTimeNs();
+  const exp = e.value.expires === 0 ? 'never' : fmtNs(e.value.expires - boot);
+  return `  ${e.key.map.padEnd(12)} ${k.padEnd(24)} ops ${e.value.ops} expires ${exp} rule_id ${e.value.rule_id}`;
+}
+
+/** the pinned maps (config left alone), when enforcement is loaded */
+function pinnedWriter(): PinnedMapWriter | undefined {
+  if (!enforcementLoaded()) return undefined;
+  const maps = {} as VerdictMaps;
+  for (const m of ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny', 'config'] as const) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
+  return new PinnedMapWriter(maps, false);
+}
+
+async function withEnforcer<T>(o: { state?: string }, f: (e: Enforcer) => T): Promise<T> {
+  let enf: Enforcer;
+  try {
+    enf = await Enforcer.open({ stateDir: stateDir(o.state), selfPid: process.pid, manageConfig: false });
+  } catch (e) {
+    const err = e as Error & { exitCode?: number };
+    fail(err.message, err.exitCode ?? 3);
+  }
+  try {
+    enf.restore();
+    return f(enf);
+  } finally {
+    await enf.close();
+  }
+}
+
+function parseSubject(o: { pid?: string; inode?: string; module?: string }, op: VerdictOp): Subject {
+  const given = [o.pid, o.inode, o.module].filter((x) => x !== undefined).length;
+  if (given !== 1) fail('give exactly one subject: --pid N, --inode PATH or --module NAME', 2);
+  if (o.pid !== undefined) {
+    const pid = Number(o.pid);
+    if (!Number.isSafeInteger(pid) || pid <= 0) fail(`--pid ${o.pid}: not a pid`, 2);
+    return { kind: 'pid', pid };
+  }
+  if (o.inode !== undefined) {
+    let st;
+    try { st = statSync(o.inode); } catch (e) { fail(`--inode ${o.inode}: ${(e as Error).message}`, 1); }
+    return op === 'module_load' ? { kind: 'module_file', dev: st.dev, ino: st.ino } : { kind: 'inode', dev: st.dev, ino: st.ino };
+  }
+  return { kind: 'module', name: o.module! };
+}
+
+function printStored(list: StoredVerdict[], json: boolean): void {
+  const n = clockNow();
+  for (const s of list) {
+    const v = s.verdict;
+    if (json) { process.stdout.write(JSON.stringify({ kind: 'verdict', ...v, deadline: s.deadline }) + '\n'); continue; }
+    const left = s.deadline === 0 ? 'never' : s.boot_id === n.bootId ? fmtNs(s.deadline - n.boot) : fmtNs((s.expires_wall - n.wall) * 1e6);
+    process.stdout.write(`  ${v.id}\n    rule ${v.rule}  op ${v.op}  ${subjectText(v.subject)}  expires ${left}\n`);
+  }
+}
 
 export function register(program: Command): void {
-  program.command('verdicts').description('(not yet implemented)').action(() => {
-    console.error('krsi verdicts: not yet implemented');
-    process.exit(1);
-  });
+  const cmd = program
+    .command('verdicts')
+    .description('manage the persisted verdicts and the pinned enforcement maps (list|add|rm|clear)')
+    .addHelpText('after', HELP_MAPS);
+  const state = () => new Option('--state <dir>', 'state directory (default $KRSI_STATE_DIR or /var/lib/krsi)');
+
+  cmd
+    .command('list', { isDefault: true })
+    .description('print the stored verdicts and the live contents of the pinned maps')
+    .addOption(state())
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', HELP_MAPS)
+    .action(async (o: { state?: string; format: 'text' | 'json' }) => {
+      const store = VerdictStore.open(stateDir(o.state));
+      const list = store.list();
+      await store.close();
+      const json = o.format === 'json';
+      if (!json) process.stdout.write(`verdicts in ${store.path}: ${list.length}\n`);
+      printStored(list, json);
+      let dump: { entries: Entry[]; config?: KConfig } | undefined;
+      try {
+        const w = pinnedWriter();
+        if (w) { dump = w.dump(); w.close(); }
+      } catch (e) {
+        if (!json) process.stdout.write(`maps: cannot read ${ENFORCE_PIN_DIR}: ${(e as Error).message}\n`);
+        return;
+      }
+      if (json) {
+        for (const e of dump?.entries ?? []) process.stdout.write(JSON.stringify({ kind: 'map_entry', map: e.key.map, key: e.key, value: e.value }) + '\n');
+        if (dump?.config) process.stdout.write(JSON.stringify({ kind: 'config', ...dump.config }) + '\n');
+        return;
+      }
+      if (!dump) { process.stdout.write(`maps: enforcement not loaded (nothing pinned under ${ENFORCE_PIN_DIR})\n`); return; }
+      const c = dump.config;
+      process.stdout.write(`maps (${ENFORCE_PIN_DIR}): ${dump.entries.length} entries` +
+        (c ? `; config krsi_tgid ${c.krsi_tgid} mprotect_limit ${c.mprotect_limit} module_mode ${c.module_mode} enforce ${c.enforce}` : '') + '\n');
+      for (const e of dump.entries) process.stdout.write(entryText(e) + '\n');
+    });
+
+  cmd
+    .command('add')
+    .description('deny an operation for a subject now, in the kernel and in the store')
+    .addOption(new Option('--op <op>', 'operation to deny').choices(OPS).makeOptionMandatory())
+    .option('--pid <n>', 'subject: a process (tgid)')
+    .option('--inode <path>', 'subject: the file at PATH (stat -> dev/ino); with --op module_load, a module file')
+    .option('--module <name>', 'subject: a kernel module by name (resolved to its .ko under /lib/modules/$(uname -r))')
+    .option('--ttl <duration>', 'expiry, e.g. 30s, 10m, 1h; 0 = never', '10m')
+    .option('--rule <id>', 'rule name recorded with the verdict', 'manual')
+    .addOption(state())
+    .addHelpText('after', HELP_MAPS)
+    .action(async (o: { op: VerdictOp; pid?: string; inode?: string; module?: string; ttl: string; rule: string; state?: string }) => {
+      const subject = parseSubject(o, o.op);
+      let ttl: number;
+      try { ttl = o.ttl === '0' ? 0 : parseDuration(o.ttl); } catch (e) { fail(`--ttl: ${(e as Error).message}`, 2); }
+      const ts = bootTimeNs();
+      const v: Verdict = { id: verdictId(o.rule, o.op, subject), rule: o.rule, op: o.op, subject, ts, ttl_ns: ttl, expires: ttl ? ts + ttl : 0, mode: 'enforce' };
+      let ok = false;
+      try {
+        ok = await withEnforcer(o, (enf) => enf.apply(v));
+      } catch (e) {
+        fail((e as Error).message, 1);
+      }
+      if (!ok) fail(`${v.id}: not applied (pid 1, krsi itself, a process that is gone, or a module with no file here; see the log line above)`, 1);
+      process.stdout.write(`${v.id}\n`);
+    });
+
+  cmd
+    .command('rm')
+    .description('remove a verdict by id from the kernel maps and the store')
+    .argument('<id...>', 'verdict ids (krsi verdicts list)')
+    .addOption(state())
+    .action(async (ids: string[], o: { state?: string }) => {
+      let missing: string[] = [];
+      if (enforcementLoaded()) {
+        missing = await withEnforcer(o, (enf) => ids.filter((id) => !enf.remove(id)));
+      } else {
+        const store = VerdictStore.open(stateDir(o.state));
+        missing = ids.filter((id) => !store.remove(id));
+        await store.close();
+      }
+      if (missing.length) fail(`no such verdict: ${missing.join(', ')}`, 1);
+    });
+
+  cmd
+    .command('clear')
+    .description('remove every stored verdict from the kernel maps and the store')
+    .addOption(state())
+    .action(async (o: { state?: string }) => {
+      let n: number;
+      if (enforcementLoaded()) {
+        n = await withEnforcer(o, (enf) => {
+          const ids = enf.store.list().map((s) => s.verdict.id);
+          for (const id of ids) enf.remove(id);
+          return ids.length;
+        });
+      } else {
+        const store = VerdictStore.open(stateDir(o.state));
+        n = store.clear();
+        await store.close();
+      }
+      process.stdout.write(`removed ${n} verdict(s)\n`);
+    });
 }
