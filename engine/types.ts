@@ -47,6 +47,8 @@ export interface AlertOut {
 
 export interface VerdictOut extends Omit<AlertOut, 'kind'> {
   kind: 'verdict';
+  /** the Verdict id (`${rule}:${op}:${subject key}`) */
+  id?: string;
   op: VerdictOp;
   subject: Subject;
   ttl_ns: number;

@@ -1,0 +1,132 @@
+// absent, two forms.
+// 1. A not followed by B: a `first` event arms its key (the first arming wins while pending); a `then`
+//    event with the same key disarms it; when event time passes A.ts + within (strictly: a B at
+//    exactly the deadline still counts) the rule fires, at the deadline, naming A. A key disarmed
+//    at the end of input is not fired (the future is unknown).
+// 2. `lacks`: A then B where B's array field lacks the value A named (e.g. a module_list snapshot
+//    lacking a loaded module's name). Each A is pending per (key, value); a B with the same key
+//    resolves every pending A: fires with [A, B] when its field lacks A's value, drops A when it
+//    lists it (a module seen listed is not hidden). A with no B in the window expires silently.
+// Absent state is not cleared on exit: a process that exits did not do B.
+import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
+import { type Correlator, type Sink, fmtNs, stepTypes, takes } from './index.ts';
+import { KeyedWindow } from './store.ts';
+
+interface Pending {
+  deadline: number;
+  ev: KrsiEvent;
+  key: string;
+  value?: unknown;
+}
+
+const NO_KEY: KeyFn = () => '';
+
+export class AbsentCorrelator implements Correlator {
+  readonly types: EventType[] | '*';
+  private store: KeyedWindow<Pending>;
+  private firstKey: KeyFn;
+  private thenKey: KeyFn;
+  private first: CompiledStep;
+  private then: CompiledStep;
+  private within: number;
+  private lacks?: CompiledStep['lacks'];
+  private ids: [string, string];
+  private expire = (_k: string, p: Pending): void => this.fireTimeout(p);
+
+  constructor(
+    readonly rule: CompiledRule,
+    private sink: Sink,
+    cap: number,
+  ) {
+    const c = rule.correlation;
+    if (!c || c.kind !== 'absent') throw new Error(`rule ${rule.id}: not an absent`);
+    this.first = c.first;
+    this.then = c.then;
+    this.firstKey = c.first.key ?? c.key ?? NO_KEY;
+    this.thenKey = c.then.key ?? c.key ?? NO_KEY;
+    this.within = c.within;
+    this.lacks = c.then.lacks;
+    this.store = new KeyedWindow(cap);
+    this.types = stepTypes([c.first, c.then]);
+    this.ids = [c.first.id || 'first', c.then.id || 'then'];
+  }
+
+  onEvent(f: Facts): void {
+    const now = f.ts;
+    if (takes(this.then, f.type) && this.then.match(f)) {
+      const k = this.thenKey(f);
+      if (k !== undefined) {
+        if (this.lacks) this.resolve(k, f);
+        else this.store.delete(k);
+      }
+    }
+    if (takes(this.first, f.type) && this.first.match(f)) {
+      const k = this.firstKey(f);
+      if (k === undefined) return;
+      if (this.lacks) {
+        const value = this.lacks.from(f);
+        if (value === undefined || value === null) return;
+        // a repeated A for the same value replaces the older one (a fresh window)
+        this.store.set(k + '\u0000' + String(value), { deadline: now + this.within, ev: f, key: k, value }, now);
+      } else if (!this.store.get(k, now)) {
+        this.store.set(k, { deadline: now + this.within, ev: f, key: k }, now);
+      }
+    }
+  }
+
+  /** lacks form: a B event with key k settles every pending A of that key */
+  private resolve(k: string, b: Facts): void {
+    const list = this.lacks!.field(b);
+    if (!Array.isArray(list)) return;
+    const now = b.ts;
+    const done: string[] = [];
+    const fired: Pending[] = [];
+    for (const [sk, p] of this.store.entries()) {
+      if (p.key !== k) continue;
+      done.push(sk);
+      if (p.deadline < now) continue; // expired: silently
+      if (!list.includes(p.value)) fired.push(p);
+    }
+    for (const sk of done) this.store.delete(sk);
+    for (const p of fired) {
+      this.sink.fire(this.rule, {
+        ts: now,
+        pid: p.ev.pid,
+        events: [p.ev, b],
+        steps: this.ids,
+        subject: p.ev,
+        key: k || undefined,
+        why: `${this.ids[1]} lacks ${JSON.stringify(p.value)} named by ${this.ids[0]} within ${fmtNs(this.within)}`,
+      });
+    }
+  }
+
+  private fireTimeout(p: Pending): void {
+    if (this.lacks) return; // lacks form: no B in the window proves nothing
+    this.sink.fire(this.rule, {
+      ts: p.deadline,
+      pid: p.ev.pid,
+      events: [p.ev],
+      steps: [this.ids[0]],
+      subject: p.ev,
+      key: p.key || undefined,
+      why: `${this.ids[0]} not followed by ${this.ids[1]}${p.key ? ` for ${p.key}` : ''} within ${fmtNs(this.within)}`,
+    });
+  }
+
+  onExit(): void {}
+
+  nextDeadline(): number {
+    return this.store.nextDeadline;
+  }
+
+  /** event time is now `now`: every pending A whose deadline is before it fires (oldest first) */
+  advance(now: number): void {
+    this.store.sweep(now, this.expire);
+  }
+
+  stats() {
+    return this.store.stats();
+  }
+}

@@ -1,0 +1,105 @@
+// count: at least `threshold` matching events per key within a sliding window of `within`.
+// Re-arm rule: when it fires, the key's window is emptied and the key stays quiet until
+// `within` after the firing event (matching events in that time are not counted); counting then
+// starts afresh. So a sustained burst fires once per window, not on every further event.
+// `until` clears the key; a pid-keyed count ends when that pid exits.
+import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
+import { type Correlator, type Sink, fmtNs, pidKeyed, takes } from './index.ts';
+import { KeyedWindow } from './store.ts';
+
+interface CountState {
+  deadline: number;
+  /** ring of the last `threshold` matching events (ts order) */
+  ring: KrsiEvent[];
+  head: number;
+  quietUntil: number;
+}
+
+export class CountCorrelator implements Correlator {
+  readonly types: EventType[] | '*';
+  private store: KeyedWindow<CountState>;
+  private key: KeyFn;
+  private within: number;
+  private threshold: number;
+  private until?: CompiledStep;
+  private pidKey: boolean;
+
+  constructor(
+    readonly rule: CompiledRule,
+    private sink: Sink,
+    cap: number,
+  ) {
+    const c = rule.correlation;
+    if (!c || c.kind !== 'count') throw new Error(`rule ${rule.id}: not a count`);
+    this.key = c.key;
+    this.within = c.within;
+    this.threshold = Math.max(1, c.threshold);
+    this.until = c.until;
+    this.pidKey = pidKeyed(c.keyFields);
+    this.store = new KeyedWindow(cap);
+    this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
+  }
+
+  onEvent(f: Facts): void {
+    const now = f.ts;
+    const u = this.until;
+    if (u && takes(u, f.type) && u.match(f)) {
+      const k = (u.key ?? this.key)(f);
+      if (k !== undefined) this.store.delete(k);
+      return;
+    }
+    if (!this.rule.match(f)) return;
+    const k = this.key(f);
+    if (k === undefined) return;
+    let s = this.store.get(k, now);
+    if (!s) {
+      s = { deadline: now + this.within, ring: [], head: 0, quietUntil: -1 };
+      this.store.set(k, s, now);
+    } else {
+      if (now <= s.quietUntil) return;
+      s.deadline = now + this.within;
+      this.store.touch(k, s);
+    }
+    const t = this.threshold;
+    const ring = s.ring;
+    if (ring.length < t) ring.push(f);
+    else {
+      ring[s.head] = f;
+      s.head = (s.head + 1) % t;
+    }
+    if (ring.length < t) return;
+    // full ring: the oldest of the last `threshold` events is at head
+    const oldest = ring[s.head];
+    if (now - oldest.ts > this.within) return;
+    const events = ring.slice(s.head).concat(ring.slice(0, s.head));
+    s.ring = [];
+    s.head = 0;
+    s.quietUntil = now + this.within;
+    this.sink.fire(this.rule, {
+      ts: now,
+      pid: f.pid,
+      events,
+      subject: f,
+      key: k,
+      count: t,
+      why: `${t} matching events by ${k} within ${fmtNs(this.within)} (threshold ${t})`,
+    });
+  }
+
+  onExit(f: Facts): void {
+    if (!this.pidKey || this.store.size === 0) return;
+    const k = this.key(f);
+    if (k !== undefined) this.store.delete(k);
+  }
+
+  nextDeadline(): number {
+    return Infinity;
+  }
+
+  advance(): void {}
+
+  stats() {
+    return this.store.stats();
+  }
+}

@@ -1,0 +1,122 @@
+// sequence: ordered steps, each with its own match and optional own key, all within `within` of the
+// first step. EQL semantics: one sequence in progress per key (the oldest wins; a step-0 match while
+// one runs is ignored until it completes or expires); an event advances at most one step, checked
+// from the last step down; `until` clears the key; a pid-keyed sequence ends when that pid exits, so a
+// reused pid never completes a stale sequence.
+import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
+import { type Correlator, type Sink, fmtNs, pidKeyed, stepTypes, takes } from './index.ts';
+import { KeyedWindow } from './store.ts';
+
+interface SeqState {
+  deadline: number;
+  /** next step to match */
+  stage: number;
+  events: KrsiEvent[];
+}
+
+export class SequenceCorrelator implements Correlator {
+  readonly types: EventType[] | '*';
+  private store: KeyedWindow<SeqState>;
+  private key: KeyFn;
+  private steps: CompiledStep[];
+  private until?: CompiledStep;
+  private within: number;
+  private pidKey: boolean;
+  /** event type -> indices of the steps taking it, last step first */
+  private byType = new Map<string, number[]>();
+  private untilTypes: Set<string> | '*';
+  private stepIds: string[];
+
+  constructor(
+    readonly rule: CompiledRule,
+    private sink: Sink,
+    cap: number,
+  ) {
+    const c = rule.correlation;
+    if (!c || c.kind !== 'sequence') throw new Error(`rule ${rule.id}: not a sequence`);
+    this.key = c.key;
+    this.steps = c.steps;
+    this.until = c.until;
+    this.within = c.within;
+    this.pidKey = pidKeyed(c.keyFields);
+    this.store = new KeyedWindow(cap);
+    this.types = stepTypes([...c.steps, c.until]);
+    this.stepIds = c.steps.map((s, i) => s.id || String(i));
+    this.untilTypes = !c.until ? new Set() : c.until.types === '*' ? '*' : new Set(c.until.types);
+  }
+
+  private stepsFor(type: string): number[] {
+    let l = this.byType.get(type);
+    if (!l) {
+      l = [];
+      for (let i = this.steps.length - 1; i >= 0; i--) if (takes(this.steps[i], type as EventType)) l.push(i);
+      this.byType.set(type, l);
+    }
+    return l;
+  }
+
+  onEvent(f: Facts): void {
+    const now = f.ts;
+    const u = this.until;
+    if (u && (this.untilTypes === '*' || this.untilTypes.has(f.type)) && u.match(f)) {
+      const k = (u.key ?? this.key)(f);
+      if (k !== undefined) this.store.delete(k);
+      return;
+    }
+    const idx = this.stepsFor(f.type);
+    for (let j = 0; j < idx.length; j++) {
+      const i = idx[j];
+      const st = this.steps[i];
+      if (!st.match(f)) continue;
+      const k = (st.key ?? this.key)(f);
+      if (k === undefined) continue;
+      const s = this.store.get(k, now);
+      if (i === 0) {
+        if (s) continue; // one in progress for this key: keep the oldest
+        if (this.steps.length === 1) {
+          this.complete(k, [f]);
+          return;
+        }
+        this.store.set(k, { deadline: now + this.within, stage: 1, events: [f] }, now);
+        return;
+      }
+      if (!s || s.stage !== i) continue;
+      s.events.push(f);
+      if (++s.stage === this.steps.length) {
+        this.store.delete(k);
+        this.complete(k, s.events);
+      }
+      return;
+    }
+  }
+
+  private complete(key: string, events: KrsiEvent[]): void {
+    const last = events[events.length - 1];
+    this.sink.fire(this.rule, {
+      ts: last.ts,
+      pid: last.pid,
+      events,
+      steps: this.stepIds.slice(0, events.length),
+      subject: last,
+      key,
+      why: `sequence ${this.stepIds.join(' -> ')} by ${key} within ${fmtNs(this.within)}`,
+    });
+  }
+
+  onExit(f: Facts): void {
+    if (!this.pidKey || this.store.size === 0) return;
+    const k = this.key(f);
+    if (k !== undefined) this.store.delete(k);
+  }
+
+  nextDeadline(): number {
+    return Infinity;
+  }
+
+  advance(): void {}
+
+  stats() {
+    return this.store.stats();
+  }
+}

@@ -1,0 +1,333 @@
+// The engine core, synchronous: one event at a time, in ts order. For each event it
+//   1. fires absences whose deadline the event's time has passed;
+//   2. asks the enforcement model whether the kernel would have refused it (replay): a refused event
+//      is reported as `denied` and goes no further, as it would not have happened;
+//   3. updates the process table and sets the `proc` fact;
+//   4. runs the rules indexed under the event's type (plain match or correlation);
+//   5. on exit, ends pid-keyed correlation state and frees the process entry.
+// Firings become alerts and verdicts (engine/actions.ts); a verdict whose effective mode is enforce
+// (--mode override, else the rule's own) is applied to the model, so it acts on *later* events.
+// Time is event time only: replay is deterministic.
+import type { DeniedEvent, EventType, FileId, KrsiEvent } from '../signals/events.ts';
+import { EVENT_TYPES } from '../signals/events.ts';
+import type { CompiledRule, CompiledRuleSet, Facts } from './rules/types.ts';
+import type { DeniedOut, Mode, Output, SummaryOut } from './types.ts';
+import { ProcessTable, type ProcessTableStats } from './process-table.ts';
+import { EnforcementModel } from './enforcement/model.ts';
+import type { Correlator, Firing, Sink } from './correlation/index.ts';
+import type { StoreStats } from './correlation/store.ts';
+import { SequenceCorrelator } from './correlation/sequence.ts';
+import { CountCorrelator } from './correlation/count.ts';
+import { DistinctCorrelator } from './correlation/distinct.ts';
+import { AbsentCorrelator } from './correlation/absent.ts';
+import { RuleActions, alertOut, renderTemplate, subjectEvent, subjectOf, verdictOf, verdictOut } from './actions.ts';
+import { childLogger } from './log.ts';
+
+const log = childLogger('engine');
+
+export interface EngineOptions {
+  rules: CompiledRuleSet;
+  /** global override of each rule's mode (krsi --mode) */
+  mode?: Mode;
+  /** krsi's own tgid: never denied */
+  selfPid?: number;
+  /** correlation keys kept per rule; the oldest is evicted beyond it (default 10000) */
+  maxKeysPerRule?: number;
+  /** process table entries (default 65536) */
+  maxProcs?: number;
+  /** report events the model would refuse as `denied` (default true: replay). `krsi run` sets false:
+   *  there the kernel refuses and reports its own `denied` events */
+  simulate?: boolean;
+  /** resolve kernel.deny_exec_paths to inodes (live); replay matches the exe path */
+  resolvePath?: (path: string) => FileId | undefined;
+  /** turn a `denied` event from the kernel into output (default: a generic attribution) */
+  deniedOut?: (ev: DeniedEvent) => DeniedOut | undefined;
+}
+
+export interface RuleCounts {
+  alerts: number;
+  verdicts: number;
+  denied: number;
+  errors: number;
+}
+
+export interface EngineStats {
+  events: number;
+  alerts: number;
+  verdicts: number;
+  denied: number;
+  /** events not evaluated further because the model refused them */
+  refused: number;
+  /** predicates or actions that threw (the rule is skipped for that event) */
+  errors: number;
+  /** events whose ts went backwards (evaluated, clock not moved back) */
+  late: number;
+  /** verdict actions whose event could not name the subject (e.g. unlink without target inode) */
+  no_subject: number;
+  per_rule: Record<string, RuleCounts>;
+  procs: ProcessTableStats;
+  correlation: Record<string, StoreStats>;
+  enforcement: ReturnType<EnforcementModel['sizes']>;
+}
+
+/** plain rules: the per-event match fires on its own */
+class MatchRunner implements Correlator {
+  readonly types: EventType[] | '*';
+  constructor(
+    readonly rule: CompiledRule,
+    private sink: Sink,
+  ) {
+    this.types = rule.types;
+  }
+  onEvent(f: Facts): void {
+    if (this.rule.match(f)) this.sink.fire(this.rule, { ts: f.ts, pid: f.pid, events: [f], subject: f });
+  }
+  onExit(): void {}
+  nextDeadline(): number {
+    return Infinity;
+  }
+  advance(): void {}
+  stats(): StoreStats {
+    return { keys: 0, cap: 0, evictions: 0, expired: 0 };
+  }
+}
+
+interface RuleCtx {
+  rule: CompiledRule;
+  actions: RuleActions;
+  counts: RuleCounts;
+  mode: Mode;
+}
+
+const MODEL_EXPIRE_EVERY = 1 << 16;
+
+export class Engine implements Sink {
+  readonly model: EnforcementModel;
+  readonly procs: ProcessTable;
+  private runners: Correlator[] = [];
+  private byType = new Map<string, Correlator[]>();
+  private timed: Correlator[] = [];
+  private exitWatchers: Correlator[] = [];
+  private ctx = new Map<CompiledRule, RuleCtx>();
+  private ctxById = new Map<string, RuleCtx>();
+  private simulate: boolean;
+  private deniedOutFn?: (ev: DeniedEvent) => DeniedOut | undefined;
+  private emit: (o: Output) => void = () => {};
+  private emitError: unknown = undefined;
+  private now = 0;
+  private nextSeq = 0;
+  private deadline = Infinity;
+  private s = { events: 0, alerts: 0, verdicts: 0, denied: 0, refused: 0, errors: 0, late: 0, no_subject: 0 };
+
+  constructor(readonly opts: EngineOptions) {
+    const cap = opts.maxKeysPerRule ?? 10_000;
+    this.simulate = opts.simulate ?? true;
+    this.deniedOutFn = opts.deniedOut;
+    this.model = new EnforcementModel({ selfPid: opts.selfPid });
+    this.model.configure(opts.rules, { mode: opts.mode, resolve: opts.resolvePath });
+    this.procs = new ProcessTable(opts.maxProcs ?? 65536);
+    for (const t of EVENT_TYPES) this.byType.set(t, []);
+    for (const rule of opts.rules.rules) {
+      const c: RuleCtx = { rule, actions: new RuleActions(rule), counts: { alerts: 0, verdicts: 0, denied: 0, errors: 0 }, mode: opts.mode ?? rule.mode };
+      this.ctx.set(rule, c);
+      this.ctxById.set(rule.id, c);
+      const r = this.runnerFor(rule, cap);
+      this.runners.push(r);
+      for (const t of r.types === '*' ? EVENT_TYPES : r.types) this.byType.get(t)?.push(r);
+      if (rule.correlation?.kind === 'absent') this.timed.push(r);
+      if (rule.correlation && rule.correlation.kind !== 'absent') this.exitWatchers.push(r);
+    }
+  }
+
+  private runnerFor(rule: CompiledRule, cap: number): Correlator {
+    switch (rule.correlation?.kind) {
+      case undefined:
+        return new MatchRunner(rule, this);
+      case 'sequence':
+        return new SequenceCorrelator(rule, this, cap);
+      case 'count':
+        return new CountCorrelator(rule, this, cap);
+      case 'distinct':
+        return new DistinctCorrelator(rule, this, cap);
+      case 'absent':
+        return new AbsentCorrelator(rule, this, cap);
+    }
+  }
+
+  /** evaluate one event (events must come in ts order); outputs go to emit, synchronously */
+  push(ev: KrsiEvent, emit: (o: Output) => void): void {
+    this.emit = emit;
+    if (ev.seq === undefined) ev.seq = this.nextSeq;
+    this.nextSeq = ev.seq + 1;
+    const ts = ev.ts;
+    if (ts < this.now) this.s.late++;
+    else this.now = ts;
+    if (this.deadline < ts) this.fireDeadlines(ts);
+    this.s.events++;
+    if ((this.s.events & (MODEL_EXPIRE_EVERY - 1)) === 0) this.model.expire(this.now);
+
+    const type = ev.type;
+    if (type === 'denied') this.kernelDenied(ev);
+    else if (this.simulate) {
+      const d = this.model.check(ev);
+      if (d !== undefined) {
+        this.denied(d);
+        this.s.refused++;
+        return;
+      }
+    }
+
+    const f = ev as Facts;
+    f.proc = this.procs.observe(ev);
+    const list = this.byType.get(type);
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        try {
+          list[i].onEvent(f);
+        } catch (e) {
+          this.ruleError(list[i].rule, e, ev);
+        }
+      }
+    }
+    if (type === 'exit') {
+      const w = this.exitWatchers;
+      for (let i = 0; i < w.length; i++) w[i].onExit(f);
+      this.procs.release(ev.pid);
+    }
+    f.proc = undefined;
+    if (this.timed.length !== 0) this.refreshDeadline();
+  }
+
+  /** event time moved to `now` without an event (a live heartbeat): fire absences that passed */
+  advance(now: number, emit: (o: Output) => void): void {
+    this.emit = emit;
+    if (now > this.now) this.now = now;
+    if (this.deadline < now) this.fireDeadlines(now);
+  }
+
+  /** end of input. Nothing is fired: absences whose deadline was not reached by event time stay
+   *  undecided (the future is unknown). */
+  finish(emit: (o: Output) => void): void {
+    this.emit = emit;
+  }
+
+  /** Sink: a rule fired */
+  fire(rule: CompiledRule, f: Firing): void {
+    const c = this.ctx.get(rule)!;
+    const lines = c.actions.explain(f);
+    const plans = c.actions.plans;
+    if (plans.length === 0) {
+      this.out(alertOut(rule, f, rule.description, lines));
+      c.counts.alerts++;
+      this.s.alerts++;
+      return;
+    }
+    for (const p of plans) {
+      const message = renderTemplate(p.template, rule, f);
+      if (p.type === 'alert') {
+        this.out(alertOut(rule, f, message, lines));
+        c.counts.alerts++;
+        this.s.alerts++;
+        continue;
+      }
+      const subject = subjectOf(p.action.subject, subjectEvent(f, p.action.from));
+      if (typeof subject === 'string') {
+        this.s.no_subject++;
+        log.debug({ rule: rule.id }, `verdict not issued: ${subject}`);
+        continue;
+      }
+      const v = verdictOf(rule, p, subject, f.ts, c.mode);
+      const applied = c.mode === 'enforce';
+      if (applied) this.model.apply(v);
+      this.out(verdictOut(rule, f, v, message, lines, applied));
+      c.counts.verdicts++;
+      this.s.verdicts++;
+    }
+  }
+
+  stats(): EngineStats {
+    const per_rule: Record<string, RuleCounts> = {};
+    const correlation: Record<string, StoreStats> = {};
+    for (const [id, c] of this.ctxById) per_rule[id] = { ...c.counts };
+    for (const r of this.runners) if (r.rule.correlation) correlation[r.rule.id] = r.stats();
+    return { ...this.s, per_rule, procs: this.procs.stats(), correlation, enforcement: this.model.sizes() };
+  }
+
+  /** the summary line of replay/run output */
+  summary(o: { bad_lines?: number; seconds: number }): SummaryOut {
+    const st = this.stats();
+    const per_rule: SummaryOut['per_rule'] = {};
+    for (const [id, c] of Object.entries(st.per_rule)) per_rule[id] = { alerts: c.alerts, verdicts: c.verdicts, denied: c.denied };
+    return {
+      kind: 'summary',
+      events: st.events,
+      bad_lines: o.bad_lines ?? 0,
+      alerts: st.alerts,
+      verdicts: st.verdicts,
+      denied: st.denied,
+      per_rule,
+      seconds: o.seconds,
+      events_per_sec: o.seconds > 0 ? Math.round(st.events / o.seconds) : 0,
+    };
+  }
+
+  private out(o: Output): void {
+    try {
+      this.emit(o);
+    } catch (e) {
+      this.emitError = e;
+      throw e;
+    }
+  }
+
+  private denied(d: DeniedOut): void {
+    this.s.denied++;
+    const c = this.ctxById.get(d.rule);
+    if (c) c.counts.denied++;
+    this.out(d);
+  }
+
+  private kernelDenied(ev: DeniedEvent): void {
+    const d = this.deniedOutFn?.(ev) ?? {
+      kind: 'denied' as const,
+      ts: ev.ts,
+      seq: ev.seq ?? -1,
+      pid: ev.pid,
+      op: ev.op as DeniedOut['op'],
+      verdict: typeof ev.verdict === 'string' ? ev.verdict : `kernel:${JSON.stringify(ev.key ?? {})}`,
+      rule: ev.rule ?? '',
+      ...(typeof ev.reason === 'string' ? { reason: ev.reason as DeniedOut['reason'] } : {}),
+    };
+    if (d) this.denied(d);
+  }
+
+  private fireDeadlines(now: number): void {
+    for (const r of this.timed) {
+      if (r.nextDeadline() < now) {
+        try {
+          r.advance(now);
+        } catch (e) {
+          this.ruleError(r.rule, e, undefined);
+        }
+      }
+    }
+    this.refreshDeadline();
+  }
+
+  private refreshDeadline(): void {
+    let d = Infinity;
+    const t = this.timed;
+    for (let i = 0; i < t.length; i++) {
+      const x = t[i].nextDeadline();
+      if (x < d) d = x;
+    }
+    this.deadline = d;
+  }
+
+  private ruleError(rule: CompiledRule, e: unknown, ev: KrsiEvent | undefined): void {
+    if (e === this.emitError) throw e;
+    const c = this.ctx.get(rule)!;
+    if (c.counts.errors++ === 0) log.error({ rule: rule.id, seq: ev?.seq, err: String(e) }, 'rule evaluation threw; skipping the rule for this event (logged once per rule)');
+    this.s.errors++;
+  }
+}

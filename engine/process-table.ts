@@ -1,0 +1,92 @@
+// The process table: pid (tgid) -> what rules see as the `proc` fact. Forks inherit from the parent,
+// exec replaces the image and the watched environment, exit frees the entry (the engine calls
+// release() after the exit event was evaluated). Bounded: at `cap` entries the oldest is evicted.
+import type { KrsiEvent } from '../signals/events.ts';
+import type { ProcFacts } from './rules/types.ts';
+
+export const MAX_ANCESTORS = 16;
+const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_ANCESTORS: ProcFacts['ancestors'] = Object.freeze([]) as unknown as ProcFacts['ancestors'];
+
+export interface ProcessTableStats {
+  size: number;
+  cap: number;
+  evictions: number;
+  /** entries made from an event of a pid never seen fork or exec */
+  synthesized: number;
+}
+
+export class ProcessTable {
+  private procs = new Map<number, ProcFacts>();
+  private evictions = 0;
+  private synthesized = 0;
+
+  constructor(readonly cap = 65536) {}
+
+  get(pid: number): ProcFacts | undefined {
+    return this.procs.get(pid);
+  }
+
+  get size(): number {
+    return this.procs.size;
+  }
+
+  /** update the table for `ev` (before rules see it) and return the entry of ev.pid */
+  observe(ev: KrsiEvent): ProcFacts {
+    const pid = ev.pid;
+    let p = this.procs.get(pid);
+    switch (ev.type) {
+      case 'exec':
+        if (!p) p = this.synthesize(ev);
+        p.comm = ev.comm;
+        p.exe = ev.exe;
+        p.env = ev.env ?? NO_ENV;
+        return p;
+      case 'fork': {
+        if (!p) p = this.synthesize(ev);
+        const ancestors = [{ pid, comm: p.comm, exe: p.exe.path }];
+        for (let i = 0; i < p.ancestors.length && i < MAX_ANCESTORS - 1; i++) ancestors.push(p.ancestors[i]);
+        this.insert(ev.child_pid, { pid: ev.child_pid, ppid: pid, comm: p.comm, exe: p.exe, env: p.env, ancestors, start_ts: ev.ts });
+        return p;
+      }
+      default:
+        return p ?? this.synthesize(ev);
+    }
+  }
+
+  /** free a pid's entry (after its exit event was evaluated) */
+  release(pid: number): void {
+    this.procs.delete(pid);
+  }
+
+  stats(): ProcessTableStats {
+    return { size: this.procs.size, cap: this.cap, evictions: this.evictions, synthesized: this.synthesized };
+  }
+
+  /** a pid first seen mid-life (recording started after its fork/exec): build it from the event;
+   *  its env is unknown, so empty (not guessed from the parent) */
+  private synthesize(ev: KrsiEvent): ProcFacts {
+    this.synthesized++;
+    const parent = this.procs.get(ev.ppid);
+    let ancestors = NO_ANCESTORS;
+    if (parent) {
+      ancestors = [{ pid: parent.pid, comm: parent.comm, exe: parent.exe.path }];
+      for (let i = 0; i < parent.ancestors.length && i < MAX_ANCESTORS - 1; i++) ancestors.push(parent.ancestors[i]);
+    }
+    const p: ProcFacts = { pid: ev.pid, ppid: ev.ppid, comm: ev.comm, exe: ev.exe, env: NO_ENV, ancestors, start_ts: ev.ts };
+    this.insert(ev.pid, p);
+    return p;
+  }
+
+  private insert(pid: number, p: ProcFacts): void {
+    // a reused pid (no exit seen) replaces the stale entry; move it to the young end
+    if (this.procs.has(pid)) this.procs.delete(pid);
+    else if (this.procs.size >= this.cap) {
+      // Map iterates in insertion order: the first key is the oldest entry
+      const oldest = this.procs.keys().next().value as number;
+      this.procs.delete(oldest);
+      this.evictions++;
+    }
+    this.procs.set(pid, p);
+  }
+}
