@@ -60,7 +60,7 @@ interface Native {
   bpf_map_get_next_key: Fn; bpf_obj_pin: Fn; bpf_obj_get: Fn; bpf_obj_get_info_by_fd: Fn;
   ring_buffer__new: Fn; ring_buffer__add: Fn; ring_buffer__consume: Fn; ring_buffer__epoll_fd: Fn; ring_buffer__free: Fn;
   // libc
-  close: Fn; mmap: Fn; munmap: Fn; mount: Fn; vsnprintf: Fn; strerror_r: Fn;
+  close: Fn; getpagesize: Fn; mmap: Fn; munmap: Fn; mount: Fn; vsnprintf: Fn; strerror_r: Fn;
 }
 
 let native: Native | undefined;
@@ -147,6 +147,7 @@ function N(): Native {
     ring_buffer__epoll_fd: f(bpf, 'int ring_buffer__epoll_fd(void *rb)'),
     ring_buffer__free: f(bpf, 'void ring_buffer__free(void *rb)'),
     close: f(libc, 'int close(int fd)'),
+    getpagesize: f(libc, 'int getpagesize()'),
     mmap: f(libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
     munmap: f(libc, 'int munmap(void *addr, size_t len)'),
     mount: f(libc, 'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)'),
@@ -611,7 +612,7 @@ const MAP_FAILED = 0xffffffffffffffffn;
 const RB_BUSY = 0x80000000;
 const RB_DISCARD = 0x40000000;
 const RB_HDR = 8;
-const PAGE = 4096;
+let PAGE = 0; // the system page size, read on the first add()
 
 interface Ring {
   map: BpfMap;
@@ -646,6 +647,10 @@ export class RingBuffer {
   private readonly sliceMs: number;
   /** records delivered */
   count = 0;
+  /** records whose onRecord threw while draining from the event loop (logged) */
+  errors = 0;
+  private stopped = false;
+  private depth = 0;
 
   constructor(private readonly onRecord: (data: Buffer, source: number) => void, o: RingBufferOptions = {}) {
     this.budget = o.budget ?? 65536;
@@ -654,9 +659,11 @@ export class RingBuffer {
 
   /** add a ring buffer map; source is its index in add order */
   add(map: BpfMap): number {
+    if (this.stopped) throw new Error('RingBuffer.add: stopped');
     if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new Error(`RingBuffer.add: map ${map.name} is not a ring buffer (type ${map.type})`);
     const n = N();
     const size = map.maxEntries;
+    PAGE ||= n.getpagesize() as number;
     const consPtr = n.mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
     if (consPtr === MAP_FAILED || !consPtr) throw new BpfError(`mmap consumer page of ${map.name}`, koffi.errno());
     const dataLen = PAGE + 2 * size;
@@ -682,28 +689,45 @@ export class RingBuffer {
     this.running = true;
     for (const r of this.rings) this.watch(r);
     // records already waiting
-    setImmediate(() => this.drainAll());
+    setImmediate(() => this.turn());
   }
 
   private watch(r: Ring): void {
-    r.poll = koffi.node.poll(r.map.fd, { readable: true }, () => this.drain(r));
+    r.poll = koffi.node.poll(r.map.fd, { readable: true }, () => this.guarded(r));
   }
 
-  /** drain every ring now (up to the budget each); returns records delivered */
+  // one event-loop turn: every ring, within the budget and time slice
+  private turn(): void {
+    for (const r of this.rings) this.guarded(r);
+  }
+
+  // a throwing onRecord must not take the process down from inside a poll callback: log it, carry on
+  private guarded(r: Ring): void {
+    if (!this.running) return;
+    try {
+      this.drain(r, this.budget, this.sliceMs);
+    } catch (e) {
+      this.errors++;
+      log.error({ err: e, map: r.map.name }, 'ring buffer record handler threw');
+    }
+  }
+
+  /** deliver every record waiting now in every ring (no budget, no time slice); returns how many */
   drainAll(): number {
     let total = 0;
-    for (const r of this.rings) total += this.drain(r);
+    for (const r of this.rings) total += this.drain(r, Infinity, Infinity);
     return total;
   }
 
   // the libbpf consumer loop (ringbuf_process_ring) in JS
-  private drain(r: Ring): number {
-    if (!this.running && r.poll === null && this.rings.indexOf(r) < 0) return 0;
+  private drain(r: Ring, budget: number, sliceMs: number): number {
+    if (this.stopped) return 0;
     let cons = Number(Atomics.load(r.cons, 0));
     let done = 0;
     let sinceStore = 0;
-    const deadline = performance.now() + this.sliceMs;
+    const deadline = performance.now() + sliceMs;
     const { hdr, buf, mask } = r;
+    this.depth++;
     try {
       outer: for (;;) {
         const prod = Number(Atomics.load(r.prod, 0));
@@ -711,12 +735,15 @@ export class RingBuffer {
         while (cons < prod) {
           const off = cons & mask;
           const len = Atomics.load(hdr, off >> 2) >>> 0;
+          // reserved, not yet committed: later records wait for it
           if (len & RB_BUSY) break outer;
           const size = len & ~(RB_BUSY | RB_DISCARD);
           cons += (size + RB_HDR + 7) & ~7;
           if (!(len & RB_DISCARD)) {
             this.onRecord(buf.subarray(off + RB_HDR, off + RB_HDR + size), r.source);
             done++;
+            // stop() was called from onRecord
+            if (this.stopped) break outer;
           }
           if (++sinceStore >= 256) {
             // hand the space back to the kernel, and yield when the slice is used up
@@ -724,29 +751,38 @@ export class RingBuffer {
             sinceStore = 0;
             if (performance.now() > deadline) break outer;
           }
-          if (done >= this.budget) break outer;
+          if (done >= budget) break outer;
         }
       }
     } finally {
       Atomics.store(r.cons, 0, BigInt(cons));
       this.count += done;
+      if (--this.depth === 0 && this.stopped) this.unmap();
     }
     return done;
   }
 
-  /** stop polling, unmap the rings; the process can exit afterwards */
-  async stop(): Promise<void> {
-    this.running = false;
+  private unmap(): void {
     const n = native;
     for (const r of this.rings) {
-      r.poll?.close();
-      r.poll = null;
       if (n) {
         n.munmap(r.dataPtr, r.dataLen);
         n.munmap(r.consPtr, PAGE);
       }
     }
     this.rings.length = 0;
+  }
+
+  /** stop polling and unmap the rings (after the current drain, when called from onRecord); the process can exit afterwards */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.running = false;
+    this.stopped = true;
+    for (const r of this.rings) {
+      r.poll?.close();
+      r.poll = null;
+    }
+    if (this.depth === 0) this.unmap();
     await new Promise<void>((res) => setImmediate(res));
   }
 }

@@ -156,6 +156,58 @@ describe('libbpf binding', { skip }, () => {
     assert.equal(existsSync(`${pinDir}/on_getppid`), false);
   });
 
+  // getppid() calls from this process: BURST records each
+  const fill = (calls: number) => {
+    const targets = obj!.map('targets');
+    const key = u32(process.pid);
+    targets.update(key, u64(0n));
+    try {
+      for (let i = 0; i < calls; i++) void process.ppid;
+    } finally {
+      targets.delete(key);
+    }
+  };
+
+  test('drainAll delivers everything waiting; stop() from inside onRecord stops cleanly', async () => {
+    fill(10);
+    let seen = 0;
+    const rb = new RingBuffer(() => {
+      seen++;
+      if (seen === 3) void rb.stop();
+    });
+    rb.add(obj!.map('events'));
+    rb.drainAll();
+    assert.equal(seen, 3);
+    assert.equal(rb.drainAll(), 0);
+    await rb.stop();
+    // the 37 left are still in the ring for the next consumer
+    const rest = new RingBuffer(() => {});
+    rest.add(obj!.map('events'));
+    assert.equal(rest.drainAll(), 10 * BURST - 3);
+    await rest.stop();
+  });
+
+  test('a throwing onRecord is counted and the drain carries on', { timeout: 20000 }, async () => {
+    fill(2);
+    let seen = 0;
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    const rb = new RingBuffer(() => {
+      seen++;
+      if (seen === 2) throw new Error('boom (expected by the test)');
+      if (seen === 2 * BURST) done();
+    });
+    rb.add(obj!.map('events'));
+    rb.start();
+    try {
+      await all;
+      assert.equal(rb.errors, 1);
+      assert.equal(rb.count, 2 * BURST - 1);
+    } finally {
+      await rb.stop();
+    }
+  });
+
   test('timers keep firing while a burst is drained', { timeout: 20000 }, async () => {
     const targets = obj!.map('targets');
     const key = u32(process.pid);
