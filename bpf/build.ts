@@ -66,13 +66,15 @@ export function ensureVmlinuxH(): string {
 }
 
 /**
- * Compile bpf/<name>.bpf.c (or the given .bpf.c path) into bpf/build/<name>.o when the object is missing
+ * Compile bpf/<name>.bpf.c (or the given .bpf.c path; outside bpf/ into bpf/build/ext/) into bpf/build/<name>.o when the object is missing
  * or older than the source or any header next to it or in bpf/; returns the object's path.
  */
 export function ensureObject(nameOrPath: string): string {
   const src = sourceOf(nameOrPath);
   if (!existsSync(src)) throw new BuildError(`krsi: BPF source ${src} not found`);
-  const out = join(BUILD_DIR, `${basename(src, '.bpf.c')}.o`);
+  // sources outside bpf/ (test fixtures) build into bpf/build/ext/ so their names never clash with krsi's
+  const outDir = dirname(src) === BPF_DIR ? BUILD_DIR : join(BUILD_DIR, 'ext');
+  const out = join(outDir, `${basename(src, '.bpf.c')}.o`);
   const headers = new Set<string>();
   for (const dir of [BPF_DIR, dirname(src)]) {
     for (const f of readdirSync(dir)) if (f.endsWith('.h')) headers.add(join(dir, f));
@@ -82,7 +84,7 @@ export function ensureObject(nameOrPath: string): string {
 
   if (!have('clang')) throw new BuildError('krsi: clang not found: install the Debian package clang (apt-get install clang llvm libbpf-dev)');
   if (/^\s*#\s*include\s*[<"]vmlinux\.h[>"]/m.test(readFileSync(src, 'utf8'))) ensureVmlinuxH();
-  mkdirSync(BUILD_DIR, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
   const args = ['-g', '-O2', '-target', 'bpf', `-D__TARGET_ARCH_${targetArch()}`, '-I', BPF_DIR, '-I', BUILD_DIR, '-I', dirname(src)];
   // Debian keeps asm/ headers in the multiarch directory, which clang -target bpf does not search
   const multiarch = `/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
