@@ -95,7 +95,8 @@ export async function runLive(
 ): Promise<SummaryOut & { lost: number }> {
   const live = o.live ?? (await startSignals(o.signals ?? {}));
   const writer = o.record ? LogWriter.open(o.record) : undefined;
-  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid });
+  // simulate off: live, the kernel refuses and reports its own denied events
+  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false });
   const per: SummaryOut['per_rule'] = {};
   for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
   const s: SummaryOut & { lost: number } = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0, lost: 0 };

@@ -1,0 +1,169 @@
+// Live tests: the real kernel, real processes. Each scenario runs a small C helper (fixtures/helper.c)
+// or /bin/true, keeps only the events of the pids it started (host noise never counts), and checks
+// the decoded events and the bundled rules' verdict on them. Signals are stopped in after(), always.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { needCc, needLiveBpf } from '../helpers/prereq.ts';
+import type { ExecEvent, KrsiEvent, MprotectEvent, UnlinkEvent } from '../../signals/events.ts';
+import type { LiveSignals } from '../../signals/live.ts';
+import type { Output } from '../../engine/types.ts';
+import type { CompiledRuleSet } from '../../engine/rules/types.ts';
+
+const skip = needLiveBpf() ?? needCc();
+const HELPER_C = fileURLToPath(new URL('./fixtures/helper.c', import.meta.url));
+
+/** events of these pids, in order, from the time the scenario starts */
+class Collector {
+  readonly events: KrsiEvent[] = [];
+  constructor(live: LiveSignals) {
+    live.events$.subscribe((e) => this.events.push(e));
+  }
+  of(pids: Set<number> | number): KrsiEvent[] {
+    const set = typeof pids === 'number' ? new Set([pids]) : pids;
+    return this.events.filter((e) => set.has(e.pid));
+  }
+  /** waits (up to 5 s) until pred holds for the events of pids */
+  async waitFor(pids: Set<number> | number, pred: (evs: KrsiEvent[]) => boolean): Promise<KrsiEvent[]> {
+    for (let i = 0; i < 100; i++) {
+      const evs = this.of(pids);
+      if (pred(evs)) return evs;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.of(pids);
+  }
+}
+
+/** the bundled rules through the engine, over the given events only (seq assigned in order) */
+async function evaluate(events: KrsiEvent[], rules: CompiledRuleSet): Promise<Output[]> {
+  const { Engine } = await import('../../engine/engine.ts');
+  const engine = new Engine({ rules, simulate: false });
+  const out: Output[] = [];
+  events.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
+  engine.finish((o) => out.push(o));
+  return out;
+}
+
+const exited = (pid: number) => (evs: KrsiEvent[]) => evs.some((e) => e.type === 'exit' && e.pid === pid);
+
+describe('live signals', { skip }, () => {
+  let live: LiveSignals | undefined;
+  let col: Collector;
+  let dir: string;
+  let helper: string;
+  let rules: CompiledRuleSet;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'krsi-live-'));
+    helper = join(dir, 'helper');
+    const cc = spawnSync('cc', ['-O2', '-o', helper, HELPER_C], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `cc helper.c: ${cc.stderr}`);
+    const so = spawnSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'preload.so'), '-x', 'c', '-'], { input: 'int krsi_preload_marker;\n', encoding: 'utf8' });
+    assert.equal(so.status, 0, `cc preload.so: ${so.stderr}`);
+    const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../engine/rules/load.ts');
+    rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
+    const { startSignals } = await import('../../signals/live.ts');
+    live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+    col = new Collector(live);
+  });
+
+  after(async () => {
+    await live?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a copy that deletes its own executable: unlink event with target == own exe, and the rule fires', async () => {
+    const r = spawnSync(helper, ['selfdel', dir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const [pid, ino] = r.stdout.trim().split(' ').map(Number);
+    assert.equal(pid, r.pid, 'the copy runs in the same process (exec)');
+    const evs = await col.waitFor(pid, exited(pid));
+    const exec = evs.find((e): e is ExecEvent => e.type === 'exec' && e.exe.ino === ino);
+    assert.ok(exec, `exec of the copy (ino ${ino}) seen: ${JSON.stringify(evs.map((e) => e.type))}`);
+    assert.equal(exec.exe.path, join(dir, 'selfdel-copy'));
+    assert.equal(exec.exe.dev, statSync(dir).dev, 'exe.dev is the user-space st_dev');
+    const unlink = evs.find((e): e is UnlinkEvent => e.type === 'unlink');
+    assert.ok(unlink, 'unlink event seen');
+    assert.equal(unlink.path, join(dir, 'selfdel-copy'));
+    assert.deepEqual(unlink.target, { dev: statSync(dir).dev, ino, nlink: 0 });
+    assert.equal(unlink.exe.ino, ino);
+
+    const alerts = (await evaluate(evs, rules)).filter((o) => o.kind === 'alert' && o.rule === 'self-deleting-executable');
+    assert.equal(alerts.length, 1, 'self-deleting-executable fires once');
+    assert.equal(alerts[0].pid, pid);
+  });
+
+  test('deleting some other file: unlink without target, the rule does not fire', async () => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'x');
+    const r = spawnSync(helper, ['delete-other', victim], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const pid = r.pid!;
+    const evs = await col.waitFor(pid, exited(pid));
+    const unlink = evs.find((e): e is UnlinkEvent => e.type === 'unlink');
+    assert.ok(unlink, 'unlink event seen');
+    assert.equal(unlink.path, victim);
+    assert.equal(unlink.target, undefined, 'another file is not the caller\'s exe');
+    const alerts = (await evaluate(evs, rules)).filter((o) => o.rule === 'self-deleting-executable');
+    assert.deepEqual(alerts, []);
+  });
+
+  test('rm (unlinkat) of a file is seen too', async () => {
+    const victim = join(dir, 'victim2');
+    writeFileSync(victim, 'x');
+    const r = spawnSync('rm', [victim]);
+    assert.equal(r.status, 0);
+    const evs = await col.waitFor(r.pid!, exited(r.pid!));
+    assert.ok(evs.some((e) => e.type === 'unlink' && e.path === victim), 'unlinkat seen');
+  });
+
+  test('env LD_PRELOAD=<a real .so> /bin/true: exec with that env, the LD_PRELOAD rule fires; without it, not', async () => {
+    const so = join(dir, 'preload.so');
+    const withEnv = spawnSync('env', [`LD_PRELOAD=${so}`, '/bin/true']);
+    assert.equal(withEnv.status, 0);
+    const plain = spawnSync('env', ['/bin/true']);
+    assert.equal(plain.status, 0);
+    const a = await col.waitFor(withEnv.pid!, exited(withEnv.pid!));
+    const b = await col.waitFor(plain.pid!, exited(plain.pid!));
+    const execA = a.filter((e): e is ExecEvent => e.type === 'exec').find((e) => e.filename === '/bin/true');
+    const execB = b.filter((e): e is ExecEvent => e.type === 'exec').find((e) => e.filename === '/bin/true');
+    assert.ok(execA && execB, 'both execs of /bin/true seen');
+    assert.equal(execA.env?.LD_PRELOAD, so);
+    assert.equal(execB.env?.LD_PRELOAD, undefined);
+    const fired = (evs: KrsiEvent[]) => evaluate(evs, rules).then((o) => o.filter((x) => x.kind === 'alert' && x.rule === 'ld-preload-at-exec'));
+    const fa = await fired(a);
+    assert.equal(fa.length, 1, 'ld-preload-at-exec fires for the preloaded exec');
+    assert.equal(fa[0].pid, withEnv.pid);
+    assert.deepEqual(await fired(b), []);
+  });
+
+  test('the whole environment is scanned: LD_PRELOAD after 3 KB of other variables', async () => {
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    for (let i = 0; i < 60; i++) env[`KRSI_FILLER_${i}`] = 'y'.repeat(50);
+    env.LD_PRELOAD = join(dir, 'preload.so');
+    const r = spawnSync('/bin/true', [], { env });
+    const evs = await col.waitFor(r.pid!, exited(r.pid!));
+    const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
+    assert.equal(exec?.env?.LD_PRELOAD, env.LD_PRELOAD);
+  });
+
+  test('150 mprotect calls: the events, and the mprotect rule\'s verdict', async () => {
+    const r = spawnSync(helper, ['mprotect', '150'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const pid = r.pid!;
+    const evs = await col.waitFor(pid, exited(pid));
+    // the helper's own 150 on its page, besides the loader's few
+    const mine = evs.filter((e): e is MprotectEvent => e.type === 'mprotect' && e.len === 4096 && (e.prot === 1 || e.prot === 3));
+    assert.ok(mine.length >= 150, `150 mprotect events (got ${mine.length})`);
+    const out = await evaluate(evs, rules);
+    const verdicts = out.filter((o) => o.kind === 'verdict' && o.rule === 'mprotect-storm');
+    assert.equal(verdicts.length, 1, 'mprotect-storm verdict');
+    assert.equal(verdicts[0].pid, pid);
+    assert.ok(verdicts[0].kind === 'verdict' && verdicts[0].op === 'mprotect_exec' && verdicts[0].subject.kind === 'pid' && verdicts[0].subject.pid === pid);
+    assert.equal(live!.lost(), 0, 'no lost events');
+  });
+});
