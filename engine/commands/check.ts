@@ -1,8 +1,43 @@
+// krsi check [--rules <dir|file>...] [--format text|json]: load rules through every stage and print
+// every issue as `file:line:col: error [rule-id] CODE: message`. Exit 1 on any error, 0 otherwise.
+import { relative, isAbsolute } from 'node:path';
 import type { Command } from 'commander';
+import { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths, type RuleIssue } from '../rules/load.ts';
+
+function display(file: string): string {
+  if (!isAbsolute(file)) return file;
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith('..') ? file : rel;
+}
+
+export async function runCheck(opts: { rules?: string[]; format?: string }, out: (s: string) => void): Promise<number> {
+  const paths = opts.rules && opts.rules.length ? opts.rules : [BUNDLED_RULES_DIR];
+  const r = await loadRuleSourcesFromPaths(paths);
+  const issues: RuleIssue[] = r.issues.map((i) => ({ ...i, file: display(i.file) }));
+  const errors = issues.filter((i) => i.severity === 'error').length;
+  const warnings = issues.length - errors;
+  if (opts.format === 'json') {
+    for (const i of issues) out(JSON.stringify(i));
+  } else {
+    for (const i of issues) out(formatIssue(i));
+    const rules = r.set ? `${r.set.rules.length} rule(s), ${Object.keys(r.set.lists).length} list(s) loaded` : 'nothing loaded';
+    out(`${errors} error(s), ${warnings} warning(s): ${rules} from ${paths.map(display).join(', ')}`);
+  }
+  return errors > 0 ? 1 : 0;
+}
 
 export function register(program: Command): void {
-  program.command('check').description('(not yet implemented)').action(() => {
-    console.error('krsi check: not yet implemented');
-    process.exit(1);
-  });
+  program
+    .command('check')
+    .description('validate rule files: print every error with file:line:column and rule id (exit 1 on any error)')
+    .option('--rules <path...>', 'rule files or directories of *.json (default: the bundled rules/)')
+    .option('--format <format>', 'text | json (one issue per line)', 'text')
+    .action(async (opts: { rules?: string[]; format: string }) => {
+      if (opts.format !== 'text' && opts.format !== 'json') {
+        console.error(`krsi check: --format must be text or json, not ${JSON.stringify(opts.format)}`);
+        process.exit(2);
+      }
+      const code = await runCheck(opts, (s) => process.stdout.write(s + '\n'));
+      process.exitCode = code;
+    });
 }

@@ -8,6 +8,7 @@ import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue }
 import { locator, readDocuments, readSources, type RuleSource } from './read.ts';
 import { collectLists, validateSchema, validateSemantics } from './validate.ts';
 import { buildRuleSet } from './build.ts';
+import { messageFor } from './messages.ts';
 import type { CompiledRuleSet } from './types.ts';
 
 export { RuleLoadError, formatIssue, type RuleIssue, type RuleSource };
@@ -62,12 +63,8 @@ export function loadRuleSources(sources: RuleSource[], extra: RuleIssue[] = []):
 export async function loadRuleSourcesFromPaths(paths: string[]): Promise<LoadResult> {
   const extra: RuleIssue[] = [];
   const sources = await readSources(paths, (file, reason, dirEmpty) => {
-    extra.push({
-      severity: dirEmpty ? 'warning' : 'error',
-      code: dirEmpty ? 'NO_RULE_FILES' : 'READ_ERROR',
-      message: dirEmpty ? `no *.json rule files in ${file}` : `cannot read: ${reason}`,
-      file, line: 1, column: 1, pointer: '',
-    });
+    const code = dirEmpty ? 'NO_RULE_FILES' : 'READ_ERROR';
+    extra.push({ ...messageFor(code, { dir: file, reason }), code, file, line: 1, column: 1, pointer: '' });
   });
   return loadRuleSources(sources, extra);
 }
