@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { needCc, needLiveBpf } from '../helpers/prereq.ts';
 import type { ExecEvent, KrsiEvent, MprotectEvent, UnlinkEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import type { Output } from '../../engine/types.ts';
+import type { AlertOut, Output, VerdictOut } from '../../engine/types.ts';
 import type { CompiledRuleSet } from '../../engine/rules/types.ts';
 
 const skip = needLiveBpf() ?? needCc();
@@ -46,6 +46,11 @@ async function evaluate(events: KrsiEvent[], rules: CompiledRuleSet): Promise<Ou
   events.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
   engine.finish((o) => out.push(o));
   return out;
+}
+
+/** the alerts (or verdicts) of one rule */
+function fired(out: Output[], rule: string, kind: 'alert' | 'verdict' = 'alert'): (AlertOut | VerdictOut)[] {
+  return out.filter((o): o is AlertOut | VerdictOut => o.kind === kind && o.rule === rule);
 }
 
 const exited = (pid: number) => (evs: KrsiEvent[]) => evs.some((e) => e.type === 'exit' && e.pid === pid);
@@ -92,7 +97,7 @@ describe('live signals', { skip }, () => {
     assert.deepEqual(unlink.target, { dev: statSync(dir).dev, ino, nlink: 0 });
     assert.equal(unlink.exe.ino, ino);
 
-    const alerts = (await evaluate(evs, rules)).filter((o) => o.kind === 'alert' && o.rule === 'self-deleting-executable');
+    const alerts = fired(await evaluate(evs, rules), 'self-deleting-executable');
     assert.equal(alerts.length, 1, 'self-deleting-executable fires once');
     assert.equal(alerts[0].pid, pid);
   });
@@ -108,7 +113,7 @@ describe('live signals', { skip }, () => {
     assert.ok(unlink, 'unlink event seen');
     assert.equal(unlink.path, victim);
     assert.equal(unlink.target, undefined, 'another file is not the caller\'s exe');
-    const alerts = (await evaluate(evs, rules)).filter((o) => o.rule === 'self-deleting-executable');
+    const alerts = fired(await evaluate(evs, rules), 'self-deleting-executable');
     assert.deepEqual(alerts, []);
   });
 
@@ -134,11 +139,11 @@ describe('live signals', { skip }, () => {
     assert.ok(execA && execB, 'both execs of /bin/true seen');
     assert.equal(execA.env?.LD_PRELOAD, so);
     assert.equal(execB.env?.LD_PRELOAD, undefined);
-    const fired = (evs: KrsiEvent[]) => evaluate(evs, rules).then((o) => o.filter((x) => x.kind === 'alert' && x.rule === 'ld-preload-at-exec'));
-    const fa = await fired(a);
+    const preload = async (evs: KrsiEvent[]) => fired(await evaluate(evs, rules), 'ld-preload-at-exec');
+    const fa = await preload(a);
     assert.equal(fa.length, 1, 'ld-preload-at-exec fires for the preloaded exec');
     assert.equal(fa[0].pid, withEnv.pid);
-    assert.deepEqual(await fired(b), []);
+    assert.deepEqual(await preload(b), []);
   });
 
   test('the whole environment is scanned: LD_PRELOAD after 3 KB of other variables', async () => {
@@ -160,10 +165,11 @@ describe('live signals', { skip }, () => {
     const mine = evs.filter((e): e is MprotectEvent => e.type === 'mprotect' && e.len === 4096 && (e.prot === 1 || e.prot === 3));
     assert.ok(mine.length >= 150, `150 mprotect events (got ${mine.length})`);
     const out = await evaluate(evs, rules);
-    const verdicts = out.filter((o) => o.kind === 'verdict' && o.rule === 'mprotect-storm');
+    const verdicts = fired(out, 'mprotect-storm', 'verdict') as VerdictOut[];
     assert.equal(verdicts.length, 1, 'mprotect-storm verdict');
     assert.equal(verdicts[0].pid, pid);
-    assert.ok(verdicts[0].kind === 'verdict' && verdicts[0].op === 'mprotect_exec' && verdicts[0].subject.kind === 'pid' && verdicts[0].subject.pid === pid);
+    assert.equal(verdicts[0].op, 'mprotect_exec');
+    assert.deepEqual(verdicts[0].subject, { kind: 'pid', pid });
     assert.equal(live!.lost(), 0, 'no lost events');
   });
 });
