@@ -1,8 +1,184 @@
-import type { Command } from 'commander';
+// krsi replay: run a recorded event log through the rules and show the alerts, the verdicts, and the
+// events the kernel would have refused (the enforcement model applied to later events of the log).
+import { Option, type Command } from 'commander';
+import type { CompiledRuleSet } from '../rules/types.ts';
+import type { Mode, Output, SummaryOut } from '../types.ts';
+import type { RuleLoadError as RuleLoadErrorT } from '../rules/load.ts';
+import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../eventlog/index.ts';
+import { OutputSink, createProgress, type Format, type Progress } from '../output/index.ts';
+
+export interface ReplayOptions {
+  log: string;
+  rules: CompiledRuleSet;
+  mode?: Mode;
+  since?: string;
+  until?: string;
+  skipBad?: boolean;
+  onBad?(e: EventError): void;
+  progress?: Progress;
+  /** called with the ts of the first event read (text output prints times relative to it) */
+  onFirstEvent?(ts: number): void;
+}
+
+/** keeps only the rules named in `ids` (and rebuilds the type index) */
+export function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
+  const keep = new Set(ids);
+  const byType = new Map([...set.byType].map(([t, rules]) => [t, rules.filter((r) => keep.has(r.id))]));
+  return { ...set, rules: set.rules.filter((r) => keep.has(r.id)), byType };
+}
+
+/** Replays a log through the engine; every output goes to `emit`, the summary last (and returned). */
+export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, drain: () => Promise<void> = async () => {}): Promise<SummaryOut> {
+  // loaded when used: the CLI starts without the engine for other commands
+  const { Engine } = await import('../engine.ts');
+  const engine = new Engine({ rules: o.rules, mode: o.mode });
+  const per: SummaryOut['per_rule'] = {};
+  for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
+  const s: SummaryOut = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0 };
+  const count = (out: Output): void => {
+    if (out.kind === 'summary') return;
+    const r = (per[out.rule] ??= { alerts: 0, verdicts: 0, denied: 0 });
+    if (out.kind === 'alert') s.alerts++, r.alerts++;
+    else if (out.kind === 'verdict') s.verdicts++, r.verdicts++;
+    else s.denied++, r.denied++;
+    emit(out);
+  };
+  const t = process.hrtime.bigint();
+  const events = readEvents(o.log, {
+    skipBad: o.skipBad,
+    since: o.since,
+    until: o.until,
+    onBad: (e) => (s.bad_lines++, o.onBad?.(e)),
+    onProgress: o.progress && ((d, n) => o.progress!.update(d, n)),
+  });
+  for await (const batch of events) {
+    if (s.events === 0) o.onFirstEvent?.(batch[0].ts);
+    for (let i = 0; i < batch.length; i++) engine.push(batch[i], count);
+    s.events += batch.length;
+    await drain();
+  }
+  engine.finish(count);
+  o.progress?.stop();
+  s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
+  emit(s);
+  return s;
+}
+
+const HELP = `
+Without LOG, replays the bundled sample log (rules/samples/sample.jsonl), which exercises every
+bundled rule. LOG is a JSON Lines file (.jsonl), - for stdin, or an lmdb log (krsi log import).
+
+--mode enforce applies every verdict (what a host running \`krsi run --mode enforce\` would do),
+--mode monitor none; without --mode each rule's own mode decides. Applied verdicts are checked
+against the later events of the log: those the kernel would refuse are reported as denied.
+
+--since/--until take integer nanoseconds (event ts) or a duration after the log's first event
+(500ms, 30s, 2m); since is inclusive, until exclusive.
+
+--format json prints JSON Lines, one object per line with kind alert | verdict | denied | summary
+(the summary last: events read, bad lines, per-rule counts, events/s).
+
+Exit codes:
+  0  replay done (alerts and denials are results, not errors)
+  1  rule errors (every one is printed, located as file:line:column), a bad log line without
+     --skip-bad (located as file:line: field ...), or an unreadable log
+  2  usage error (unknown option, bad --format/--mode/--since/--until, unknown --rule id)
+`;
+
+interface CliOptions {
+  rules?: string[];
+  format: Format;
+  mode?: Mode;
+  rule?: string[];
+  since?: string;
+  until?: string;
+  skipBad?: boolean;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`krsi replay: ${msg}\n`);
+  process.exit(2);
+}
 
 export function register(program: Command): void {
-  program.command('replay').description('(not yet implemented)').action(() => {
-    console.error('krsi replay: not yet implemented');
-    process.exit(1);
-  });
+  program
+    .command('replay')
+    .description('replay an event log through the rules: alerts, verdicts, and what would have been denied')
+    .argument('[log]', 'JSON Lines file, - for stdin, or lmdb log (default: the bundled sample log)')
+    .option('--rules <dir...>', 'rule files or directories of *.json (default: the bundled rules)')
+    .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(new Option('--mode <mode>', 'override every rule mode').choices(['monitor', 'enforce']))
+    .option('--rule <id...>', 'only these rules')
+    .option('--since <t>', 'first event time: integer ns, or a duration after the first event')
+    .option('--until <t>', 'stop before this event time: integer ns, or a duration after the first event')
+    .option('--skip-bad', 'skip bad log lines and count them instead of stopping at the first')
+    .addHelpText('after', HELP)
+    .action(async (log: string | undefined, opts: CliOptions) => {
+      for (const [name, v] of [['since', opts.since], ['until', opts.until]] as const) {
+        if (v === undefined) continue;
+        try {
+          parseBound(v, `--${name}`);
+        } catch (e) {
+          usage((e as Error).message);
+        }
+      }
+      const { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } = await import('../rules/load.ts');
+      let rules: CompiledRuleSet;
+      try {
+        rules = await loadRuleDirs(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
+      } catch (e) {
+        if (!(e instanceof RuleLoadError)) throw e;
+        const err: RuleLoadErrorT = e;
+        for (const i of err.issues) process.stderr.write(formatIssue(i) + '\n');
+        const n = err.issues.filter((i) => i.severity === 'error').length;
+        process.stderr.write(`krsi replay: ${n} rule error${n === 1 ? '' : 's'}; nothing replayed\n`);
+        process.exit(1);
+      }
+      if (opts.rule?.length) {
+        const known = new Set(rules.rules.map((r) => r.id));
+        const unknown = opts.rule.filter((id) => !known.has(id));
+        if (unknown.length) usage(`unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`);
+        rules = selectRules(rules, opts.rule);
+      }
+      const sink = new OutputSink(opts.format);
+      let shown = 0;
+      const onBad = (e: EventError) => {
+        if (shown++ < 20) process.stderr.write(`skipped ${e.message}\n`);
+        else if (shown === 21) process.stderr.write('(more bad lines skipped; the summary counts them)\n');
+      };
+      const path = log ?? SAMPLE_LOG;
+      let unit: 'bytes' | 'events' = 'bytes';
+      try {
+        unit = detectFormat(path) === 'lmdb' ? 'events' : 'bytes';
+      } catch {
+        // readEvents reports it below
+      }
+      try {
+        await replayLog(
+          {
+            log: path,
+            rules,
+            mode: opts.mode,
+            since: opts.since,
+            until: opts.until,
+            skipBad: opts.skipBad,
+            onBad,
+            progress: createProgress('replay', unit),
+            onFirstEvent: (ts) => (sink.ctx.t0 = ts),
+          },
+          sink.write,
+          () => sink.drain(),
+        );
+      } catch (e) {
+        await sink.end();
+        if (e instanceof EventError) {
+          process.stderr.write(`krsi replay: ${e.message}\n(use --skip-bad to go on past bad lines)\n`);
+          process.exit(1);
+        }
+        process.stderr.write(`krsi replay: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      }
+      await sink.end();
+    });
 }

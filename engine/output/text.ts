@@ -66,6 +66,10 @@ export function formatText(o: Output, ctx: TextContext = {}): string {
   }
 }
 
+const EXPLAIN_MAX = 8;
+
 function explain(lines: string[] | undefined): string {
-  return lines?.length ? lines.map((l) => `           - ${l}\n`).join('') : '';
+  if (!lines?.length) return '';
+  const shown = lines.length > EXPLAIN_MAX ? [...lines.slice(0, EXPLAIN_MAX - 2), `… ${lines.length - EXPLAIN_MAX + 1} more`, lines[lines.length - 1]] : lines;
+  return shown.map((l) => `           - ${l}\n`).join('');
 }
