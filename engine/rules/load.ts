@@ -39,8 +39,8 @@ export function loadRuleSources(sources: RuleSource[], extra: RuleIssue[] = []):
   const locate = locator(docs);
   const issues = new IssueCollector(locate);
   issues.issues.push(...extra, ...parse.issues);
-  const where = (file: string, pointer: string) => {
-    const at = locate({ file, pointer });
+  const where = (file: string, pointer: string, key?: boolean) => {
+    const at = locate({ file, pointer, key });
     return `${file}:${at.line}:${at.column}`;
   };
   // validate

@@ -107,7 +107,7 @@ export interface ListDef {
 }
 
 /** all lists of all documents (first definition wins); duplicates reported */
-export function collectLists(docs: RuleDocument[], issues: IssueCollector, loc: (file: string, pointer: string) => string): Map<string, ListDef> {
+export function collectLists(docs: RuleDocument[], issues: IssueCollector, loc: (file: string, pointer: string, key?: boolean) => string): Map<string, ListDef> {
   const lists = new Map<string, ListDef>();
   for (const doc of docs) {
     const d = doc.data;
@@ -116,7 +116,7 @@ export function collectLists(docs: RuleDocument[], issues: IssueCollector, loc: 
       const pointer = `/lists/${esc(name)}`;
       const first = lists.get(name);
       if (first) {
-        issues.add('DUPLICATE_LIST', { file: doc.file, pointer, key: true }, { name, first: loc(first.file, first.pointer) });
+        issues.add('DUPLICATE_LIST', { file: doc.file, pointer, key: true }, { name, first: loc(first.file, first.pointer, true) });
         continue;
       }
       lists.set(name, { values: Array.isArray(values) ? values.filter((x) => typeof x === 'string' || typeof x === 'number') : [], file: doc.file, pointer });

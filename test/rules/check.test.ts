@@ -1,0 +1,40 @@
+// krsi check: every issue printed as file:line:col: error [rule] CODE: message, a summary, exit code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCheck } from '../../engine/commands/check.ts';
+
+const RULE = (id: string, op: string) => `{ "rules": [ { "id": "${id}", "description": "d", "tags": [], "severity": "low",
+  "match": { "all": [ { "fact": "comm", "operator": "${op}", "value": "x" } ] }, "actions": [ { "type": "alert" } ] } ] }`;
+
+test('krsi check prints every error of every file, a summary, and exits 1; 0 when clean', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-check-'));
+  try {
+    writeFileSync(join(dir, 'a.json'), RULE('a', 'startWith'));
+    writeFileSync(join(dir, 'b.json'), RULE('b', 'endWith'));
+    const out: string[] = [];
+    assert.equal(await runCheck({ rules: [dir] }, (s) => out.push(s)), 1);
+    assert.equal(out.length, 3, out.join('\n'));
+    assert.match(out[0], /a\.json:2:\d+: error \[a\] UNKNOWN_OPERATOR: unknown operator "startWith" \(did you mean "startsWith"\?\)$/);
+    assert.match(out[1], /b\.json:2:\d+: error \[b\] UNKNOWN_OPERATOR: .*"endsWith"/);
+    assert.match(out[2], /^2 error\(s\), 0 warning\(s\): nothing loaded/);
+
+    const json: string[] = [];
+    assert.equal(await runCheck({ rules: [join(dir, 'a.json')], format: 'json' }, (s) => json.push(s)), 1);
+    assert.equal(json.length, 1);
+    const issue = JSON.parse(json[0]);
+    assert.equal(issue.code, 'UNKNOWN_OPERATOR');
+    assert.equal(issue.pointer, '/rules/0/match/all/0/operator');
+    assert.equal(issue.line, 2);
+
+    writeFileSync(join(dir, 'a.json'), RULE('a', 'startsWith'));
+    writeFileSync(join(dir, 'b.json'), RULE('b', 'endsWith'));
+    const ok: string[] = [];
+    assert.equal(await runCheck({ rules: [dir] }, (s) => ok.push(s)), 0);
+    assert.match(ok.join('\n'), /^0 error\(s\), 0 warning\(s\): 2 rule\(s\), 0 list\(s\) loaded/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
