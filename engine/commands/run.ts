@@ -11,6 +11,7 @@ import { LogWriter } from '../eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
 import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
+import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
 
 /** keeps only the rules named in ids (as replay --rule does) */
 function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
@@ -73,30 +74,35 @@ interface CliOptions {
   format: Format;
   duration?: string;
   watchEnv?: string[];
+  state?: string;
 }
 
-// ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8 wires the enforcer here) ----
-// Until the enforcer is wired, enforcement must fail loudly, never silently run as monitor.
-function enforcementUnavailable(rules: CompiledRuleSet, mode: Mode | undefined): string | undefined {
-  const enforcing = mode === 'enforce' ? ['--mode enforce'] : mode === undefined ? rules.rules.filter((r) => r.mode === 'enforce').map((r) => `rule ${r.id} (mode enforce)`) : [];
-  if (!enforcing.length) return undefined;
-  return (
-    `cannot enforce: live enforcement is not wired into krsi run yet (asked for by ${enforcing.join(', ')}).\n` +
-    `Nothing would be denied. Run with --mode monitor to get the alerts and verdicts without enforcement.`
-  );
+// ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8: enforcers/index.ts) ----
+// --mode enforce, or enabled rules in enforce mode, open the enforcer: verdicts go into the pinned
+// BPF-LSM maps, the kernel's denied events come back into the output and the log. A host that cannot
+// enforce (no BPF LSM) fails at start with exit 3, naming the boot option: never silently monitor.
+async function openEnforcement(rules: CompiledRuleSet, mode: Mode | undefined, stateDir?: string): Promise<EnforceSession | undefined> {
+  const asked = enforcementAskedBy(rules, mode);
+  if (!asked.length) return undefined;
+  try {
+    return await startEnforcement({ rules, mode, stateDir });
+  } catch (e) {
+    const err = e as Error & { exitCode?: number };
+    fail('run', `${err.message.replace(/^krsi: /, '')}\n(enforcement asked for by ${asked.join(', ')})`, err.exitCode ?? EXIT_PREREQ);
+  }
 }
 // ---- end ENFORCEMENT ----
 
 /** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
 export async function runLive(
-  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void },
+  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession },
   emit: (out: Output) => void,
   onBatch?: () => void,
 ): Promise<SummaryOut & { lost: number }> {
   const live = o.live ?? (await startSignals(o.signals ?? {}));
   const writer = o.record ? LogWriter.open(o.record) : undefined;
   // simulate off: live, the kernel refuses and reports its own denied events
-  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false });
+  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
   const per: SummaryOut['per_rule'] = {};
   for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
   const s: SummaryOut & { lost: number } = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0, lost: 0 };
@@ -106,6 +112,7 @@ export async function runLive(
     if (out.kind === 'alert') s.alerts++, r.alerts++;
     else if (out.kind === 'verdict') s.verdicts++, r.verdicts++;
     else s.denied++, r.denied++;
+    o.enforce?.output(out); // H8: an applied verdict goes into the kernel maps before it is printed
     emit(out);
   };
   let seq = 0;
@@ -114,12 +121,15 @@ export async function runLive(
   failed.catch(() => {});
   const t = process.hrtime.bigint();
   // one subscription: the recorder first (it numbers events by log position), then the engine
-  const sub = live.batches$.subscribe((batch: KrsiEvent[]) => {
+  let lastTs = 0; // H8: the kernel's denied events join the signals' batches; ts stays non-decreasing
+  const onEvents = (batch: KrsiEvent[]) => {
     try {
       if (s.events === 0 && batch.length) o.onFirstEvent?.(batch[0].ts);
+      if (o.enforce) for (const e of batch) if (e.ts < lastTs) { e.kts = e.ts; e.ts = lastTs; } else lastTs = e.ts;
       writer?.append(batch);
       for (const e of batch) {
         if (e.seq === undefined) e.seq = ++seq;
+        o.enforce?.event(e);
         engine.push(e, count);
       }
       s.events += batch.length;
@@ -127,11 +137,14 @@ export async function runLive(
     } catch (e) {
       fail(e);
     }
-  });
+  };
+  const sub = live.batches$.subscribe(onEvents);
+  o.enforce?.onDenied((ev) => onEvents([ev]));
   try {
     await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
   } finally {
     await live.stop();
+    await o.enforce?.close(); // H8: programs and maps stay pinned, verdicts stay in the store
     sub.unsubscribe();
     s.lost = live.lost();
     await writer?.close();
@@ -151,7 +164,11 @@ libbpf.so.1 (Debian: libbpf1) and, for the first build of the BPF programs, clan
 --format json prints the JSON Lines objects of \`krsi replay --format json\` (alert, verdict,
 denied, and the summary last, with "lost": events the kernel could not hand over).
 --record LOG also writes every event into the lmdb log LOG: \`krsi replay LOG\` gives the same alerts.
---mode enforce fails until live enforcement is wired in (it never silently runs as monitor).
+--mode enforce (or enabled rules in enforce mode) loads the BPF-LSM enforcement programs, pinned under
+/sys/fs/bpf/krsi/enforce/, restores the stored verdicts (--state) and applies every verdict: the kernel
+then refuses with EPERM and its \`denied\` events join the output and the log. It needs a kernel with
+CONFIG_BPF_LSM=y booted with bpf in lsm= (e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf);
+without it krsi run exits 3 saying so, and never runs as monitor instead. See \`krsi verdicts\`.
 
 Stops on SIGINT/SIGTERM (or after --duration): detaches, flushes the log, prints the summary, exits 0.
 `;
@@ -166,6 +183,7 @@ export function register(program: Command): void {
     .option('--record <log>', 'also record the events into this lmdb log')
     .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
+    .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)') // H8
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
@@ -185,14 +203,13 @@ export function register(program: Command): void {
         if (unknown.length) fail('run', `unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`, 2);
         rules = selectRules(rules, opts.rule);
       }
-      const noEnforce = enforcementUnavailable(rules, opts.mode);
-      if (noEnforce) fail('run', noEnforce, EXIT_PREREQ);
+      const enforce = await openEnforcement(rules, opts.mode, opts.state); // H8
 
       const live = await startLive('run', { watchEnv: opts.watchEnv });
       const sink = new OutputSink(opts.format);
       try {
         const s = await runLive(
-          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts) },
+          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce },
           sink.write,
           () => void sink.drain(),
         );
