@@ -67,9 +67,10 @@ let native: Native | undefined;
 let printCb: bigint | undefined;
 let quietDepth = 0;
 
-/** where libbpf.so.1 is, or undefined */
+/** where libbpf.so.1 is (KRSI_LIBBPF overrides the search), or undefined */
 export function libbpfPath(): string | undefined {
-  return LIBBPF_PATHS.find((p) => existsSync(p));
+  const paths = process.env.KRSI_LIBBPF ? [process.env.KRSI_LIBBPF] : LIBBPF_PATHS;
+  return paths.find((p) => existsSync(p));
 }
 
 /** the libbpf version from the library's real file name (libbpf.so.1.1.2 -> 1.1.2) */

@@ -2,7 +2,7 @@
 // globals and a tracepoint on getppid() that only fires for tgids listed in its `targets` map.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { needLiveBpf } from '../helpers/prereq.ts';
@@ -10,6 +10,17 @@ import { ensureObject } from '../../bpf/build.ts';
 import { BpfError, BpfMap, BpfObject, BPF_NOEXIST, PIN_ROOT, RingBuffer, createMap, unpinPath } from '../../bpf/libbpf.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/basic.bpf.c', import.meta.url));
+const LIBBPF_TS = fileURLToPath(new URL('../../bpf/libbpf.ts', import.meta.url));
+const BUILD_TS = fileURLToPath(new URL('../../bpf/build.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+// run a snippet in a fresh node (tsx) process; `lib` and `build` are the two modules
+function runSnippet(body: string, o: { uid?: number; env?: Record<string, string> } = {}) {
+  const code = `const lib = await import(${JSON.stringify(LIBBPF_TS)}); const build = await import(${JSON.stringify(BUILD_TS)});\n${body}`;
+  const argv = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', code];
+  const [cmd, ...args] = o.uid === undefined ? argv : ['setpriv', `--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', ...argv];
+  return spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT, timeout: 30000, env: { ...process.env, ...o.env } });
+}
 const MAGIC = 0x6b727369_00c0ffeen;
 const BURST = 4;
 const skip = needLiveBpf();
@@ -131,6 +142,46 @@ describe('libbpf binding', { skip }, () => {
     assert.throws(() => createMap(27, 'krsi_bad_rb', 0, 0, 4095), (err: unknown) => err instanceof BpfError && err.errno === 22 && /Invalid argument/.test(err.message));
   });
 
+  test('libbpf log lines reach the krsi logger with the libbpf prefix and level', () => {
+    const r = runSnippet(`try { lib.BpfObject.open('/etc/hostname'); } catch (e) { process.stdout.write(e.message); }`);
+    assert.match(r.stdout, /BPF object format invalid/);
+    const line = r.stderr.split('\n').find((l) => l.includes('not a proper ELF object'));
+    assert.ok(line, r.stderr);
+    const j = JSON.parse(line);
+    assert.equal(j.component, 'libbpf');
+    assert.equal(j.level, 40); // LIBBPF_WARN -> warn
+    assert.doesNotMatch(j.msg, /^libbpf: /);
+  });
+
+  test('per-CPU maps: lookups return one 8-byte slot per possible CPU', () => {
+    const m = createMap(6 /* PERCPU_ARRAY */, 'krsi_t_pcpu', 4, 4, 2);
+    try {
+      const v = m.lookup(u32(1));
+      assert.ok(v && v.length >= 8 && v.length % 8 === 0);
+      assert.equal(v.length, m.valueBufferSize);
+      const w = Buffer.alloc(m.valueBufferSize);
+      w.writeUInt32LE(7, 0);
+      m.update(u32(1), w);
+      assert.equal(m.lookup(u32(1))?.readUInt32LE(0), 7);
+    } finally {
+      m.close();
+    }
+  });
+
+  test('the process exits by itself after RingBuffer.stop() and close()', () => {
+    const r = runSnippet(`
+      const o = lib.BpfObject.open(build.ensureObject(${JSON.stringify(FIXTURE)}));
+      o.load(); o.attach();
+      const rb = new lib.RingBuffer(() => {});
+      rb.add(o.map('events')); rb.start();
+      await new Promise((res) => setTimeout(res, 50));
+      await rb.stop(); o.close();
+      process.stdout.write('stopped');`);
+    assert.equal(r.error, undefined, 'still running after 30 s');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'stopped');
+  });
+
   test('pin, fromPinned, unpin for maps and links', () => {
     const m = obj!.map('targets');
     const path = `${pinDir}/targets`;
@@ -244,5 +295,18 @@ describe('libbpf binding', { skip }, () => {
       targets.delete(key);
       await rb.stop();
     }
+  });
+});
+
+describe('prerequisite errors', () => {
+  test('not root: a clear error, exit code 3', { skip: process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v setpriv']).status === 0 ? undefined : 'needs root and setpriv to drop to nobody' }, () => {
+    const r = runSnippet(`try { lib.BpfObject.open('/nonexistent.o'); } catch (e) { process.stdout.write(e.message + '|' + e.exitCode); }`, { uid: 65534 });
+    assert.equal(r.stdout, 'krsi: needs root (CAP_BPF, CAP_PERFMON)|3', r.stderr);
+  });
+
+  test('no libbpf.so.1: the error names the Debian package libbpf1', () => {
+    const r = runSnippet(`try { lib.BpfObject.open('/nonexistent.o'); } catch (e) { process.stdout.write(e.message + '|' + e.exitCode); }`, { env: { KRSI_LIBBPF: '/nonexistent/libbpf.so.1' } });
+    const msg = process.getuid?.() === 0 ? 'krsi: libbpf.so.1 not found: install the Debian package libbpf1 (apt-get install libbpf1)|3' : 'krsi: needs root (CAP_BPF, CAP_PERFMON)|3';
+    assert.equal(r.stdout, msg, r.stderr);
   });
 });
