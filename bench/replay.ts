@@ -1,0 +1,197 @@
+// Replay throughput of krsi's engine with the bundled rules, against the straightforward design measured
+// in the same run: json-rules-engine's engine.run() awaited for every event (engine/rules/jre.ts).
+//
+//   node --import tsx bench/replay.ts [--events 1000000] [--baseline 100000] [--runs 3] [--seed 1]
+//   node --import tsx bench/replay.ts --memory [--events 10000000]   heap/RSS samples while streaming
+//
+// Figures (medians of --runs runs):
+//   engine        events already in memory -> Engine.push (the generator runs outside the timed part)
+//   replay+parse  a JSON Lines file on disk -> streaming read, JSON.parse, validation, Engine.push
+//   baseline      json-rules-engine, one awaited engine.run per event, on the first --baseline events
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { KrsiEvent } from '../signals/events.ts';
+import type { CompiledRuleSet } from '../engine/rules/types.ts';
+import type { Output } from '../engine/types.ts';
+import { loadRuleDirs } from '../engine/rules/load.ts';
+import { Engine } from '../engine/engine.ts';
+import { createJreBaseline } from '../engine/rules/jre.ts';
+import { readEvents } from '../engine/eventlog/index.ts';
+import { generateBatches, writeJsonl, type GenOptions } from './gen.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string' },
+    baseline: { type: 'string', default: '100000' },
+    runs: { type: 'string', default: '3' },
+    seed: { type: 'string', default: '1' },
+    memory: { type: 'boolean', default: false },
+  },
+});
+const memory = args.memory!;
+const N = Number(args.events ?? (memory ? 10_000_000 : 1_000_000));
+const BASE_N = Math.min(N, Number(args.baseline));
+const RUNS = Math.max(1, Number(args.runs));
+const gen: GenOptions = { count: N, seed: Number(args.seed), attackEvery: 50_000 };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+/** accumulates wall-clock and CPU time (user + system, this process) over timed sections */
+class Timer {
+  wall = 0n;
+  cpu = 0;
+  private w0 = 0n;
+  private c0 = process.cpuUsage();
+  start(): void {
+    this.c0 = process.cpuUsage();
+    this.w0 = process.hrtime.bigint();
+  }
+  stop(): void {
+    this.wall += process.hrtime.bigint() - this.w0;
+    const c = process.cpuUsage(this.c0);
+    this.cpu += (c.user + c.system) / 1e6;
+  }
+  /** events/s by wall clock and by CPU time (the latter is robust to other load on shared cores) */
+  rates(n: number): Rate {
+    return { wall: n / (Number(this.wall) / 1e9), cpu: n / this.cpu };
+  }
+}
+interface Rate {
+  wall: number;
+  cpu: number;
+}
+const fmtRate = (r: Rate) => `${fmt(r.wall)} ev/s (${fmt(r.cpu)} per CPU-s)`;
+
+interface Counts {
+  alert: number;
+  verdict: number;
+  denied: number;
+}
+function counter(): [Counts, (o: Output) => void] {
+  const c: Counts = { alert: 0, verdict: 0, denied: 0 };
+  return [c, (o) => void (o.kind !== 'summary' && c[o.kind]++)];
+}
+
+/** engine only: generated batches pushed through a fresh Engine; only push() is timed */
+function runEngine(rules: CompiledRuleSet): { rate: Rate; counts: Counts } {
+  const engine = new Engine({ rules });
+  const [counts, emit] = counter();
+  const timer = new Timer();
+  let n = 0;
+  for (const batch of generateBatches(gen)) {
+    timer.start();
+    for (let i = 0; i < batch.length; i++) {
+      batch[i].seq = ++n;
+      engine.push(batch[i], emit);
+    }
+    timer.stop();
+  }
+  timer.start();
+  engine.finish(emit);
+  timer.stop();
+  return { rate: timer.rates(n), counts };
+}
+
+/** what `krsi replay file.jsonl` does: streaming read + parse + validate + engine */
+async function runReplay(rules: CompiledRuleSet, file: string): Promise<Rate> {
+  const engine = new Engine({ rules });
+  const [, emit] = counter();
+  const timer = new Timer();
+  let n = 0;
+  timer.start();
+  for await (const batch of readEvents(file)) {
+    for (let i = 0; i < batch.length; i++) engine.push(batch[i], emit);
+    n += batch.length;
+  }
+  engine.finish(emit);
+  timer.stop();
+  return timer.rates(n);
+}
+
+/** json-rules-engine: one awaited engine.run per event, on the first BASE_N events */
+async function runBaseline(rules: CompiledRuleSet): Promise<Rate> {
+  const events: KrsiEvent[] = [];
+  for (const batch of generateBatches({ ...gen, count: BASE_N })) events.push(...batch);
+  const base = createJreBaseline(rules);
+  const timer = new Timer();
+  timer.start();
+  for (const ev of events) await base.run(ev);
+  timer.stop();
+  return timer.rates(events.length);
+}
+
+async function bench(): Promise<void> {
+  const rules = await loadRuleDirs();
+  console.log(`krsi replay bench: ${fmt(N)} generated events (seed ${gen.seed}), ${rules.rules.length} bundled rules, ${RUNS} runs, node ${process.version}`);
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-bench-'));
+  try {
+    const file = join(dir, 'events.jsonl');
+    await writeJsonl(file, gen);
+    const engine: Rate[] = [];
+    const replay: Rate[] = [];
+    const baseline: Rate[] = [];
+    let counts: Counts | undefined;
+    for (let r = 0; r < RUNS; r++) {
+      const e = runEngine(rules);
+      counts = e.counts;
+      engine.push(e.rate);
+      replay.push(await runReplay(rules, file));
+      baseline.push(await runBaseline(rules));
+      console.log(`  run ${r + 1}: engine ${fmtRate(e.rate)}; replay+parse ${fmtRate(replay[r])}; baseline ${fmtRate(baseline[r])}`);
+    }
+    const med = (rs: Rate[]): Rate => ({ wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)) });
+    const [e, p, b] = [med(engine), med(replay), med(baseline)];
+    const row = (label: string, r: Rate, note = '') =>
+      console.log(`${label.padEnd(34)} ${fmt(r.wall).padStart(12)} ${fmt(r.cpu).padStart(12)}${note}`);
+    console.log(`outputs per run: ${counts!.alert} alerts, ${counts!.verdict} verdicts, ${counts!.denied} denied`);
+    console.log(`${'medians'.padEnd(34)} ${'events/s'.padStart(12)} ${'per CPU-s'.padStart(12)}`);
+    row('engine (events in memory)', e);
+    row('replay incl. JSON parse+validate', p);
+    row('json-rules-engine baseline', b, `  (first ${fmt(BASE_N)} events)`);
+    console.log(`${'ratio engine / baseline'.padEnd(34)} ${(e.wall / b.wall).toFixed(1).padStart(11)}x ${(e.cpu / b.cpu).toFixed(1).padStart(11)}x`);
+    console.log(`${'ratio replay+parse / baseline'.padEnd(34)} ${(p.wall / b.wall).toFixed(1).padStart(11)}x ${(p.cpu / b.cpu).toFixed(1).padStart(11)}x`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** streams N generated events through one Engine, printing heap and RSS every N/20 events */
+async function memoryRun(): Promise<void> {
+  const rules = await loadRuleDirs();
+  const engine = new Engine({ rules });
+  const [counts, emit] = counter();
+  const every = Math.max(4096, Math.floor(N / 20));
+  console.log(`krsi memory bench: ${fmt(N)} generated events streamed through the engine with ${rules.rules.length} bundled rules`);
+  console.log('      events    heapUsed         rss   engine ev/s');
+  let n = 0;
+  let next = every;
+  let ns = 0n;
+  let mark = 0;
+  const samples: number[] = [];
+  for (const batch of generateBatches(gen)) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < batch.length; i++) {
+      batch[i].seq = ++n;
+      engine.push(batch[i], emit);
+    }
+    ns += process.hrtime.bigint() - t;
+    if (n >= next) {
+      next += every;
+      const m = process.memoryUsage();
+      samples.push(m.heapUsed);
+      console.log(`${fmt(n).padStart(12)} ${mib(m.heapUsed).padStart(11)} ${mib(m.rss).padStart(11)} ${fmt((n - mark) / (Number(ns) / 1e9)).padStart(13)}`);
+      mark = n;
+      ns = 0n;
+    }
+  }
+  engine.finish(emit);
+  const half = samples.slice(Math.floor(samples.length / 2));
+  console.log(`outputs: ${counts.alert} alerts, ${counts.verdict} verdicts, ${counts.denied} denied`);
+  console.log(`heapUsed over the second half: min ${mib(Math.min(...half))}, max ${mib(Math.max(...half))}`);
+}
+
+await (memory ? memoryRun() : bench());
