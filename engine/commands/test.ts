@@ -10,13 +10,17 @@ interface Opts {
   verbose?: boolean;
 }
 
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
+}
+
 export function register(program: Command): void {
   program
     .command('test')
     .description('run rule tests: events in, expected alerts / verdicts / denials out (format: rules/tests/README.md)')
     .argument('[files...]', 'test files or directories of *.json', [])
-    .option('--rules <path...>', 'rule files/dirs to test instead of each file\'s own "rules"')
-    .option('-g, --grep <text...>', 'only cases whose name contains the text')
+    .option('--rules <path>', 'rule file/dir to test instead of each file\'s own "rules" (repeatable)', collect)
+    .option('-g, --grep <text>', 'only cases whose name contains the text (repeatable)', collect)
     .option('--format <fmt>', 'text | json (one JSON object per case)', 'text')
     .option('-v, --verbose', 'list every output of every case')
     .addHelpText('after', '\nExit codes: 0 all passed; 1 a case failed or a test file is bad; 2 usage.')
