@@ -70,6 +70,11 @@ export interface EngineStats {
   enforcement: ReturnType<EnforcementModel['sizes']>;
 }
 
+/** does the rule refer to the `proc` fact anywhere (a fact name, a key/field path, a template) */
+export function usesProc(rule: CompiledRule): boolean {
+  return /"proc"|\bproc\./.test(JSON.stringify(rule.source));
+}
+
 /** plain rules: the per-event match fires on its own */
 class MatchRunner implements Correlator {
   readonly types: EventType[] | '*';
@@ -111,6 +116,8 @@ export class Engine implements Sink {
   private ctx = new Map<CompiledRule, RuleCtx>();
   private ctxById = new Map<string, RuleCtx>();
   private simulate: boolean;
+  /** some rule reads the `proc` fact (conditions, keys, fields or templates) */
+  private needsProc: boolean;
   private deniedOutFn?: (ev: DeniedEvent) => DeniedOut | undefined;
   private emit: (o: Output) => void = () => {};
   private emitError: unknown = undefined;
@@ -126,6 +133,7 @@ export class Engine implements Sink {
     this.model = new EnforcementModel({ selfPid: opts.selfPid });
     this.model.configure(opts.rules, { mode: opts.mode, resolve: opts.resolvePath });
     this.procs = new ProcessTable(opts.maxProcs ?? 65536);
+    this.needsProc = opts.rules.rules.some(usesProc);
     for (const t of EVENT_TYPES) this.byType.set(t, []);
     for (const rule of opts.rules.rules) {
       const c: RuleCtx = { rule, actions: new RuleActions(rule), counts: { alerts: 0, verdicts: 0, denied: 0, errors: 0 }, mode: opts.mode ?? rule.mode };
@@ -178,7 +186,9 @@ export class Engine implements Sink {
     }
 
     const f = ev as Facts;
-    f.proc = this.procs.observe(ev);
+    const proc = this.procs.observe(ev);
+    // only when a rule reads it: adding a property to every event costs an allocation
+    if (this.needsProc) f.proc = proc;
     const list = this.byType.get(type);
     if (list !== undefined) {
       for (let i = 0; i < list.length; i++) {
@@ -194,7 +204,7 @@ export class Engine implements Sink {
       for (let i = 0; i < w.length; i++) w[i].onExit(f);
       this.procs.release(ev.pid);
     }
-    f.proc = undefined;
+    if (this.needsProc) f.proc = undefined;
     if (this.timed.length !== 0) this.refreshDeadline();
   }
 

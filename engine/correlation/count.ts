@@ -37,7 +37,7 @@ export class CountCorrelator implements Correlator {
     this.threshold = Math.max(1, c.threshold);
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
-    this.store = new KeyedWindow(cap);
+    this.store = new KeyedWindow(cap, true);
     this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
   }
 
@@ -59,7 +59,6 @@ export class CountCorrelator implements Correlator {
     } else {
       if (now <= s.quietUntil) return;
       s.deadline = now + this.within;
-      this.store.touch(k, s);
     }
     const t = this.threshold;
     const ring = s.ring;

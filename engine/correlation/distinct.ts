@@ -36,7 +36,7 @@ export class DistinctCorrelator implements Correlator {
     this.field = c.field;
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
-    this.store = new KeyedWindow(cap);
+    this.store = new KeyedWindow(cap, true);
     this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
   }
 
@@ -61,7 +61,6 @@ export class DistinctCorrelator implements Correlator {
     } else {
       if (now <= s.quietUntil) return;
       s.deadline = now + this.within;
-      this.store.touch(k, s);
     }
     const values = s.values;
     // slide: drop values last seen before the window

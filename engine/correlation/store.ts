@@ -1,7 +1,10 @@
 // The keyed-window store every correlation kind keeps its per-key state in. Bounded two ways:
 // a state dies when event time passes its deadline, and at `cap` keys the oldest one is evicted.
-// Map keeps insertion order; callers re-insert (touch) a state whose deadline moves later, so the
-// front is always the earliest deadline and expiry pops from the front only.
+// Map keeps insertion order. With fixed deadlines (sequence, absent) the front is always the earliest
+// deadline, so expiry pops from the front only and nextDeadline is exact after a sweep. A store whose
+// states extend their deadline in place (count, distinct: `extendable`) gives a live front a second
+// chance during a sweep instead: it is rotated to the young end, a few per sweep, so dead keys behind
+// a long-lived one are still reclaimed without re-inserting on every event.
 
 export interface Windowed {
   /** the state is live while now <= deadline (event time, ns) */
@@ -22,7 +25,13 @@ export class KeyedWindow<S extends Windowed> {
   /** a lower bound of the front's deadline (Infinity when empty); sweep() makes it exact */
   nextDeadline = Infinity;
 
-  constructor(readonly cap: number) {}
+  /** live front states rotated per sweep (extendable stores) */
+  private static readonly ROTATE = 4;
+
+  constructor(
+    readonly cap: number,
+    private extendable = false,
+  ) {}
 
   get size(): number {
     return this.m.size;
@@ -53,11 +62,6 @@ export class KeyedWindow<S extends Windowed> {
     if (s.deadline < this.nextDeadline) this.nextDeadline = s.deadline;
   }
 
-  /** the state's deadline moved later: move it to the young end */
-  touch(key: string, s: S): void {
-    this.m.delete(key);
-    this.m.set(key, s);
-  }
 
   delete(key: string): boolean {
     return this.m.delete(key);
@@ -65,8 +69,14 @@ export class KeyedWindow<S extends Windowed> {
 
   /** drop every state whose deadline passed at `now`, oldest first, calling onExpire for each */
   sweep(now: number, onExpire?: (key: string, s: S) => void): void {
+    let rotate = this.extendable ? KeyedWindow.ROTATE : 0;
     for (const [k, s] of this.m) {
       if (s.deadline >= now) {
+        if (rotate-- > 0) {
+          this.m.delete(k);
+          this.m.set(k, s);
+          continue;
+        }
         this.nextDeadline = s.deadline;
         return;
       }

@@ -26,6 +26,7 @@ function quarantineRule(mode: 'monitor' | 'enforce' = 'enforce') {
   return rule({
     id: 'preload-wx',
     mode,
+    matchJson: { all: [{ fact: 'proc', path: '$.env.LD_PRELOAD', operator: 'exists', value: true }] },
     correlation: {
       kind: 'sequence',
       key: keyOf(['pid']),
