@@ -3,7 +3,6 @@
 // located EventError after the events before it have been yielded, or with skipBad is counted and
 // skipped. `seq`, when absent, is the event's line number.
 import { createReadStream, statSync } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 import type { KrsiEvent } from '../../signals/events.ts';
 import { EventError, LogValidator } from '../../signals/validate.ts';
@@ -18,9 +17,7 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
   const input: Readable = stdin ? process.stdin : createReadStream(path, { highWaterMark: CHUNK });
   const validator = new LogValidator(file);
   const batchSize = o.batch ?? 4096;
-  const decoder = new StringDecoder('utf8');
   let batch: KrsiEvent[] = [];
-  let rest = '';
   let lineNo = 0;
   let bytes = 0;
 
@@ -52,35 +49,42 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
 
   try {
     let more = true;
-    for await (const chunk of input) {
-      bytes += (chunk as Buffer).length;
-      const text = rest + decoder.write(chunk as Buffer);
+    // split on '\n' bytes (never inside a UTF-8 sequence) and decode one line at a time
+    let carry: Buffer | undefined;
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
       let start = 0;
       let nl: number;
-      while ((nl = text.indexOf('\n', start)) !== -1) {
-        const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      while ((nl = chunk.indexOf(10, start)) !== -1) {
+        let line: string;
+        if (carry) {
+          line = Buffer.concat([carry, chunk.subarray(0, nl)]).toString('utf8');
+          carry = undefined;
+        } else line = chunk.toString('utf8', start, nl);
+        if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
+        start = nl + 1;
         try {
-          more = take(text.slice(start, end));
+          more = take(line);
         } catch (e) {
           // everything before the bad line goes out first, so writers can commit it
           if (batch.length) yield batch;
           throw e;
         }
-        start = nl + 1;
         if (!more) break;
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
         }
       }
-      rest = text.slice(start);
-      o.onProgress?.(bytes, total);
       if (!more) break;
+      if (start < chunk.length) carry = carry ? Buffer.concat([carry, chunk.subarray(start)]) : chunk.subarray(start);
+      o.onProgress?.(bytes, total);
     }
-    if (more) {
-      const last = rest + decoder.end();
+    if (more && carry) {
+      let last = carry.toString('utf8');
+      if (last.endsWith('\r')) last = last.slice(0, -1);
       try {
-        if (last.length) take(last.endsWith('\r') ? last.slice(0, -1) : last);
+        take(last);
       } catch (e) {
         if (batch.length) yield batch;
         throw e;

@@ -65,6 +65,17 @@ describe('JSON Lines reader', () => {
     assert.deepEqual(bad.map((e) => [e.line, e.field]), [[2, 'pid'], [4, ''], [5, 'ts']]);
   });
 
+  test('multi-byte UTF-8 across read chunk boundaries', async () => {
+    const p = join(dir, 'utf8.jsonl');
+    const comm = 'é€😀'.repeat(50);
+    // ~3 MiB of lines made mostly of 2-, 3- and 4-byte characters: chunk ends fall inside them
+    const n = Math.floor((3 * 2 ** 20) / (comm.length * 3));
+    writeFileSync(p, lines(Array.from({ length: n }, (_, i) => ev(i, { comm: comm + i }))));
+    const evs = await all(p);
+    assert.equal(evs.length, n);
+    assert.ok(evs.every((e, i) => e.comm === comm + i));
+  });
+
   test('a last line without newline, CRLF line ends', async () => {
     const p = join(dir, 'crlf.jsonl');
     writeFileSync(p, JSON.stringify(ev(1)) + '\r\n' + JSON.stringify(ev(2)));
