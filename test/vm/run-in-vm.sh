@@ -6,7 +6,9 @@
 # The guest sees the host's / read-only (9p) under a tmpfs overlay (guest writes are discarded), starts in
 # the same cwd, has no network. The kernel package's modules are bind-mounted at /lib/modules/$KRSI_VM_KVER
 # in the guest (and $KRSI_VM_MODULES names that dir). The guest checks that /sys/kernel/security/lsm lists
-# bpf (exit 86 otherwise). Guest stdout/stderr -> our stdout/stderr (serial ttyS1/ttyS2; stderr arrives at the end); our exit status =
+# bpf (exit 86 otherwise). When the command leaves an executable script at /run/vmxfer/pid1.sh, pid 1
+# itself execs it after the command (through chroot, so pid 1 execs twice): tests that pid 1 is never
+# denied; that script must end with `poweroff -f` (the command's exit status is already recorded). Guest stdout/stderr -> our stdout/stderr (serial ttyS1/ttyS2; stderr arrives at the end); our exit status =
 # the guest command's (255 when the guest never reported one: timeout, panic; the kernel log tail goes to
 # stderr then).
 # Env: KRSI_VM_CACHE (default ~/.cache/krsi-vm), KRSI_VM_KVER (default: what linux-image-amd64 depends on),
@@ -28,7 +30,7 @@ kver() {
   echo "$v"
 }
 KV=$(kver)
-K=$D/vmlinux-$KV I=$D/initramfs-$KV.cpio.gz M=$D/kpkg/lib/modules/$KV
+K=$D/vmlinux-$KV I=$D/initramfs-$KV-v2.cpio.gz M=$D/kpkg/lib/modules/$KV   # bump -vN when the init script changes
 
 check() {
   command -v qemu-system-x86_64 >/dev/null || { echo "needs qemu (apt-get install qemu-system-x86)"; return 1; }
@@ -76,9 +78,12 @@ mount -t tracefs tracefs \$R/sys/kernel/tracing; mount -t cgroup2 cgroup2 \$R/sy
 mkdir -p \$R/run/vmxfer && mount -t 9p -o \$O,cache=none xfer \$R/run/vmxfer || poweroff -f
 hostname vm; ip link set lo up; stty -F /dev/ttyS1 raw -echo; stty -F /dev/ttyS2 raw -echo
 chroot \$R /bin/sh /run/vmxfer/cmd.sh </dev/null >/dev/ttyS1 2>/dev/ttyS2
-echo \$? > \$R/run/vmxfer/rc; sync; umount \$R/run/vmxfer; poweroff -f
+echo \$? > \$R/run/vmxfer/rc; sync
+[ -f \$R/run/vmxfer/pid1.sh ] && exec chroot \$R /bin/sh /run/vmxfer/pid1.sh
+umount \$R/run/vmxfer; poweroff -f
 INIT
   (cd $S && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$I.tmp" && rm -rf $S
+  command -v depmod >/dev/null && depmod -b "$D/kpkg.tmp" "$KV" 2>/dev/null || true   # modprobe in the guest
   rm -rf "$D/kpkg" && mv "$D/kpkg.tmp" "$D/kpkg" && mv "$K.tmp" "$K" && mv "$I.tmp" "$I" && rm -rf "$D/dl"
   exec 9>&-
 }

@@ -4,7 +4,10 @@
 // in the guest from the checkout. The kernel package's modules are at $KRSI_VM_MODULES in the guest.
 //   test('...', { skip: vmAvailable() }, async () => { const r = await runInVm('uname -r'); ... })
 import { spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const RUN_IN_VM = fileURLToPath(new URL('./run-in-vm.sh', import.meta.url));
 /** the checkout's root (the guest starts in the same directory) */
@@ -86,7 +89,52 @@ export function runInVm(cmd: string, o: VmOptions = {}): Promise<VmResult> {
   });
 }
 
-/** run a TypeScript file in the guest with tsx (`node --import tsx file args...`) */
-export function runTsInVm(file: string, args: string[] = [], o: VmOptions = {}): Promise<VmResult> {
-  return runInVm(['node', '--import', 'tsx', file, ...args].map(shq).join(' '), o);
+/** where guest bundles go: inside node_modules so that their bare imports (koffi, lmdb...) resolve */
+export const BUNDLE_DIR = join(REPO_ROOT, 'node_modules', '.cache', 'krsi-vm');
+
+/**
+ * Bundle a TypeScript entry point into one ESM file on the host (esbuild, tsx's own dependency).
+ * Under TCG, `node --import tsx` costs 10-20 s of guest time before the first line runs; a bundle starts
+ * like plain node. Packages stay external; each module keeps its own import.meta.url (so bpf/build.ts
+ * still finds bpf/), by rewriting import.meta.url to the source file's URL.
+ */
+export async function bundleForVm(entry: string): Promise<string> {
+  const req = createRequire(createRequire(join(REPO_ROOT, 'package.json')).resolve('tsx'));
+  const esbuild = req('esbuild') as typeof import('esbuild');
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  const outfile = join(BUNDLE_DIR, `${basename(entry).replace(/\.ts$/, '')}.${process.pid}.mjs`);
+  await esbuild.build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'error',
+    plugins: [{
+      name: 'keep-import-meta-url',
+      setup(b) {
+        b.onLoad({ filter: /\.ts$/ }, (a) => ({
+          contents: readFileSync(a.path, 'utf8').replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(a.path).href)),
+          loader: 'ts',
+        }));
+      },
+    }],
+  });
+  return outfile;
+}
+
+/**
+ * Run a TypeScript file in the guest: bundled on the host first (fast start), or with { tsx: true }
+ * as `node --import tsx file args...`.
+ */
+export async function runTsInVm(file: string, args: string[] = [], o: VmOptions & { tsx?: boolean } = {}): Promise<VmResult> {
+  if (o.tsx) return runInVm(['node', '--import', 'tsx', file, ...args].map(shq).join(' '), o);
+  const bundle = await bundleForVm(file);
+  try {
+    return await runInVm(['node', bundle, ...args].map(shq).join(' '), o);
+  } finally {
+    rmSync(bundle, { force: true });
+  }
 }

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0
+/* enforce.bpf.c - krsi's BPF-LSM enforcement programs (the "allow or deny" step).
+ * Each program: return an earlier LSM's non-zero ret; never deny pid 1 or krsi; look up; allow on a
+ * miss or an expired entry; else write a denied event, count it, and return -EPERM (monitor: 0).
+ * Semantics: engine/enforcement/semantics.ts (SEMANTICS). Structs: krsi.h (enforcement section);
+ * should match: enforcers/maps.ts (test/bpf/layout.test.ts). Maps are pinned by enforcers/programs.ts
+ * under /sys/fs/bpf/krsi/enforce/ so enforcement outlives krsi.
+ * Hook signatures checked against Debian 12's 6.1 kernel (include/linux/lsm_hook_defs.h). */
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "krsi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+#define PROT_EXEC 0x4
+#define READING_MODULE 2   /* enum kernel_read_file_id */
+#define LOADING_MODULE 2   /* enum kernel_load_data_id */
+#define KRSI_DENY_SLOTS 8
+
+/* ---- the kernel fields we read (CO-RE) ---- */
+struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
+struct inode { unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct file { struct inode *f_inode; } __attribute__((preserve_access_index));
+struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
+typedef struct { int counter; } atomic_t;
+struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
+struct task_struct {
+	int tgid;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	struct signal_struct *signal;
+} __attribute__((preserve_access_index));
+struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
+struct vm_area_struct;
+
+/* ---- maps (pin paths: enforcers/maps.ts MAP_PINS) ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct krsi_inode_key);
+	__type(value, struct krsi_verdict);
+} deny_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid */
+	__type(value, struct krsi_verdict);
+} deny_tgid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct krsi_inode_key);
+	__type(value, struct krsi_verdict);   /* presence (and expiry) */
+} module_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct krsi_inode_key);
+	__type(value, struct krsi_verdict);   /* presence (and expiry) */
+} module_deny SEC(".maps");
+
+/* the talk's in-kernel counter: mprotect calls per tgid (LRU: a lost exit never fills it) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} mprotect_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct krsi_config);
+} config SEC(".maps");
+
+/* denials per enum krsi_deny_reason (slot 0: ring buffer records lost) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KRSI_DENY_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} deny_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} denied_events SEC(".maps");
+
+/* ---- helpers ---- */
+static __always_inline struct krsi_config *cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* pid 1 and krsi itself are never denied, whatever the maps say */
+static __always_inline bool exempt(__u32 tgid, struct krsi_config *c)
+{
+	return tgid == 1 || (c && c->krsi_tgid && tgid == c->krsi_tgid);
+}
+
+/* a verdict is live iff it never expires or its deadline is still ahead (CLOCK_BOOTTIME) */
+static __always_inline struct krsi_verdict *live(void *map, const void *key)
+{
+	struct krsi_verdict *v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		return 0;   /* no entry: allow */
+	if (v->expires && bpf_ktime_get_boot_ns() >= v->expires)
+		return 0;   /* expired: allow (user space deletes it later) */
+	return v;
+}
+
+static __always_inline void bump(__u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(&deny_count, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void inode_key(struct file *f, struct krsi_inode_key *k)
+{
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	k->ino = BPF_CORE_READ(ino, i_ino);
+	k->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	k->_pad = 0;
+}
+
+/* audit trail + counter; returns what the hook returns: -EPERM, or 0 in monitor mode */
+static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, __u32 rule_id,
+				const struct krsi_inode_key *k)
+{
+	bool enforce = c && c->enforce;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct krsi_denied_event *ev;
+
+	bump(reason);
+	ev = bpf_ringbuf_reserve(&denied_events, sizeof(*ev), 0);
+	if (!ev) {
+		bump(0);   /* record lost: counted, the verdict still holds */
+		return enforce ? -EPERM : 0;
+	}
+	ev->hdr.ts = bpf_ktime_get_boot_ns();
+	ev->hdr.kind = KRSI_EV_DENIED;
+	ev->hdr.pid = pid_tgid >> 32;
+	ev->hdr.tid = (__u32)pid_tgid;
+	ev->hdr.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	ev->hdr._pad = 0;
+	ev->hdr.cgroup = bpf_get_current_cgroup_id();
+	ev->hdr.exe.ino = 0;
+	ev->hdr.exe.dev = 0;
+	ev->hdr.exe.nlink = 0;
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		struct inode *ino = BPF_CORE_READ(exe, f_inode);
+		ev->hdr.exe.ino = BPF_CORE_READ(ino, i_ino);
+		ev->hdr.exe.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	}
+	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+	ev->op = op;
+	ev->reason = reason;
+	ev->rule_id = rule_id;
+	ev->enforced = enforce;
+	ev->inode.ino = k ? k->ino : 0;
+	ev->inode.dev = k ? k->dev : 0;
+	ev->inode._pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+	return enforce ? -EPERM : 0;
+}
+
+/* ---- exec: deny a denied binary (inode) and any exec by a denied tgid ---- */
+SEC("lsm/bprm_check_security")
+int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
+{
+	struct krsi_config *c = cfg();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_inode_key k;
+	struct krsi_verdict *v;
+
+	if (ret)
+		return ret;   /* an earlier LSM already refused */
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	inode_key(BPF_CORE_READ(bprm, file), &k);
+	v = live(&deny_inode, &k);
+	if (v && (v->ops & KRSI_OP_EXEC))
+		return deny(c, KRSI_OP_EXEC, KRSI_DENY_INODE, v->rule_id, &k);   /* a denied binary */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_EXEC))
+		return deny(c, KRSI_OP_EXEC, KRSI_DENY_TGID, v->rule_id, &k);    /* a denied/quarantined process */
+	return 0;         /* no live verdict: allow */
+}
+
+/* ---- mprotect: deny adding PROT_EXEC for a denied tgid, and past the in-kernel counter ---- */
+SEC("lsm/file_mprotect")
+int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
+{
+	struct krsi_config *c = cfg();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_verdict *v;
+	__u64 count = 0;
+
+	if (ret)
+		return ret;   /* an earlier LSM already refused */
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied (nor counted) */
+	if (c && c->mprotect_limit) {
+		/* count every call, any prot, this one included */
+		__u64 *n = bpf_map_lookup_elem(&mprotect_count, &tgid);
+		if (n) {
+			count = __sync_fetch_and_add(n, 1) + 1;
+		} else {
+			__u64 one = 1;
+			if (bpf_map_update_elem(&mprotect_count, &tgid, &one, BPF_NOEXIST) == 0)
+				count = 1;   /* first call of this tgid */
+			else if ((n = bpf_map_lookup_elem(&mprotect_count, &tgid)))
+				count = __sync_fetch_and_add(n, 1) + 1;   /* another thread raced us */
+		}
+	}
+	if (!(reqprot & PROT_EXEC))
+		return 0;     /* not asking for exec: allow */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
+	if (c && c->mprotect_limit && count > c->mprotect_limit)
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the talk's limit */
+	return 0;         /* under the limit, no verdict: allow */
+}
+
+/* ---- module from a file (finit_module): verdicts, denylist, allowlist ---- */
+SEC("lsm/kernel_read_file")
+int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_inode_key k;
+	struct krsi_verdict *v;
+
+	if (ret)
+		return ret;   /* an earlier LSM already refused */
+	if (id != READING_MODULE)
+		return 0;     /* firmware, kexec, policy...: not ours */
+	c = cfg();
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	inode_key(file, &k);
+	v = live(&deny_inode, &k);
+	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_INODE, v->rule_id, &k);   /* a denied module file */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_TGID, v->rule_id, &k);    /* a denied process */
+	if (!c || !c->module_mode)
+		return 0;     /* module lists off: allow */
+	if ((c->module_mode & 2) && (v = live(&module_deny, &k)))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_DENY, v->rule_id, &k);   /* on the denylist */
+	if ((c->module_mode & 1) && !live(&module_allow, &k))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, &k);   /* not on the allowlist */
+	return 0;         /* allowed by the lists */
+}
+
+/* ---- module from memory (init_module): no file to check, so the allowlist refuses it ---- */
+SEC("lsm/kernel_load_data")
+int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_verdict *v;
+
+	if (ret)
+		return ret;   /* an earlier LSM already refused */
+	if (id != LOADING_MODULE)
+		return 0;     /* firmware, kexec...: not ours */
+	c = cfg();
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied process */
+	if (c && (c->module_mode & 1))
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, 0);   /* allowlist: an unnamed blob cannot be on it */
+	return 0;         /* no allowlist: allow */
+}
+
+/* ---- lifecycle: a tgid verdict and the counter end with the process (a reused pid starts clean) ---- */
+SEC("tp/sched/sched_process_exit")
+int krsi_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;     /* other threads still run: the process lives on */
+	bpf_map_delete_elem(&deny_tgid, &tgid);
+	bpf_map_delete_elem(&mprotect_count, &tgid);
+	return 0;
+}

@@ -1,0 +1,161 @@
+// Loads krsi's BPF-LSM enforcement programs (bpf/enforce.bpf.c) and pins their maps and links under
+// /sys/fs/bpf/krsi/enforce/, so enforcement keeps working after krsi exits; a restarted krsi reuses the
+// pinned maps (and links) instead of starting empty. unloadEnforcement() unpins everything (detaches).
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { ensureObject } from '../bpf/build.ts';
+import { BpfError, BpfMap, BpfObject, RingBuffer, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
+import { childLogger } from '../engine/log.ts';
+import {
+  CONFIG_KEY, ENFORCE_PIN_DIR, LINK_PINS, MAP_NAMES, MAP_PINS, PROG_NAMES, decodeConfig, decodeDenied, encodeConfig,
+  type DecodedDenied, type KConfig, type MapName,
+} from './maps.ts';
+
+const log = childLogger('enforce');
+
+/** thrown when enforcement cannot work on this kernel: callers in enforce mode must fail, never degrade */
+export class EnforcementUnavailable extends Error {
+  readonly exitCode = 3;
+  constructor(message: string) {
+    super(message);
+    this.name = 'EnforcementUnavailable';
+  }
+}
+
+export interface LoadOptions {
+  /** krsi's own tgid: never denied (config.krsi_tgid) */
+  selfPid: number;
+  /** config fields to set now (default: keep what a pinned config holds; fresh: enforce 1, the rest 0) */
+  config?: Partial<Omit<KConfig, 'krsi_tgid'>>;
+  /** reload the programs even when links are pinned (maps are still reused) */
+  reload?: boolean;
+}
+
+export interface EnforcementHandle {
+  /** the pinned maps, opened (closed by close(); the pins stay) */
+  maps: Record<MapName, BpfMap>;
+  /** true when programs were already attached through their pinned links (krsi restarted) */
+  reused: boolean;
+  config(): KConfig;
+  setConfig(c: Partial<KConfig>): KConfig;
+  /** stream denied events from the ring buffer; stop with the returned function */
+  onDenied(cb: (ev: DecodedDenied) => void, ruleName?: (id: number) => string | undefined): () => Promise<void>;
+  /** close fds; programs stay attached and maps stay pinned */
+  close(): void;
+}
+
+/** the reason enforcement cannot run here, or undefined (BPF LSM active: /sys/kernel/security/lsm lists bpf) */
+export function lsmUnavailable(): string | undefined {
+  try {
+    ensureSecurityfs();
+  } catch {
+    // fall through: the read below says what is missing
+  }
+  let lsm: string;
+  try {
+    lsm = readFileSync('/sys/kernel/security/lsm', 'utf8').trim();
+  } catch {
+    return 'cannot read /sys/kernel/security/lsm (securityfs): cannot tell whether BPF LSM is active';
+  }
+  if (!lsm.split(',').includes('bpf')) {
+    return `BPF LSM is not active (active LSMs: ${lsm || 'none'}): boot with lsm=${lsm ? `${lsm},` : ''}bpf and a kernel with CONFIG_BPF_LSM=y`;
+  }
+  return undefined;
+}
+
+function allLinksPinned(): boolean {
+  return PROG_NAMES.every((p) => existsSync(LINK_PINS[p]));
+}
+
+function openPinned(): Record<MapName, BpfMap> {
+  const maps = {} as Record<MapName, BpfMap>;
+  try {
+    for (const m of MAP_NAMES) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
+  } catch (e) {
+    for (const m of Object.values(maps)) m.close();
+    throw e;
+  }
+  return maps;
+}
+
+/**
+ * Load and attach the enforcement programs (or reuse the pinned ones), pin maps and links under
+ * /sys/fs/bpf/krsi/enforce/, set config.krsi_tgid = selfPid. Throws EnforcementUnavailable when BPF LSM
+ * is not active, BpfError when loading fails.
+ */
+export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle> {
+  const why = lsmUnavailable();
+  if (why) throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${why}`);
+  ensureBpffs();
+  let reused = false;
+  if (allLinksPinned() && MAP_NAMES.every((m) => existsSync(MAP_PINS[m])) && !o.reload) {
+    reused = true;
+    log.info({ dir: ENFORCE_PIN_DIR }, 'reusing pinned enforcement programs and maps');
+  } else {
+    const fresh = !existsSync(MAP_PINS.config);
+    ensureTracefs();
+    const obj = BpfObject.open(ensureObject('enforce'));
+    try {
+      // libbpf reuses a map already pinned at its path (verdicts survive a restart), else creates and pins it
+      for (const m of MAP_NAMES) obj.setPinPath(m, MAP_PINS[m]);
+      obj.load();
+      for (const p of PROG_NAMES) {
+        obj.attach(p);
+        unpinPath(LINK_PINS[p]); // a stale link from an older load: replaced (its program detaches)
+        obj.pinLink(p, LINK_PINS[p]);
+      }
+      if (fresh) obj.map('config').update(CONFIG_KEY, encodeConfig({ krsi_tgid: o.selfPid, mprotect_limit: 0, module_mode: 0, enforce: 1 }));
+    } catch (e) {
+      // leave nothing half-attached: unpin the links this attempt made (maps keep their verdicts)
+      for (const p of PROG_NAMES) unpinPath(LINK_PINS[p]);
+      throw e;
+    } finally {
+      obj.close(); // pinned links stay attached, pinned maps stay
+    }
+    log.info({ dir: ENFORCE_PIN_DIR, programs: PROG_NAMES.length }, 'enforcement programs attached and pinned');
+  }
+  const maps = openPinned();
+  const handle: EnforcementHandle = {
+    maps,
+    reused,
+    config: () => decodeConfig(maps.config.lookup(CONFIG_KEY)!),
+    setConfig(c) {
+      const next = { ...handle.config(), ...c };
+      maps.config.update(CONFIG_KEY, encodeConfig(next));
+      return next;
+    },
+    onDenied(cb, ruleName) {
+      const rb = new RingBuffer((data) => {
+        const ev = decodeDenied(data, ruleName);
+        if (ev) cb(ev);
+      });
+      rb.add(maps.denied_events);
+      rb.start();
+      return () => rb.stop();
+    },
+    close() {
+      for (const m of Object.values(maps)) m.close();
+    },
+  };
+  handle.setConfig({ ...o.config, krsi_tgid: o.selfPid });
+  return handle;
+}
+
+/** is enforcement pinned (programs attached through their pinned links)? */
+export function enforcementLoaded(): boolean {
+  return allLinksPinned();
+}
+
+/** unpin every link (detaching the programs) and map under /sys/fs/bpf/krsi/enforce; returns how many pins went */
+export function unloadEnforcement(): number {
+  let n = 0;
+  for (const p of PROG_NAMES) if (unpinPath(LINK_PINS[p])) n++;
+  for (const m of MAP_NAMES) if (unpinPath(MAP_PINS[m])) n++;
+  try {
+    rmdirSync(ENFORCE_PIN_DIR);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTEMPTY') throw new BpfError(`rmdir ${ENFORCE_PIN_DIR}`, (e as NodeJS.ErrnoException).errno ?? 1);
+  }
+  if (n) log.info({ dir: ENFORCE_PIN_DIR, pins: n }, 'enforcement unpinned');
+  return n;
+}

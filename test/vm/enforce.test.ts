@@ -1,0 +1,137 @@
+// Kernel-side enforcement, proven in a BPF-LSM VM: one boot runs every case (test/vm/guest/enforce-cases.ts)
+// and these tests assert what the guest observed, each with its positive and its negative.
+// The expected denials follow engine/enforcement/semantics.ts (SEMANTICS).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { vmAvailable, runTsInVm, REPO_ROOT, type VmResult } from './vm.ts';
+import { needCc, needClang } from '../helpers/prereq.ts';
+import { ensureObject } from '../../bpf/build.ts';
+
+const EPERM = 1;
+const skip = vmAvailable() ?? needCc() ?? needClang();
+
+interface Run { code: number | null; out: string; pid: number }
+interface Ev { pid: number; op: string; reason: string; key: Record<string, unknown>; rule_id: number; enforced: boolean; comm: string }
+
+describe('BPF-LSM enforcement in the VM', { skip }, () => {
+  let dir = '';
+  let vm: VmResult;
+  let r: any;
+  let pid1 = '';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'krsi-vm-enforce-'));
+    // C probes built on the host, static (the guest shares the host's /, but static avoids ld.so's mprotects)
+    const cc = spawnSync('cc', ['-O2', '-Wall', '-static', '-o', join(dir, 'vmhelper'), join(REPO_ROOT, 'test/vm/helpers/vmhelper.c')], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, cc.stderr);
+    ensureObject('enforce'); // CO-RE object built here, relocated against the guest's 6.1 BTF at load
+    vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/enforce-cases.ts'), [join(dir, 'vmhelper'), dir], { rw: dir, timeoutMs: 400_000 });
+    const f = join(dir, 'results.json');
+    assert.ok(existsSync(f), `guest wrote no results (code ${vm.code}):\n${vm.stdout}\n${vm.stderr}`);
+    r = JSON.parse(readFileSync(f, 'utf8'));
+    pid1 = existsSync(join(dir, 'pid1.out')) ? readFileSync(join(dir, 'pid1.out'), 'utf8') : '';
+    console.log(`# enforcement VM run: ${vm.ms} ms (boot + load + cases; cases alone ${r.casesMs} ms)`);
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const events = (pred: (e: Ev) => boolean): Ev[] => (r.events as Ev[]).filter(pred);
+
+  test('the guest ran every case and exited 0', () => {
+    assert.equal(vm.code, 0, vm.stderr);
+  });
+
+  test('exec: a deny-listed binary fails with EPERM; an identical copy at another inode runs', () => {
+    assert.equal(r.exec.denied.out, `errno=${EPERM}`);
+    assert.equal(r.exec.denied.code, 100);
+    assert.equal(r.exec.other.code, 0, r.exec.other.out);
+    const ev = events((e) => e.pid === r.exec.denied.pid);
+    assert.equal(ev.length, 1);
+    assert.deepEqual([ev[0].op, ev[0].reason, ev[0].rule_id, ev[0].enforced], ['exec', 'INODE', 11, true]);
+    assert.equal(events((e) => e.pid === r.exec.other.pid).length, 0);
+  });
+
+  test('monitor mode (config.enforce 0): the denied binary runs and the denial is recorded as not enforced', () => {
+    assert.equal(r.monitor.denied.code, 0, r.monitor.denied.out);
+    const ev = events((e) => e.pid === r.monitor.denied.pid);
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0].enforced, false);
+  });
+
+  test("mprotect counter (the talk's example): a process's 101st PROT_EXEC mprotect fails with EPERM; another process is unaffected", () => {
+    const a = r.mprotectLimit.a;
+    const m = /^fail=(\d+) errno=(\d+)$/.exec(a.out);
+    assert.ok(m, a.out);
+    // base: the process's mprotect calls before the helper's loop (the static startup's RELRO one)
+    assert.equal(a.base + Number(m[1]), 101, `failed at the process's mprotect #${a.base + Number(m[1])}`);
+    assert.equal(Number(m[2]), EPERM);
+    assert.equal(r.mprotectLimit.b.out, 'ok=50', 'another process (50 calls, after the first was denied) is unaffected');
+    const ev = events((e) => e.pid === a.pid);
+    assert.equal(ev.length, 1, 'the denial is recorded (the helper stops at its first failure)');
+    assert.deepEqual([ev[0].op, ev[0].reason], ['mprotect_exec', 'MPROTECT_LIMIT']);
+    assert.equal(events((e) => e.pid === r.mprotectLimit.b.pid).length, 0);
+    assert.equal(r.mprotectLimit.countKeptAfterExitA, false, 'the counter is cleared when the process exits');
+  });
+
+  test('tgid verdict: MPROTECT_EXEC denies that process; an EXEC-only verdict leaves its mprotect alone; both cleared at exit', () => {
+    assert.equal(r.tgid.c.out, `fail=1 errno=${EPERM}`);
+    assert.equal(r.tgid.d.out, 'ok=3');
+    const ev = events((e) => e.pid === r.tgid.c.pid);
+    assert.deepEqual([ev[0].op, ev[0].reason, ev[0].rule_id], ['mprotect_exec', 'TGID', 12]);
+    assert.equal(r.tgid.clearedOnExit, true);
+  });
+
+  test("krsi's own tgid is never denied (config.krsi_tgid), whatever deny_tgid says; the same verdict denies anyone else", () => {
+    assert.equal(r.self.asKrsi.out, 'ok=3');
+    assert.equal(r.self.notKrsi.out, `fail=1 errno=${EPERM}`);
+    assert.deepEqual(r.self.node, { rc: 0, errno: 0 }, 'the quarantined krsi process itself could mprotect(PROT_EXEC)');
+    assert.equal(events((e) => e.pid === r.self.asKrsi.pid || e.pid === r.selfPid).length, 0);
+  });
+
+  test('pid 1 is never denied: quarantined pid 1 execs a deny-listed binary that mprotects PROT_EXEC; another process cannot exec it', () => {
+    assert.equal(r.pid1Negative.out, `errno=${EPERM}`);
+    assert.equal(pid1.trim(), 'pid=1 mprotect=0');
+    assert.equal(events((e) => e.pid === 1).length, 0);
+  });
+
+  test('TTL: a verdict denies before its deadline and expires in the kernel after it (entry still in the map)', () => {
+    assert.equal(r.ttl.beforeInTime, true, 'the first exec ran before the deadline');
+    assert.equal(r.ttl.before.out, `errno=${EPERM}`);
+    assert.equal(r.ttl.after.code, 0, r.ttl.after.out);
+    assert.equal(r.ttl.entryStillThere, true);
+    assert.equal(events((e) => e.pid === r.ttl.after.pid).length, 0);
+  });
+
+  test('modules, allowlist: busybox insmod of a module not allowed fails with EPERM; an allowed one loads', () => {
+    assert.equal(r.moduleAllow.notAllowed.code, 1);
+    assert.match(r.moduleAllow.notAllowed.out, /Operation not permitted/);
+    assert.equal(r.moduleAllow.ifbLoaded, false);
+    assert.equal(r.moduleAllow.allowed.code, 0, r.moduleAllow.allowed.out);
+    assert.equal(r.moduleAllow.dummyLoaded, true, '/proc/modules lists dummy');
+    // busybox tries finit_module (file: not on the list), then init_module from memory (refused in allowlist mode)
+    const ev = events((e) => e.pid === r.moduleAllow.notAllowed.pid);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason, 'ino' in e.key]), [['module_load', 'MODULE_ALLOW', true], ['module_load', 'MODULE_ALLOW', false]]);
+    assert.equal(events((e) => e.pid === r.moduleAllow.allowed.pid).length, 0);
+  });
+
+  test('modules, denylist: finit_module of a listed module file fails with EPERM; another module loads', () => {
+    assert.equal(r.moduleDeny.listed.out, `errno=${EPERM}`);
+    assert.equal(r.moduleDeny.nlmonLoaded, false);
+    assert.equal(r.moduleDeny.other.out, 'ok');
+    assert.equal(r.moduleDeny.bfsLoaded, true);
+    const ev = events((e) => e.pid === r.moduleDeny.listed.pid);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['module_load', 'MODULE_DENY', 18]]);
+  });
+
+  test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {
+    const byReason: Record<string, number> = {};
+    for (const e of r.events as Ev[]) byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;
+    assert.deepEqual(r.counts, byReason);
+    assert.equal(r.lost, 0);
+  });
+});

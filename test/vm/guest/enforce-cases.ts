@@ -1,0 +1,185 @@
+// Runs inside the VM (test/vm/enforce.test.ts boots it once): loads krsi's enforcement programs, runs
+// every kernel-side case (each with its positive and its negative) and writes what it observed to
+// <results>/results.json; the host test asserts. Usage: node --import tsx enforce-cases.ts HELPER RESULTS_DIR
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import koffi from 'koffi';
+import { loadEnforcement } from '../../../enforcers/programs.ts';
+import {
+  KRSI_OP, decodeDenyCounts, encodeInodeKey, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
+} from '../../../enforcers/maps.ts';
+import { bootTimeNs } from '../../../enforcers/store.ts';
+
+const [helperSrc, resultsDir] = process.argv.slice(2);
+const D = '/mnt/krsi';
+const modulesDir = process.env.KRSI_VM_MODULES!;
+const obs: Record<string, unknown> = { selfPid: process.pid };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function run(cmd: string, args: string[]): { code: number | null; out: string; pid: number } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return { code: r.status, out: (r.stdout + r.stderr).trim(), pid: r.pid ?? 0 };
+}
+
+/** start `vmhelper mprotect n wait`; returns the pid, and go() lets it run and resolves with its output */
+async function mprotector(n: number): Promise<{ pid: number; go: () => Promise<{ code: number | null; out: string }> }> {
+  const c = spawn(`${D}/vmhelper`, ['mprotect', String(n), 'wait'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await new Promise<void>((res, rej) => { c.once('spawn', () => res()); c.once('error', rej); });
+  let out = '';
+  c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  c.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const closed = new Promise<number | null>((res) => c.once('close', (code) => res(code)));
+  await sleep(100); // let the exec complete (the pid is the helper's from here on)
+  return {
+    pid: c.pid!,
+    go: async () => {
+      c.stdin.end('go\n');
+      const code = await closed;
+      return { code, out: out.trim() };
+    },
+  };
+}
+
+// ---- set up: a tmpfs with the test's own files (real inodes, not overlay ones) ----
+mkdirSync(D, { recursive: true });
+execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', D]);
+copyFileSync(helperSrc, `${D}/vmhelper`);
+chmodSync(`${D}/vmhelper`, 0o755);
+for (const n of ['denied-true', 'other-true', 'ttl-true']) {
+  copyFileSync('/bin/true', `${D}/${n}`);
+  chmodSync(`${D}/${n}`, 0o755);
+}
+const mods: Record<string, string> = { dummy: 'drivers/net/dummy.ko', ifb: 'drivers/net/ifb.ko', nlmon: 'drivers/net/nlmon.ko', bfs: 'fs/bfs/bfs.ko' };
+for (const [m, p] of Object.entries(mods)) copyFileSync(join(modulesDir, 'kernel', p), `${D}/${m}.ko`);
+const fileKey = (p: string) => { const s = statSync(p); return encodeInodeKey({ dev: s.dev, ino: s.ino }); };
+const verdict = (ops: number, rule_id = 0, expires = 0) => encodeVerdict({ expires, ops, rule_id });
+const loadedModules = () => readFileSync('/proc/modules', 'utf8').split('\n').map((l) => l.split(' ')[0]);
+
+const h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1, mprotect_limit: 0, module_mode: 0 } });
+const events: DecodedDenied[] = [];
+const stopDenied = h.onDenied((ev) => events.push(ev));
+const t0 = Date.now();
+
+// ---- exec: a deny-listed binary fails with EPERM, an identical copy at another inode runs ----
+h.maps.deny_inode.update(fileKey(`${D}/denied-true`), verdict(KRSI_OP.EXEC, 11));
+obs.exec = { denied: run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]), other: run(`${D}/vmhelper`, ['exec', `${D}/other-true`]) };
+
+// ---- monitor mode: the same denial is only recorded ----
+h.setConfig({ enforce: 0 });
+obs.monitor = { denied: run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]) };
+h.setConfig({ enforce: 1 });
+
+// ---- the talk's example: the 101st mprotect adding PROT_EXEC fails; another process is unaffected ----
+h.setConfig({ mprotect_limit: 100 });
+{
+  const a = await mprotector(150);
+  const before = h.maps.mprotect_count.lookup(encodeTgidKey(a.pid));
+  const baseA = before ? Number(before.readBigUInt64LE(0)) : 0;
+  const b = await mprotector(50);
+  const beforeB = h.maps.mprotect_count.lookup(encodeTgidKey(b.pid));
+  const baseB = beforeB ? Number(beforeB.readBigUInt64LE(0)) : 0;
+  const ra = await a.go();
+  const afterA = h.maps.mprotect_count.lookup(encodeTgidKey(a.pid)) !== undefined;
+  const rb = await b.go();
+  obs.mprotectLimit = { a: { pid: a.pid, base: baseA, ...ra }, b: { pid: b.pid, base: baseB, ...rb }, countKeptAfterExitA: afterA };
+}
+h.setConfig({ mprotect_limit: 0 });
+
+// ---- a tgid verdict: MPROTECT_EXEC denies that process only; an EXEC-only verdict does not touch mprotect ----
+{
+  const c = await mprotector(3);
+  const d = await mprotector(3);
+  h.maps.deny_tgid.update(encodeTgidKey(c.pid), verdict(KRSI_OP.MPROTECT_EXEC, 12));
+  h.maps.deny_tgid.update(encodeTgidKey(d.pid), verdict(KRSI_OP.EXEC, 13));
+  const rc = await c.go();
+  const rd = await d.go();
+  await sleep(50);
+  const left = [...h.maps.deny_tgid.keys()].map(decodeTgidKey);
+  obs.tgid = { c: { pid: c.pid, ...rc }, d: { pid: d.pid, ...rd }, clearedOnExit: !left.includes(c.pid) && !left.includes(d.pid) };
+}
+
+// ---- krsi's own tgid is never denied: a quarantined process named as krsi runs; named back, it is denied ----
+{
+  const e = await mprotector(3);
+  const f = await mprotector(3);
+  h.maps.deny_tgid.update(encodeTgidKey(e.pid), verdict(KRSI_OP.QUARANTINE, 14));
+  h.maps.deny_tgid.update(encodeTgidKey(f.pid), verdict(KRSI_OP.QUARANTINE, 14));
+  h.setConfig({ krsi_tgid: e.pid });
+  const re = await e.go();
+  h.setConfig({ krsi_tgid: process.pid });
+  const rf = await f.go();
+  // this node process (krsi) quarantined: its own mprotect(PROT_EXEC) still works
+  h.maps.deny_tgid.update(encodeTgidKey(process.pid), verdict(KRSI_OP.QUARANTINE, 15));
+  const libc = koffi.load('libc.so.6');
+  const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+  const mprotect = libc.func('int mprotect(void *addr, size_t len, int prot)');
+  const page = mmap(null, 4096, 3, 0x22, -1, 0);
+  const selfRc = mprotect(page, 4096, 5) as number;
+  const selfErrno = selfRc ? koffi.errno() : 0;
+  h.maps.deny_tgid.delete(encodeTgidKey(process.pid));
+  obs.self = { asKrsi: { pid: e.pid, ...re }, notKrsi: { pid: f.pid, ...rf }, node: { rc: selfRc, errno: selfErrno } };
+}
+
+// ---- TTL: the kernel stops denying once the deadline passed, while the entry is still in the map ----
+{
+  const key = fileKey(`${D}/ttl-true`);
+  const ttlNs = 1_500_000_000;
+  const expires = bootTimeNs() + ttlNs;
+  h.maps.deny_inode.update(key, verdict(KRSI_OP.EXEC, 16, expires));
+  const before = run(`${D}/vmhelper`, ['exec', `${D}/ttl-true`]);
+  const beforeAt = bootTimeNs();
+  while (bootTimeNs() < expires + 50_000_000) await sleep(50);
+  const after = run(`${D}/vmhelper`, ['exec', `${D}/ttl-true`]);
+  obs.ttl = { before, beforeInTime: beforeAt < expires, after, entryStillThere: h.maps.deny_inode.lookup(key) !== undefined };
+}
+
+// ---- modules, allowlist: a module not on the list fails with EPERM, an allowed one loads ----
+{
+  h.maps.module_allow.update(fileKey(`${D}/dummy.ko`), verdict(KRSI_OP.MODULE_LOAD, 17));
+  h.setConfig({ module_mode: 1 });
+  const notAllowed = run('busybox', ['insmod', `${D}/ifb.ko`]);
+  const allowed = run('busybox', ['insmod', `${D}/dummy.ko`]);
+  h.setConfig({ module_mode: 0 });
+  const mods = loadedModules();
+  obs.moduleAllow = { notAllowed, allowed, ifbLoaded: mods.includes('ifb'), dummyLoaded: mods.includes('dummy') };
+}
+
+// ---- modules, denylist: a listed module file fails, another loads ----
+{
+  h.maps.module_deny.update(fileKey(`${D}/nlmon.ko`), verdict(KRSI_OP.MODULE_LOAD, 18));
+  h.setConfig({ module_mode: 2 });
+  const listed = run(`${D}/vmhelper`, ['finit', `${D}/nlmon.ko`]);
+  const other = run(`${D}/vmhelper`, ['finit', `${D}/bfs.ko`]);
+  h.setConfig({ module_mode: 0 });
+  const mods = loadedModules();
+  obs.moduleDeny = { listed, other, nlmonLoaded: mods.includes('nlmon'), bfsLoaded: mods.includes('bfs') };
+}
+
+// ---- pid 1 is never denied: quarantine pid 1 and deny the binary it will exec; pid 1 runs it after us ----
+{
+  copyFileSync(`${D}/vmhelper`, `${D}/pid1-helper`);
+  chmodSync(`${D}/pid1-helper`, 0o755);
+  h.maps.deny_tgid.update(encodeTgidKey(1), verdict(KRSI_OP.QUARANTINE, 19));
+  h.maps.deny_inode.update(fileKey(`${D}/pid1-helper`), verdict(KRSI_OP.EXEC, 19));
+  // the negative: the same binary exec'd by another process is denied
+  obs.pid1Negative = run(`${D}/vmhelper`, ['exec', `${D}/pid1-helper`, 'pid1', '/dev/null']);
+  writeFileSync('/run/vmxfer/pid1.sh', `exec ${D}/pid1-helper pid1 ${resultsDir}/pid1.out\n`, { mode: 0o755 });
+}
+
+// ---- denied events reach the ring buffer; per-reason counters ----
+await sleep(300);
+await stopDenied();
+obs.events = events.map((e) => ({ pid: e.pid, op: e.op, reason: e.reason, key: e.key, rule_id: e.rule_id, enforced: e.enforced, comm: e.comm }));
+const counts = new Map<number, bigint>();
+for (let slot = 0; slot < 8; slot++) {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(slot);
+  counts.set(slot, h.maps.deny_count.lookup(k)!.readBigUInt64LE(0));
+}
+obs.counts = decodeDenyCounts(counts);
+obs.lost = Number(counts.get(0));
+obs.casesMs = Date.now() - t0;
+h.close(); // programs and maps stay pinned: pid 1's case runs after this process
+writeFileSync(join(resultsDir, 'results.json'), JSON.stringify(obs, null, 1));

@@ -1,0 +1,61 @@
+// vmhelper: small static probes for the in-VM enforcement tests (built on the host with cc -static).
+//   vmhelper exec PATH           execv(PATH); on failure print "errno=N" and exit 100
+//   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N x mprotect(PROT_READ|PROT_EXEC) on
+//                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
+//   vmhelper finit KO            finit_module(open(KO)); print "ok" or "errno=N"
+//   vmhelper pid1 OUT            (run as pid 1) mprotect PROT_EXEC, write "pid=P mprotect=E" to OUT, power off
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int mprotect_exec(void *p) {
+	return mprotect(p, 4096, PROT_READ | PROT_EXEC) ? errno : 0;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 3) { fprintf(stderr, "usage: vmhelper exec|mprotect|finit|pid1 ARG\n"); return 2; }
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(argv[1], "exec")) {
+		execv(argv[2], argv + 2);
+		printf("errno=%d\n", errno);
+		return 100;
+	}
+	if (!strcmp(argv[1], "mprotect")) {
+		int n = atoi(argv[2]);
+		char line[64];
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) { perror("mmap"); return 2; }
+		if (argc > 3 && !fgets(line, sizeof line, stdin)) return 2;   /* parent: map entries are in place */
+		for (int i = 1; i <= n; i++) {
+			int e = mprotect_exec(p);
+			if (e) { printf("fail=%d errno=%d\n", i, e); return 1; }
+		}
+		printf("ok=%d\n", n);
+		return 0;
+	}
+	if (!strcmp(argv[1], "finit")) {
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) { perror(argv[2]); return 2; }
+		if (syscall(SYS_finit_module, fd, "", 0)) { printf("errno=%d\n", errno); return 1; }
+		printf("ok\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "pid1")) {
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int e = p == MAP_FAILED ? errno : mprotect_exec(p);
+		FILE *f = fopen(argv[2], "w");
+		if (f) { fprintf(f, "pid=%d mprotect=%d\n", getpid(), e); fclose(f); }
+		sync();
+		reboot(RB_POWER_OFF);
+		return 0;
+	}
+	fprintf(stderr, "vmhelper: unknown mode %s\n", argv[1]);
+	return 2;
+}
