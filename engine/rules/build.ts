@@ -3,23 +3,26 @@ import type { EventType } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import { parseDuration } from '../duration.ts';
 import type { OperatorContext } from '../operators/index.ts';
-import { ALWAYS, and, compileCondition, compileField, compileKey, inferTypes, intersect, typeList, union, type TypeSet } from './compile.ts';
+import { ALWAYS, compileCondition, compileField, compileKey, inferTypes, intersect, typeList, union, type TypeSet } from './compile.ts';
 import type { RuleDocument } from './read.ts';
 import type { Locate } from './issues.ts';
 import type {
-  CompiledCorrelation, CompiledRule, CompiledRuleSet, CompiledStep, ConditionJson, CorrelationJson, Predicate, RuleFileJson, RuleJson, StepJson,
+  CompiledCorrelation, CompiledRule, CompiledRuleSet, CompiledStep, ConditionJson, CorrelationJson, RuleFileJson, RuleJson, StepJson,
 } from './types.ts';
 
 interface Compiled {
   rule: CompiledRule;
 }
 
-function step(ops: OperatorContext, s: StepJson & { lacks?: { field: string; from: string } }, defaultId: string, filter: Predicate, filterTypes: TypeSet): CompiledStep & { typeSet: TypeSet } {
+const isTrue = (c: ConditionJson) => 'all' in c && c.all.length === 0;
+
+/** a step's predicate includes the rule's match (one generated function for both) */
+function step(ops: OperatorContext, s: StepJson & { lacks?: { field: string; from: string } }, defaultId: string, filter: ConditionJson, filterTypes: TypeSet): CompiledStep & { typeSet: TypeSet } {
   const typeSet = intersect(filterTypes, inferTypes(s.match));
   const out: CompiledStep & { typeSet: TypeSet } = {
     id: s.id ?? defaultId,
     types: typeList(typeSet),
-    match: and(filter, compileCondition(s.match, ops)),
+    match: compileCondition(isTrue(filter) ? s.match : { all: [filter, s.match] }, ops),
     typeSet,
   };
   if (s.by) out.key = compileKey(s.by);
@@ -38,7 +41,7 @@ function strip<T extends { typeSet?: TypeSet }>(s: T): Omit<T, 'typeSet'> {
   return rest;
 }
 
-function correlation(ops: OperatorContext, c: CorrelationJson, match: Predicate, matchTypes: TypeSet): { corr: CompiledCorrelation; types: TypeSet } {
+function correlation(ops: OperatorContext, c: CorrelationJson, match: ConditionJson, matchTypes: TypeSet): { corr: CompiledCorrelation; types: TypeSet } {
   if ('sequence' in c) {
     const b = c.sequence;
     const steps = b.steps.map((s, i) => step(ops, s, `step${i + 1}`, match, matchTypes));
@@ -81,7 +84,7 @@ export function compileRule(r: RuleJson, ops: OperatorContext, loc: CompiledRule
   let types = matchTypes;
   let corr: CompiledCorrelation | undefined;
   if (r.correlation) {
-    const c = correlation(ops, r.correlation, match, matchTypes);
+    const c = correlation(ops, r.correlation, r.match, matchTypes);
     corr = c.corr;
     types = c.types;
   }

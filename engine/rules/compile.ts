@@ -10,6 +10,7 @@ import { EVENT_TYPES, type EventType } from '../../signals/events.ts';
 import { OPERATORS, type OperatorContext } from '../operators/index.ts';
 import { inSet } from '../operators/inList.ts';
 import type { ConditionJson, Facts, KeyFn, Predicate } from './types.ts';
+import { generatePredicate } from './codegen.ts';
 
 type Getter = (f: Facts) => unknown;
 type Obj = Record<string, unknown>;
@@ -249,15 +250,21 @@ function anyOf(ps: Predicate[]): Predicate {
   }
 }
 
-/** compile a validated condition tree into a predicate */
-export function compileCondition(c: ConditionJson, ctx: OperatorContext): Predicate {
-  if ('all' in c) return allOf(c.all.map((x) => compileCondition(x, ctx)));
-  if ('any' in c) return anyOf(c.any.map((x) => compileCondition(x, ctx)));
+/** compile a validated condition tree into a tree of closures */
+export function compileConditionClosures(c: ConditionJson, ctx: OperatorContext): Predicate {
+  if ('all' in c) return allOf(c.all.map((x) => compileConditionClosures(x, ctx)));
+  if ('any' in c) return anyOf(c.any.map((x) => compileConditionClosures(x, ctx)));
   if ('not' in c) {
-    const inner = compileCondition(c.not, ctx);
+    const inner = compileConditionClosures(c.not, ctx);
     return (f) => !inner(f);
   }
   return compileLeaf(c, ctx);
+}
+
+/** compile a validated condition tree into one generated function (closures for fact-to-fact leaves) */
+export function compileCondition(c: ConditionJson, ctx: OperatorContext): Predicate {
+  if ('all' in c && c.all.length === 0) return TRUE;
+  return generatePredicate(c, ctx, (leaf) => compileLeaf(leaf, ctx));
 }
 
 /** AND of two predicates, skipping always-true ones */

@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_TYPES } from '../../signals/events.ts';
-import { compileCondition } from '../../engine/rules/compile.ts';
+import { compileCondition, compileConditionClosures } from '../../engine/rules/compile.ts';
 import { BUNDLED_RULES_DIR } from '../../engine/rules/load.ts';
 import type { OperatorContext } from '../../engine/operators/index.ts';
 import type { ConditionJson, Facts } from '../../engine/rules/types.ts';
@@ -31,7 +31,9 @@ describe('differential: fast path vs json-rules-engine', () => {
     const conds: ConditionJson[] = Array.from({ length: 300 }, () => randomRoot(g));
     const evs = events(7, 20); // 160 events
     const r = await differential(conds, evs, ctx, (c) => compileCondition(c, ctx));
-    assert.equal(r.mismatches.length, 0, `${r.mismatches.length} mismatches of ${r.compared}:\n${explain(r)}`);
+    assert.equal(r.mismatches.length, 0, `generated code: ${r.mismatches.length} mismatches of ${r.compared}:\n${explain(r)}`);
+    const rc = await differential(conds, evs, ctx, (c) => compileConditionClosures(c, ctx));
+    assert.equal(rc.mismatches.length, 0, `closures: ${rc.mismatches.length} mismatches of ${rc.compared}:\n${explain(rc)}`);
     assert.ok(r.compared > 40_000, `compared ${r.compared}`);
     // the generator must produce both outcomes in quantity, or the comparison proves little
     assert.ok(r.trueCount > r.compared * 0.1 && r.trueCount < r.compared * 0.9, `true ${r.trueCount} of ${r.compared}`);
