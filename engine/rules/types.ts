@@ -109,8 +109,10 @@ export type Predicate = (facts: Facts) => boolean;
 export type KeyFn = (facts: Facts) => string | undefined;
 
 export interface CompiledStep {
+  /** the step's id (defaults: step1, step2, ... for sequences; first / then for absent; until) */
   id: string;
   types: EventType[] | '*';
+  /** for sequence/absent steps this already includes the rule's `match` (until steps do not) */
   match: Predicate;
   key?: KeyFn;
   lacks?: { field: (f: Facts) => unknown; from: (f: Facts) => unknown };
