@@ -62,6 +62,11 @@ export function exitCodeFromStatus(status: number): number {
 const OPS: Record<number, string> = { 1: 'exec', 2: 'mprotect_exec', 4: 'module_load', 7: 'quarantine' };
 const REASONS: Record<number, string> = { 1: 'inode', 2: 'tgid', 3: 'mprotect_limit', 4: 'module_allow', 5: 'module_deny' };
 
+/** a u64 as a number (exact below 2^53: timestamps, inode numbers, cgroup ids, addresses) */
+function u64(b: Buffer, off: number): number {
+  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 4294967296;
+}
+
 function cstr(b: Buffer, off: number, len: number): string {
   const end = b.indexOf(0, off);
   return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
@@ -120,6 +125,12 @@ export class Decoder {
     return path;
   }
 
+  private short(b: Buffer, struct: string): boolean {
+    if (b.length >= LAYOUTS[struct].size) return false;
+    this.bad++;
+    return true;
+  }
+
   decode(b: Buffer): KrsiEvent | undefined {
     if (b.length < LAYOUTS.krsi_hdr.size) {
       this.bad++;
@@ -128,23 +139,18 @@ export class Decoder {
     const kind = b.readUInt32LE(8);
     const pid = b.readUInt32LE(12);
     const base = {
-      ts: Number(b.readBigUInt64LE(0)),
+      ts: u64(b, 0),
       pid,
       ppid: b.readUInt32LE(20),
       uid: b.readUInt32LE(24),
       comm: cstr(b, 56, 16),
-      exe: { dev: devFromKernel(b.readUInt32LE(48)), ino: Number(b.readBigUInt64LE(40)), path: '' },
+      exe: { dev: devFromKernel(b.readUInt32LE(48)), ino: u64(b, 40), path: '' },
       tid: b.readUInt32LE(16),
-      cgroup: Number(b.readBigUInt64LE(32)),
-    };
-    const need = (name: string): boolean => {
-      if (b.length >= LAYOUTS[name].size) return true;
-      this.bad++;
-      return false;
+      cgroup: u64(b, 32),
     };
     switch (kind) {
       case EV.exec: {
-        if (!need('krsi_exec_event')) return undefined;
+        if (this.short(b, 'krsi_exec_event')) return undefined;
         base.exe.path = pathFromWalk(cstr(b, 72, 256));
         this.remember(pid, base.exe.path);
         const argvLen = Math.min(b.readUInt32LE(584), KRSI_ARGV_LEN);
@@ -162,22 +168,22 @@ export class Decoder {
         return ev;
       }
       case EV.fork: {
-        if (!need('krsi_fork_event')) return undefined;
+        if (this.short(b, 'krsi_fork_event')) return undefined;
         base.exe.path = this.exePath(pid);
         const child = b.readUInt32LE(72);
         this.remember(child, base.exe.path);
         return { ...base, type: 'fork', child_pid: child };
       }
       case EV.exit: {
-        if (!need('krsi_exit_event')) return undefined;
+        if (this.short(b, 'krsi_exit_event')) return undefined;
         base.exe.path = this.paths.get(pid) ?? this.exePath(pid);
         this.paths.delete(pid);
         return { ...base, type: 'exit', code: exitCodeFromStatus(b.readInt32LE(72)) };
       }
       case EV.unlink: {
-        if (!need('krsi_unlink_event')) return undefined;
+        if (this.short(b, 'krsi_unlink_event')) return undefined;
         base.exe.path = this.exePath(pid);
-        const ino = Number(b.readBigUInt64LE(72));
+        const ino = u64(b, 72);
         const ret = b.readInt32LE(88);
         return {
           ...base,
@@ -188,27 +194,25 @@ export class Decoder {
         };
       }
       case EV.mprotect: {
-        if (!need('krsi_mprotect_event')) return undefined;
+        if (this.short(b, 'krsi_mprotect_event')) return undefined;
         base.exe.path = this.exePath(pid);
+        // the hot path (storms): one literal, no spread
         return {
-          ...base,
-          type: 'mprotect',
-          start: Number(b.readBigUInt64LE(72)),
-          len: Number(b.readBigUInt64LE(80)),
-          prot: b.readUInt32LE(88),
+          ts: base.ts, type: 'mprotect', pid, ppid: base.ppid, uid: base.uid, comm: base.comm, exe: base.exe,
+          tid: base.tid, cgroup: base.cgroup, start: u64(b, 72), len: u64(b, 80), prot: b.readUInt32LE(88),
         };
       }
       case EV.module_load: {
-        if (!need('krsi_module_event')) return undefined;
+        if (this.short(b, 'krsi_module_event')) return undefined;
         base.exe.path = this.exePath(pid);
         return { ...base, type: 'module_load', name: cstr(b, 72, 56) };
       }
       case EV.denied: {
-        if (!need('krsi_denied_event')) return undefined;
+        if (this.short(b, 'krsi_denied_event')) return undefined;
         base.exe.path = this.exePath(pid);
         const op = b.readUInt32LE(72);
         const reason = b.readUInt32LE(76);
-        const ino = Number(b.readBigUInt64LE(88));
+        const ino = u64(b, 88);
         const key: Record<string, unknown> =
           reason === 2 ? { pid } : reason === 3 ? { counter: 'mprotect' } : ino ? { dev: devFromKernel(b.readUInt32LE(96)), ino } : {};
         const ev: DeniedEvent = {
