@@ -76,6 +76,8 @@ export function deadlineNow(s: StoredVerdict, n: Now): number {
 
 export class VerdictStore {
   readonly path: string;
+  /** rule name -> id (ids never change once given) */
+  private readonly ruleIds = new Map<string, number>();
   private constructor(
     private readonly root: RootDatabase,
     private readonly verdicts: Database<StoredVerdict, string>,
@@ -133,9 +135,10 @@ export class VerdictStore {
 
   /** the u32 the kernel carries as rule_id for a rule name; stable across restarts (0 = none) */
   ruleId(rule: string): number {
+    const cached = this.ruleIds.get(rule);
+    if (cached !== undefined) return cached;
     const have = this.rules.get(rule);
-    if (have !== undefined) return have;
-    return this.rules.transactionSync(() => {
+    const id = have ?? this.rules.transactionSync(() => {
       const again = this.rules.get(rule);
       if (again !== undefined) return again;
       const next = ((this.rules.get('\u0000next') as number | undefined) ?? 1);
@@ -143,6 +146,8 @@ export class VerdictStore {
       this.rules.putSync(rule, next);
       return next;
     });
+    this.ruleIds.set(rule, id);
+    return id;
   }
 
   /** rule name for a kernel rule_id */
