@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,30 @@ describe('krsi replay (CLI)', () => {
     const summary = parse(s.stdout).at(-1)!;
     assert.equal(summary.bad_lines, 1);
     assert.equal(summary.events, EVENTS.length - 1);
+  });
+
+  test('rule errors: every one printed, located, exit 1, nothing replayed', () => {
+    const rules = join(dir, 'rules');
+    mkdirSync(rules, { recursive: true });
+    const rule = (id: string, operator: string) => ({
+      id,
+      description: 'd',
+      tags: ['x'],
+      severity: 'high',
+      match: { all: [{ fact: 'type', operator: 'equal', value: 'exec' }, { fact: 'comm', operator, value: 'x' }] },
+      actions: [{ type: 'alert' }],
+    });
+    writeFileSync(join(rules, 'bad.json'), JSON.stringify({ rules: [rule('one', 'nope'), rule('two', 'alsoNope')] }, null, 2));
+    const log = join(dir, 'small.jsonl');
+    writeFileSync(log, jsonl(EVENTS));
+    const r = krsi('replay', log, '--rules', rules, '--format', 'json');
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    const located = r.stderr.split('\n').filter((l) => /bad\.json:\d+:\d+: error/.test(l));
+    assert.equal(located.length, 2, r.stderr);
+    assert.match(located[0], /one/);
+    assert.match(located[1], /two/);
+    assert.match(r.stderr, /2 rule errors; nothing replayed/);
   });
 
   test('usage errors exit 2; text format is for people; the bundled sample replays', () => {
