@@ -54,7 +54,7 @@ export function loadRuleSources(sources: RuleSource[], extra: RuleIssue[] = []):
     return { ok: true, set: buildRuleSet(docs, lists, locate), issues: sorted };
   } catch (e) {
     // validation should make this unreachable; never load a half-compiled set
-    const err: RuleIssue = { severity: 'error', code: 'SCHEMA', message: `internal compile error: ${(e as Error).message}`, file: sources[0]?.file ?? '', line: 1, column: 1, pointer: '' };
+    const err: RuleIssue = { ...messageFor('INTERNAL', { reason: (e as Error).message }), code: 'INTERNAL', file: sources[0]?.file ?? '', line: 1, column: 1, pointer: '' };
     return { ok: false, issues: [...sorted, err] };
   }
 }

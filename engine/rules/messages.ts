@@ -44,6 +44,11 @@ export const MESSAGES = {
     severity: 'error',
     text: (a) => `subject ${q(a.subject)} comes from ${a.needs} events, but the events this verdict is taken from are ${a.types}`,
   },
+  FACT_NOT_ON_TYPE: {
+    severity: 'warning',
+    text: (a) => `fact ${q(a.fact)} exists only on ${a.has} events, but this condition only matches ${a.types} events, so it is always undefined here`,
+  },
+  INTERNAL: { severity: 'error', text: (a) => `internal error while compiling: ${a.reason}` },
   UNUSED_LIST: { severity: 'warning', text: (a) => `list ${q(a.name)} is not used by any rule` },
   ENFORCE_WITHOUT_VERDICT: {
     severity: 'warning',

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import jsonMap from 'json-source-map';
 import type { PointerInfo } from 'json-source-map';
 import type { IssueCollector, Locate } from './issues.ts';
+import { messageFor } from './messages.ts';
 
 export interface RuleSource {
   file: string;
@@ -43,9 +44,7 @@ export function readDocuments(sources: RuleSource[], issues: IssueCollector): Ru
       const pos = m ? Number(m[1]) : s.text.length;
       docs.push({ file: s.file, text: s.text, pointers: {}, data: undefined });
       const at = lineCol(s.text, pos);
-      issues.issues.push({
-        severity: 'error', code: 'PARSE_ERROR', message: `invalid JSON: ${reason}`, file: s.file, line: at.line, column: at.column, pointer: '',
-      });
+      issues.issues.push({ ...messageFor('PARSE_ERROR', { reason }), code: 'PARSE_ERROR', file: s.file, line: at.line, column: at.column, pointer: '' });
     }
   }
   return docs;

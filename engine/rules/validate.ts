@@ -8,7 +8,7 @@ import { checkDuration, parseDuration } from '../duration.ts';
 import { closest, type IssueCode } from './messages.ts';
 import type { IssueCollector } from './issues.ts';
 import type { RuleDocument } from './read.ts';
-import { FACT_NAMES, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
+import { FACTS, FACT_NAMES, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
 import { inferTypes, intersect, isFactRef, parseField, parsePath, type TypeSet } from './compile.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { ConditionJson } from './types.ts';
@@ -149,15 +149,17 @@ function checkEventType(c: RuleCtx, v: unknown, pointer: string): void {
   if (typeof v === 'string' && !isEventType(v)) add(c, 'UNKNOWN_EVENT_TYPE', pointer, { name: v, suggestion: closest(v, EVENT_TYPES) });
 }
 
-function checkCondition(c: RuleCtx, cond: unknown, ptr: string): void {
+function checkCondition(c: RuleCtx, cond: unknown, ptr: string, types: TypeSet = typesOf(cond)): void {
   if (!isObj(cond)) return;
   if ('all' in cond || 'any' in cond) {
     const k = 'all' in cond ? 'all' : 'any';
     const xs = cond[k];
-    if (Array.isArray(xs)) xs.forEach((x, i) => checkCondition(c, x, `${ptr}/${k}/${i}`));
+    if (Array.isArray(xs)) xs.forEach((x, i) => checkCondition(c, x, `${ptr}/${k}/${i}`, types));
     return;
   }
-  if ('not' in cond) return checkCondition(c, cond.not, `${ptr}/not`);
+  if ('not' in cond) return checkCondition(c, cond.not, `${ptr}/not`, types);
+  checkFactOnTypes(c, cond.fact, `${ptr}/fact`, types);
+  if (isFactRef(cond.value) && isObj(cond.value)) checkFactOnTypes(c, cond.value.fact, `${ptr}/value/fact`, types);
   const op = typeof cond.operator === 'string' ? OPERATORS.get(cond.operator) : undefined;
   if (!op || !('value' in cond)) return; // the schema reports these
   const value = cond.value;
@@ -186,6 +188,14 @@ function checkCondition(c: RuleCtx, cond: unknown, ptr: string): void {
     if (op.name === 'equal' || op.name === 'notEqual') checkEventType(c, value, vptr);
     if ((op.name === 'in' || op.name === 'notIn') && Array.isArray(value)) value.forEach((v, i) => checkEventType(c, v, `${vptr}/${i}`));
   }
+}
+
+/** a fact only some event types carry, in a condition that only matches other types */
+function checkFactOnTypes(c: RuleCtx, fact: unknown, ptr: string, types: TypeSet): void {
+  if (!isFact(fact) || types === '*' || types.size === 0) return;
+  const has = FACTS[fact];
+  if (has === '*' || [...types].some((t) => has.includes(t))) return;
+  add(c, 'FACT_NOT_ON_TYPE', ptr, { fact, has: has.join('/'), types: [...types].join('/') });
 }
 
 function checkFields(c: RuleCtx, fields: unknown, ptr: string): void {
@@ -248,7 +258,7 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
         const id = typeof s.id === 'string' ? s.id : dflt;
         if (ids.has(id)) add(c, 'DUPLICATE_STEP', typeof s.id === 'string' ? `${sp}/id` : sp, { id });
         ids.add(id);
-        checkCondition(c, s.match, `${sp}/match`);
+        checkCondition(c, s.match, `${sp}/match`, intersect(matchTypes, typesOf(s.match)));
         checkFields(c, s.by, `${sp}/by`);
         if (isObj(s.lacks)) {
           checkFields(c, s.lacks.field, `${sp}/lacks/field`);

@@ -312,3 +312,19 @@ describe('loadRuleDirs', () => {
     }
   });
 });
+
+describe('loader: warnings', () => {
+  test('a fact the matched event types never carry is a warning at the fact', () => {
+    const text = `{ "rules": [ { "id": "w", "description": "d", "tags": [], "severity": "low",
+      "match": { "all": [ { "fact": "type", "operator": "equal", "value": "exec" },
+                          { "fact": "prot", "operator": "bitsSet", "value": 4 } ] },
+      "actions": [ { "type": "alert" } ] } ] }`;
+    const r = loadRuleSources([{ file: 'w.json', text }]);
+    assert.equal(r.ok, true);
+    const w = only(r.issues, 'FACT_NOT_ON_TYPE');
+    assert.equal(w.severity, 'warning');
+    assert.equal(w.pointer, '/rules/0/match/all/1/fact');
+    assert.deepEqual({ line: w.line, column: w.column }, posOf(text, '"prot"'));
+    assert.match(w.message, /"prot" exists only on mprotect events, but this condition only matches exec events/);
+  });
+});
