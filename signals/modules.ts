@@ -2,7 +2,7 @@
 // right after each module_load event and periodically. A module that loaded but is missing from the
 // next snapshot is hiding. Unavailable (with a reason) when the kernel has no module support.
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { EMPTY, Observable, defer, filter, map, merge, timer } from 'rxjs';
+import { EMPTY, Observable, defer, filter, map, merge, timer, type SchedulerLike } from 'rxjs';
 import type { KrsiEvent, ModuleListEvent } from './events.ts';
 import { bootNs } from './clock.ts';
 
@@ -42,6 +42,8 @@ export interface ModuleListOptions {
   events$?: Observable<KrsiEvent>;
   path?: string;
   now?: () => number;
+  /** for tests (TestScheduler) */
+  scheduler?: SchedulerLike;
 }
 
 /** module_list events; EMPTY when the signal is unavailable (check moduleListUnavailable first) */
@@ -51,7 +53,7 @@ export function moduleList$(o: ModuleListOptions): Observable<ModuleListEvent> {
   return defer(() => {
     const self = selfIdentity();
     const now = o.now ?? bootNs;
-    const ticks$ = o.interval > 0 ? timer(0, o.interval) : timer(0);
+    const ticks$ = o.interval > 0 ? timer(0, o.interval, o.scheduler) : timer(0, o.scheduler);
     const loads$ = o.events$ ? o.events$.pipe(filter((e) => e.type === 'module_load')) : EMPTY;
     return merge(ticks$, loads$).pipe(
       map((): ModuleListEvent => ({ ...self, ts: now(), type: 'module_list', modules: parseModules(readFileSync(path, 'utf8')) })),
