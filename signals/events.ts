@@ -39,6 +39,8 @@ export interface ExecEvent extends BaseEvent {
   argv?: string[];
   /** the watched environment variables that were present, e.g. {"LD_PRELOAD": "/tmp/x.so"} */
   env?: Record<string, string>;
+  /** SHA-256 of the new executable (64 hex digits), when a signal or importer computed it */
+  sha256?: string;
 }
 
 export interface ForkEvent extends BaseEvent {
