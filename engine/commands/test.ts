@@ -29,6 +29,11 @@ export function register(program: Command): void {
         console.error(`krsi test: --format must be text or json, got ${JSON.stringify(o.format)}`);
         process.exit(2);
       }
+      // `krsi test | head`: a closed pipe ends the run quietly
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+        throw e;
+      });
       const json = o.format === 'json';
       let current = '';
       const onCase = (r: CaseResult) => {
