@@ -1,7 +1,7 @@
 // krsi log import|export|info: move event logs between JSON Lines and lmdb, and describe them.
 import type { Command } from 'commander';
 import { EventError, exportLog, importLog, logInfo } from '../eventlog/index.ts';
-import { createProgress } from '../output/index.ts';
+import { createProgress, exitOnEpipe } from '../output/index.ts';
 
 const EXIT_CODES = `
 Exit codes:
@@ -65,6 +65,7 @@ export function register(program: Command): void {
     .addHelpText('after', EXIT_CODES)
     .action((src: string, dst: string, opts: { since?: string; until?: string }) =>
       guarded(async () => {
+        if (dst === '-') exitOnEpipe();
         const n = await exportLog(src, dst, { since: opts.since, until: opts.until });
         if (dst !== '-') process.stderr.write(`exported ${n} events to ${dst}\n`);
       }),

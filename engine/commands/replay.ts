@@ -3,9 +3,8 @@
 import { Option, type Command } from 'commander';
 import type { CompiledRuleSet } from '../rules/types.ts';
 import type { Mode, Output, SummaryOut } from '../types.ts';
-import type { RuleLoadError as RuleLoadErrorT } from '../rules/load.ts';
 import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../eventlog/index.ts';
-import { OutputSink, createProgress, type Format, type Progress } from '../output/index.ts';
+import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
 
 export interface ReplayOptions {
   log: string;
@@ -123,24 +122,23 @@ export function register(program: Command): void {
           usage((e as Error).message);
         }
       }
-      const { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } = await import('../rules/load.ts');
-      let rules: CompiledRuleSet;
-      try {
-        rules = await loadRuleDirs(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
-      } catch (e) {
-        if (!(e instanceof RuleLoadError)) throw e;
-        const err: RuleLoadErrorT = e;
-        for (const i of err.issues) process.stderr.write(formatIssue(i) + '\n');
-        const n = err.issues.filter((i) => i.severity === 'error').length;
+      // every issue (warnings too) printed located; any error loads nothing
+      const { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths } = await import('../rules/load.ts');
+      const loaded = await loadRuleSourcesFromPaths(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
+      for (const i of loaded.issues) process.stderr.write(formatIssue(i) + '\n');
+      if (!loaded.ok || !loaded.set) {
+        const n = loaded.issues.filter((i) => i.severity === 'error').length;
         process.stderr.write(`krsi replay: ${n} rule error${n === 1 ? '' : 's'}; nothing replayed\n`);
         process.exit(1);
       }
+      let rules: CompiledRuleSet = loaded.set;
       if (opts.rule?.length) {
         const known = new Set(rules.rules.map((r) => r.id));
         const unknown = opts.rule.filter((id) => !known.has(id));
         if (unknown.length) usage(`unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`);
         rules = selectRules(rules, opts.rule);
       }
+      exitOnEpipe();
       const sink = new OutputSink(opts.format);
       let shown = 0;
       const onBad = (e: EventError) => {

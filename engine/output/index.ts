@@ -46,3 +46,11 @@ export class OutputSink {
     }
   }
 }
+
+/** a reader that went away (`| head`) ends the command quietly instead of with a write EPIPE error */
+export function exitOnEpipe(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
