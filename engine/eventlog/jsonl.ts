@@ -24,13 +24,14 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
   // parse one line; returns false once the until bound is passed (the rest of the log is later)
   const take = (text: string): boolean => {
     lineNo++;
-    if (text.length === 0 || (text.length < 4 && text.trim() === '')) return true;
+    if (text.length === 0) return true;
     let ev: KrsiEvent;
     try {
       let v: unknown;
       try {
         v = JSON.parse(text);
       } catch (e) {
+        if (text.trim() === '') return true; // blank lines are allowed
         throw new EventError({ file, line: lineNo }, '', `invalid JSON: ${(e as Error).message}`);
       }
       ev = validator.check(v, lineNo);

@@ -26,7 +26,7 @@ const ev = (ts: number, extra: object = {}) => ({ ts, type: 'exit', pid: 10, ppi
 describe('JSON Lines reader', () => {
   test('streams in batches, in order, seq = line number when absent, extra fields kept', async () => {
     const p = join(dir, 'a.jsonl');
-    writeFileSync(p, lines([ev(1), ev(2, { seq: 77 })]) + '\n   \n' + lines([ev(3, { note: 'kept' })]));
+    writeFileSync(p, lines([ev(1), ev(2, { seq: 77 })]) + '\n        \n' + lines([ev(3, { note: 'kept' })]));
     const batches: KrsiEvent[][] = [];
     for await (const b of readEvents(p, { batch: 1 })) batches.push(b);
     assert.deepEqual(batches.map((b) => b.length), [1, 1, 1]);
