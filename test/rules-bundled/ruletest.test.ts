@@ -61,6 +61,20 @@ describe('test file errors are located', () => {
     assert.match(byPointer.get('/cases/3/events/1/ts')!.message, /time order/);
   });
 
+  test('a bad line in a case\'s log fails the case with the log\'s file, line and field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-ruletest-'));
+    try {
+      const log = join(dir, 'x.jsonl');
+      const good = { ts: 1, type: 'exit', pid: 5, ppid: 1, uid: 0, comm: 'a', exe: { path: '/a', dev: 1, ino: 2 }, code: 0 };
+      writeFileSync(log, JSON.stringify(good) + '\n' + JSON.stringify({ ...good, ts: 2, pid: -1 }) + '\n');
+      const r = await run({ log, expect: { none: true } });
+      assert.equal(r.ok, false);
+      assert.match(r.error!, /x\.jsonl:2: field pid/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a rule id that does not exist makes the case fail with the known ids', async () => {
     const r = await run({ only: ['no-such-rule'], events: [selfUnlink], expect: { none: true } });
     assert.equal(r.ok, false);
