@@ -43,6 +43,12 @@ export function loadRuleSources(sources: RuleSource[], extra: RuleIssue[] = []):
     const at = locate({ file, pointer, key });
     return `${file}:${at.line}:${at.column}`;
   };
+  for (const d of docs) {
+    for (const k of d.duplicates ?? []) {
+      const { rule } = locate({ file: d.file, pointer: k.pointer });
+      issues.issues.push({ ...messageFor('DUPLICATE_KEY', { key: k.key }), code: 'DUPLICATE_KEY', file: d.file, line: k.line, column: k.column, pointer: k.pointer, rule });
+    }
+  }
   // validate
   validateSchema(docs, issues);
   const lists = collectLists(docs, issues, where);

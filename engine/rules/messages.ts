@@ -15,6 +15,7 @@ export const MESSAGES = {
   READ_ERROR: { severity: 'error', text: (a) => `cannot read: ${a.reason}` },
   NO_RULE_FILES: { severity: 'warning', text: (a) => `no *.json rule files in ${a.dir}` },
   PARSE_ERROR: { severity: 'error', text: (a) => `invalid JSON: ${a.reason}` },
+  DUPLICATE_KEY: { severity: 'error', text: (a) => `key ${q(a.key)} appears twice in this object (JSON keeps only the last)` },
   MISSING_FIELD: { severity: 'error', text: (a) => `missing required field ${q(a.field)}` },
   UNKNOWN_FIELD: { severity: 'error', text: (a) => `unknown field ${q(a.field)}${suggest(a)}` },
   WRONG_TYPE: { severity: 'error', text: (a) => `must be ${a.expected}` },

@@ -17,6 +17,8 @@ export interface RuleDocument {
   /** undefined when the text is not valid JSON */
   data?: unknown;
   pointers: Record<string, PointerInfo>;
+  /** keys repeated within one object (reported as DUPLICATE_KEY) */
+  duplicates?: { pointer: string; key: string; line: number; column: number }[];
 }
 
 /** line/column (1-based) of a character offset */
@@ -32,12 +34,58 @@ function lineCol(text: string, pos: number): { line: number; column: number } {
   return { line, column: Math.max(1, pos - start + 1) };
 }
 
+/** keys that appear twice in one object (JSON.parse keeps the last silently): pointer and 1-based position of each repeat */
+export function duplicateKeys(text: string): { pointer: string; key: string; line: number; column: number }[] {
+  const out: { pointer: string; key: string; line: number; column: number }[] = [];
+  type Frame = { obj: boolean; keys: Set<string>; seg: string; index: number; wantKey: boolean };
+  const stack: Frame[] = [];
+  const ptr = () => stack.map((f) => '/' + f.seg.replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '\n') {
+      line++;
+      lineStart = i + 1;
+    } else if (ch === '"') {
+      const start = i;
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.obj && top.wantKey) {
+        let key: string;
+        try {
+          key = JSON.parse(text.slice(start, j + 1)) as string;
+        } catch {
+          key = text.slice(start + 1, j);
+        }
+        top.seg = key;
+        if (top.keys.has(key)) out.push({ pointer: ptr(), key, line, column: start - lineStart + 1 });
+        top.keys.add(key);
+        top.wantKey = false;
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      const top = stack[stack.length - 1];
+      if (top && !top.obj) top.seg = String(top.index);
+      stack.push({ obj: ch === '{', keys: new Set(), seg: '', index: 0, wantKey: ch === '{' });
+    } else if (ch === '}' || ch === ']') {
+      stack.pop();
+    } else if (ch === ',') {
+      const top = stack[stack.length - 1];
+      if (top?.obj) top.wantKey = true;
+      else if (top) top.index++;
+    }
+  }
+  return out;
+}
+
 export function readDocuments(sources: RuleSource[], issues: IssueCollector): RuleDocument[] {
   const docs: RuleDocument[] = [];
   for (const s of sources) {
     try {
       const { data, pointers } = jsonMap.parse(s.text);
-      docs.push({ file: s.file, text: s.text, data, pointers });
+      docs.push({ file: s.file, text: s.text, data, pointers, duplicates: duplicateKeys(s.text) });
     } catch (e) {
       const reason = (e as Error).message;
       const m = /position (\d+)/.exec(reason);

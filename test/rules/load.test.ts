@@ -328,3 +328,17 @@ describe('loader: warnings', () => {
     assert.match(w.message, /"prot" exists only on mprotect events, but this condition only matches exec events/);
   });
 });
+
+describe('loader: duplicate keys', () => {
+  test('a key repeated in one object is an error at the repeat (JSON would keep only the last)', () => {
+    const text = `{ "rules": [ { "id": "d", "description": "d", "tags": ["a,b", "c\\"}"], "severity": "low",
+      "match": { "all": [] },
+      "match": { "any": [ { "fact": "pid", "operator": "equal", "value": 1 } ] },
+      "actions": [ { "type": "alert" } ] } ] }`;
+    const r = loadRuleSources([{ file: 'k.json', text }]);
+    assert.equal(r.ok, false);
+    const d = only(r.issues, 'DUPLICATE_KEY');
+    assert.deepEqual([d.line, d.column, d.pointer, d.rule], [3, 7, '/rules/0/match', 'd']);
+    assert.equal(r.issues.length, 1, r.issues.map(formatIssue).join('\n'));
+  });
+});
