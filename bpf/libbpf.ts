@@ -50,8 +50,7 @@ interface Native {
   bpf_object__open_file: Fn; bpf_object__load: Fn; bpf_object__close: Fn; bpf_object__btf: Fn;
   bpf_object__find_map_by_name: Fn; bpf_object__find_program_by_name: Fn;
   bpf_object__next_map: Fn; bpf_object__next_program: Fn;
-  bpf_map__fd: Fn; bpf_map__name: Fn; bpf_map__type: Fn; bpf_map__key_size: Fn; bpf_map__value_size: Fn;
-  bpf_map__max_entries: Fn; bpf_map__set_max_entries: Fn; bpf_map__initial_value: Fn;
+  bpf_map__fd: Fn; bpf_map__name: Fn; bpf_map__set_max_entries: Fn; bpf_map__initial_value: Fn;
   bpf_map__is_internal: Fn; bpf_map__set_pin_path: Fn;
   bpf_program__name: Fn; bpf_program__autoload: Fn; bpf_program__set_autoload: Fn; bpf_program__attach: Fn;
   bpf_link__pin: Fn; bpf_link__destroy: Fn;
@@ -60,7 +59,7 @@ interface Native {
   bpf_map_get_next_key: Fn; bpf_obj_pin: Fn; bpf_obj_get: Fn; bpf_obj_get_info_by_fd: Fn;
   ring_buffer__new: Fn; ring_buffer__add: Fn; ring_buffer__consume: Fn; ring_buffer__epoll_fd: Fn; ring_buffer__free: Fn;
   // libc
-  close: Fn; getpagesize: Fn; mmap: Fn; munmap: Fn; mount: Fn; vsnprintf: Fn; strerror_r: Fn;
+  close: Fn; getpagesize: Fn; mmap: Fn; munmap: Fn; mount: Fn; vsnprintf: Fn;
 }
 
 let native: Native | undefined;
@@ -117,10 +116,6 @@ function N(): Native {
     bpf_object__next_program: f(bpf, 'bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prog)'),
     bpf_map__fd: f(bpf, 'int bpf_map__fd(bpf_map *map)'),
     bpf_map__name: f(bpf, 'const char *bpf_map__name(bpf_map *map)'),
-    bpf_map__type: f(bpf, 'int bpf_map__type(bpf_map *map)'),
-    bpf_map__key_size: f(bpf, 'uint32_t bpf_map__key_size(bpf_map *map)'),
-    bpf_map__value_size: f(bpf, 'uint32_t bpf_map__value_size(bpf_map *map)'),
-    bpf_map__max_entries: f(bpf, 'uint32_t bpf_map__max_entries(bpf_map *map)'),
     bpf_map__set_max_entries: f(bpf, 'int bpf_map__set_max_entries(bpf_map *map, uint32_t n)'),
     bpf_map__initial_value: f(bpf, 'void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
     bpf_map__is_internal: f(bpf, 'bool bpf_map__is_internal(bpf_map *map)'),
@@ -153,7 +148,6 @@ function N(): Native {
     munmap: f(libc, 'int munmap(void *addr, size_t len)'),
     mount: f(libc, 'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)'),
     vsnprintf: f(libc, 'int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)'),
-    strerror_r: f(libc, 'const char *strerror_r(int errnum, _Out_ char *buf, size_t len)'),
   };
   native = n;
   installPrint(n);
@@ -162,17 +156,32 @@ function N(): Native {
 
 // ---- libbpf's log into krsi's logger ----
 
-const printBuf = Buffer.alloc(64 * 1024);
+// KRSI_LIBBPF_PRINT_BUF (bytes) is a test hook: a tiny buffer exercises the re-format path
+const printBuf = Buffer.alloc(Number(process.env.KRSI_LIBBPF_PRINT_BUF) || 64 * 1024);
+const MAX_LINES = 1200; // a verifier log can run to megabytes: keep its head and its tail (where the error is)
 
 function installPrint(n: Native): void {
-  // va_list on x86-64 / arm64 decays to a pointer when passed: hand it to vsnprintf as is
+  // va_list decays to a pointer when passed: hand it to vsnprintf as is
   const PrintFn = koffi.proto('int krsi_libbpf_print(int level, const char *fmt, void *ap)');
   printCb = koffi.register((level: number, fmt: string, ap: bigint) => {
     const lvl = quietDepth > 0 ? 'debug' : level === 0 ? 'warn' : level === 1 ? 'info' : 'debug';
     if (!log.isLevelEnabled(lvl)) return 0;
-    const len = n.vsnprintf(printBuf, printBuf.length, fmt, ap) as number;
-    const text = printBuf.toString('utf8', 0, Math.max(0, Math.min(len, printBuf.length - 1))).replace(/\n+$/, '');
-    for (const line of text.split('\n')) log[lvl](line.replace(/^libbpf: /, ''));
+    // va_copy by hand (x86-64: a 24-byte struct) so a message longer than printBuf can be formatted again
+    const apCopy = process.arch === 'x64' ? Buffer.from(new Uint8Array(koffi.view(ap, 24))) : undefined;
+    let out = printBuf;
+    let len = n.vsnprintf(out, out.length, fmt, ap) as number;
+    if (len >= out.length && apCopy) {
+      out = Buffer.alloc(len + 1);
+      len = n.vsnprintf(out, out.length, fmt, apCopy) as number;
+    }
+    const text = out.toString('utf8', 0, Math.max(0, Math.min(len, out.length - 1))).replace(/\n+$/, '');
+    let lines = text.split('\n');
+    if (lines.length > MAX_LINES) {
+      const head = lines.slice(0, 200);
+      const tail = lines.slice(-(MAX_LINES - 200));
+      lines = [...head, `... ${lines.length - head.length - tail.length} lines omitted ...`, ...tail];
+    }
+    for (const line of lines) log[lvl](line.replace(/^libbpf: /, ''));
     return 0;
   }, koffi.pointer(PrintFn));
   n.libbpf_set_print(printCb);

@@ -153,6 +153,18 @@ describe('libbpf binding', { skip }, () => {
     assert.doesNotMatch(j.msg, /^libbpf: /);
   });
 
+  test('a verifier rejection: EACCES, and the verifier log in the logger even past the print buffer', () => {
+    const reject = fileURLToPath(new URL('./fixtures/reject.bpf.c', import.meta.url));
+    const r = runSnippet(`
+      const o = lib.BpfObject.open(build.ensureObject(${JSON.stringify(reject)}));
+      try { o.load(); } catch (e) { process.stdout.write(e.constructor.name + '|' + e.errno + '|' + e.message); } finally { o.close(); }`,
+    { env: { KRSI_LIBBPF_PRINT_BUF: '64' } });
+    assert.match(r.stdout, /^BpfError\|13\|bpf_object__load .*reject\.o: Permission denied/);
+    const msgs = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((j) => j.component === 'libbpf').map((j) => j.msg);
+    assert.ok(msgs.includes('-- END PROG LOAD LOG --'), msgs.join('\n'));
+    assert.ok(msgs.some((m: string) => /R0 invalid mem access 'scalar'/.test(m)), msgs.join('\n'));
+  });
+
   test('per-CPU maps: lookups return one 8-byte slot per possible CPU', () => {
     const m = createMap(6 /* PERCPU_ARRAY */, 'krsi_t_pcpu', 4, 4, 2);
     try {
