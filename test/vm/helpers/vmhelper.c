@@ -4,6 +4,8 @@
 //                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
 //   vmhelper finit KO            finit_module(open(KO)); print "ok" or "errno=N"
 //   vmhelper pid1 OUT            (run as pid 1) mprotect PROT_EXEC, write "pid=P mprotect=E" to OUT, power off
+//   vmhelper bexec N PATH        bench: N x (fork, execv PATH, wait); print the median ns per round trip
+//   vmhelper bmprot N            bench: N x mprotect adding PROT_EXEC (and N dropping it); median ns per call
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,25 @@
 #include <sys/mman.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+static long long now_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static long long median(long long *v, int n) {
+	qsort(v, n, sizeof *v, cmp_ll);
+	return n ? v[n / 2] : 0;
+}
 
 static int mprotect_exec(void *p) {
 	return mprotect(p, 4096, PROT_READ | PROT_EXEC) ? errno : 0;
@@ -54,6 +74,33 @@ int main(int argc, char **argv) {
 		if (f) { fprintf(f, "pid=%d mprotect=%d\n", getpid(), e); fclose(f); }
 		sync();
 		reboot(RB_POWER_OFF);
+		return 0;
+	}
+	if (!strcmp(argv[1], "bexec") && argc > 3) {
+		int n = atoi(argv[2]);
+		long long *v = calloc(n, sizeof *v);
+		for (int i = 0; i < n; i++) {
+			long long t = now_ns();
+			pid_t c = fork();
+			if (c == 0) { execl(argv[3], argv[3], (char *)NULL); _exit(127); }
+			int st;
+			waitpid(c, &st, 0);
+			v[i] = now_ns() - t;
+			if (!WIFEXITED(st) || WEXITSTATUS(st)) { fprintf(stderr, "bexec: %s failed\n", argv[3]); return 1; }
+		}
+		printf("%lld\n", median(v, n));
+		return 0;
+	}
+	if (!strcmp(argv[1], "bmprot")) {
+		int n = atoi(argv[2]);
+		long long *v = calloc(n, sizeof *v);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		for (int i = 0; i < n; i++) {
+			long long t = now_ns();
+			if (mprotect(p, 4096, PROT_READ | PROT_EXEC) || mprotect(p, 4096, PROT_READ | PROT_WRITE)) { perror("mprotect"); return 1; }
+			v[i] = (now_ns() - t) / 2;
+		}
+		printf("%lld\n", median(v, n));
 		return 0;
 	}
 	fprintf(stderr, "vmhelper: unknown mode %s\n", argv[1]);
