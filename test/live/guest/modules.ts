@@ -1,0 +1,25 @@
+// Runs in the VM guest (a kernel with modules): start the live signals, insmod dummy.ko, and print
+// what module_load and module_list reported, as one JSON line on stdout.
+import { spawnSync } from 'node:child_process';
+import { startSignals } from '../../../signals/live.ts';
+import type { KrsiEvent } from '../../../signals/events.ts';
+
+const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+const seen: KrsiEvent[] = [];
+live.events$.subscribe((e) => {
+  if (e.type === 'module_load' || e.type === 'module_list') seen.push(e);
+});
+let insmod = { status: -1 as number | null, stderr: '' };
+try {
+  // the snapshot at start comes first
+  for (let i = 0; i < 50 && !seen.some((e) => e.type === 'module_list'); i++) await new Promise((r) => setTimeout(r, 100));
+  const r = spawnSync('insmod', [`${process.env.KRSI_VM_MODULES}/kernel/drivers/net/dummy.ko`], { encoding: 'utf8' });
+  insmod = { status: r.status, stderr: r.stderr };
+  const done = () => seen.some((e) => e.type === 'module_list' && e.modules.includes('dummy'));
+  for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 100));
+} finally {
+  await live.stop();
+}
+const loads = seen.filter((e) => e.type === 'module_load').map((e) => (e as { name: string }).name);
+const lists = seen.filter((e) => e.type === 'module_list').map((e) => (e as { modules: string[] }).modules);
+process.stdout.write(JSON.stringify({ unavailable: live.unavailable, insmod, loads, lists: lists.map((m) => m.includes('dummy')), lost: live.lost() }) + '\n');
