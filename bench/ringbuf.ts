@@ -103,3 +103,75 @@ drain.add(events);
 drain.drainAll();
 await drain.stop();
 obj.close();
+
+// ---- readiness: how soon one record reaches onRecord after the syscall that emits it ----
+// libuv poll on the map fd (what RingBuffer does) vs a koffi async epoll_wait on the worker pool
+// followed by the same JS drain on the main thread.
+const one = BpfObject.open(ensureObject(FIXTURE));
+one.setGlobal('burst', u32(1));
+one.load();
+one.attach();
+const oneTargets = one.map('targets');
+const oneEvents = one.map('events');
+const ITER = 300;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+async function latency(startWaiting: (onRecord: () => void) => { stop(): Promise<void> }): Promise<number[]> {
+  const lat: number[] = [];
+  let resolveOne: (() => void) | undefined;
+  const w = startWaiting(() => resolveOne?.());
+  oneTargets.update(me, Buffer.alloc(8));
+  try {
+    for (let i = 0; i < ITER; i++) {
+      const got = new Promise<void>((r) => (resolveOne = r));
+      const t0 = process.hrtime.bigint();
+      void process.ppid;
+      await got;
+      lat.push(Number(process.hrtime.bigint() - t0) / 1e3);
+    }
+  } finally {
+    oneTargets.delete(me);
+    await w.stop();
+  }
+  return lat;
+}
+
+const viaPoll = await latency((cb) => {
+  const rb = new RingBuffer(cb);
+  rb.add(oneEvents);
+  rb.start();
+  return rb;
+});
+
+const koffi = (await import('koffi')).default;
+const libc = koffi.load('libc.so.6');
+const epoll_create1 = libc.func('int epoll_create1(int flags)');
+const epoll_ctl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *ev)');
+const epoll_wait = libc.func('int epoll_wait(int epfd, _Out_ uint8_t *evs, int max, int timeout)');
+const closeFd = libc.func('int close(int fd)');
+const viaAsync = await latency((cb) => {
+  const rb = new RingBuffer(cb);
+  rb.add(oneEvents);
+  const ep = epoll_create1(0) as number;
+  const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64: u32 events, u64 data
+  ev.writeUInt32LE(1 /* EPOLLIN */, 0);
+  epoll_ctl(ep, 1 /* EPOLL_CTL_ADD */, oneEvents.fd, ev);
+  const out = Buffer.alloc(12);
+  let running = true;
+  let inflight: Promise<void> = Promise.resolve();
+  const wait = () => {
+    inflight = new Promise<void>((res) => epoll_wait.async(ep, out, 1, 50, () => {
+      res();
+      if (!running) return;
+      rb.drainAll();
+      wait();
+    }));
+  };
+  wait();
+  return { async stop() { running = false; await inflight; await rb.stop(); closeFd(ep); } };
+});
+one.close();
+const fmt = (xs: number[]) => `median ${pct(xs, 0.5).toFixed(0)} us, p99 ${pct(xs, 0.99).toFixed(0)} us`;
+console.log(`one record, syscall -> onRecord (${ITER} iterations):`);
+console.log(`  libuv poll on the map fd (RingBuffer)       ${fmt(viaPoll)}`);
+console.log(`  koffi async epoll_wait on the worker pool   ${fmt(viaAsync)}  (x${(pct(viaAsync, 0.5) / pct(viaPoll, 0.5)).toFixed(1)} the poll median)`);
