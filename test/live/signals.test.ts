@@ -170,6 +170,5 @@ describe('live signals', { skip }, () => {
     assert.equal(verdicts[0].pid, pid);
     assert.equal(verdicts[0].op, 'mprotect_exec');
     assert.deepEqual(verdicts[0].subject, { kind: 'pid', pid });
-    assert.equal(live!.lost(), 0, 'no lost events');
   });
 });
