@@ -42,3 +42,53 @@ export const SUBJECT_EVENTS: Record<string, readonly EventType[] | '*'> = {
   module: ['module_load'],
   module_file: ['module_load'],
 };
+
+/** the shape of a fact's value, for checking paths and fields: a scalar, any JSON, an object of known
+ *  fields, or an array of items */
+export type Shape = 'scalar' | 'any' | { obj: Record<string, Shape> } | { arr: Shape };
+
+const S = 'scalar' as const;
+const FILE_ID: Shape = { obj: { dev: S, ino: S } };
+const EXE: Shape = { obj: { path: S, dev: S, ino: S } };
+
+export const FACT_SHAPES: Record<string, Shape> = {
+  ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
+  filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
+  path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
+  name: S, file: FILE_ID, sha256: S, modules: { arr: S }, op: S, key: 'any', rule: S,
+  proc: {
+    obj: {
+      pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,
+      ancestors: { arr: { obj: { pid: S, comm: S, exe: S } } },
+    },
+  },
+};
+
+/** why `segs` cannot lead anywhere inside `fact`, or undefined when they can */
+export function checkShapePath(fact: string, segs: string[]): { reason: string; suggestion?: string } | undefined {
+  let shape: Shape | undefined = FACT_SHAPES[fact];
+  let at = fact;
+  if (shape === 'scalar' && segs.length > 0) {
+    return { reason: `${fact} is not an object, so json-rules-engine ignores the path and compares ${fact} itself` };
+  }
+  for (const seg of segs) {
+    if (shape === undefined || shape === 'any') return undefined;
+    const isIndex = /^[0-9]+$/.test(seg);
+    if (shape === 'scalar') {
+      // strings have an own length and indexed characters
+      if (seg === 'length' || isIndex) return undefined;
+      return { reason: `${at} is not an object` };
+    }
+    if ('arr' in shape) {
+      if (seg === 'length') return undefined;
+      if (!isIndex) return { reason: `${at} is an array: use [index] or length` };
+      shape = shape.arr;
+    } else {
+      const fields: Record<string, Shape> = shape.obj;
+      if (!Object.hasOwn(fields, seg)) return { reason: `${at} has no field ${JSON.stringify(seg)} (fields: ${Object.keys(fields).join(', ')})`, suggestion: seg };
+      shape = fields[seg];
+    }
+    at = `${at}.${seg}`;
+  }
+  return undefined;
+}

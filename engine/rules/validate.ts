@@ -8,7 +8,7 @@ import { checkDuration, parseDuration } from '../duration.ts';
 import { closest, type IssueCode } from './messages.ts';
 import type { IssueCollector } from './issues.ts';
 import type { RuleDocument } from './read.ts';
-import { FACTS, FACT_NAMES, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
+import { FACTS, FACT_NAMES, FACT_SHAPES, checkShapePath, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
 import { inferTypes, intersect, isFactRef, parseField, parsePath, type TypeSet } from './compile.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { ConditionJson } from './types.ts';
@@ -159,6 +159,7 @@ function checkCondition(c: RuleCtx, cond: unknown, ptr: string, types: TypeSet =
   }
   if ('not' in cond) return checkCondition(c, cond.not, `${ptr}/not`, types);
   checkFactOnTypes(c, cond.fact, `${ptr}/fact`, types);
+  checkPathShape(c, cond.fact, cond.path, `${ptr}/path`);
   if (isFactRef(cond.value) && isObj(cond.value)) checkFactOnTypes(c, cond.value.fact, `${ptr}/value/fact`, types);
   const op = typeof cond.operator === 'string' ? OPERATORS.get(cond.operator) : undefined;
   if (!op || !('value' in cond)) return; // the schema reports these
@@ -170,6 +171,7 @@ function checkCondition(c: RuleCtx, cond: unknown, ptr: string, types: TypeSet =
     if (value.path !== undefined) {
       const p = typeof value.path === 'string' ? parsePath(value.path) : { error: 'must be a string' };
       if (!Array.isArray(p)) add(c, 'BAD_PATH', `${vptr}/path`, { path: String(value.path), reason: p.error });
+      else checkPathShape(c, value.fact, value.path, `${vptr}/path`);
     }
     for (const k of Object.keys(value)) {
       if (k !== 'fact' && k !== 'path' && k !== 'params') add(c, 'UNKNOWN_FIELD', `${vptr}/${esc(k)}`, { field: k, suggestion: closest(k, ['fact', 'path', 'params']) }, true);
@@ -190,6 +192,28 @@ function checkCondition(c: RuleCtx, cond: unknown, ptr: string, types: TypeSet =
   }
 }
 
+/** a path that cannot lead anywhere in the fact's known shape (e.g. "$.exe.inode") */
+function checkPathShape(c: RuleCtx, fact: unknown, path: unknown, ptr: string): void {
+  if (!isFact(fact) || typeof path !== 'string') return;
+  const segs = parsePath(path);
+  if (!Array.isArray(segs)) return; // the schema reports it
+  const bad = checkShapePath(fact, segs);
+  if (bad) add(c, 'BAD_PATH', ptr, { path, reason: bad.reason + suggestField(fact, segs, bad.suggestion) });
+}
+
+function suggestField(fact: string, segs: string[], wrong: string | undefined): string {
+  if (wrong === undefined) return '';
+  let shape = FACT_SHAPES[fact];
+  for (const seg of segs) {
+    if (seg === wrong) break;
+    if (typeof shape !== 'object') return '';
+    shape = 'arr' in shape ? shape.arr : shape.obj[seg];
+  }
+  if (typeof shape !== 'object' || !('obj' in shape)) return '';
+  const s = closest(wrong, Object.keys(shape.obj));
+  return s ? ` (did you mean ${JSON.stringify(s)}?)` : '';
+}
+
 /** a fact only some event types carry, in a condition that only matches other types */
 function checkFactOnTypes(c: RuleCtx, fact: unknown, ptr: string, types: TypeSet): void {
   if (!isFact(fact) || types === '*' || types.size === 0) return;
@@ -202,10 +226,21 @@ function checkFields(c: RuleCtx, fields: unknown, ptr: string): void {
   const one = (f: unknown, p: string) => {
     if (typeof f !== 'string') return;
     const segs = parseField(f);
-    if (Array.isArray(segs) && !isFact(segs[0])) add(c, 'BAD_FIELD', p, { field: f, reason: `no fact named ${JSON.stringify(segs[0])}` });
+    if (!Array.isArray(segs)) return;
+    if (!isFact(segs[0])) {
+      add(c, 'BAD_FIELD', p, { field: f, reason: `no fact named ${JSON.stringify(segs[0])}${suggestFact(segs[0])}` });
+      return;
+    }
+    const bad = checkShapePath(segs[0], segs.slice(1));
+    if (bad) add(c, 'BAD_FIELD', p, { field: f, reason: bad.reason.replace(/, so json-rules-engine.*$/, '') + suggestField(segs[0], segs.slice(1), bad.suggestion) });
   };
   if (Array.isArray(fields)) fields.forEach((f, i) => one(f, `${ptr}/${i}`));
   else one(fields, ptr);
+}
+
+function suggestFact(name: string): string {
+  const s = closest(name, FACT_NAMES);
+  return s ? ` (did you mean ${JSON.stringify(s)}?)` : '';
 }
 
 function checkWithin(c: RuleCtx, v: unknown, ptr: string): void {

@@ -342,3 +342,29 @@ describe('loader: duplicate keys', () => {
     assert.equal(r.issues.length, 1, r.issues.map(formatIssue).join('\n'));
   });
 });
+
+describe('loader: paths and fields against the facts\' shapes', () => {
+  test('a path or key field that cannot exist is an error with a suggestion', () => {
+    const text = `{ "rules": [ { "id": "p", "description": "d", "tags": [], "severity": "low",
+      "match": { "all": [
+        { "fact": "exe", "path": "$.inode", "operator": "equal", "value": 1 },
+        { "fact": "pid", "path": "$.x", "operator": "equal", "value": 1 },
+        { "fact": "proc", "path": "$.ancestors.comm", "operator": "equal", "value": "sh" },
+        { "fact": "proc", "path": "$.ancestors[0].comm", "operator": "equal", "value": { "fact": "exe", "path": "$.path.length" } },
+        { "fact": "env", "path": "$.ANYTHING", "operator": "exists", "value": true }
+      ] },
+      "correlation": { "count": { "by": ["exe.ino", "proc.exe.dev", "exe.devv", "pidd"], "within": "1s", "threshold": 2 } },
+      "actions": [ { "type": "alert" } ] } ] }`;
+    const r = loadRuleSources([{ file: 'p.json', text }]);
+    const paths = r.issues.filter((i) => i.code === 'BAD_PATH');
+    assert.deepEqual(paths.map((i) => i.pointer), ['/rules/0/match/all/0/path', '/rules/0/match/all/1/path', '/rules/0/match/all/2/path']);
+    assert.match(paths[0].message, /exe has no field "inode" .*did you mean "ino"/);
+    assert.match(paths[1].message, /pid is not an object/);
+    assert.match(paths[2].message, /proc\.ancestors is an array/);
+    const fields = r.issues.filter((i) => i.code === 'BAD_FIELD');
+    assert.deepEqual(fields.map((i) => i.pointer), ['/rules/0/correlation/count/by/2', '/rules/0/correlation/count/by/3']);
+    assert.match(fields[0].message, /did you mean "dev"/);
+    assert.match(fields[1].message, /no fact named "pidd" \(did you mean "pid"\?\)/);
+    assert.equal(r.issues.length, 5, r.issues.map(formatIssue).join('\n'));
+  });
+});
