@@ -172,3 +172,27 @@ describe('live signals', { skip }, () => {
     assert.deepEqual(verdicts[0].subject, { kind: 'pid', pid });
   });
 });
+
+test('a full ring buffer: every event that did not fit is counted as lost, none silently dropped', { skip }, async () => {
+  const { startSignals } = await import('../../signals/live.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-lost-'));
+  const small = await startSignals({ lostInterval: 0, modulesInterval: 0, ringBytes: 16 << 10 });
+  try {
+    const helper = join(dir, 'helper');
+    assert.equal(spawnSync('cc', ['-O2', '-o', helper, HELPER_C]).status, 0, 'cc helper.c');
+    const got: KrsiEvent[] = [];
+    small.events$.subscribe((e) => got.push(e));
+    const lost0 = small.lostByKind().mprotect ?? 0;
+    // spawnSync holds the event loop: nothing drains while the helper runs, the 16 KiB ring overflows
+    const r = spawnSync(helper, ['mprotect', '2000']);
+    assert.equal(r.status, 0);
+    await new Promise((res) => setTimeout(res, 300));
+    const ours = got.filter((e) => e.pid === r.pid && e.type === 'mprotect').length;
+    const lost = (small.lostByKind().mprotect ?? 0) - lost0;
+    assert.ok(ours < 2000, `the ring overflowed (${ours} of 2000 delivered)`);
+    assert.ok(lost >= 2000 - ours, `lost ${lost} >= the ${2000 - ours} missing`);
+  } finally {
+    await small.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
