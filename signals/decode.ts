@@ -162,7 +162,9 @@ export class Decoder {
           ev.env = {};
           for (let i = 0; i < n; i++) {
             const o = 1104 + i * 224;
-            ev.env[cstr(b, o, KRSI_ENV_NAME_LEN)] = cstr(b, o + 32, KRSI_ENV_VAL_LEN);
+            const name = cstr(b, o, KRSI_ENV_NAME_LEN);
+            // the first of duplicates wins, as getenv(3) finds it
+            if (!(name in ev.env)) ev.env[name] = cstr(b, o + 32, KRSI_ENV_VAL_LEN);
           }
         }
         return ev;
