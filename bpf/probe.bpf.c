@@ -11,6 +11,13 @@ int probe_tp(void *ctx)
 	return 0;
 }
 
+/* can BTF-enabled tracepoint programs (tp_btf/, used for exec) load and attach? */
+SEC("tp_btf/sched_process_exec")
+int probe_tp_btf(void *ctx)
+{
+	return 0;
+}
+
 /* do LSM programs load (BPF LSM built in and allowed)? always allows */
 SEC("lsm/file_mprotect")
 int probe_lsm(void *ctx)

@@ -22,6 +22,8 @@ export interface Support {
   ringbuf: boolean;
   /** a tp/ program loads and attaches */
   tracepoints: boolean;
+  /** a tp_btf/ (BTF-enabled tracepoint) program loads and attaches */
+  tpBtf: boolean;
   /** /sys/kernel/security/lsm lists bpf */
   lsmActive: boolean;
   /** the active LSMs, when readable */
@@ -30,7 +32,7 @@ export interface Support {
   lsmLoads: boolean;
   /** the kernel supports modules (/proc/modules) */
   modules: boolean;
-  /** live signals can run (root, libbpf, btf, ringbuf, tracepoints) */
+  /** live signals can run (root, libbpf, btf, ringbuf, tracepoints, tp_btf) */
   live: boolean;
   /** enforcement can run (live and LSM programs load) */
   enforce: boolean;
@@ -51,7 +53,7 @@ function errText(e: unknown): string {
 }
 
 // open the probe object with only `prog` autoloaded, load it, optionally attach, close
-function tryProgram(prog: 'probe_tp' | 'probe_lsm', attach: boolean): void {
+function tryProgram(prog: 'probe_tp' | 'probe_tp_btf' | 'probe_lsm', attach: boolean): void {
   const obj = BpfObject.open(ensureObject('probe'));
   try {
     for (const p of obj.programs()) obj.setAutoload(p, p === prog);
@@ -68,7 +70,7 @@ function probe(): Support {
   const reasons: string[] = [];
   const s: Support = {
     kernel: release(), root: process.getuid?.() === 0, libbpf: false, btf: existsSync('/sys/kernel/btf/vmlinux'),
-    ringbuf: false, tracepoints: false, lsmActive: false, lsmLoads: false, modules: existsSync('/proc/modules'),
+    ringbuf: false, tracepoints: false, tpBtf: false, lsmActive: false, lsmLoads: false, modules: existsSync('/proc/modules'),
     live: false, enforce: false, reasons,
   };
   s.libbpfPath = libbpfPath();
@@ -105,6 +107,12 @@ function probe(): Support {
       reasons.push(`tracepoint programs do not load or attach: ${errText(e)}`);
     }
     try {
+      tryProgram('probe_tp_btf', true);
+      s.tpBtf = true;
+    } catch (e) {
+      reasons.push(`tp_btf programs do not load or attach (exec signals need them; kernel 5.5+ with BTF): ${errText(e)}`);
+    }
+    try {
       tryProgram('probe_lsm', false);
       s.lsmLoads = true;
     } catch (e) {
@@ -112,9 +120,9 @@ function probe(): Support {
       reasons.push(`LSM programs do not load${eperm ? ' (EPERM: BPF LSM off, or refused by this kernel)' : ''}: ${errText(e)}`);
     }
   } else {
-    reasons.push('kernel probes skipped (ring buffer, tracepoints, LSM load): they need root and libbpf');
+    reasons.push('kernel probes skipped (ring buffer, tracepoints, tp_btf, LSM load): they need root and libbpf');
   }
-  s.live = s.root && s.libbpf && s.btf && s.ringbuf && s.tracepoints;
+  s.live = s.root && s.libbpf && s.btf && s.ringbuf && s.tracepoints && s.tpBtf;
   s.enforce = s.live && s.lsmLoads;
   return s;
 }

@@ -12,6 +12,7 @@ export function formatStatus(s: Support): string {
     ['btf', s.btf, '/sys/kernel/btf/vmlinux'],
     ['ringbuf', s.ringbuf, 'BPF_MAP_TYPE_RINGBUF'],
     ['tracepoints', s.tracepoints, 'tp/ programs load and attach'],
+    ['tpBtf', s.tpBtf, 'tp_btf/ programs load and attach'],
     ['lsmActive', s.lsmActive, s.lsms ? `active LSMs: ${s.lsms.join(',')}` : ''],
     ['lsmLoads', s.lsmLoads, 'an LSM program loads'],
     ['modules', s.modules, '/proc/modules'],
@@ -29,7 +30,7 @@ export function formatStatus(s: Support): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show what this host supports: root, libbpf, BTF, ring buffer, tracepoints, BPF LSM, modules')
+    .description('show what this host supports: root, libbpf, BTF, ring buffer, tracepoints, tp_btf, BPF LSM, modules')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .action((o: { format: 'text' | 'json' }) => {
       const s = supported();

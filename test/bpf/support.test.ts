@@ -17,7 +17,7 @@ describe('supported()', () => {
     assert.equal(s.root, process.getuid?.() === 0);
     assert.equal(s.btf, existsSync('/sys/kernel/btf/vmlinux'));
     assert.equal(s.modules, existsSync('/proc/modules'));
-    assert.equal(s.live, s.root && s.libbpf && s.btf && s.ringbuf && s.tracepoints);
+    assert.equal(s.live, s.root && s.libbpf && s.btf && s.ringbuf && s.tracepoints && s.tpBtf);
     assert.equal(s.enforce, s.live && s.lsmLoads);
     // every missing capability is explained
     if (!s.lsmLoads) assert.ok(s.reasons.some((r) => /LSM programs do not load|kernel probes skipped/.test(r)), s.reasons.join('\n'));
@@ -28,15 +28,16 @@ describe('supported()', () => {
     const s = supported();
     assert.equal(s.ringbuf, true, s.reasons.join('\n'));
     assert.equal(s.tracepoints, true, s.reasons.join('\n'));
+    assert.equal(s.tpBtf, true, s.reasons.join('\n'));
     assert.match(s.libbpfVersion ?? '', /^1\.\d+/);
   });
 
   test('formatStatus lists every probe and the reasons', () => {
     const text = formatStatus({
-      kernel: 'k', root: true, libbpf: false, btf: true, ringbuf: false, tracepoints: false, lsmActive: false, lsmLoads: false,
+      kernel: 'k', root: true, libbpf: false, btf: true, ringbuf: false, tracepoints: false, tpBtf: false, lsmActive: false, lsmLoads: false,
       modules: false, live: false, enforce: false, reasons: ['libbpf.so.1 not found: install the Debian package libbpf1'],
     });
-    for (const k of ['root', 'libbpf', 'btf', 'ringbuf', 'tracepoints', 'lsmActive', 'lsmLoads', 'modules']) assert.match(text, new RegExp(`^  ${k} `, 'm'));
+    for (const k of ['root', 'libbpf', 'btf', 'ringbuf', 'tracepoints', 'tpBtf', 'lsmActive', 'lsmLoads', 'modules']) assert.match(text, new RegExp(`^  ${k} `, 'm'));
     assert.match(text, /live signals: unavailable; enforcement: unavailable/);
     assert.match(text, /- libbpf\.so\.1 not found: install the Debian package libbpf1/);
   });
