@@ -72,7 +72,7 @@ describe('live signals', { skip }, () => {
     const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../engine/rules/load.ts');
     rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
     const { startSignals } = await import('../../signals/live.ts');
-    live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+    live = await startSignals({ lostInterval: 0, modulesInterval: 0, watchEnv: ['KRSI_WATCH_ME'] });
     col = new Collector(live);
   });
 
@@ -154,6 +154,13 @@ describe('live signals', { skip }, () => {
     const evs = await col.waitFor(r.pid!, exited(r.pid!));
     const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
     assert.equal(exec?.env?.LD_PRELOAD, env.LD_PRELOAD);
+  });
+
+  test('a configured watched variable is reported, an unwatched one is not', async () => {
+    const r = spawnSync('/bin/true', [], { env: { KRSI_WATCH_ME: 'yes', KRSI_NOT_WATCHED: 'no', LD_AUDIT: '/x.so' } });
+    const evs = await col.waitFor(r.pid!, exited(r.pid!));
+    const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
+    assert.deepEqual(exec?.env, { KRSI_WATCH_ME: 'yes', LD_AUDIT: '/x.so' });
   });
 
   test('150 mprotect calls: the events, and the mprotect rule\'s verdict', async () => {
