@@ -13,7 +13,8 @@ function display(file: string): string {
 export async function runCheck(opts: { rules?: string[]; format?: string }, out: (s: string) => void): Promise<number> {
   const paths = opts.rules && opts.rules.length ? opts.rules : [BUNDLED_RULES_DIR];
   const r = await loadRuleSourcesFromPaths(paths);
-  const issues: RuleIssue[] = r.issues.map((i) => ({ ...i, file: display(i.file) }));
+  const cwd = process.cwd() + '/';
+  const issues: RuleIssue[] = r.issues.map((i) => ({ ...i, file: display(i.file), message: i.message.split(cwd).join('') }));
   const errors = issues.filter((i) => i.severity === 'error').length;
   const warnings = issues.length - errors;
   if (opts.format === 'json') {
@@ -30,9 +31,11 @@ export function register(program: Command): void {
   program
     .command('check')
     .description('validate rule files: print every error with file:line:column and rule id (exit 1 on any error)')
+    .argument('[paths...]', 'rule files or directories (same as --rules)')
     .option('--rules <path...>', 'rule files or directories of *.json (default: the bundled rules/)')
     .option('--format <format>', 'text | json (one issue per line)', 'text')
-    .action(async (opts: { rules?: string[]; format: string }) => {
+    .action(async (paths: string[], opts: { rules?: string[]; format: string }) => {
+      opts.rules = [...(opts.rules ?? []), ...paths];
       if (opts.format !== 'text' && opts.format !== 'json') {
         console.error(`krsi check: --format must be text or json, not ${JSON.stringify(opts.format)}`);
         process.exit(2);

@@ -68,7 +68,10 @@ function translate(e: ErrorObject, doc: RuleDocument, issues: IssueCollector, se
         return add('BAD_PATH', ptr, { path: e.data as string, reason: Array.isArray(p) ? 'unsupported' : p.error });
       }
       if (inDef('field')) return add('BAD_FIELD', ptr, { field: e.data as string, reason: 'expected a dotted field path such as "pid" or "exe.ino"' });
-      return add('BAD_FORMAT', ptr, { value: e.data as string, pattern: e.params.pattern as string });
+      return add('BAD_FORMAT', ptr, {
+        value: e.data as string,
+        pattern: isObj(e.parentSchema) && typeof e.parentSchema.description === 'string' ? e.parentSchema.description : (e.params.pattern as string),
+      });
     case 'propertyNames':
       return add('BAD_FORMAT', `${ptr}/${esc(String(e.params.propertyName))}`, { value: String(e.params.propertyName), pattern: 'a name of letters, digits, _ . -' }, true);
     case 'minimum':
@@ -76,13 +79,13 @@ function translate(e: ErrorObject, doc: RuleDocument, issues: IssueCollector, se
       if (inDef('duration')) return add('BAD_DURATION', ptr, { reason: checkDuration(e.data) ?? 'bad duration' });
       return add('OUT_OF_RANGE', ptr, { comparison: e.params.comparison as string, limit: e.params.limit as number });
     case 'minItems':
-      return add('TOO_FEW', ptr, { limit: e.params.limit as number, what: last === 'steps' ? 'steps' : 'items' });
+      return add('TOO_FEW', ptr, { limit: e.params.limit as number, what: last === 'steps' ? 'steps' : last === 'actions' ? 'action' : 'items' });
     case 'minProperties':
       return add('TOO_FEW', ptr, { limit: e.params.limit as number, what: last === 'correlation' ? 'correlation kind (sequence, count, distinct or absent)' : 'fields' });
     case 'maxProperties':
       return add('TOO_MANY', ptr, { limit: e.params.limit as number, what: last === 'correlation' ? 'correlation kind per rule' : 'fields' });
     case 'minLength':
-      return add('TOO_FEW', ptr, { limit: e.params.limit as number, what: 'characters' });
+      return e.params.limit === 1 ? add('SCHEMA', ptr, { reason: 'must not be empty' }) : add('TOO_FEW', ptr, { limit: e.params.limit as number, what: 'characters' });
     default:
       return add('SCHEMA', ptr, { reason: e.message ?? e.keyword });
   }
