@@ -3,7 +3,7 @@
 // (msgpack with shared structures), so import -> export gives back the same JSON Lines.
 // Writes go through lmdb's asynchronous batched transactions: every append is part of a committed
 // transaction by the next event-loop turn, and flush() waits until it is synced to disk.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { KrsiEvent } from '../../signals/events.ts';
@@ -58,7 +58,13 @@ export class LogWriter {
     this.lastTs = this.seq ? (this.h.events.get(this.seq)?.ts ?? 0) : 0;
   }
 
+  /** opens the lmdb log at `path` (a directory), creating it when missing */
   static open(path: string): LogWriter {
+    if (existsSync(path) && !isLmdbLog(path)) {
+      const st = statSync(path);
+      if (!st.isDirectory()) throw new Error(`${path}: exists and is not an lmdb event log (a log is a directory; JSON Lines are written by krsi log export)`);
+      if (readdirSync(path).length) throw new Error(`${path}: a non-empty directory that is not an lmdb event log (no data.mdb)`);
+    }
     return new LogWriter(path);
   }
 
