@@ -94,6 +94,8 @@ export interface DecoderOptions {
  */
 export class Decoder {
   private readonly paths = new Map<number, string>();
+  /** the last comm of each pid, by its 16 raw bytes: decoding a string per event costs more than comparing */
+  private readonly comms = new Map<number, { w: [number, number, number, number]; s: string }>();
   private readonly procExe: boolean;
   private readonly maxPids: number;
   /** records that were too short or of an unknown kind */
@@ -108,6 +110,16 @@ export class Decoder {
     this.paths.delete(pid);
     this.paths.set(pid, path);
     if (this.paths.size > this.maxPids) this.paths.delete(this.paths.keys().next().value as number);
+  }
+
+  private comm(b: Buffer, pid: number): string {
+    const w0 = b.readUInt32LE(56), w1 = b.readUInt32LE(60), w2 = b.readUInt32LE(64), w3 = b.readUInt32LE(68);
+    const c = this.comms.get(pid);
+    if (c && c.w[0] === w0 && c.w[1] === w1 && c.w[2] === w2 && c.w[3] === w3) return c.s;
+    const s = cstr(b, 56, 16);
+    if (!c && this.comms.size >= this.maxPids) this.comms.delete(this.comms.keys().next().value as number);
+    this.comms.set(pid, { w: [w0, w1, w2, w3], s });
+    return s;
   }
 
   private exePath(pid: number): string {
@@ -143,7 +155,7 @@ export class Decoder {
       pid,
       ppid: b.readUInt32LE(20),
       uid: b.readUInt32LE(24),
-      comm: cstr(b, 56, 16),
+      comm: this.comm(b, pid),
       exe: { dev: devFromKernel(b.readUInt32LE(48)), ino: u64(b, 40), path: '' },
       tid: b.readUInt32LE(16),
       cgroup: u64(b, 32),
@@ -180,6 +192,7 @@ export class Decoder {
         if (this.short(b, 'krsi_exit_event')) return undefined;
         base.exe.path = this.paths.get(pid) ?? this.exePath(pid);
         this.paths.delete(pid);
+        this.comms.delete(pid);
         return { ...base, type: 'exit', code: exitCodeFromStatus(b.readInt32LE(72)) };
       }
       case EV.unlink: {
