@@ -50,6 +50,10 @@ export const MESSAGES = {
     text: (a) => `fact ${q(a.fact)} exists only on ${a.has} events, but this condition only matches ${a.types} events, so it is always undefined here`,
   },
   INTERNAL: { severity: 'error', text: (a) => `internal error while compiling: ${a.reason}` },
+  UNKNOWN_PLACEHOLDER: {
+    severity: 'warning',
+    text: (a) => `message placeholder {${a.name}} names ${a.reason}; it will print as "?"`,
+  },
   UNUSED_LIST: { severity: 'warning', text: (a) => `list ${q(a.name)} is not used by any rule` },
   ENFORCE_WITHOUT_VERDICT: {
     severity: 'warning',

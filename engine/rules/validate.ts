@@ -241,6 +241,22 @@ function checkFields(c: RuleCtx, fields: unknown, ptr: string): void {
   else one(fields, ptr);
 }
 
+/** {field} placeholders of alert messages (rendered by engine/actions.ts): firing values, step ids, facts */
+function checkTemplate(c: RuleCtx, text: string, ptr: string, stepIds: string[]): void {
+  for (const m of text.matchAll(/\{([A-Za-z0-9_.\-]+)\}/g)) {
+    const segs = m[1].split('.');
+    const head = segs[0];
+    if (segs.length === 1 && (head === 'key' || head === 'count' || head === 'rule')) continue;
+    if (stepIds.includes(head)) continue;
+    if (!isFact(head)) {
+      add(c, 'UNKNOWN_PLACEHOLDER', ptr, { name: m[1], reason: `no fact or step ${JSON.stringify(head)}${suggestFact(head)}` });
+      continue;
+    }
+    const bad = checkShapePath(head, segs.slice(1));
+    if (bad) add(c, 'UNKNOWN_PLACEHOLDER', ptr, { name: m[1], reason: `nothing: ${bad.reason.replace(/, so json-rules-engine.*$/, '')}${suggestField(head, segs.slice(1), bad.suggestion)}` });
+  }
+}
+
 function suggestFact(name: string): string {
   const s = closest(name, FACT_NAMES);
   return s ? ` (did you mean ${JSON.stringify(s)}?)` : '';
@@ -308,6 +324,9 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
     }
   }
   if (Array.isArray(r.actions)) {
+    r.actions.forEach((a, i) => {
+      if (isObj(a) && typeof a.message === 'string') checkTemplate(c, a.message, `${base}/actions/${i}/message`, steps.map((s) => s.id));
+    });
     r.actions.forEach((a, i) => {
       if (!isObj(a) || a.type !== 'verdict') return;
       const ap = `${base}/actions/${i}`;

@@ -368,3 +368,20 @@ describe('loader: paths and fields against the facts\' shapes', () => {
     assert.equal(r.issues.length, 5, r.issues.map(formatIssue).join('\n'));
   });
 });
+
+describe('loader: message placeholders', () => {
+  test('placeholders that can never resolve are warnings; facts, steps and firing values are fine', () => {
+    const text = `{ "rules": [ { "id": "m", "description": "d", "tags": [], "severity": "low", "match": { "all": [] },
+      "correlation": { "sequence": { "by": ["pid"], "within": "1s", "steps": [
+        { "id": "pre", "match": { "all": [ { "fact": "type", "operator": "equal", "value": "exec" } ] } },
+        { "match": { "all": [ { "fact": "type", "operator": "equal", "value": "mprotect" } ] } } ] } },
+      "actions": [ { "type": "alert", "message": "{comm} {exe.path} {pre.filename} {key} {count} {rule} {env.LD_PRELOAD} {proc.ancestors.0.comm} {exe.inode} {commm}" } ] } ] }`;
+    const r = loadRuleSources([{ file: 'm.json', text }]);
+    assert.equal(r.ok, true);
+    const w = r.issues.filter((i) => i.code === 'UNKNOWN_PLACEHOLDER');
+    assert.equal(w.length, 2, r.issues.map(formatIssue).join('\n'));
+    assert.match(w[0].message, /\{exe\.inode\}.*did you mean "ino"/);
+    assert.match(w[1].message, /\{commm\}.*did you mean "comm"/);
+    assert.equal(w[0].pointer, '/rules/0/actions/0/message');
+  });
+});
