@@ -86,10 +86,18 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     },
     output(out) {
       if (out.kind !== 'verdict' || !out.applied) return;
-      if (enforcer.apply(verdictOf(out))) {
-        toMap.push(bootTimeNs() - out.ts);
-        if (toMap.length > 10000) toMap.splice(0, 5000);
+      const v = verdictOf(out);
+      try {
+        if (!enforcer.apply(v)) return;
+      } catch (e) {
+        // one verdict the kernel cannot take (e.g. an op/subject pair it has no map for) must not stop krsi
+        log.error({ verdict: v.id, err: (e as Error).message }, 'verdict not applied');
+        return;
       }
+      const ns = bootTimeNs() - out.ts;
+      toMap.push(ns);
+      if (toMap.length > 10000) toMap.splice(0, 5000);
+      log.info({ verdict: v.id, event_to_map_us: Math.round(ns / 1e3), apply_us: Math.round(enforcer.applyNs[enforcer.applyNs.length - 1] / 1e3) }, 'verdict applied');
     },
     event(ev) {
       if (ev.type === 'exit') enforcer.exited(ev.pid);
