@@ -92,3 +92,14 @@ export function checkShapePath(fact: string, segs: string[]): { reason: string; 
   }
   return undefined;
 }
+
+/** the shape at a dotted field ("modules", "proc.env"), or undefined when unknown */
+export function shapeAt(field: string): Shape | undefined {
+  const [head, ...rest] = field.split('.');
+  let shape: Shape | undefined = FACT_SHAPES[head];
+  for (const seg of rest) {
+    if (shape === undefined || shape === 'any' || shape === 'scalar') return undefined;
+    shape = 'arr' in shape ? shape.arr : shape.obj[seg];
+  }
+  return shape;
+}

@@ -8,7 +8,7 @@ import { checkDuration, parseDuration } from '../duration.ts';
 import { closest, type IssueCode } from './messages.ts';
 import type { IssueCollector } from './issues.ts';
 import type { RuleDocument } from './read.ts';
-import { FACTS, FACT_NAMES, FACT_SHAPES, checkShapePath, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
+import { FACTS, FACT_NAMES, FACT_SHAPES, checkShapePath, shapeAt, OP_SUBJECTS, SUBJECT_EVENTS, isEventType, isFact } from './facts.ts';
 import { inferTypes, intersect, isFactRef, parseField, parsePath, type TypeSet } from './compile.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { ConditionJson } from './types.ts';
@@ -316,6 +316,10 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
         checkFields(c, s.by, `${sp}/by`);
         if (isObj(s.lacks)) {
           checkFields(c, s.lacks.field, `${sp}/lacks/field`);
+          const sh = typeof s.lacks.field === 'string' ? shapeAt(s.lacks.field) : undefined;
+          if (sh !== undefined && sh !== 'any' && !(typeof sh === 'object' && 'arr' in sh)) {
+            add(c, 'BAD_FIELD', `${sp}/lacks/field`, { field: String(s.lacks.field), reason: 'lacks.field must name an array field (e.g. "modules")' });
+          }
           checkFields(c, s.lacks.from, `${sp}/lacks/from`);
         }
         steps.push({ id, types: intersect(matchTypes, typesOf(s.match)) });

@@ -385,3 +385,15 @@ describe('loader: message placeholders', () => {
     assert.equal(w[0].pointer, '/rules/0/actions/0/message');
   });
 });
+
+test('absent: lacks.field must be an array field', () => {
+  const text = `{ "rules": [ { "id": "l", "description": "d", "tags": [], "severity": "low", "match": { "all": [] },
+    "correlation": { "absent": { "within": "1s",
+      "first": { "match": { "all": [ { "fact": "type", "operator": "equal", "value": "module_load" } ] } },
+      "then": { "match": { "all": [ { "fact": "type", "operator": "equal", "value": "module_list" } ] }, "lacks": { "field": "name", "from": "name" } } } },
+    "actions": [ { "type": "alert" } ] } ] }`;
+  const r = loadRuleSources([{ file: 'l.json', text }]);
+  const i = only(r.issues, 'BAD_FIELD');
+  assert.equal(i.pointer, '/rules/0/correlation/absent/then/lacks/field');
+  assert.deepEqual({ line: i.line, column: i.column }, posOf(text, '"name", "from"'));
+});
