@@ -37,7 +37,7 @@ export interface EnforcementHandle {
   reused: boolean;
   config(): KConfig;
   setConfig(c: Partial<KConfig>): KConfig;
-  /** stream denied events from the ring buffer; stop with the returned function */
+  /** stream denied events from the ring buffer; the returned function delivers what is waiting, then stops */
   onDenied(cb: (ev: DecodedDenied) => void, ruleName?: (id: number) => string | undefined): () => Promise<void>;
   /** close fds; programs stay attached and maps stay pinned */
   close(): void;
@@ -130,7 +130,11 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
       });
       rb.add(maps.denied_events);
       rb.start();
-      return () => rb.stop();
+      // deliver what is already in the ring before stopping (the poll callback may not have run yet)
+      return () => {
+        rb.drainAll();
+        return rb.stop();
+      };
     },
     close() {
       for (const m of Object.values(maps)) m.close();

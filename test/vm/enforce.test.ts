@@ -99,6 +99,22 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(events((e) => e.pid === 1).length, 0);
   });
 
+  test('restart: a second load reuses the pinned programs and maps (entries survive); a reload keeps the maps and still denies', () => {
+    assert.equal(r.restart.reused, true);
+    assert.equal(r.restart.reusedEntry, true);
+    assert.equal(r.restart.reloaded, true);
+    assert.equal(r.restart.reloadedEntry, true);
+    assert.equal(r.restart.afterReload.out, `errno=${EPERM}`);
+  });
+
+  test('unload: every pin under /sys/fs/bpf/krsi/enforce goes, the programs detach, the denied binary runs again', () => {
+    assert.equal(r.unload.pins, 13); // 5 links + 8 maps
+    assert.equal(r.unload.loaded, false);
+    assert.equal(r.unload.dirGone, true);
+    assert.equal(r.unload.afterUnload.code, 0, r.unload.afterUnload.out);
+    assert.equal(events((e) => e.pid === r.unload.afterUnload.pid).length, 0);
+  });
+
   test('TTL: a verdict denies before its deadline and expires in the kernel after it (entry still in the map)', () => {
     assert.equal(r.ttl.beforeInTime, true, 'the first exec ran before the deadline');
     assert.equal(r.ttl.before.out, `errno=${EPERM}`);

@@ -5,7 +5,9 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { loadEnforcement } from '../../../enforcers/programs.ts';
+import { loadEnforcement, unloadEnforcement, enforcementLoaded } from '../../../enforcers/programs.ts';
+import { existsSync } from 'node:fs';
+import { ENFORCE_PIN_DIR } from '../../../enforcers/maps.ts';
 import {
   KRSI_OP, decodeDenyCounts, encodeInodeKey, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
 } from '../../../enforcers/maps.ts';
@@ -57,10 +59,21 @@ const fileKey = (p: string) => { const s = statSync(p); return encodeInodeKey({ 
 const verdict = (ops: number, rule_id = 0, expires = 0) => encodeVerdict({ expires, ops, rule_id });
 const loadedModules = () => readFileSync('/proc/modules', 'utf8').split('\n').map((l) => l.split(' ')[0]);
 
-const h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1, mprotect_limit: 0, module_mode: 0 } });
+let h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1, mprotect_limit: 0, module_mode: 0 } });
 const events: DecodedDenied[] = [];
-const stopDenied = h.onDenied((ev) => events.push(ev));
+let stopDenied = h.onDenied((ev) => events.push(ev));
 const t0 = Date.now();
+/** deny_count by slot (the map starts again at zero after an unload) */
+function readCounts(): Map<number, bigint> {
+  const m = new Map<number, bigint>();
+  for (let slot = 0; slot < 8; slot++) {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(slot);
+    m.set(slot, h.maps.deny_count.lookup(k)!.readBigUInt64LE(0));
+  }
+  return m;
+}
+let countsBeforeUnload = new Map<number, bigint>();
 
 // ---- exec: a deny-listed binary fails with EPERM, an identical copy at another inode runs ----
 h.maps.deny_inode.update(fileKey(`${D}/denied-true`), verdict(KRSI_OP.EXEC, 11));
@@ -157,6 +170,31 @@ h.setConfig({ mprotect_limit: 0 });
   obs.moduleDeny = { listed, other, nlmonLoaded: mods.includes('nlmon'), bfsLoaded: mods.includes('bfs') };
 }
 
+// ---- restart: a second load reuses the pinned programs and maps (verdicts survive); reload keeps the maps ----
+{
+  const deniedKey = fileKey(`${D}/denied-true`);
+  const h2 = await loadEnforcement({ selfPid: process.pid });
+  const reusedEntry = h2.maps.deny_inode.lookup(deniedKey) !== undefined;
+  h2.close();
+  const h3 = await loadEnforcement({ selfPid: process.pid, reload: true });
+  const reloadedEntry = h3.maps.deny_inode.lookup(deniedKey) !== undefined;
+  const afterReload = run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]);
+  h3.close();
+  obs.restart = { reused: h2.reused, reusedEntry, reloaded: !h3.reused, reloadedEntry, afterReload };
+}
+
+// ---- unload: every pin goes, the programs detach, the denied binary runs again ----
+{
+  await stopDenied();
+  countsBeforeUnload = readCounts();
+  h.close();
+  const pins = unloadEnforcement();
+  const afterUnload = run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]);
+  obs.unload = { pins, loaded: enforcementLoaded(), dirGone: !existsSync(ENFORCE_PIN_DIR), afterUnload };
+  h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1 } });
+  stopDenied = h.onDenied((ev) => events.push(ev));
+}
+
 // ---- pid 1 is never denied: quarantine pid 1 and deny the binary it will exec; pid 1 runs it after us ----
 {
   copyFileSync(`${D}/vmhelper`, `${D}/pid1-helper`);
@@ -172,12 +210,8 @@ h.setConfig({ mprotect_limit: 0 });
 await sleep(300);
 await stopDenied();
 obs.events = events.map((e) => ({ pid: e.pid, op: e.op, reason: e.reason, key: e.key, rule_id: e.rule_id, enforced: e.enforced, comm: e.comm }));
-const counts = new Map<number, bigint>();
-for (let slot = 0; slot < 8; slot++) {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(slot);
-  counts.set(slot, h.maps.deny_count.lookup(k)!.readBigUInt64LE(0));
-}
+const counts = readCounts();
+for (const [slot, n] of countsBeforeUnload) counts.set(slot, (counts.get(slot) ?? 0n) + n);
 obs.counts = decodeDenyCounts(counts);
 obs.lost = Number(counts.get(0));
 obs.casesMs = Date.now() - t0;
