@@ -9,7 +9,7 @@ import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict
 import { ENFORCE_PIN_DIR, MAP_PINS } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
 import { BpfMap } from '../../bpf/libbpf.ts';
-import { verdictId } from '../enforcement/semantics.ts';
+import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
 import { parseDuration } from '../duration.ts';
 import type { Subject, Verdict, VerdictOp } from '../types.ts';
 
@@ -154,6 +154,7 @@ export function register(program: Command): void {
     .addHelpText('after', HELP_MAPS)
     .action(async (o: { op: VerdictOp; pid?: string; inode?: string; module?: string; ttl: string; rule: string; state?: string }) => {
       const subject = parseSubject(o, o.op);
+      if (!VALID_SUBJECTS[o.op].includes(subject.kind)) fail(`--op ${o.op} cannot apply to a ${subject.kind} subject (it can: ${VALID_SUBJECTS[o.op].join(', ')})`, 2);
       let ttl: number;
       try { ttl = o.ttl === '0' ? 0 : parseDuration(o.ttl); } catch (e) { fail(`--ttl: ${(e as Error).message}`, 2); }
       const ts = bootTimeNs();

@@ -36,6 +36,9 @@ test('verdicts list, rm and clear work on the store', { skip: enforcementLoaded(
     assert.equal(r.stdout, 'removed 1 verdict(s)\n');
     r = krsi(['add', '--op', 'exec', '--pid', '5', '--inode', '/bin/sh'], dir);
     assert.equal(r.status, 2, 'two subjects is a usage error');
+    r = krsi(['add', '--op', 'quarantine', '--inode', '/bin/sh'], dir);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--op quarantine cannot apply to a inode subject \(it can: pid\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
