@@ -2,7 +2,8 @@
 // in the same run: json-rules-engine's engine.run() awaited for every event (engine/rules/jre.ts).
 //
 //   node --import tsx bench/replay.ts [--events 1000000] [--baseline 100000] [--runs 3] [--seed 1]
-//   node --import tsx bench/replay.ts --memory [--events 10000000]   heap/RSS samples while streaming
+//   node --expose-gc --import tsx bench/replay.ts --memory [--events 10000000]
+//       heap (live, after a full GC) and RSS samples while streaming, with the engine state sizes
 //
 // Figures (medians of --runs runs):
 //   engine        events already in memory -> Engine.push (the generator runs outside the timed part)
@@ -166,7 +167,9 @@ async function memoryRun(): Promise<void> {
   const [counts, emit] = counter();
   const every = Math.max(4096, Math.floor(N / 20));
   console.log(`krsi memory bench: ${fmt(N)} generated events streamed through the engine with ${rules.rules.length} bundled rules`);
-  console.log('      events    heapUsed         rss   engine ev/s');
+  const gc = (globalThis as { gc?: () => void }).gc;
+  console.log(`(heap after a full GC: ${gc ? 'yes' : 'no, run node --expose-gc for live-heap figures'})`);
+  console.log('      events    heapUsed         rss   engine ev/s   procs  corr.keys  model entries');
   let n = 0;
   let next = every;
   let ns = 0n;
@@ -181,9 +184,16 @@ async function memoryRun(): Promise<void> {
     ns += process.hrtime.bigint() - t;
     if (n >= next) {
       next += every;
+      gc?.();
       const m = process.memoryUsage();
       samples.push(m.heapUsed);
-      console.log(`${fmt(n).padStart(12)} ${mib(m.heapUsed).padStart(11)} ${mib(m.rss).padStart(11)} ${fmt((n - mark) / (Number(ns) / 1e9)).padStart(13)}`);
+      const st = engine.stats();
+      const keys = Object.values(st.correlation).reduce((a, c) => a + c.keys, 0);
+      const model = Object.values(st.enforcement).reduce((a, c) => a + c, 0);
+      console.log(
+        `${fmt(n).padStart(12)} ${mib(m.heapUsed).padStart(11)} ${mib(m.rss).padStart(11)} ${fmt((n - mark) / (Number(ns) / 1e9)).padStart(13)}` +
+          ` ${fmt(st.procs.size).padStart(7)} ${fmt(keys).padStart(10)} ${fmt(model).padStart(14)}`,
+      );
       mark = n;
       ns = 0n;
     }
