@@ -3,6 +3,7 @@
 // pinned maps (and links) instead of starting empty. unloadEnforcement() unpins everything (detaches).
 import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { ensureObject } from '../bpf/build.ts';
+import { supported } from '../bpf/support.ts';
 import { BpfError, BpfMap, BpfObject, RingBuffer, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
 import { childLogger } from '../engine/log.ts';
 import {
@@ -85,6 +86,11 @@ function openPinned(): Record<MapName, BpfMap> {
 export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle> {
   const why = lsmUnavailable();
   if (why) throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${why}`);
+  const s = supported();
+  if (!s.lsmLoads) {
+    const lsm = s.reasons.filter((r) => /LSM|root|libbpf|BTF/.test(r));
+    throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${lsm.join('; ') || 'LSM programs do not load on this kernel'}`);
+  }
   ensureBpffs();
   let reused = false;
   if (allLinksPinned() && MAP_NAMES.every((m) => existsSync(MAP_PINS[m])) && !o.reload) {
@@ -107,6 +113,11 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
     } catch (e) {
       // leave nothing half-attached: unpin the links this attempt made (maps keep their verdicts)
       for (const p of PROG_NAMES) unpinPath(LINK_PINS[p]);
+      try {
+        rmdirSync(ENFORCE_PIN_DIR); // only when empty (libbpf unpins the maps it pinned in a failed load)
+      } catch {
+        // not empty: maps pinned by an earlier krsi keep their verdicts
+      }
       throw e;
     } finally {
       obj.close(); // pinned links stay attached, pinned maps stay
