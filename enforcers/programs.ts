@@ -23,7 +23,7 @@ export class EnforcementUnavailable extends Error {
 }
 
 export interface LoadOptions {
-  /** krsi's own tgid: never denied (config.krsi_tgid) */
+  /** krsi's own tgid: never denied (config.krsi_tgid); 0 leaves config.krsi_tgid as it is (a CLI that is not the daemon) */
   selfPid: number;
   /** config fields to set now (default: keep what a pinned config holds; fresh: enforce 1, the rest 0) */
   config?: Partial<Omit<KConfig, 'krsi_tgid'>>;
@@ -151,7 +151,7 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
       for (const m of Object.values(maps)) m.close();
     },
   };
-  handle.setConfig({ ...o.config, krsi_tgid: o.selfPid });
+  handle.setConfig(o.selfPid ? { ...o.config, krsi_tgid: o.selfPid } : { ...o.config });
   return handle;
 }
 
