@@ -3,16 +3,12 @@ import type { EventType } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import { parseDuration } from '../duration.ts';
 import type { OperatorContext } from '../operators/index.ts';
-import { ALWAYS, compileCondition, compileField, compileKey, inferTypes, intersect, typeList, union, type TypeSet } from './compile.ts';
+import { compileCondition, compileField, compileKey, inferTypes, intersect, typeList, union, type TypeSet } from './compile.ts';
 import type { RuleDocument } from './read.ts';
 import type { Locate } from './issues.ts';
 import type {
   CompiledCorrelation, CompiledRule, CompiledRuleSet, CompiledStep, ConditionJson, CorrelationJson, RuleFileJson, RuleJson, StepJson,
 } from './types.ts';
-
-interface Compiled {
-  rule: CompiledRule;
-}
 
 const isTrue = (c: ConditionJson) => 'all' in c && c.all.length === 0;
 
@@ -131,6 +127,3 @@ export function buildRuleSet(docs: RuleDocument[], lists: Map<string, { values: 
   }
   return { rules, lists: setLists, byType: indexByType(rules) };
 }
-
-export type { Compiled };
-export { ALWAYS };

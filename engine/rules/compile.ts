@@ -153,10 +153,6 @@ export function compileKey(fields: string[]): KeyFn {
 const TRUE: Predicate = () => true;
 const FALSE: Predicate = () => false;
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** json-rules-engine's test for a fact reference on the value side */
 export function isFactRef(v: unknown): v is { fact: string; path?: string; params?: unknown } {
   return v !== null && typeof v === 'object' && Object.prototype.hasOwnProperty.call(v, 'fact');
@@ -267,14 +263,6 @@ export function compileCondition(c: ConditionJson, ctx: OperatorContext): Predic
   return generatePredicate(c, ctx, (leaf) => compileLeaf(leaf, ctx));
 }
 
-/** AND of two predicates, skipping always-true ones */
-export function and(a: Predicate, b: Predicate): Predicate {
-  if (a === TRUE) return b;
-  if (b === TRUE) return a;
-  return (f) => a(f) && b(f);
-}
-
-export { TRUE as ALWAYS };
 
 // ---------- event types a condition can match ----------
 
