@@ -360,6 +360,20 @@ export class Enforcer {
     return count;
   }
 
+  /** makes the maps hold exactly desired(): deletes entries no stored verdict or rule asks for (left by
+   *  an older configuration: a path no longer in deny_exec_paths, a module no longer on a list);
+   *  returns how many went. Call after restore() and configure(), at start. */
+  reconcile(): number {
+    const want = new Set(this.desired().map((e) => keyString(e.key)));
+    let n = 0;
+    for (const e of this.maps.dump().entries) {
+      if (want.has(keyString(e.key))) continue;
+      this.maps.delete(e.key);
+      n++;
+    }
+    return n;
+  }
+
   /** the verdicts this enforcer applied or restored */
   list(): Verdict[] {
     return [...this.verdicts.values()].map((v) => v.stored.verdict);

@@ -1,0 +1,113 @@
+// Enforcer behaviour around the translation: restore after a restart or a reboot, processes that are
+// gone, stale entries from an older configuration, module names with no file. (MemoryMapWriter only
+// records entries: enforcement itself is checked in the VM, test/vm/e2e.test.ts.)
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Enforcer, MemoryMapWriter, ModuleResolver, keyString } from '../../enforcers/enforcer.ts';
+import { VerdictStore, type Now } from '../../enforcers/store.ts';
+import type { Verdict } from '../../engine/types.ts';
+import type { CompiledRule, CompiledRuleSet } from '../../engine/rules/types.ts';
+
+const SELF = 4242;
+function withEnforcer(f: (mk: (o?: { clock?: Now; procStart?: (pid: number) => number | undefined; modules?: ModuleResolver; maps?: MemoryMapWriter }) => Enforcer, dir: string) => Promise<void>) {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-enf-'));
+    const open: Enforcer[] = [];
+    try {
+      await f((o = {}) => {
+        const e = new Enforcer(VerdictStore.open(join(dir, 'state')), o.maps ?? new MemoryMapWriter(), {
+          selfPid: SELF,
+          clock: () => o.clock ?? { boot: 1_000, wall: 1e12, bootId: 'b1' },
+          procStart: o.procStart ?? (() => 77),
+          modules: o.modules,
+        });
+        open.push(e);
+        return e;
+      }, dir);
+    } finally {
+      for (const e of open) await e.close().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+const pidV = (pid: number, ttl = 0, ts = 1_000): Verdict => ({ id: `r:quarantine:pid:${pid}`, rule: 'r', op: 'quarantine', subject: { kind: 'pid', pid }, ts, ttl_ns: ttl, expires: ttl ? ts + ttl : 0, mode: 'enforce' });
+const inoV = (ino: number, ttl = 0, ts = 1_000): Verdict => ({ id: `r:exec:inode:9:${ino}`, rule: 'r', op: 'exec', subject: { kind: 'inode', dev: 9, ino }, ts, ttl_ns: ttl, expires: ttl ? ts + ttl : 0, mode: 'enforce' });
+
+describe('enforcer', () => {
+  test('a restart restores stored verdicts into empty maps, with the same deadlines', withEnforcer(async (mk) => {
+    const a = mk();
+    assert.equal(a.apply(pidV(100, 5_000)), true);
+    assert.equal(a.apply(inoV(7)), true);
+    await a.close();
+    const maps = new MemoryMapWriter();
+    const b = mk({ maps, clock: { boot: 2_000, wall: 1e12 + 1, bootId: 'b1' } });
+    assert.equal(b.restore(), 2);
+    assert.deepEqual(maps.entries.get('deny_tgid:100')?.value, { ops: 7, expires: 6_000, rule_id: b.store.ruleId('r') });
+    assert.deepEqual(maps.entries.get('deny_inode:9:7')?.value.expires, 0);
+  }));
+
+  test('restore drops expired verdicts, pids whose process is gone or was replaced, and pids after a reboot', withEnforcer(async (mk) => {
+    const a = mk();
+    a.apply(pidV(100)); a.apply(pidV(101)); a.apply(pidV(102)); a.apply(pidV(103, 500)); a.apply(inoV(8, 10_000));
+    await a.close();
+    const maps = new MemoryMapWriter();
+    const b = mk({ maps, clock: { boot: 2_000, wall: 1e12, bootId: 'b1' }, procStart: (p) => (p === 100 ? 77 : p === 101 ? 78 : undefined) });
+    assert.equal(b.restore(), 2); // 100 (same process) and the inode; 101 reused, 102 gone, 103 expired
+    assert.deepEqual([...maps.entries.keys()].sort(), ['deny_inode:9:8', 'deny_tgid:100']);
+    await b.close();
+    // another boot: the pid is meaningless, the inode verdict keeps its remaining wall-clock time
+    const maps2 = new MemoryMapWriter();
+    const c = mk({ maps: maps2, clock: { boot: 50, wall: 1e12, bootId: 'b2' } });
+    assert.equal(c.restore(), 1);
+    assert.deepEqual([...maps2.entries.keys()], ['deny_inode:9:8']);
+  }));
+
+  test('pid verdicts: never pid 1 or krsi, not a process that is gone; an exit ends them', withEnforcer(async (mk) => {
+    const e = mk({ procStart: (p) => (p === 300 ? undefined : 5) });
+    assert.equal(e.apply(pidV(1)), false);
+    assert.equal(e.apply(pidV(SELF)), false);
+    assert.equal(e.apply(pidV(300)), false);
+    assert.equal(e.apply(pidV(301)), true);
+    e.exited(301);
+    assert.deepEqual(e.list(), []);
+    assert.equal(e.store.get('r:quarantine:pid:301'), undefined);
+  }));
+
+  test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {
+    const e = mk({ modules: new ModuleResolver('/nonexistent') });
+    assert.equal(e.apply(pidV(100, 10, 100)), false);
+    assert.equal(e.apply({ id: 'r:module_load:module:nope', rule: 'r', op: 'module_load', subject: { kind: 'module', name: 'nope' }, ts: 1_000, ttl_ns: 0, expires: 0, mode: 'enforce' }), false);
+    assert.throws(() => e.apply({ ...inoV(5), op: 'quarantine' }), /cannot apply to a inode/);
+  }));
+
+  test('module names resolve to .ko files (dashes and underscores alike) under the modules dir', withEnforcer(async (_mk, dir) => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'mods/kernel/drivers/net'), { recursive: true });
+    writeFileSync(join(dir, 'mods/kernel/drivers/net/dummy.ko'), '');
+    writeFileSync(join(dir, 'mods/kernel/drivers/net/snd-dummy.ko.xz'), '');
+    const m = new ModuleResolver(join(dir, 'mods'));
+    assert.equal(m.inode('dummy')?.ino, statSync(join(dir, 'mods/kernel/drivers/net/dummy.ko')).ino);
+    assert.equal(m.path('snd_dummy'), join(dir, 'mods/kernel/drivers/net/snd-dummy.ko.xz'));
+    assert.equal(m.inode('nope'), undefined);
+  }));
+
+  test('reconcile deletes entries an older configuration left behind, keeps what is wanted', withEnforcer(async (mk, dir) => {
+    const maps = new MemoryMapWriter();
+    const stalePath = join(dir, 'old-vuln');
+    writeFileSync(stalePath, '');
+    const st = statSync(stalePath);
+    maps.put({ map: 'deny_inode', dev: st.dev, ino: st.ino }, { ops: 1, expires: 0, rule_id: 3 });
+    maps.put({ map: 'module_allow', dev: 1, ino: 2 }, { ops: 4, expires: 0, rule_id: 3 });
+    const e = mk({ maps });
+    e.apply(pidV(100));
+    const rules = { rules: [{ id: 'k', mode: 'enforce', kernel: { mprotect_limit: 50 }, source: {} } as unknown as CompiledRule], lists: {}, byType: new Map() } as CompiledRuleSet;
+    e.configure(rules);
+    assert.equal(e.reconcile(), 2);
+    assert.deepEqual([...maps.entries.keys()], [keyString({ map: 'deny_tgid', tgid: 100 })]);
+    assert.equal(maps.cfg?.mprotect_limit, 50);
+    assert.equal(maps.cfg?.krsi_tgid, SELF);
+  }));
+});
