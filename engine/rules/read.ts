@@ -82,7 +82,9 @@ export function duplicateKeys(text: string): { pointer: string; key: string; lin
 
 export function readDocuments(sources: RuleSource[], issues: IssueCollector): RuleDocument[] {
   const docs: RuleDocument[] = [];
-  for (const s of sources) {
+  for (const src of sources) {
+    // a UTF-8 byte order mark is not JSON; editors on some systems write one
+    const s = src.text.charCodeAt(0) === 0xfeff ? { file: src.file, text: ' ' + src.text.slice(1) } : src;
     try {
       const { data, pointers } = jsonMap.parse(s.text);
       docs.push({ file: s.file, text: s.text, data, pointers, duplicates: duplicateKeys(s.text) });

@@ -397,3 +397,10 @@ test('absent: lacks.field must be an array field', () => {
   assert.equal(i.pointer, '/rules/0/correlation/absent/then/lacks/field');
   assert.deepEqual({ line: i.line, column: i.column }, posOf(text, '"name", "from"'));
 });
+
+test('a UTF-8 byte order mark is accepted and columns stay right', () => {
+  const text = '\ufeff{ "rules": [ { "id": "X" } ] }';
+  const r = loadRuleSources([{ file: 'bom.json', text }]);
+  const i = r.issues.find((x) => x.code === 'BAD_FORMAT')!;
+  assert.deepEqual([i.line, i.column, i.pointer], [1, posOf(text, '"X"').column, '/rules/0/id']);
+});
