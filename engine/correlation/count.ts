@@ -5,7 +5,7 @@
 // `until` clears the key; a pid-keyed count ends when that pid exits.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, pidKeyed, takes } from './index.ts';
+import { type Correlator, type Sink, fmtNs, pidKeyed } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface CountState {
@@ -24,6 +24,8 @@ export class CountCorrelator implements Correlator {
   private threshold: number;
   private until?: CompiledStep;
   private pidKey: boolean;
+  private untilAll: boolean;
+  private untilTypes: Set<string>;
 
   constructor(
     readonly rule: CompiledRule,
@@ -37,6 +39,8 @@ export class CountCorrelator implements Correlator {
     this.threshold = Math.max(1, c.threshold);
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
+    this.untilAll = c.until?.types === '*';
+    this.untilTypes = new Set(c.until && c.until.types !== '*' ? c.until.types : []);
     this.store = new KeyedWindow(cap, true);
     this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
   }
@@ -44,7 +48,7 @@ export class CountCorrelator implements Correlator {
   onEvent(f: Facts): void {
     const now = f.ts;
     const u = this.until;
-    if (u && takes(u, f.type) && u.match(f)) {
+    if (u !== undefined && (this.untilAll || this.untilTypes.has(f.type)) && u.match(f)) {
       const k = (u.key ?? this.key)(f);
       if (k !== undefined) this.store.delete(k);
       return;

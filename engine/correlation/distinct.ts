@@ -3,7 +3,7 @@
 // `within` after the firing event. `until` clears the key; a pid-keyed state ends when the pid exits.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, pidKeyed, takes } from './index.ts';
+import { type Correlator, type Sink, fmtNs, pidKeyed } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface DistinctState {
@@ -22,6 +22,8 @@ export class DistinctCorrelator implements Correlator {
   private field: (f: Facts) => unknown;
   private until?: CompiledStep;
   private pidKey: boolean;
+  private untilAll: boolean;
+  private untilTypes: Set<string>;
 
   constructor(
     readonly rule: CompiledRule,
@@ -36,6 +38,8 @@ export class DistinctCorrelator implements Correlator {
     this.field = c.field;
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
+    this.untilAll = c.until?.types === '*';
+    this.untilTypes = new Set(c.until && c.until.types !== '*' ? c.until.types : []);
     this.store = new KeyedWindow(cap, true);
     this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
   }
@@ -43,7 +47,7 @@ export class DistinctCorrelator implements Correlator {
   onEvent(f: Facts): void {
     const now = f.ts;
     const u = this.until;
-    if (u && takes(u, f.type) && u.match(f)) {
+    if (u !== undefined && (this.untilAll || this.untilTypes.has(f.type)) && u.match(f)) {
       const k = (u.key ?? this.key)(f);
       if (k !== undefined) this.store.delete(k);
       return;

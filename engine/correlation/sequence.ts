@@ -4,6 +4,7 @@
 // from the last step down; `until` clears the key; a pid-keyed sequence ends when that pid exits, so a
 // reused pid never completes a stale sequence.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import { EVENT_TYPES } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
 import { type Correlator, type Sink, fmtNs, pidKeyed, stepTypes, takes } from './index.ts';
 import { KeyedWindow } from './store.ts';
@@ -44,6 +45,7 @@ export class SequenceCorrelator implements Correlator {
     this.types = stepTypes([...c.steps, c.until]);
     this.stepIds = c.steps.map((s, i) => s.id || String(i));
     this.untilTypes = !c.until ? new Set() : c.until.types === '*' ? '*' : new Set(c.until.types);
+    for (const t of EVENT_TYPES) this.stepsFor(t);
   }
 
   private stepsFor(type: string): number[] {

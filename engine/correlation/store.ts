@@ -22,7 +22,8 @@ export class KeyedWindow<S extends Windowed> {
   private m = new Map<string, S>();
   evictions = 0;
   expired = 0;
-  /** a lower bound of the front's deadline (Infinity when empty); sweep() makes it exact */
+  /** when a sweep is due: a lower bound of the front's deadline (Infinity when empty); exact after a
+   *  sweep for fixed-deadline stores */
   nextDeadline = Infinity;
 
   /** live front states rotated per sweep (extendable stores) */
@@ -51,7 +52,7 @@ export class KeyedWindow<S extends Windowed> {
 
   /** insert a new state (or replace one), as the youngest; sweeps dead states and enforces the cap */
   set(key: string, s: S, now: number): void {
-    if (this.m.size > 0) this.sweep(now);
+    if (now > this.nextDeadline) this.sweep(now);
     if (this.m.has(key)) this.m.delete(key);
     else if (this.m.size >= this.cap) {
       const oldest = this.m.keys().next().value as string;
