@@ -3,7 +3,7 @@
 // module_list signal and reports lost events (the BPF-side counters) periodically. stop() detaches all.
 import { readFileSync } from 'node:fs';
 import { Observable, Subject, Subscription } from 'rxjs';
-import { BpfObject, RingBuffer, requireLiveBpf, type BpfMap } from '../bpf/libbpf.ts';
+import { BpfObject, RingBuffer, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../engine/log.ts';
 import type { KrsiEvent } from './events.ts';
@@ -97,11 +97,37 @@ function readLost(m: BpfMap): Record<string, number> {
   return out;
 }
 
+/**
+ * open bpf/signals.bpf.c's object, set its load-time globals and load it. The verifier gives up with
+ * EAGAIN when a signal arrives meanwhile (a profiler's SIGPROF, a Ctrl-C): a few fresh tries then.
+ */
+function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
+  const path = ensureObject('signals');
+  for (let attempt = 1; ; attempt++) {
+    const obj = BpfObject.open(path);
+    try {
+      if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
+      obj.setGlobal('watch_names', encodeWatchNames(o.watchEnv ?? []));
+      obj.setGlobal('watch_count', u32(new Set([...DEFAULT_WATCH_ENV, ...(o.watchEnv ?? [])]).size));
+      if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
+      if (noModules) obj.setAutoload('krsi_module_load', false);
+      obj.load();
+      return obj;
+    } catch (e) {
+      obj.close();
+      if ((e as BpfError).errno !== 11 || attempt >= 3) throw e;
+      log.warn({ attempt }, 'signal programs: verifier interrupted (EAGAIN), loading again');
+    }
+  }
+}
+
 /** load, attach and start draining the signal programs (root, libbpf.so.1, clang for the first build) */
 export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals> {
   requireLiveBpf();
   const unavailable: Record<string, string> = {};
-  const obj = BpfObject.open(ensureObject('signals'));
+  const noModules = moduleLoadUnavailable();
+  if (noModules) unavailable.module_load = noModules;
+  const obj = openAndLoad(o, noModules !== undefined);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();
   const events = new Subject<KrsiEvent>();
@@ -139,17 +165,6 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   };
 
   try {
-    if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
-    const names = encodeWatchNames(o.watchEnv ?? []);
-    obj.setGlobal('watch_names', names);
-    obj.setGlobal('watch_count', u32([...new Set([...DEFAULT_WATCH_ENV, ...(o.watchEnv ?? [])])].length));
-    if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
-    const noModules = moduleLoadUnavailable();
-    if (noModules) {
-      obj.setAutoload('krsi_module_load', false);
-      unavailable.module_load = noModules;
-    }
-    obj.load();
     for (const prog of obj.programs()) {
       if (prog === 'krsi_module_load' && noModules) continue;
       try {
