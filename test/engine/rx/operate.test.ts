@@ -44,4 +44,17 @@ describe('rx/heartbeat', () => {
       } as any);
     });
   });
+
+  test('without a clock, event time is extrapolated from the latest event (none before the first)', () => {
+    const ts = newScheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const src = cold('3ms a 5ms |', { a: { ts: 1_000_000_000 } });
+      expectObservable(src.pipe(heartbeat({ every: 2, scheduler: ts }))).toBe('3ms a t 1ms u 1ms v|', {
+        a: { ts: 1_000_000_000 },
+        t: { tick: 1_001_000_000 },
+        u: { tick: 1_003_000_000 },
+        v: { tick: 1_005_000_000 },
+      } as any);
+    });
+  });
 });
