@@ -50,14 +50,17 @@ export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, d
     onBad: (e) => (s.bad_lines++, o.onBad?.(e)),
     onProgress: o.progress && ((d, n) => o.progress!.update(d, n)),
   });
-  for await (const batch of events) {
-    if (s.events === 0) o.onFirstEvent?.(batch[0].ts);
-    for (let i = 0; i < batch.length; i++) engine.push(batch[i], count);
-    s.events += batch.length;
-    await drain();
+  try {
+    for await (const batch of events) {
+      if (s.events === 0) o.onFirstEvent?.(batch[0].ts);
+      for (let i = 0; i < batch.length; i++) engine.push(batch[i], count);
+      s.events += batch.length;
+      await drain();
+    }
+    engine.finish(count);
+  } finally {
+    o.progress?.stop();
   }
-  engine.finish(count);
-  o.progress?.stop();
   s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
   s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
   emit(s);
@@ -77,6 +80,9 @@ against the later events of the log: those the kernel would refuse are reported 
 
 --format json prints JSON Lines, one object per line with kind alert | verdict | denied | summary
 (the summary last: events read, bad lines, per-rule counts, events/s).
+
+--rules and --rule take several values: give LOG first (krsi replay my.jsonl --rules a/ b/) or end
+the list with --.
 
 Exit codes:
   0  replay done (alerts and denials are results, not errors)
