@@ -96,6 +96,8 @@ export class Decoder {
   private readonly paths = new Map<number, string>();
   /** the last comm of each pid, by its 16 raw bytes: decoding a string per event costs more than comparing */
   private readonly comms = new Map<number, { w: [number, number, number, number]; s: string }>();
+  /** pids whose exit was reported: two threads exiting at once can both see the group gone */
+  private readonly exited = new Set<number>();
   private readonly procExe: boolean;
   private readonly maxPids: number;
   /** records that were too short or of an unknown kind */
@@ -165,6 +167,7 @@ export class Decoder {
         if (this.short(b, 'krsi_exec_event')) return undefined;
         base.exe.path = pathFromWalk(cstr(b, 72, 256));
         this.remember(pid, base.exe.path);
+        this.exited.delete(pid);
         const argvLen = Math.min(b.readUInt32LE(584), KRSI_ARGV_LEN);
         const argv = argvLen ? b.toString('utf8', 592, 592 + argvLen).split('\0') : [];
         if (argv.length && argv[argv.length - 1] === '') argv.pop();
@@ -186,10 +189,14 @@ export class Decoder {
         base.exe.path = this.exePath(pid);
         const child = b.readUInt32LE(72);
         this.remember(child, base.exe.path);
+        this.exited.delete(child);
         return { ...base, type: 'fork', child_pid: child };
       }
       case EV.exit: {
         if (this.short(b, 'krsi_exit_event')) return undefined;
+        if (this.exited.has(pid)) return undefined;
+        if (this.exited.size >= this.maxPids) this.exited.clear();
+        this.exited.add(pid);
         base.exe.path = this.paths.get(pid) ?? this.exePath(pid);
         this.paths.delete(pid);
         this.comms.delete(pid);

@@ -73,3 +73,15 @@ test('unlink: target only when resolved; short and unknown records are counted, 
   assert.equal(d.decode(record('krsi_hdr', EV.exec, 5)), undefined);
   assert.equal(d.bad, 3);
 });
+
+test('exit: reported once per process, again after the pid is reused by a fork', () => {
+  const d = new Decoder({ procExe: false });
+  const exit = record('krsi_exit_event', EV.exit, 9);
+  assert.equal(d.decode(exit)?.type, 'exit');
+  assert.equal(d.decode(exit), undefined, 'a second thread seeing the group gone');
+  const fork = record('krsi_fork_event', EV.fork, 1);
+  fork.writeUInt32LE(9, F('krsi_fork_event', 'child_pid'));
+  d.decode(fork);
+  assert.equal(d.decode(exit)?.type, 'exit');
+  assert.equal(d.bad, 0);
+});
