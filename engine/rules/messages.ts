@@ -54,6 +54,10 @@ export const MESSAGES = {
     severity: 'warning',
     text: (a) => `message placeholder {${a.name}} names ${a.reason}; it will print as "?"`,
   },
+  NEVER_MATCHES: {
+    severity: 'warning',
+    text: (a) => `this condition can never be true: ${a.reason}`,
+  },
   UNUSED_LIST: { severity: 'warning', text: (a) => `list ${q(a.name)} is not used by any rule` },
   ENFORCE_WITHOUT_VERDICT: {
     severity: 'warning',

@@ -287,6 +287,7 @@ interface StepInfo {
 function checkRule(c: RuleCtx, r: Obj, base: string): void {
   checkCondition(c, r.match, `${base}/match`);
   const matchTypes = typesOf(r.match);
+  if (matchTypes !== '*' && matchTypes.size === 0) add(c, 'NEVER_MATCHES', `${base}/match`, { reason: 'its type conditions exclude every event type' });
   let kind = 'plain';
   let steps: StepInfo[] = [];
   let defaultFrom: string | undefined;
@@ -322,7 +323,11 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
           }
           checkFields(c, s.lacks.from, `${sp}/lacks/from`);
         }
-        steps.push({ id, types: intersect(matchTypes, typesOf(s.match)) });
+        const stepTypes = intersect(matchTypes, typesOf(s.match));
+        if (stepTypes !== '*' && stepTypes.size === 0 && !(matchTypes !== '*' && matchTypes.size === 0)) {
+          add(c, 'NEVER_MATCHES', `${sp}/match`, { reason: `the step's event types and the rule's match exclude each other` });
+        }
+        steps.push({ id, types: stepTypes });
       }
       defaultFrom = k === 'absent' ? steps[0]?.id : steps[steps.length - 1]?.id;
     }

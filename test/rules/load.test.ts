@@ -404,3 +404,19 @@ test('a UTF-8 byte order mark is accepted and columns stay right', () => {
   const i = r.issues.find((x) => x.code === 'BAD_FORMAT')!;
   assert.deepEqual([i.line, i.column, i.pointer], [1, posOf(text, '"X"').column, '/rules/0/id']);
 });
+
+test('a match or step whose type conditions exclude every type is a warning', () => {
+  const text = `{ "rules": [ { "id": "n", "description": "d", "tags": [], "severity": "low",
+    "match": { "all": [ { "fact": "type", "operator": "equal", "value": "exec" } ] },
+    "correlation": { "sequence": { "by": ["pid"], "within": "1s", "steps": [
+      { "match": { "all": [ { "fact": "type", "operator": "equal", "value": "exec" } ] } },
+      { "match": { "all": [ { "fact": "type", "operator": "equal", "value": "mprotect" } ] } } ] } },
+    "actions": [ { "type": "alert" } ] },
+    { "id": "n2", "description": "d", "tags": [], "severity": "low",
+    "match": { "all": [ { "fact": "type", "operator": "equal", "value": "exec" }, { "fact": "type", "operator": "equal", "value": "fork" } ] },
+    "actions": [ { "type": "alert" } ] } ] }`;
+  const r = loadRuleSources([{ file: 'n.json', text }]);
+  assert.equal(r.ok, true);
+  const w = r.issues.filter((i) => i.code === 'NEVER_MATCHES');
+  assert.deepEqual(w.map((i) => [i.pointer, i.rule]), [['/rules/0/correlation/sequence/steps/1/match', 'n'], ['/rules/1/match', 'n2']]);
+});
