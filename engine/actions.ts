@@ -108,12 +108,14 @@ function eventLine(e: KrsiEvent): string {
 
 /** the source conditions of each step id, for explanations */
 function stepConditions(rule: CompiledRule): Map<string, ConditionJson> {
+  // keyed by the compiled step ids (the loader names unnamed steps step1.., first, then)
   const m = new Map<string, ConditionJson>();
   const c = rule.source.correlation;
-  if (c && 'sequence' in c) c.sequence.steps.forEach((s, i) => m.set(s.id ?? String(i), s.match));
-  if (c && 'absent' in c) {
-    m.set(c.absent.first.id ?? 'first', c.absent.first.match);
-    m.set(c.absent.then.id ?? 'then', c.absent.then.match);
+  const k = rule.correlation;
+  if (c && 'sequence' in c && k?.kind === 'sequence') c.sequence.steps.forEach((s, i) => m.set(k.steps[i]?.id || s.id || String(i), s.match));
+  if (c && 'absent' in c && k?.kind === 'absent') {
+    m.set(k.first.id || c.absent.first.id || 'first', c.absent.first.match);
+    m.set(k.then.id || c.absent.then.id || 'then', c.absent.then.match);
   }
   return m;
 }

@@ -143,6 +143,36 @@ describe('engine with loaded rules', () => {
   });
 });
 
+describe('explanations', () => {
+  test('unnamed steps (the loader names them step1, step2) still show the conditions they met', () => {
+    const rules = load({
+      rules: [
+        {
+          id: 'fork-exec',
+          description: 'fork then exec',
+          tags: [],
+          severity: 'low',
+          match: { all: [] },
+          correlation: {
+            sequence: {
+              by: ['pid'],
+              within: '1s',
+              steps: [{ match: { all: [{ fact: 'type', operator: 'equal', value: 'fork' }] } }, { match: { all: [{ fact: 'filename', operator: 'startsWith', value: '/tmp/' }] } }],
+            },
+          },
+          actions: [{ type: 'alert', message: '{step2.filename} after fork' }],
+        },
+      ],
+    });
+    const out = run({ rules }, [ev('fork', 1, 5, { child_pid: 6 }), ev('exec', 2, 5, { filename: '/tmp/x' })]);
+    const a = out[0] as AlertOut;
+    assert.equal(a.message, '/tmp/x after fork');
+    assert.match(a.explain![0], /^sequence step1 -> step2 by 5 within 1s$/);
+    assert.match(a.explain![1], /^step step1: seq 0 fork child 6 pid 5 .* matched type equal "fork"$/);
+    assert.match(a.explain![2], /^step step2: seq 1 exec \/tmp\/x pid 5 .* matched filename startsWith "\/tmp\/"$/);
+  });
+});
+
 describe('engine on the bundled rules and sample log', () => {
   async function replay(mode?: 'monitor' | 'enforce'): Promise<Output[]> {
     const rules = await loadRuleDirs();
