@@ -1,5 +1,6 @@
 // krsi check [--rules <dir|file>...] [--format text|json]: load rules through every stage and print
 // every issue as `file:line:col: error [rule-id] CODE: message`. Exit 1 on any error, 0 otherwise.
+import { readFileSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import type { Command } from 'commander';
 import { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths, type RuleIssue } from '../rules/load.ts';
@@ -10,7 +11,24 @@ function display(file: string): string {
   return rel.startsWith('..') ? file : rel;
 }
 
-export async function runCheck(opts: { rules?: string[]; format?: string }, out: (s: string) => void): Promise<number> {
+/** the source line of an issue and a caret under its column */
+function snippet(i: RuleIssue, files: Map<string, string[] | null>): string[] {
+  if (!files.has(i.file)) {
+    try {
+      files.set(i.file, readFileSync(i.file, 'utf8').split('\n'));
+    } catch {
+      files.set(i.file, null);
+    }
+  }
+  const line = files.get(i.file)?.[i.line - 1];
+  if (line === undefined) return [];
+  const num = String(i.line);
+  const pad = ' '.repeat(num.length);
+  const lead = line.slice(0, i.column - 1).replace(/[^\t]/g, ' ');
+  return [`  ${num} | ${line.replace(/\r$/, '')}`, `  ${pad} | ${lead}^`];
+}
+
+export async function runCheck(opts: { rules?: string[]; format?: string; snippet?: boolean }, out: (s: string) => void): Promise<number> {
   const paths = opts.rules && opts.rules.length ? opts.rules : [BUNDLED_RULES_DIR];
   const r = await loadRuleSourcesFromPaths(paths);
   const cwd = process.cwd() + '/';
@@ -20,7 +38,11 @@ export async function runCheck(opts: { rules?: string[]; format?: string }, out:
   if (opts.format === 'json') {
     for (const i of issues) out(JSON.stringify(i));
   } else {
-    for (const i of issues) out(formatIssue(i));
+    const files = new Map<string, string[] | null>();
+    for (const i of issues) {
+      out(formatIssue(i));
+      if (opts.snippet) for (const l of snippet(i, files)) out(l);
+    }
     const rules = r.set ? `${r.set.rules.length} rule(s), ${Object.keys(r.set.lists).length} list(s) loaded` : 'nothing loaded';
     out(`${errors} error(s), ${warnings} warning(s): ${rules} from ${paths.map(display).join(', ')}`);
   }
@@ -34,7 +56,8 @@ export function register(program: Command): void {
     .argument('[paths...]', 'rule files or directories (same as --rules)')
     .option('--rules <path...>', 'rule files or directories of *.json (default: the bundled rules/)')
     .option('--format <format>', 'text | json (one issue per line)', 'text')
-    .action(async (paths: string[], opts: { rules?: string[]; format: string }) => {
+    .option('--snippet', 'text format: show the source line and a caret under each issue')
+    .action(async (paths: string[], opts: { rules?: string[]; format: string; snippet?: boolean }) => {
       opts.rules = [...(opts.rules ?? []), ...paths];
       if (opts.format !== 'text' && opts.format !== 'json') {
         console.error(`krsi check: --format must be text or json, not ${JSON.stringify(opts.format)}`);

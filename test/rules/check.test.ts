@@ -29,6 +29,12 @@ test('krsi check prints every error of every file, a summary, and exits 1; 0 whe
     assert.equal(issue.pointer, '/rules/0/match/all/0/operator');
     assert.equal(issue.line, 2);
 
+    const snip: string[] = [];
+    await runCheck({ rules: [join(dir, 'a.json')], snippet: true }, (s) => snip.push(s));
+    assert.equal(snip.length, 4);
+    assert.match(snip[1], /^  2 \| .*"operator": "startWith"/);
+    assert.equal(snip[2].indexOf('^'), snip[1].indexOf('"startWith"'));
+
     writeFileSync(join(dir, 'a.json'), RULE('a', 'startsWith'));
     writeFileSync(join(dir, 'b.json'), RULE('b', 'endsWith'));
     const ok: string[] = [];
