@@ -183,6 +183,7 @@ async function main(): Promise<void> {
         /* hold */
       }
       const t0 = process.hrtime.bigint();
+      const cpu0 = process.cpuUsage();
       const before = eng.st.gen;
       // drain until the generator's events stop arriving
       let last = -1;
@@ -192,11 +193,14 @@ async function main(): Promise<void> {
       }
       const drained = eng.st.gen - before;
       const drainS = (eng.st.last - Number(t0)) / 1e9;
+      const cpu = process.cpuUsage(cpu0);
+      const cpuS = (cpu.user + cpu.system) / 1e6;
       await new Promise((r) => (p.exitCode !== null ? r(null) : p.on('exit', r)));
       const ops = Number(out.trim().split(' ')[0]);
       report(
         `burst: ${fmt(ops)} mprotects produced while the loop was held, ${fmt(drained)} drained ${what} in ${(drainS * 1000).toFixed(0)} ms ` +
-          `(${fmt(drained / drainS)}/s; target >= 1,000,000/s), lost ${fmt(live.lost())}`,
+          `(${fmt(drained / drainS)}/s; target >= 1,000,000/s; ${fmt(drained / cpuS)} per second of this process's CPU time), ` +
+          `lost ${fmt(live.lost())}`,
       );
     } finally {
       eng.stop();
