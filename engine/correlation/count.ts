@@ -5,7 +5,7 @@
 // `until` clears the key; a pid-keyed count ends when that pid exits.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, pidKeyed } from './index.ts';
+import { type Correlator, type Sink, fmtNs, keyText, pidKeyed } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface CountState {
@@ -24,6 +24,7 @@ export class CountCorrelator implements Correlator {
   private threshold: number;
   private until?: CompiledStep;
   private pidKey: boolean;
+  private keyFields: string[];
   private untilAll: boolean;
   private untilTypes: Set<string>;
 
@@ -39,6 +40,7 @@ export class CountCorrelator implements Correlator {
     this.threshold = Math.max(1, c.threshold);
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
+    this.keyFields = c.keyFields;
     this.untilAll = c.until?.types === '*';
     this.untilTypes = new Set(c.until && c.until.types !== '*' ? c.until.types : []);
     this.store = new KeyedWindow(cap, true);
@@ -86,7 +88,7 @@ export class CountCorrelator implements Correlator {
       subject: f,
       key: k,
       count: t,
-      why: `${t} matching events by ${k} within ${fmtNs(this.within)} (threshold ${t})`,
+      why: `${t} matching events by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${t})`,
     });
   }
 

@@ -3,7 +3,7 @@
 // `within` after the firing event. `until` clears the key; a pid-keyed state ends when the pid exits.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, pidKeyed } from './index.ts';
+import { type Correlator, type Sink, fmtNs, keyText, pidKeyed } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface DistinctState {
@@ -22,6 +22,7 @@ export class DistinctCorrelator implements Correlator {
   private field: (f: Facts) => unknown;
   private until?: CompiledStep;
   private pidKey: boolean;
+  private keyFields: string[];
   private untilAll: boolean;
   private untilTypes: Set<string>;
 
@@ -38,6 +39,7 @@ export class DistinctCorrelator implements Correlator {
     this.field = c.field;
     this.until = c.until;
     this.pidKey = pidKeyed(c.keyFields);
+    this.keyFields = c.keyFields;
     this.untilAll = c.until?.types === '*';
     this.untilTypes = new Set(c.until && c.until.types !== '*' ? c.until.types : []);
     this.store = new KeyedWindow(cap, true);
@@ -85,7 +87,7 @@ export class DistinctCorrelator implements Correlator {
       subject: f,
       key: k,
       count: events.length,
-      why: `${events.length} distinct values by ${k} within ${fmtNs(this.within)} (threshold ${this.threshold})`,
+      why: `${events.length} distinct values by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${this.threshold})`,
     });
   }
 

@@ -69,3 +69,10 @@ export function fmtNs(ns: number): string {
   if (ns % 1_000_000 === 0 && ns) return `${ns / 1_000_000}ms`;
   return `${ns}ns`;
 }
+
+/** "pid=42", "uid,exe.ino=0,1234": the key as people read it (the loader joins parts with \x1f) */
+export function keyText(fields: string[], key: string | undefined): string {
+  if (key === undefined) return '?';
+  if (fields.length === 0) return 'all';
+  return `${fields.join(',')}=${key.split('\x1f').join(',')}`;
+}

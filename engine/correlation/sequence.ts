@@ -6,7 +6,7 @@
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, pidKeyed, stepTypes, takes } from './index.ts';
+import { type Correlator, type Sink, fmtNs, keyText, pidKeyed, stepTypes, takes } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface SeqState {
@@ -24,6 +24,7 @@ export class SequenceCorrelator implements Correlator {
   private until?: CompiledStep;
   private within: number;
   private pidKey: boolean;
+  private keyFields: string[];
   /** event type -> indices of the steps taking it, last step first */
   private byType = new Map<string, number[]>();
   private untilTypes: Set<string> | '*';
@@ -41,6 +42,7 @@ export class SequenceCorrelator implements Correlator {
     this.until = c.until;
     this.within = c.within;
     this.pidKey = pidKeyed(c.keyFields);
+    this.keyFields = c.keyFields;
     this.store = new KeyedWindow(cap);
     this.types = stepTypes([...c.steps, c.until]);
     this.stepIds = c.steps.map((s, i) => s.id || String(i));
@@ -102,7 +104,7 @@ export class SequenceCorrelator implements Correlator {
       steps: this.stepIds.slice(0, events.length),
       subject: last,
       key,
-      why: `sequence ${this.stepIds.join(' -> ')} by ${key} within ${fmtNs(this.within)}`,
+      why: `sequence ${this.stepIds.join(' -> ')} by ${keyText(this.keyFields, key)} within ${fmtNs(this.within)}`,
     });
   }
 

@@ -167,7 +167,7 @@ describe('explanations', () => {
     const out = run({ rules }, [ev('fork', 1, 5, { child_pid: 6 }), ev('exec', 2, 5, { filename: '/tmp/x' })]);
     const a = out[0] as AlertOut;
     assert.equal(a.message, '/tmp/x after fork');
-    assert.match(a.explain![0], /^sequence step1 -> step2 by 5 within 1s$/);
+    assert.match(a.explain![0], /^sequence step1 -> step2 by pid=5 within 1s$/);
     assert.match(a.explain![1], /^step step1: seq 0 fork child 6 pid 5 .* matched type equal "fork"$/);
     assert.match(a.explain![2], /^step step2: seq 1 exec \/tmp\/x pid 5 .* matched filename startsWith "\/tmp\/"$/);
   });
