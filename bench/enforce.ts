@@ -7,7 +7,8 @@
 //    programs attached, in alternating rounds of one run, as ratios (attached / baseline).
 // The maps hold 1000 deny_inode and 1000 deny_tgid entries that never match, the mprotect counter is
 // on (limit 2^32-1): the programs take their full lookup path and allow. Note: the VM runs under TCG
-// (emulated CPU), so absolute ns are inflated several times over; ratios are the figure to read.
+// (emulated CPU), so absolute ns are inflated several times over; read them against the empty LSM programs
+// (bench/enforce-noop.bpf.c) measured on the same hooks in the same run, and read the ratios.
 import { spawnSync, execFileSync } from 'node:child_process';
 import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,7 @@ async function host(): Promise<void> {
     const cc = spawnSync('cc', ['-O2', '-static', '-o', join(dir, 'vmhelper'), join(REPO_ROOT, 'test/vm/helpers/vmhelper.c')], { encoding: 'utf8' });
     if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr}`);
     ensureObject('enforce');
+    ensureObject(join(REPO_ROOT, 'bench/enforce-noop.bpf.c'));
     const args = ['--guest', join(dir, 'vmhelper'), '--rounds', String(ROUNDS), '--execs', String(EXECS), '--mprotects', String(MPROTECTS)];
     if (opt.json) args.push('--json');
     const r = await runTsInVm(fileURLToPath(import.meta.url), args, { timeoutMs: 900_000, env: { KRSI_LOG_LEVEL: 'warn' } });
@@ -59,6 +61,8 @@ async function host(): Promise<void> {
 
 async function guest(helperSrc: string): Promise<void> {
   const { loadEnforcement, unloadEnforcement } = await import('../enforcers/programs.ts');
+  const { BpfObject } = await import('../bpf/libbpf.ts');
+  const { ensureObject } = await import('../bpf/build.ts');
   const { PROG_NAMES, encodeInodeKey, encodeTgidKey, encodeVerdict, KRSI_OP } = await import('../enforcers/maps.ts');
   const D = '/mnt/krsi-bench';
   mkdirSync(D, { recursive: true });
@@ -70,8 +74,21 @@ async function guest(helperSrc: string): Promise<void> {
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
   const helper = (args: string[]) => Number(execFileSync(`${D}/vmhelper`, args, { encoding: 'utf8' }).trim());
 
-  const lat: Record<'base' | 'krsi', { exec: number[]; mprotect: number[] }> = { base: { exec: [], mprotect: [] }, krsi: { exec: [], mprotect: [] } };
+  const lat: Record<'base' | 'krsi' | 'noop', { exec: number[]; mprotect: number[] }> = {
+    base: { exec: [], mprotect: [] }, krsi: { exec: [], mprotect: [] }, noop: { exec: [], mprotect: [] },
+  };
   const stats = new Map<string, { ns: number; cnt: number }>();
+  const progStats = () => JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
+  const addStats = (names: readonly string[]) => {
+    const progs = progStats();
+    for (const name of names) {
+      const p = progs.find((x) => x.name && name.startsWith(x.name));
+      const s = stats.get(name) ?? { ns: 0, cnt: 0 };
+      s.ns += p?.run_time_ns ?? 0;
+      s.cnt += p?.run_cnt ?? 0;
+      stats.set(name, s);
+    }
+  };
   const measure = (into: { exec: number[]; mprotect: number[] }) => {
     into.exec.push(helper(['bexec', String(EXECS), `${D}/true`]));
     into.mprotect.push(helper(['bmprot', String(MPROTECTS)]));
@@ -87,21 +104,26 @@ async function guest(helperSrc: string): Promise<void> {
         h.maps.deny_tgid.update(encodeTgidKey(3_000_000 + i), v);
       }
       measure(lat.krsi);
-      // per-program kernel stats, accumulated over rounds (each round loads new programs)
-      const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
-      for (const name of PROG_NAMES) {
-        const p = progs.find((x) => x.name && name.startsWith(x.name));
-        const s = stats.get(name) ?? { ns: 0, cnt: 0 };
-        s.ns += p?.run_time_ns ?? 0;
-        s.cnt += p?.run_cnt ?? 0;
-        stats.set(name, s);
-      }
+      addStats(PROG_NAMES); // per-program kernel stats, accumulated over rounds (each round loads new programs)
     } finally {
       h.close();
       unloadEnforcement();
     }
   }
   measure(lat.base); // a closing baseline: rounds alternate base, krsi, ..., base
+  // empty LSM programs on the same hooks: what any BPF LSM program costs there (trampoline, call)
+  for (let round = 0; round < ROUNDS; round++) {
+    const noop = BpfObject.open(ensureObject(fileURLToPath(new URL('./enforce-noop.bpf.c', import.meta.url))));
+    try {
+      noop.load();
+      noop.attach();
+      measure(lat.noop);
+      addStats(['noop_bprm_check', 'noop_file_mprotect']);
+    } finally {
+      noop.close();
+    }
+    measure(lat.base);
+  }
 
   const out = {
     rounds: ROUNDS,
@@ -110,6 +132,8 @@ async function guest(helperSrc: string): Promise<void> {
     programs: Object.fromEntries([...stats].map(([n, s]) => [n, { run_cnt: s.cnt, ns_per_call: s.cnt ? Math.round(s.ns / s.cnt) : null }])),
     exec_ns: { base: median(lat.base.exec), krsi: median(lat.krsi.exec), ratio: median(lat.krsi.exec) / median(lat.base.exec) },
     mprotect_ns: { base: median(lat.base.mprotect), krsi: median(lat.krsi.mprotect), ratio: median(lat.krsi.mprotect) / median(lat.base.mprotect) },
+    noop_exec_ratio: median(lat.noop.exec) / median(lat.base.exec),
+    noop_mprotect_ratio: median(lat.noop.mprotect) / median(lat.base.mprotect),
   };
   if (opt.json) {
     console.log(JSON.stringify(out));
@@ -123,6 +147,7 @@ async function guest(helperSrc: string): Promise<void> {
   console.log(`latency (median of medians)      baseline        attached   ratio`);
   row('exec (fork+exec+wait)', out.exec_ns, 1e6, 'ms');
   row('mprotect +PROT_EXEC', out.mprotect_ns, 1e3, 'us');
+  console.log(`  empty LSM programs on the same hooks: exec x${out.noop_exec_ratio.toFixed(3)}, mprotect x${out.noop_mprotect_ratio.toFixed(3)} (vs baseline)`);
 }
 
 if (opt.guest) await guest(opt.guest);

@@ -126,11 +126,12 @@ static __always_inline void bump(__u32 slot)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* f is a hook argument (a BTF pointer): plain loads, CO-RE relocated, no probe-read helper calls */
 static __always_inline void inode_key(struct file *f, struct krsi_inode_key *k)
 {
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
-	k->ino = BPF_CORE_READ(ino, i_ino);
-	k->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	struct inode *ino = f->f_inode;
+	k->ino = ino->i_ino;
+	k->dev = ino->i_sb->s_dev;
 	k->_pad = 0;
 }
 
@@ -191,7 +192,7 @@ int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
 		return ret;   /* an earlier LSM already refused */
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied */
-	inode_key(BPF_CORE_READ(bprm, file), &k);
+	inode_key(bprm->file, &k);
 	v = live(&deny_inode, &k);
 	if (v && (v->ops & KRSI_OP_EXEC))
 		return deny(c, KRSI_OP_EXEC, KRSI_DENY_INODE, v->rule_id, &k);   /* a denied binary */
@@ -301,7 +302,10 @@ int krsi_exit(void *ctx)
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;     /* other threads still run: the process lives on */
-	bpf_map_delete_elem(&deny_tgid, &tgid);
-	bpf_map_delete_elem(&mprotect_count, &tgid);
+	/* look first: a lookup takes no lock, a delete does, and most processes have no entry */
+	if (bpf_map_lookup_elem(&deny_tgid, &tgid))
+		bpf_map_delete_elem(&deny_tgid, &tgid);
+	if (bpf_map_lookup_elem(&mprotect_count, &tgid))
+		bpf_map_delete_elem(&mprotect_count, &tgid);
 	return 0;
 }
