@@ -70,9 +70,15 @@ export function conditionText(c: ConditionJson | undefined): string {
   if ('all' in c) return c.all.length ? c.all.map((x) => paren(x)).join(' and ') : 'any event';
   if ('any' in c) return c.any.length ? c.any.map((x) => paren(x)).join(' or ') : 'nothing';
   if ('not' in c) return `not ${paren(c.not)}`;
-  const path = c.path ? (c.path.startsWith('$.') ? '.' + c.path.slice(2) : c.path.startsWith('$') ? c.path.slice(1) : '.' + c.path) : '';
-  const value = c.value !== null && typeof c.value === 'object' && 'fact' in (c.value as object) ? `fact ${(c.value as { fact: string }).fact}` : JSON.stringify(c.value);
-  return `${c.fact}${path} ${c.operator} ${value}`;
+  const ref = c.value as { fact?: unknown; path?: unknown } | null;
+  const value = ref !== null && typeof ref === 'object' && typeof ref.fact === 'string' ? `fact ${ref.fact}${jsonPath(ref.path)}` : JSON.stringify(c.value);
+  return `${c.fact}${jsonPath(c.path)} ${c.operator} ${value}`;
+}
+
+/** "$.env.X" -> ".env.X" */
+function jsonPath(p: unknown): string {
+  if (typeof p !== 'string' || !p) return '';
+  return p.startsWith('$.') ? '.' + p.slice(2) : p.startsWith('$') ? p.slice(1) : '.' + p;
 }
 
 function paren(c: ConditionJson): string {

@@ -199,3 +199,14 @@ describe('engine on the bundled rules and sample log', () => {
     assert.ok(enf >= own, `${enf} >= ${own}`);
   });
 });
+
+describe('condition text', () => {
+  test('fact-to-fact comparisons name the other fact and its path', async () => {
+    const { conditionText } = await import('../../engine/actions.ts');
+    assert.equal(
+      conditionText({ all: [{ fact: 'target', path: '$.ino', operator: 'equal', value: { fact: 'exe', path: '$.ino' } }, { not: { fact: 'comm', operator: 'in', value: ['a'] } }] }),
+      'target.ino equal fact exe.ino and not comm in ["a"]',
+    );
+    assert.equal(conditionText({ any: [{ all: [{ fact: 'pid', operator: 'equal', value: 1 }] }, { fact: 'uid', operator: 'equal', value: 0 }] }), '(pid equal 1) or uid equal 0');
+  });
+});
