@@ -100,6 +100,8 @@ describe('live signals', { skip }, () => {
     const alerts = fired(await evaluate(evs, rules), 'self-deleting-executable');
     assert.equal(alerts.length, 1, 'self-deleting-executable fires once');
     assert.equal(alerts[0].pid, pid);
+    // evaluate() numbers the events 1.. in order: the alert points at the unlink of the copy's inode
+    assert.deepEqual(alerts[0].events, [evs.indexOf(unlink) + 1]);
   });
 
   test('deleting some other file: unlink without target, the rule does not fire', async () => {
