@@ -181,7 +181,7 @@ export function alertOut(rule: CompiledRule, f: Firing, message: string, lines: 
     severity: rule.severity,
     pid: f.pid,
     ts: f.ts,
-    events: seqs(f.events),
+    events: f.seqs ?? seqs(f.events),
     message,
     explain: lines,
   };
@@ -246,7 +246,7 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
     severity: rule.severity,
     pid: f.pid,
     ts: f.ts,
-    events: seqs(f.events),
+    events: f.seqs ?? seqs(f.events),
     message,
     explain: [...lines, `verdict: deny ${v.op} for ${subjectText(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : ' (monitor: not applied)'}`],
     op: v.op,

@@ -3,15 +3,17 @@
 // `within` after the firing event (matching events in that time are not counted); counting then
 // starts afresh. So a sustained burst fires once per window, not on every further event.
 // `until` clears the key; a pid-keyed count ends when that pid exits.
-import type { EventType, KrsiEvent } from '../../signals/events.ts';
+import type { EventType } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
 import { type Correlator, type Sink, fmtNs, keyText, pidKeyed } from './index.ts';
 import { KeyedWindow } from './store.ts';
 
 interface CountState {
   deadline: number;
-  /** ring of the last `threshold` matching events (ts order) */
-  ring: KrsiEvent[];
+  /** ring of the last `threshold` matching events (ts order): their ts and seq only, so a key
+   *  holds numbers, not events (grows to `threshold`, then wraps at head) */
+  ts: number[];
+  seq: number[];
   head: number;
   quietUntil: number;
 }
@@ -60,35 +62,39 @@ export class CountCorrelator implements Correlator {
     if (k === undefined) return;
     let s = this.store.get(k, now);
     if (!s) {
-      s = { deadline: now + this.within, ring: [], head: 0, quietUntil: -1 };
+      s = { deadline: now + this.within, ts: [], seq: [], head: 0, quietUntil: -1 };
       this.store.set(k, s, now);
     } else {
       if (now <= s.quietUntil) return;
       s.deadline = now + this.within;
     }
     const t = this.threshold;
-    const ring = s.ring;
-    if (ring.length < t) ring.push(f);
-    else {
-      ring[s.head] = f;
-      s.head = (s.head + 1) % t;
+    const seq = f.seq ?? -1;
+    if (s.ts.length < t) {
+      s.ts.push(now);
+      s.seq.push(seq);
+      if (s.ts.length < t) return;
+    } else {
+      s.ts[s.head] = now;
+      s.seq[s.head] = seq;
+      s.head = s.head + 1 === t ? 0 : s.head + 1;
     }
-    if (ring.length < t) return;
     // full ring: the oldest of the last `threshold` events is at head
-    const oldest = ring[s.head];
-    if (now - oldest.ts > this.within) return;
-    const events = ring.slice(s.head).concat(ring.slice(0, s.head));
-    s.ring = [];
+    if (now - s.ts[s.head] > this.within) return;
+    const seqs = s.seq.slice(s.head).concat(s.seq.slice(0, s.head));
+    s.ts = [];
+    s.seq = [];
     s.head = 0;
     s.quietUntil = now + this.within;
     this.sink.fire(this.rule, {
       ts: now,
       pid: f.pid,
-      events,
+      events: [f],
+      seqs,
       subject: f,
       key: k,
       count: t,
-      why: `${t} matching events by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${t})`,
+      why: `${t} matching events by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${t}): seq ${seqs[0]} .. ${seqs[seqs.length - 1]}`,
     });
   }
 

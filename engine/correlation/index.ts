@@ -9,8 +9,10 @@ export interface Firing {
   /** event time of the firing: the completing event's ts, or the deadline for an absence */
   ts: number;
   pid: number;
-  /** contributing events, oldest first */
+  /** contributing events, oldest first (count: only the last; see seqs) */
   events: KrsiEvent[];
+  /** seq of every contributing event when `events` holds only some of them (count) */
+  seqs?: number[];
   /** step id of each contributing event (sequence / absent) */
   steps?: string[];
   /** the event that names the verdict subject and fills the message by default */
