@@ -2,7 +2,7 @@
 // a shared stream (the engine and the recorder subscribe to the same source), merges the user-space
 // module_list signal and reports lost events (the BPF-side counters) periodically. stop() detaches all.
 import { readFileSync } from 'node:fs';
-import { Observable, Subject, Subscription } from 'rxjs';
+import { Observable, Subject, Subscription, concatMap } from 'rxjs';
 import { BpfObject, RingBuffer, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../engine/log.ts';
@@ -187,7 +187,11 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     ring.add(obj.map('events'));
     ring.start();
 
-    if (!noList) subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: events }).subscribe(push));
+    if (!noList) {
+      // a snapshot right after each module_load (taken from the batches: no per-event subject on the hot path)
+      const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load')));
+      subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$ }).subscribe(push));
+    }
 
     const lostMap = obj.map('lost');
     let lostSeen = 0;
