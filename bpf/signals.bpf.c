@@ -190,12 +190,12 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 		return 1;
 	}
 	__u32 off = c->off;
-	if (off >= KRSI_PATH_LEN - 1)
+	if (off >= KRSI_PATH_LEN - 4)
 		return 1;  /* full: the path stays truncated */
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 	long n = bpf_probe_read_kernel_str(&c->s->buf[off], KRSI_PATH_LEN, name);
-	if (n <= 0)
-		return 1;
+	if (n <= 0 || off + n > KRSI_PATH_LEN - 4)
+		return 1;  /* only whole components, and room left for the ".." mark */
 	off += n;  /* n counts the NUL: it becomes the '/' separator */
 	if (off - 1 < KRSI_SCRATCH_LEN)
 		c->s->buf[off - 1] = '/';
