@@ -17,6 +17,8 @@
 #      VM_RW=/host/dir (exported read-write, mounted at the same path in the guest),
 #      VM_ENV='A=1 B=2' (exported in the guest), VM_CONSOLE_LOG=file (kernel console).
 set -eu
+{ # the whole script is one compound command: bash parses it all before running, so editing this
+  # file while a VM runs cannot derail that run
 D=${KRSI_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krsi-vm}
 QBOOT=/usr/share/qemu/qboot.rom
 MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay"
@@ -27,6 +29,10 @@ kver() {
   local v
   v=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*-amd64\)\(-unsigned\)\?$/\1/p' | head -1)
   [ -z "$v" ] && v=$(ls "$D" 2>/dev/null | sed -n 's/^vmlinux-\(.*-amd64\)$/\1/p' | sort -V | tail -1)
+  if [ -z "$v" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then   # fresh CI image: no apt lists yet
+    apt-get update -qq >/dev/null 2>&1 || true
+    v=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*-amd64\)\(-unsigned\)\?$/\1/p' | head -1)
+  fi
   echo "$v"
 }
 KV=$(kver)
@@ -121,3 +127,4 @@ cat "$X/stderr" >&2 2>/dev/null || true   # (a file: stderr may be a socket, whi
 echo "run-in-vm: no exit status from the guest (qemu rc=$q); kernel log tail:" >&2
 tail -n 20 "$LOG" >&2 2>/dev/null || true
 exit 255
+}
