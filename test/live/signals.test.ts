@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,22 @@ describe('live signals', { skip }, () => {
     const evs = await col.waitFor(r.pid!, exited(r.pid!));
     const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
     assert.equal(exec?.env?.LD_PRELOAD, env.LD_PRELOAD);
+  });
+
+  test('exe path: a path longer than the record keeps its last whole components behind /.../', async () => {
+    let deep = dir;
+    for (let i = 0; i < 30; i++) deep = join(deep, `level_${i}_abcdef`);
+    mkdirSync(deep, { recursive: true });
+    copyFileSync('/bin/true', join(deep, 'true'));
+    chmodSync(join(deep, 'true'), 0o755);
+    const r = spawnSync(join(deep, 'true'));
+    assert.equal(r.status, 0);
+    const evs = await col.waitFor(r.pid!, exited(r.pid!));
+    const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
+    assert.ok(exec, 'exec seen');
+    assert.match(exec.exe.path, /^\/\.\.\.\/level_\d+_abcdef\//);
+    assert.ok(join(deep, 'true').endsWith(exec.exe.path.slice(4)), `${exec.exe.path} is the tail of the real path`);
+    assert.ok(exec.exe.path.length < 256);
   });
 
   test('a configured watched variable is reported, an unwatched one is not', async () => {
