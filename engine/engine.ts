@@ -162,6 +162,11 @@ export class Engine implements Sink {
     }
   }
 
+  /** the engine's event time: the latest ts seen (or advanced to), ns */
+  get time(): number {
+    return this.now;
+  }
+
   /** evaluate one event (events must come in ts order); outputs go to emit, synchronously */
   push(ev: KrsiEvent, emit: (o: Output) => void): void {
     this.emit = emit;
