@@ -71,6 +71,10 @@ function strArray(o: Obj, k: string, at: At): void {
   for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') fail(at, `${k}[${i}]`, 'a string', v[i]);
 }
 
+function sha256(o: Obj, at: At): void {
+  if (typeof o.sha256 !== 'string' || !SHA256.test(o.sha256)) fail(at, 'sha256', '64 hex digits', o.sha256);
+}
+
 function fileId(o: Obj, k: string, at: At): Obj {
   const f = obj(o, k, at);
   uint(f, 'dev', at, k + '.');
@@ -107,6 +111,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         const env = obj(o, 'env', at);
         for (const k in env) if (typeof env[k] !== 'string') fail(at, `env.${k}`, 'a string', env[k]);
       }
+      if (o.sha256 !== undefined) sha256(o, at);
       break;
     case 'fork':
       uint(o, 'child_pid', at);
@@ -129,9 +134,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
     case 'module_load':
       str(o, 'name', at);
       if (o.file !== undefined) fileId(o, 'file', at);
-      if (o.sha256 !== undefined && (typeof o.sha256 !== 'string' || !SHA256.test(o.sha256))) {
-        fail(at, 'sha256', '64 hex digits', o.sha256);
-      }
+      if (o.sha256 !== undefined) sha256(o, at);
       break;
     case 'module_list':
       strArray(o, 'modules', at);

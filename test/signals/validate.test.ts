@@ -44,6 +44,8 @@ describe('validateEvent', () => {
     assert.equal(error({ ...common, type: 'exec', filename: '/x', env: { LD_PRELOAD: 1 } }), 'sample.jsonl:17: field env.LD_PRELOAD: expected a string, got 1');
     assert.equal(error({ ...common, type: 'unlink', path: '/x', target: { dev: 1, ino: 1.5 } }), 'sample.jsonl:17: field target.ino: expected an integer, got 1.5');
     assert.equal(error({ ...common, type: 'module_load', name: 'x', sha256: 'zz' }), 'sample.jsonl:17: field sha256: expected 64 hex digits, got "zz"');
+    assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256: 12 }), 'sample.jsonl:17: field sha256: expected 64 hex digits, got 12');
+    assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256: 'AB'.repeat(32) }), undefined);
     assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_list|denied, got "bogus"');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
