@@ -294,13 +294,12 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 }
 
 /* ---- lifecycle: a tgid verdict and the counter end with the process (a reused pid starts clean) ---- */
-SEC("tp/sched/sched_process_exit")
-int krsi_exit(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(krsi_exit, struct task_struct *p)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = p->tgid;
 
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+	if (p->signal->live.counter != 0)
 		return 0;     /* other threads still run: the process lives on */
 	/* look first: a lookup takes no lock, a delete does, and most processes have no entry */
 	if (bpf_map_lookup_elem(&deny_tgid, &tgid))

@@ -33,7 +33,7 @@ export const PROG_HOOKS: Record<ProgName, string> = {
   krsi_file_mprotect: 'lsm/file_mprotect',
   krsi_kernel_read_file: 'lsm/kernel_read_file',
   krsi_kernel_load_data: 'lsm/kernel_load_data',
-  krsi_exit: 'tp/sched/sched_process_exit',
+  krsi_exit: 'tp_btf/sched_process_exit',
 };
 
 /** struct name -> size and field offsets (same shape as signals/decode.ts LAYOUTS) */

@@ -144,6 +144,15 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['module_load', 'MODULE_DENY', 18]]);
   });
 
+  test('modules, tgid verdict (MODULE_LOAD bit): that process cannot load a module; another process can', () => {
+    assert.equal(r.moduleTgid.denied.out, `errno=${EPERM}`);
+    assert.equal(r.moduleTgid.vethLoaded, false);
+    assert.equal(r.moduleTgid.other.out, 'ok');
+    assert.equal(r.moduleTgid.minixLoaded, true);
+    const ev = events((e) => e.pid === r.moduleTgid.denied.pid);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['module_load', 'TGID', 20]]);
+  });
+
   test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {
     const byReason: Record<string, number> = {};
     for (const e of r.events as Ev[]) byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;

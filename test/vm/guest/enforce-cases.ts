@@ -26,8 +26,13 @@ function run(cmd: string, args: string[]): { code: number | null; out: string; p
 }
 
 /** start `vmhelper mprotect n wait`; returns the pid, and go() lets it run and resolves with its output */
-async function mprotector(n: number): Promise<{ pid: number; go: () => Promise<{ code: number | null; out: string }> }> {
-  const c = spawn(`${D}/vmhelper`, ['mprotect', String(n), 'wait'], { stdio: ['pipe', 'pipe', 'pipe'] });
+function mprotector(n: number) {
+  return waiting(['mprotect', String(n), 'wait']);
+}
+
+/** start `vmhelper ...args` that waits for a line on stdin; go() sends it and resolves with the output */
+async function waiting(args: string[]): Promise<{ pid: number; go: () => Promise<{ code: number | null; out: string }> }> {
+  const c = spawn(`${D}/vmhelper`, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   await new Promise<void>((res, rej) => { c.once('spawn', () => res()); c.once('error', rej); });
   let out = '';
   c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -53,7 +58,9 @@ for (const n of ['denied-true', 'other-true', 'ttl-true']) {
   copyFileSync('/bin/true', `${D}/${n}`);
   chmodSync(`${D}/${n}`, 0o755);
 }
-const mods: Record<string, string> = { dummy: 'drivers/net/dummy.ko', ifb: 'drivers/net/ifb.ko', nlmon: 'drivers/net/nlmon.ko', bfs: 'fs/bfs/bfs.ko' };
+const mods: Record<string, string> = {
+  dummy: 'drivers/net/dummy.ko', ifb: 'drivers/net/ifb.ko', nlmon: 'drivers/net/nlmon.ko', bfs: 'fs/bfs/bfs.ko', veth: 'drivers/net/veth.ko', minix: 'fs/minix/minix.ko',
+};
 for (const [m, p] of Object.entries(mods)) copyFileSync(join(modulesDir, 'kernel', p), `${D}/${m}.ko`);
 const fileKey = (p: string) => { const s = statSync(p); return encodeInodeKey({ dev: s.dev, ino: s.ino }); };
 const verdict = (ops: number, rule_id = 0, expires = 0) => encodeVerdict({ expires, ops, rule_id });
@@ -168,6 +175,16 @@ h.setConfig({ mprotect_limit: 0 });
   h.setConfig({ module_mode: 0 });
   const mods = loadedModules();
   obs.moduleDeny = { listed, other, nlmonLoaded: mods.includes('nlmon'), bfsLoaded: mods.includes('bfs') };
+}
+
+// ---- a tgid verdict with the MODULE_LOAD bit: that process cannot load a module (lists off); another can ----
+{
+  const g = await waiting(['finit', `${D}/veth.ko`, 'wait']);
+  h.maps.deny_tgid.update(encodeTgidKey(g.pid), verdict(KRSI_OP.MODULE_LOAD, 20));
+  const rg = await g.go();
+  const other = run(`${D}/vmhelper`, ['finit', `${D}/minix.ko`]);
+  const mods = loadedModules();
+  obs.moduleTgid = { denied: { pid: g.pid, ...rg }, other, vethLoaded: mods.includes('veth'), minixLoaded: mods.includes('minix') };
 }
 
 // ---- restart: a second load reuses the pinned programs and maps (verdicts survive); reload keeps the maps ----

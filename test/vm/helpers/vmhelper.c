@@ -2,7 +2,7 @@
 //   vmhelper exec PATH           execv(PATH); on failure print "errno=N" and exit 100
 //   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N x mprotect(PROT_READ|PROT_EXEC) on
 //                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
-//   vmhelper finit KO            finit_module(open(KO)); print "ok" or "errno=N"
+//   vmhelper finit KO [wait]     (wait: read a line from stdin first) finit_module(open(KO)); print "ok" or "errno=N"
 //   vmhelper pid1 OUT            (run as pid 1) mprotect PROT_EXEC, write "pid=P mprotect=E" to OUT, power off
 //   vmhelper bexec N PATH        bench: N x (fork, execv PATH, wait); print the median ns per round trip
 //   vmhelper bmprot N            bench: N x mprotect adding PROT_EXEC (and N dropping it); median ns per call
@@ -61,6 +61,8 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	if (!strcmp(argv[1], "finit")) {
+		char line[64];
+		if (argc > 3 && !fgets(line, sizeof line, stdin)) return 2;   /* wait: parent puts map entries first */
 		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 		if (fd < 0) { perror(argv[2]); return 2; }
 		if (syscall(SYS_finit_module, fd, "", 0)) { printf("errno=%d\n", errno); return 1; }
