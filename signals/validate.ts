@@ -153,15 +153,22 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
  * A rejected event does not move the clock, so `--skip-bad` can go on after it.
  */
 export class LogValidator {
-  private lastTs = -1;
+  private lastTs: number;
   private lastLine = 0;
-  constructor(readonly file: string) {}
+  /** `after`: the events must follow this ts (appending to a log whose last event has it) */
+  constructor(
+    readonly file: string,
+    private readonly after?: { ts: number; what: string },
+  ) {
+    this.lastTs = after?.ts ?? -1;
+  }
 
   check(v: unknown, line: number): KrsiEvent {
     const at = { file: this.file, line };
     const ev = validateEvent(v, at);
     if (ev.ts < this.lastTs) {
-      throw new EventError(at, 'ts', `${ev.ts} is before the previous event's ts ${this.lastTs} (line ${this.lastLine}); ts must be non-decreasing`);
+      const prev = this.lastLine ? `line ${this.lastLine}` : this.after!.what;
+      throw new EventError(at, 'ts', `${ev.ts} is before the previous event's ts ${this.lastTs} (${prev}); ts must be non-decreasing`);
     }
     this.lastTs = ev.ts;
     this.lastLine = line;

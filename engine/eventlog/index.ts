@@ -46,7 +46,8 @@ export async function importLog(src: string, dst: string, o: Pick<ReadOptions, '
   let bad = 0;
   let pending = 0;
   try {
-    for await (const batch of readEvents(src, { ...o, noSeq: true, onBad: (e) => (bad++, o.onBad?.(e)) })) {
+    const after = start ? { ts: w.lastEventTs, what: `the last event of ${dst}` } : undefined;
+    for await (const batch of readEvents(src, { ...o, after, noSeq: true, onBad: (e) => (bad++, o.onBad?.(e)) })) {
       w.append(batch);
       // let lmdb commit what we have (its batches run on a worker thread) before reading further
       if ((pending += batch.length) >= 65536) {

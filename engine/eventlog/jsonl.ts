@@ -15,7 +15,7 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
   const file = stdin ? '<stdin>' : path;
   const total = stdin ? 0 : statSync(path).size;
   const input: Readable = stdin ? process.stdin : createReadStream(path, { highWaterMark: CHUNK });
-  const validator = new LogValidator(file);
+  const validator = new LogValidator(file, o.after);
   const batchSize = o.batch ?? 4096;
   let batch: KrsiEvent[] = [];
   let lineNo = 0;

@@ -68,6 +68,11 @@ export class LogWriter {
     return new LogWriter(path);
   }
 
+  /** ts of the last event in the log (0 when empty) */
+  get lastEventTs(): number {
+    return this.lastTs;
+  }
+
   /** events in the log so far (appended, committed or not) */
   get count(): number {
     return this.seq;

@@ -11,6 +11,8 @@ export interface ReadOptions {
   /** events per yielded batch (approximate for JSON Lines), default 4096 */
   batch?: number;
   onBad?(e: EventError): void;
+  /** JSON Lines: the first event must not be before this ts (appending to a log whose last event has it) */
+  after?: { ts: number; what: string };
   /** leave `seq` absent when the log has none (export uses this to give back the events as stored) */
   noSeq?: boolean;
   /** progress in bytes (JSON Lines) or events (lmdb); total 0 when unknown (stdin) */

@@ -119,7 +119,8 @@ describe('lmdb log', () => {
     const more = join(dir, 'more.jsonl');
     writeFileSync(more, lines(gen.slice(10000, 10010)));
     assert.deepEqual(await importLog(more, log), { imported: 10, bad: 0, total: 10010 });
-    // and refuses to go back in time
+    // and refuses to go back in time: a located error for imports, a RangeError for direct appends
+    await assert.rejects(importLog(more, log), (e: EventError) => e.line === 1 && e.field === 'ts' && e.message.includes(`(the last event of ${log})`));
     const w = LogWriter.open(log);
     assert.throws(() => w.append({ ...gen[0] }), /before the log's last ts/);
     await w.close();
