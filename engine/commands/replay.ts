@@ -158,6 +158,9 @@ export function register(program: Command): void {
       } catch {
         // readEvents reports it below
       }
+      const progress = createProgress('replay', unit);
+      // output and bar on the same terminal: erase the bar before printing, it redraws below
+      if (process.stdout.isTTY) sink.beforeWrite = () => progress.clear();
       try {
         await replayLog(
           {
@@ -168,7 +171,7 @@ export function register(program: Command): void {
             until: opts.until,
             skipBad: opts.skipBad,
             onBad,
-            progress: createProgress('replay', unit),
+            progress,
             onFirstEvent: (ts) => (sink.ctx.t0 = ts),
           },
           sink.write,

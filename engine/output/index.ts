@@ -15,6 +15,8 @@ export type Format = 'text' | 'json';
 export class OutputSink {
   private buf = '';
   readonly ctx: TextContext = {};
+  /** called before each write to the stream (e.g. to erase a progress bar on the same terminal) */
+  beforeWrite?: () => void;
   constructor(
     readonly format: Format,
     private readonly out: NodeJS.WritableStream = process.stdout,
@@ -27,6 +29,7 @@ export class OutputSink {
 
   private push(): boolean {
     if (!this.buf) return true;
+    this.beforeWrite?.();
     const ok = this.out.write(this.buf);
     this.buf = '';
     return ok;

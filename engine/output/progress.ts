@@ -3,10 +3,12 @@ import cliProgress from 'cli-progress';
 
 export interface Progress {
   update(done: number, total: number): void;
+  /** erases the bar's line (before other output goes to the same terminal); it redraws on the next update */
+  clear(): void;
   stop(): void;
 }
 
-const NONE: Progress = { update() {}, stop() {} };
+const NONE: Progress = { update() {}, clear() {}, stop() {} };
 
 /** `unit` is what done/total count: 'bytes' (JSON Lines) or 'events' (lmdb) */
 export function createProgress(label: string, unit: 'bytes' | 'events', stream: NodeJS.WriteStream = process.stderr): Progress {
@@ -35,6 +37,9 @@ export function createProgress(label: string, unit: 'bytes' | 'events', stream: 
         started = true;
       }
       bar.update(Math.round(done * scale));
+    },
+    clear() {
+      if (started) stream.write('\r\x1b[2K');
     },
     stop() {
       if (started) bar.stop();
