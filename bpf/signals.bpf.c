@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
+#include <asm/ptrace.h>  /* struct pt_regs for the kprobe */
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
@@ -93,7 +94,8 @@ struct {
 
 /* unlink in flight: sys_enter -> sys_exit, keyed by pid_tgid */
 struct unlink_start {
-	struct krsi_file_id exe;  /* the caller's executable and its link count before the unlink */
+	struct krsi_file_id exe;     /* the caller's executable and its link count before the unlink */
+	struct krsi_file_id target;  /* the inode vfs_unlink was given, its link count before (ino 0: not seen) */
 	char path[KRSI_PATH_LEN];
 };
 struct {
@@ -379,6 +381,7 @@ static __always_inline void unlink_enter(const char *pathname)
 	/* built in scratch (the stack is too small), then copied into the hash map */
 	struct unlink_start *st = (void *)s->buf;
 	__builtin_memset(&st->exe, 0, sizeof(st->exe));
+	__builtin_memset(&st->target, 0, sizeof(st->target));
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 	if (exe)
@@ -403,13 +406,18 @@ static __always_inline void unlink_exit(long ret)
 	}
 	ev->ret = ret;
 	ev->_pad = 0;
-	/* the unlinked inode is the caller's own executable when its link count just dropped */
 	ev->target.ino = 0;
 	ev->target.dev = 0;
 	ev->target.nlink = 0;
-	if (ret == 0 && st->exe.ino && ev->hdr.exe.ino == st->exe.ino && ev->hdr.exe.dev == st->exe.dev &&
-	    ev->hdr.exe.nlink < st->exe.nlink)
+	if (ret == 0 && st->target.ino) {
+		/* the inode vfs_unlink removed, with its link count after */
+		ev->target = st->target;
+		ev->target.nlink = st->target.nlink ? st->target.nlink - 1 : 0;
+	} else if (ret == 0 && st->exe.ino && ev->hdr.exe.ino == st->exe.ino && ev->hdr.exe.dev == st->exe.dev &&
+		   ev->hdr.exe.nlink < st->exe.nlink) {
+		/* no vfs_unlink probe: still tell the caller's own executable, whose link count just dropped */
 		ev->target = ev->hdr.exe;
+	}
 	bpf_probe_read_kernel_str(ev->path, KRSI_PATH_LEN, st->path);
 	bpf_ringbuf_submit(ev, 0);
 out:
@@ -443,6 +451,22 @@ SEC("tp/syscalls/sys_exit_unlinkat")
 int krsi_unlinkat_exit(struct sys_exit_ctx *ctx)
 {
 	unlink_exit(ctx->ret);
+	return 0;
+}
+
+/* the inode an unlink syscall removes (vfs_unlink(idmap, dir, dentry, ...), kernel 5.12 and later);
+ * only inside an unlink the sys_enter programs above recorded, so kernel-internal unlinks are ignored */
+SEC("kprobe/vfs_unlink")
+int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *dentry)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct unlink_start *st = bpf_map_lookup_elem(&unlinks, &id);
+	if (!st || st->target.ino)
+		return 0;  /* the first call is the one the caller asked for (overlayfs calls it again on its upper layer) */
+	struct inode *ino = BPF_CORE_READ(dentry, d_inode);
+	st->target.ino = BPF_CORE_READ(ino, i_ino);
+	st->target.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	st->target.nlink = BPF_CORE_READ(ino, __i_nlink);
 	return 0;
 }
 

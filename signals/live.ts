@@ -18,6 +18,7 @@ export const DEFAULT_WATCH_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
 /** programs whose failure to attach only makes their signal unavailable */
 const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
+  krsi_vfs_unlink: 'unlink_target',
   krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load',
 };
 

@@ -1,15 +1,18 @@
-// Runs in the VM guest (a kernel with modules): start the live signals, insmod dummy.ko, and print
-// what module_load and module_list reported, as one JSON line on stdout.
+// Runs in the VM guest (a kernel with modules and kprobes): start the live signals, insmod dummy.ko,
+// rm a file with two links, and print what module_load, module_list and unlink reported, as one JSON line.
 import { spawnSync } from 'node:child_process';
+import { linkSync, statSync, writeFileSync } from 'node:fs';
 import { startSignals } from '../../../signals/live.ts';
 import type { KrsiEvent } from '../../../signals/events.ts';
 
 const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
 const seen: KrsiEvent[] = [];
 live.events$.subscribe((e) => {
-  if (e.type === 'module_load' || e.type === 'module_list') seen.push(e);
+  if (e.type === 'module_load' || e.type === 'module_list' || e.type === 'unlink') seen.push(e);
 });
 let insmod = { status: -1 as number | null, stderr: '' };
+let victim: { dev: number; ino: number } | undefined;
+let rmPid = 0;
 try {
   // the snapshot at start comes first
   for (let i = 0; i < 50 && !seen.some((e) => e.type === 'module_list'); i++) await new Promise((r) => setTimeout(r, 100));
@@ -17,9 +20,20 @@ try {
   insmod = { status: r.status, stderr: r.stderr };
   const done = () => seen.some((e) => e.type === 'module_list' && e.modules.includes('dummy'));
   for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 100));
+  // an unlink of another file: its inode comes from the vfs_unlink kprobe
+  writeFileSync('/tmp/krsi-victim', 'x');
+  linkSync('/tmp/krsi-victim', '/tmp/krsi-victim.link');
+  victim = statSync('/tmp/krsi-victim');
+  const rm = spawnSync('rm', ['/tmp/krsi-victim']);
+  rmPid = rm.pid ?? 0;
+  for (let i = 0; i < 50 && !seen.some((e) => e.type === 'unlink' && e.pid === rmPid); i++) await new Promise((r) => setTimeout(r, 100));
 } finally {
   await live.stop();
 }
 const loads = seen.filter((e) => e.type === 'module_load').map((e) => (e as { name: string }).name);
 const lists = seen.filter((e) => e.type === 'module_list').map((e) => (e as { modules: string[] }).modules);
-process.stdout.write(JSON.stringify({ unavailable: live.unavailable, insmod, loads, lists: lists.map((m) => m.includes('dummy')), lost: live.lost() }) + '\n');
+const unlink = seen.find((e) => e.type === 'unlink' && e.pid === rmPid) as { target?: unknown } | undefined;
+process.stdout.write(JSON.stringify({
+  unavailable: live.unavailable, insmod, loads, lists: lists.map((m) => m.includes('dummy')), lost: live.lost(),
+  victim: victim && { dev: victim.dev, ino: victim.ino, nlink: 1 }, unlinkTarget: unlink?.target,
+}) + '\n');
