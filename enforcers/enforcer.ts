@@ -417,6 +417,14 @@ export class Enforcer {
     return { count: s.length, median_ns: q(0.5), p99_ns: q(0.99) };
   }
 
+  /** krsi is stopping: its pid no longer gets the exemption (a later process may reuse it); the
+   *  verdicts and the rest of the config stay in force */
+  release(): void {
+    if (this.o.manageConfig === false) return;
+    this.cfg = { ...this.cfg, krsi_tgid: 0 };
+    this.maps.config(this.cfg);
+  }
+
   /** waits for the store, closes the maps (pinned maps and their entries stay) */
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending]);

@@ -112,6 +112,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
       await stopRing();
       const l = quantiles(toMap);
       if (l.count) log.info({ verdicts: l.count, apply: enforcer.latency(), event_to_map: l }, 'verdict -> map entry latency (ns)');
+      enforcer.release();
       await enforcer.close();
     },
   };

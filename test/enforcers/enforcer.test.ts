@@ -109,5 +109,8 @@ describe('enforcer', () => {
     assert.deepEqual([...maps.entries.keys()], [keyString({ map: 'deny_tgid', tgid: 100 })]);
     assert.equal(maps.cfg?.mprotect_limit, 50);
     assert.equal(maps.cfg?.krsi_tgid, SELF);
+    e.release();
+    assert.equal(maps.cfg?.krsi_tgid, 0, 'a stopped krsi\'s pid is exempt no more');
+    assert.equal(maps.cfg?.mprotect_limit, 50);
   }));
 });
