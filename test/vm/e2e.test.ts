@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,8 +58,10 @@ interface Results {
   exit2: number | null;
   stderr1: string;
   stderr2: string;
+  cli?: { add: Cli; execCopy: string; execOrig: number | null; list: Cli; rm: Cli; execAfterRm: number | null };
   error?: string;
 }
+interface Cli { code: number | null; out: string; err: string }
 
 // ---------------------------------------------------------------- guest side
 async function guest(results: string): Promise<void> {
@@ -171,6 +173,23 @@ async function guest(results: string): Promise<void> {
     k2.p.kill('SIGTERM');
     r.exit2 = await k2.exit;
     r.stderr2 = k2.err();
+
+    step('krsi verdicts add / list / rm against the pinned maps (krsi run stopped)');
+    const copy = join(D, 'true-copy');
+    copyFileSync('/bin/true', copy);
+    chmodSync(copy, 0o755);
+    const cli = (...a: string[]): Cli => {
+      const c = spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...a, '--state', state], { encoding: 'utf8' });
+      return { code: c.status, out: c.stdout, err: c.stderr.slice(-2000) };
+    };
+    const add = cli('add', '--op', 'exec', '--inode', copy, '--ttl', '5m', '--rule', 'e2e-cli');
+    const tryExec = (f: string) => spawnSync(f, [], { encoding: 'utf8' });
+    const denied = tryExec(copy);
+    const execCopy = denied.error ? String((denied.error as NodeJS.ErrnoException).code) : `status ${denied.status}`;
+    const execOrig = tryExec('/bin/true').status;
+    const list = cli('list', '--format', 'json');
+    const rm = cli('rm', add.out.trim());
+    r.cli = { add, execCopy, execOrig, list, rm, execAfterRm: tryExec(copy).status };
     step('done');
   } catch (e) {
     r.error = (e as Error).stack ?? String(e);
@@ -236,6 +255,22 @@ if (process.env.KRSI_E2E_GUEST) {
         assert.equal(r.denied2?.verdict, `e2e-quarantine-marker:quarantine:pid:${r.victim}`);
         assert.equal(r.exit2, 0);
       });
+      await t.test('krsi verdicts add denies exec of one inode (not an identical binary), list shows store and map, rm lifts it', () => {
+        const c = r.cli!;
+        assert.equal(c.add.code, 0, c.add.err);
+        assert.match(c.add.out, /^e2e-cli:exec:inode:\d+:\d+\n$/);
+        assert.equal(c.execCopy, 'EPERM');
+        assert.equal(c.execOrig, 0);
+        assert.equal(c.list.code, 0, c.list.err);
+        const lines = c.list.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        assert.ok(lines.some((l) => l.kind === 'verdict' && l.id === c.add.out.trim()), c.list.out);
+        assert.ok(lines.some((l) => l.kind === 'map_entry' && l.map === 'deny_inode'), c.list.out);
+        assert.ok(lines.some((l) => l.kind === 'map_entry' && l.map === 'deny_tgid' && (l.key as { tgid: number }).tgid === r.victim), c.list.out);
+        assert.equal(c.rm.code, 0, c.rm.err);
+        assert.equal(c.execAfterRm, 0);
+      });
+      const applied = r.stderr1.split('\n').find((l) => l.includes('"verdict applied"'));
+      if (applied) t.diagnostic(`live verdict -> map entry: ${applied}`);
       await t.test('the recorded log has the kernel\'s denied event', async () => {
         const { readEvents } = await import('../../engine/eventlog/index.ts');
         const denied: unknown[] = [];
