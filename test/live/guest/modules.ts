@@ -13,6 +13,7 @@ live.events$.subscribe((e) => {
 let insmod = { status: -1 as number | null, stderr: '' };
 let victim: { dev: number; ino: number } | undefined;
 let rmPid = 0;
+let selfPid = 0;
 try {
   // the snapshot at start comes first
   for (let i = 0; i < 50 && !seen.some((e) => e.type === 'module_list'); i++) await new Promise((r) => setTimeout(r, 100));
@@ -27,13 +28,21 @@ try {
   const rm = spawnSync('rm', ['/tmp/krsi-victim']);
   rmPid = rm.pid ?? 0;
   for (let i = 0; i < 50 && !seen.some((e) => e.type === 'unlink' && e.pid === rmPid); i++) await new Promise((r) => setTimeout(r, 100));
+  // a copy of the helper deleting its own executable, on the guest's overlayfs
+  if (process.env.KRSI_HELPER) {
+    const sd = spawnSync(process.env.KRSI_HELPER, ['selfdel', '/tmp'], { encoding: 'utf8' });
+    selfPid = sd.pid ?? 0;
+    for (let i = 0; i < 50 && !seen.some((e) => e.type === 'unlink' && e.pid === selfPid); i++) await new Promise((r) => setTimeout(r, 100));
+  }
 } finally {
   await live.stop();
 }
 const loads = seen.filter((e) => e.type === 'module_load').map((e) => (e as { name: string }).name);
 const lists = seen.filter((e) => e.type === 'module_list').map((e) => (e as { modules: string[] }).modules);
 const unlink = seen.find((e) => e.type === 'unlink' && e.pid === rmPid) as { target?: unknown } | undefined;
+const selfUnlink = seen.find((e) => e.type === 'unlink' && e.pid === selfPid) as { target?: unknown; exe: unknown } | undefined;
 process.stdout.write(JSON.stringify({
   unavailable: live.unavailable, insmod, loads, lists: lists.map((m) => m.includes('dummy')), lost: live.lost(),
   victim: victim && { dev: victim.dev, ino: victim.ino, nlink: 1 }, unlinkTarget: unlink?.target,
+  selfDelete: selfUnlink && { target: selfUnlink.target, exe: selfUnlink.exe },
 }) + '\n');
