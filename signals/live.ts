@@ -3,7 +3,7 @@
 // module_list signal and reports lost events (the BPF-side counters) periodically. stop() detaches all.
 import { readFileSync } from 'node:fs';
 import { Observable, Subject, Subscription, concatMap } from 'rxjs';
-import { BpfObject, RingBuffer, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
+import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../engine/log.ts';
 import type { KrsiEvent } from './events.ts';
@@ -20,6 +20,14 @@ const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
   krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load',
+};
+
+/** what an unavailable signal means for the events */
+const MEANING: Record<string, string> = {
+  unlink_target: 'unlink events carry a target only when the caller deletes its own executable',
+  module_load: 'no module_load events',
+  module_list: 'no module_list events',
+  pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
 };
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
@@ -169,7 +177,9 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     for (const prog of obj.programs()) {
       if (prog === 'krsi_module_load' && noModules) continue;
       try {
-        obj.attach(prog);
+        // an optional program's attach failure is reported once below, without libbpf's own lines
+        if (OPTIONAL_PROGS[prog]) quietly(() => obj.attach(prog));
+        else obj.attach(prog);
       } catch (e) {
         const signal = OPTIONAL_PROGS[prog];
         if (!signal) throw e;
@@ -178,7 +188,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     }
     const noList = moduleListUnavailable();
     if (noList) unavailable.module_list = noList;
-    for (const [s, why] of Object.entries(unavailable)) log.warn({ signal: s }, `signal ${s} unavailable: ${why}`);
+    for (const [s, why] of Object.entries(unavailable)) log.warn({ signal: s }, `signal ${s} unavailable${MEANING[s] ? ` (${MEANING[s]})` : ''}: ${why}`);
 
     ring = new RingBuffer((data) => {
       records++;
