@@ -2,6 +2,7 @@
 // enforcement maps' keys and values, the denied-event decoder, dev conversion, and where each map is pinned.
 // Should match: bpf/krsi.h (enforcement section) and bpf/enforce.bpf.c (maps); checked against the
 // object's BTF by test/bpf/layout.test.ts (LAYOUTS) and in the VM by test/vm/enforce.test.ts.
+import { readFileSync, realpathSync, statSync, statfsSync } from 'node:fs';
 import type { DeniedEvent } from '../signals/events.ts';
 import type { VerdictOp } from '../engine/types.ts';
 
@@ -65,6 +66,36 @@ export function devFromKernel(kdev: number): number {
   const major = BigInt(kdev >>> 20);
   const minor = BigInt(kdev & 0xfffff);
   return Number((minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n));
+}
+
+const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
+
+function unescapeMount(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The {dev, ino} (user-space st_dev encoding) under which the LSM hooks see the file at `path`, for
+ * keys built from a path rather than from an event. Usually stat()'s; on overlayfs stat() reports the
+ * underlying layer's (pseudo) device while the hooks see the overlay superblock's, so the device comes
+ * from the overlay mount in /proc/self/mountinfo (the inode number is the same in both views).
+ */
+export function kernelFileId(path: string): { dev: number; ino: number } {
+  const st = statSync(path);
+  if (statfsSync(path).type !== OVERLAYFS_SUPER_MAGIC) return { dev: st.dev, ino: st.ino };
+  const real = realpathSync(path);
+  let best: { point: string; dev: number } | undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (sep < 0 || f[sep + 1] !== 'overlay') continue;
+    const point = unescapeMount(f[4]);
+    if (!(real === point || real.startsWith(point === '/' ? '/' : `${point}/`))) continue;
+    if (best && best.point.length > point.length) continue;
+    const [major, minor] = f[2].split(':').map(Number);
+    best = { point, dev: devFromKernel(((major << 20) | minor) >>> 0) };
+  }
+  return { dev: best?.dev ?? st.dev, ino: st.ino };
 }
 
 // ---- keys and values ----

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import {
   LAYOUTS, MAP_PINS, devToKernel, devFromKernel, encodeInodeKey, decodeInodeKey, encodeVerdict, decodeVerdict,
-  encodeConfig, decodeConfig, decodeDenied, encodeTgidKey,
+  encodeConfig, decodeConfig, decodeDenied, encodeTgidKey, kernelFileId,
 } from '../../enforcers/maps.ts';
 
 test('dev conversion: st_dev <-> MAJOR<<20|MINOR, both ways', () => {
@@ -91,4 +91,11 @@ test('denied events decode to DeniedEvent with op, reason, key and rule', () => 
   other.writeUInt32LE(1, 8);
   assert.equal(decodeDenied(other), undefined);
   assert.equal(decodeDenied(Buffer.alloc(10)), undefined);
+});
+
+test('kernelFileId: stat()\'s {dev, ino} off overlayfs', () => {
+  const st = statSync(process.execPath);
+  const id = kernelFileId(process.execPath);
+  if (id.dev === st.dev) assert.deepEqual(id, { dev: st.dev, ino: st.ino });
+  else assert.equal(id.ino, st.ino); // this host's / is an overlay: the overlay mount's device
 });

@@ -56,6 +56,12 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(events((e) => e.pid === r.exec.other.pid).length, 0);
   });
 
+  test("overlayfs: a key from kernelFileId() denies the file; stat()'s (the layer's pseudo device) would not match", () => {
+    assert.equal(r.overlay.kernelId.out, `errno=${EPERM}`);
+    assert.equal(r.overlay.statId.code, 0, r.overlay.statId.out);
+    assert.notEqual(r.overlay.statDev, r.overlay.kernelDev);
+  });
+
   test('monitor mode (config.enforce 0): the denied binary runs and the denial is recorded as not enforced', () => {
     assert.equal(r.monitor.denied.code, 0, r.monitor.denied.out);
     const ev = events((e) => e.pid === r.monitor.denied.pid);

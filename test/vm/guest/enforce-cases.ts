@@ -9,7 +9,7 @@ import { loadEnforcement, unloadEnforcement, enforcementLoaded } from '../../../
 import { existsSync } from 'node:fs';
 import { ENFORCE_PIN_DIR } from '../../../enforcers/maps.ts';
 import {
-  KRSI_OP, decodeDenyCounts, encodeInodeKey, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
+  KRSI_OP, decodeDenyCounts, encodeInodeKey, kernelFileId, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
 } from '../../../enforcers/maps.ts';
 import { bootTimeNs } from '../../../enforcers/store.ts';
 
@@ -85,6 +85,23 @@ let countsBeforeUnload = new Map<number, bigint>();
 // ---- exec: a deny-listed binary fails with EPERM, an identical copy at another inode runs ----
 h.maps.deny_inode.update(fileKey(`${D}/denied-true`), verdict(KRSI_OP.EXEC, 11));
 obs.exec = { denied: run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]), other: run(`${D}/vmhelper`, ['exec', `${D}/other-true`]) };
+
+// ---- overlayfs (the guest's /): a key from kernelFileId() matches what the hook sees; stat()'s does not ----
+{
+  for (const n of ['ovl-true', 'ovl-stat-true']) {
+    copyFileSync('/bin/true', `/root/${n}`);
+    chmodSync(`/root/${n}`, 0o755);
+  }
+  const st = statSync('/root/ovl-stat-true');
+  h.maps.deny_inode.update(encodeInodeKey(kernelFileId('/root/ovl-true')), verdict(KRSI_OP.EXEC, 21));
+  h.maps.deny_inode.update(encodeInodeKey({ dev: st.dev, ino: st.ino }), verdict(KRSI_OP.EXEC, 21));
+  obs.overlay = {
+    kernelId: run(`${D}/vmhelper`, ['exec', '/root/ovl-true']),
+    statId: run(`${D}/vmhelper`, ['exec', '/root/ovl-stat-true']),
+    statDev: st.dev,
+    kernelDev: kernelFileId('/root/ovl-stat-true').dev,
+  };
+}
 
 // ---- monitor mode: the same denial is only recorded ----
 h.setConfig({ enforce: 0 });
