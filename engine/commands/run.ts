@@ -11,6 +11,7 @@ import { LogWriter } from '../eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
 import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
+import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
 
 /** keeps only the rules named in ids (as replay --rule does) */
@@ -93,9 +94,12 @@ async function openEnforcement(rules: CompiledRuleSet, mode: Mode | undefined, s
 }
 // ---- end ENFORCEMENT ----
 
+const HEARTBEAT_MS = 500;
+const HEARTBEAT_LAG_NS = 1e9;
+
 /** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
 export async function runLive(
-  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession },
+  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number },
   emit: (out: Output) => void,
   onBatch?: () => void,
 ): Promise<SummaryOut & { lost: number }> {
@@ -140,9 +144,22 @@ export async function runLive(
   };
   const sub = live.batches$.subscribe(onEvents);
   o.enforce?.onDenied((ev) => onEvents([ev]));
+  // live heartbeat: event time also follows CLOCK_BOOTTIME (the events' clock), so an absence fires
+  // when its window has passed even if no later event comes; it lags the clock by HEARTBEAT_LAG_NS so
+  // that events still in the ring are not overtaken
+  const beat = setInterval(() => {
+    try {
+      engine.advance((o.clock ?? bootNs)() - HEARTBEAT_LAG_NS, count);
+      onBatch?.();
+    } catch (e) {
+      fail(e);
+    }
+  }, HEARTBEAT_MS);
+  beat.unref();
   try {
     await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
   } finally {
+    clearInterval(beat);
     await live.stop();
     await o.enforce?.close(); // H8: programs and maps stay pinned, verdicts stay in the store
     sub.unsubscribe();
