@@ -44,11 +44,11 @@ function subjectText(s: Subject): string {
   }
 }
 
-function entryText(e: Entry): string {
+function entryText(e: Entry, ruleName: (id: number) => string | undefined): string {
   const k = e.key.map === 'deny_tgid' ? `tgid ${e.key.tgid}` : `${e.key.dev}:${e.key.ino}`;
   const boot = bootTimeNs();
   const exp = e.value.expires === 0 ? 'never' : fmtNs(e.value.expires - boot);
-  return `  ${e.key.map.padEnd(12)} ${k.padEnd(24)} ops ${e.value.ops} expires ${exp} rule_id ${e.value.rule_id}`;
+  return `  ${e.key.map.padEnd(12)} ${k.padEnd(24)} ops ${e.value.ops} expires ${exp} rule_id ${e.value.rule_id}${e.value.rule_id ? ` (${ruleName(e.value.rule_id) ?? '?'})` : ''}`;
 }
 
 /** the pinned maps (config left alone), when enforcement is loaded */
@@ -116,29 +116,32 @@ export function register(program: Command): void {
     .addHelpText('after', HELP_MAPS)
     .action(async (o: { state?: string; format: 'text' | 'json' }) => {
       const store = VerdictStore.open(stateDir(o.state));
-      const list = store.list();
-      await store.close();
-      const json = o.format === 'json';
-      if (!json) process.stdout.write(`verdicts in ${store.path}: ${list.length}\n`);
-      printStored(list, json);
-      let dump: { entries: Entry[]; config?: KConfig } | undefined;
       try {
-        const w = pinnedWriter();
-        if (w) { dump = w.dump(); w.close(); }
-      } catch (e) {
-        if (!json) process.stdout.write(`maps: cannot read ${ENFORCE_PIN_DIR}: ${(e as Error).message}\n`);
-        return;
+        const list = store.list();
+        const json = o.format === 'json';
+        if (!json) process.stdout.write(`verdicts in ${store.path}: ${list.length}\n`);
+        printStored(list, json);
+        let dump: { entries: Entry[]; config?: KConfig } | undefined;
+        try {
+          const w = pinnedWriter();
+          if (w) { dump = w.dump(); w.close(); }
+        } catch (e) {
+          if (!json) process.stdout.write(`maps: cannot read ${ENFORCE_PIN_DIR}: ${(e as Error).message}\n`);
+          return;
+        }
+        if (json) {
+          for (const e of dump?.entries ?? []) process.stdout.write(JSON.stringify({ kind: 'map_entry', map: e.key.map, key: e.key, value: e.value }) + '\n');
+          if (dump?.config) process.stdout.write(JSON.stringify({ kind: 'config', ...dump.config }) + '\n');
+          return;
+        }
+        if (!dump) { process.stdout.write(`maps: enforcement not loaded (nothing pinned under ${ENFORCE_PIN_DIR})\n`); return; }
+        const c = dump.config;
+        process.stdout.write(`maps (${ENFORCE_PIN_DIR}): ${dump.entries.length} entries` +
+          (c ? `; config krsi_tgid ${c.krsi_tgid} mprotect_limit ${c.mprotect_limit} module_mode ${c.module_mode} enforce ${c.enforce}` : '') + '\n');
+        for (const e of dump.entries) process.stdout.write(entryText(e, (id) => store.ruleName(id)) + '\n');
+      } finally {
+        await store.close();
       }
-      if (json) {
-        for (const e of dump?.entries ?? []) process.stdout.write(JSON.stringify({ kind: 'map_entry', map: e.key.map, key: e.key, value: e.value }) + '\n');
-        if (dump?.config) process.stdout.write(JSON.stringify({ kind: 'config', ...dump.config }) + '\n');
-        return;
-      }
-      if (!dump) { process.stdout.write(`maps: enforcement not loaded (nothing pinned under ${ENFORCE_PIN_DIR})\n`); return; }
-      const c = dump.config;
-      process.stdout.write(`maps (${ENFORCE_PIN_DIR}): ${dump.entries.length} entries` +
-        (c ? `; config krsi_tgid ${c.krsi_tgid} mprotect_limit ${c.mprotect_limit} module_mode ${c.module_mode} enforce ${c.enforce}` : '') + '\n');
-      for (const e of dump.entries) process.stdout.write(entryText(e) + '\n');
     });
 
   cmd
