@@ -94,6 +94,7 @@ async function guest(helperSrc: string): Promise<void> {
     into.mprotect.push(helper(['bmprot', String(MPROTECTS)]));
   };
 
+  measure({ exec: [], mprotect: [] }); // warm-up (page cache, first execs), discarded
   for (let round = 0; round < ROUNDS; round++) {
     measure(lat.base);
     const h = await loadEnforcement({ selfPid: process.pid, reload: true, config: { enforce: 1, mprotect_limit: 0xffffffff, module_mode: 0 } });

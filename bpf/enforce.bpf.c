@@ -183,13 +183,15 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 SEC("lsm/bprm_check_security")
 int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
 {
-	struct krsi_config *c = cfg();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_config *c;
+	__u32 tgid;
 	struct krsi_inode_key k;
 	struct krsi_verdict *v;
 
 	if (ret)
 		return ret;   /* an earlier LSM already refused */
+	c = cfg();
+	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied */
 	inode_key(bprm->file, &k);
@@ -206,13 +208,15 @@ int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
 SEC("lsm/file_mprotect")
 int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
 {
-	struct krsi_config *c = cfg();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_config *c;
+	__u32 tgid;
 	struct krsi_verdict *v;
 	__u64 count = 0;
 
 	if (ret)
 		return ret;   /* an earlier LSM already refused */
+	c = cfg();
+	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied (nor counted) */
 	if (c && c->mprotect_limit) {
