@@ -643,12 +643,25 @@ export interface RingBufferOptions {
   budget?: number;
   /** at most about this many milliseconds per event-loop turn (default 2; checked every 256 records) */
   sliceMs?: number;
+  /** onRecord is a RecordViewHandler: (ring, offset, length, source), no Buffer made per record */
+  view?: boolean;
 }
+
+/** a record as its own Buffer (a view into the ring made per record) */
+export type RecordHandler = (data: Buffer, source: number) => void;
+/**
+ * a record in place: its bytes are data[offset, offset + length), data being the ring's whole data area
+ * (the same Buffer for every record of a ring; records that wrap are contiguous through the second
+ * mapping). Nothing is allocated per record; read what you keep before returning.
+ */
+export type RecordViewHandler = (data: Buffer, offset: number, length: number, source: number) => void;
 
 /**
  * Drains BPF ring buffer maps from the Node event loop: the map's consumer/producer pages and data area
  * are mmapped and records parsed in JS (no FFI call per record); readiness comes from a libuv poll on
  * the map fd. onRecord gets a view into the ring: copy what you keep, it is reused once onRecord returns.
+ * With { view: true } onRecord is a RecordViewHandler and gets the ring, an offset and a length instead
+ * of a Buffer per record (the hot path of signals/live.ts).
  */
 export class RingBuffer {
   private readonly rings: Ring[] = [];
@@ -662,9 +675,18 @@ export class RingBuffer {
   private stopped = false;
   private depth = 0;
 
-  constructor(private readonly onRecord: (data: Buffer, source: number) => void, o: RingBufferOptions = {}) {
+  private readonly onView: RecordViewHandler;
+
+  constructor(onRecord: RecordViewHandler, o: RingBufferOptions & { view: true });
+  constructor(onRecord: RecordHandler, o?: RingBufferOptions & { view?: false });
+  constructor(onRecord: RecordHandler | RecordViewHandler, o: RingBufferOptions = {}) {
     this.budget = o.budget ?? 65536;
     this.sliceMs = o.sliceMs ?? 2;
+    if (o.view) this.onView = onRecord as RecordViewHandler;
+    else {
+      const h = onRecord as RecordHandler;
+      this.onView = (data, offset, length, source) => h(data.subarray(offset, offset + length), source);
+    }
   }
 
   /** add a ring buffer map; source is its index in add order */
@@ -750,7 +772,7 @@ export class RingBuffer {
           const size = len & ~(RB_BUSY | RB_DISCARD);
           cons += (size + RB_HDR + 7) & ~7;
           if (!(len & RB_DISCARD)) {
-            this.onRecord(buf.subarray(off + RB_HDR, off + RB_HDR + size), r.source);
+            this.onView(buf, off + RB_HDR, size, r.source);
             done++;
             // stop() was called from onRecord
             if (this.stopped) break outer;

@@ -250,6 +250,40 @@ describe('libbpf binding', { skip }, () => {
     await rest.stop();
   });
 
+  test('view mode: records in place in the ring (same bytes as the Buffer per record), wrapping included', async () => {
+    // enough rounds that records wrap around the end of the ring at least once
+    const ringBytes = obj!.map('events').maxEntries;
+    const want = Math.ceil((2 * ringBytes) / 64 / BURST);
+    const viaBuffer: Rec[] = [];
+    const viaView: Rec[] = [];
+    let ring: Buffer | undefined;
+    for (let done = 0; done < want; done += 100) {
+      fill(100);
+      const rb = new RingBuffer((d) => viaBuffer.push(parse(d)));
+      rb.add(obj!.map('events'));
+      rb.drainAll();
+      await rb.stop();
+      fill(100);
+      const rv = new RingBuffer((data, offset, length, source) => {
+        assert.equal(source, 0);
+        assert.ok(length >= 20 && offset + length <= data.length);
+        ring ??= data;
+        viaView.push(parse(data.subarray(offset, offset + length)));
+      }, { view: true });
+      rv.add(obj!.map('events'));
+      rv.drainAll();
+      await rv.stop();
+    }
+    assert.ok(ring, 'view records delivered');
+    assert.equal(viaView.length, viaBuffer.length);
+    assert.equal(viaView.length, Math.ceil(want / 100) * 100 * BURST);
+    for (const [n, r] of viaView.entries()) {
+      assert.equal(r.magic, MAGIC);
+      assert.equal(r.tgid, process.pid);
+      assert.equal(r.i, n % BURST);
+    }
+  });
+
   test('a throwing onRecord is counted and the drain carries on', { timeout: 20000 }, async () => {
     fill(2);
     let seen = 0;
