@@ -2,7 +2,7 @@
 // LAYOUTS mirrors the C structs; test/bpf/layout.test.ts compares it with the BTF of the compiled objects.
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
-import type { DeniedEvent, ExecEvent, KrsiEvent } from './events.ts';
+import type { DeniedEvent, ExecEvent, KrsiEvent, UnlinkEvent } from './events.ts';
 
 export interface StructLayout {
   size: number;
@@ -62,14 +62,22 @@ export function exitCodeFromStatus(status: number): number {
 const OPS: Record<number, string> = { 1: 'exec', 2: 'mprotect_exec', 4: 'module_load', 7: 'quarantine' };
 const REASONS: Record<number, string> = { 1: 'inode', 2: 'tgid', 3: 'mprotect_limit', 4: 'module_allow', 5: 'module_deny' };
 
-/** a u64 as a number (exact below 2^53: timestamps, inode numbers, cgroup ids, addresses) */
-function u64(b: Buffer, off: number): number {
-  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 4294967296;
-}
+// record sizes, looked up once (LAYOUTS is the one source)
+const HDR_SIZE = LAYOUTS.krsi_hdr.size;
+const EXEC_SIZE = LAYOUTS.krsi_exec_event.size;
+const FORK_SIZE = LAYOUTS.krsi_fork_event.size;
+const EXIT_SIZE = LAYOUTS.krsi_exit_event.size;
+const UNLINK_SIZE = LAYOUTS.krsi_unlink_event.size;
+const MPROTECT_SIZE = LAYOUTS.krsi_mprotect_event.size;
+const MODULE_SIZE = LAYOUTS.krsi_module_event.size;
+const DENIED_SIZE = LAYOUTS.krsi_denied_event.size;
 
+/** a NUL-terminated string of at most len bytes at b[off] (scans only those bytes) */
 function cstr(b: Buffer, off: number, len: number): string {
-  const end = b.indexOf(0, off);
-  return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+  const lim = off + len;
+  let end = off;
+  while (end < lim && b[end] !== 0) end++;
+  return end === off ? '' : b.toString('utf8', off, end);
 }
 
 /** the exe path walk is written leaf first ("true/bin/usr"); a trailing ".." marks a path that did not reach the root */
@@ -114,13 +122,28 @@ export class Decoder {
     if (this.paths.size > this.maxPids) this.paths.delete(this.paths.keys().next().value as number);
   }
 
-  private comm(b: Buffer, pid: number): string {
-    const w0 = b.readUInt32LE(56), w1 = b.readUInt32LE(60), w2 = b.readUInt32LE(64), w3 = b.readUInt32LE(68);
+  /** a DataView over the Buffer last decoded from (a ring's data area: made once per ring) */
+  private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private dvOf: Buffer | undefined;
+
+  private view(b: Buffer): DataView {
+    if (b !== this.dvOf) {
+      this.dvOf = b;
+      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    return this.dv;
+  }
+
+  private comm(b: Buffer, v: DataView, o: number, pid: number): string {
+    const w0 = v.getUint32(o, true), w1 = v.getUint32(o + 4, true), w2 = v.getUint32(o + 8, true), w3 = v.getUint32(o + 12, true);
     const c = this.comms.get(pid);
     if (c && c.w[0] === w0 && c.w[1] === w1 && c.w[2] === w2 && c.w[3] === w3) return c.s;
-    const s = cstr(b, 56, 16);
+    const s = cstr(b, o, 16);
     if (!c && this.comms.size >= this.maxPids) this.comms.delete(this.comms.keys().next().value as number);
-    this.comms.set(pid, { w: [w0, w1, w2, w3], s });
+    if (c) {
+      c.w[0] = w0, c.w[1] = w1, c.w[2] = w2, c.w[3] = w3;
+      c.s = s;
+    } else this.comms.set(pid, { w: [w0, w1, w2, w3], s });
     return s;
   }
 
@@ -139,118 +162,119 @@ export class Decoder {
     return path;
   }
 
-  private short(b: Buffer, struct: string): boolean {
-    if (b.length >= LAYOUTS[struct].size) return false;
-    this.bad++;
-    return true;
+  /** decode a record that is a whole Buffer */
+  decode(b: Buffer): KrsiEvent | undefined {
+    return this.decodeAt(b, 0, b.length);
   }
 
-  decode(b: Buffer): KrsiEvent | undefined {
-    if (b.length < LAYOUTS.krsi_hdr.size) {
+  /**
+   * decode the record at b[o, o + len) in place (a ring buffer's data area: RingBuffer { view: true }):
+   * fields are read through one DataView per Buffer, nothing is allocated but the event and its strings
+   */
+  decodeAt(b: Buffer, o: number, len: number): KrsiEvent | undefined {
+    if (len < HDR_SIZE) {
       this.bad++;
       return undefined;
     }
-    const kind = b.readUInt32LE(8);
-    const pid = b.readUInt32LE(12);
-    const base = {
-      ts: u64(b, 0),
-      pid,
-      ppid: b.readUInt32LE(20),
-      uid: b.readUInt32LE(24),
-      comm: this.comm(b, pid),
-      exe: { dev: devFromKernel(b.readUInt32LE(48)), ino: u64(b, 40), path: '' },
-      tid: b.readUInt32LE(16),
-      cgroup: u64(b, 32),
-    };
+    const v = this.view(b);
+    const kind = v.getUint32(o + 8, true);
+    const min =
+      kind === EV.mprotect ? MPROTECT_SIZE : kind === EV.exec ? EXEC_SIZE : kind === EV.fork ? FORK_SIZE : kind === EV.exit ? EXIT_SIZE
+        : kind === EV.unlink ? UNLINK_SIZE : kind === EV.module_load ? MODULE_SIZE : kind === EV.denied ? DENIED_SIZE : -1;
+    // too short, or an unknown kind
+    if (len < min || min < 0) {
+      this.bad++;
+      return undefined;
+    }
+    const pid = v.getUint32(o + 12, true);
+    // the exit of a group already reported (checked before anything is decoded)
+    if (kind === EV.exit && this.exited.has(pid)) return undefined;
+    // the header, in the key order events always had ({...base, type, ...})
+    const ts = v.getUint32(o, true) + v.getUint32(o + 4, true) * 4294967296;
+    const ppid = v.getUint32(o + 20, true);
+    const uid = v.getUint32(o + 24, true);
+    const comm = this.comm(b, v, o + 56, pid);
+    const exe = { dev: devFromKernel(v.getUint32(o + 48, true)), ino: v.getUint32(o + 40, true) + v.getUint32(o + 44, true) * 4294967296, path: '' };
+    const tid = v.getUint32(o + 16, true);
+    const cgroup = v.getUint32(o + 32, true) + v.getUint32(o + 36, true) * 4294967296;
     switch (kind) {
+      case EV.mprotect: {
+        exe.path = this.exePath(pid);
+        // the hot path (storms): one literal
+        return {
+          ts, type: 'mprotect', pid, ppid, uid, comm, exe, tid, cgroup,
+          start: v.getUint32(o + 72, true) + v.getUint32(o + 76, true) * 4294967296,
+          len: v.getUint32(o + 80, true) + v.getUint32(o + 84, true) * 4294967296,
+          prot: v.getUint32(o + 88, true),
+        };
+      }
       case EV.exec: {
-        if (this.short(b, 'krsi_exec_event')) return undefined;
-        base.exe.path = pathFromWalk(cstr(b, 72, 256));
-        this.remember(pid, base.exe.path);
+        exe.path = pathFromWalk(cstr(b, o + 72, 256));
+        this.remember(pid, exe.path);
         this.exited.delete(pid);
-        const argvLen = Math.min(b.readUInt32LE(584), KRSI_ARGV_LEN);
-        const argv = argvLen ? b.toString('utf8', 592, 592 + argvLen).split('\0') : [];
+        const argvLen = Math.min(v.getUint32(o + 584, true), KRSI_ARGV_LEN);
+        const argv = argvLen ? b.toString('utf8', o + 592, o + 592 + argvLen).split('\0') : [];
         if (argv.length && argv[argv.length - 1] === '') argv.pop();
-        const ev: ExecEvent = { ...base, type: 'exec', filename: cstr(b, 328, 256), argv };
-        const n = Math.min(b.readUInt32LE(588), KRSI_ENV_WATCH);
+        const ev: ExecEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'exec', filename: cstr(b, o + 328, 256), argv };
+        const n = Math.min(v.getUint32(o + 588, true), KRSI_ENV_WATCH);
         if (n > 0) {
           ev.env = {};
           for (let i = 0; i < n; i++) {
-            const o = 1104 + i * 224;
-            const name = cstr(b, o, KRSI_ENV_NAME_LEN);
+            const e = o + 1104 + i * 224;
+            const name = cstr(b, e, KRSI_ENV_NAME_LEN);
             // the first of duplicates wins, as getenv(3) finds it
-            if (!(name in ev.env)) ev.env[name] = cstr(b, o + 32, KRSI_ENV_VAL_LEN);
+            if (!(name in ev.env)) ev.env[name] = cstr(b, e + 32, KRSI_ENV_VAL_LEN);
           }
         }
         return ev;
       }
       case EV.fork: {
-        if (this.short(b, 'krsi_fork_event')) return undefined;
-        base.exe.path = this.exePath(pid);
-        const child = b.readUInt32LE(72);
-        this.remember(child, base.exe.path);
+        exe.path = this.exePath(pid);
+        const child = v.getUint32(o + 72, true);
+        this.remember(child, exe.path);
         this.exited.delete(child);
-        return { ...base, type: 'fork', child_pid: child };
+        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'fork', child_pid: child };
       }
       case EV.exit: {
-        if (this.short(b, 'krsi_exit_event')) return undefined;
-        if (this.exited.has(pid)) return undefined;
         if (this.exited.size >= this.maxPids) this.exited.clear();
         this.exited.add(pid);
-        base.exe.path = this.paths.get(pid) ?? this.exePath(pid);
+        exe.path = this.paths.get(pid) ?? this.exePath(pid);
         this.paths.delete(pid);
         this.comms.delete(pid);
-        return { ...base, type: 'exit', code: exitCodeFromStatus(b.readInt32LE(72)) };
+        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'exit', code: exitCodeFromStatus(v.getInt32(o + 72, true)) };
       }
       case EV.unlink: {
-        if (this.short(b, 'krsi_unlink_event')) return undefined;
-        base.exe.path = this.exePath(pid);
-        const ino = u64(b, 72);
-        const ret = b.readInt32LE(88);
-        return {
-          ...base,
-          type: 'unlink',
-          path: cstr(b, 96, 256),
-          ...(ino ? { target: { dev: devFromKernel(b.readUInt32LE(80)), ino, nlink: b.readUInt32LE(84) } } : {}),
-          ...(ret ? { ret } : {}),
-        };
-      }
-      case EV.mprotect: {
-        if (this.short(b, 'krsi_mprotect_event')) return undefined;
-        base.exe.path = this.exePath(pid);
-        // the hot path (storms): one literal, no spread
-        return {
-          ts: base.ts, type: 'mprotect', pid, ppid: base.ppid, uid: base.uid, comm: base.comm, exe: base.exe,
-          tid: base.tid, cgroup: base.cgroup, start: u64(b, 72), len: u64(b, 80), prot: b.readUInt32LE(88),
-        };
+        exe.path = this.exePath(pid);
+        const ino = v.getUint32(o + 72, true) + v.getUint32(o + 76, true) * 4294967296;
+        const ret = v.getInt32(o + 88, true);
+        const ev: UnlinkEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'unlink', path: cstr(b, o + 96, 256) };
+        if (ino) ev.target = { dev: devFromKernel(v.getUint32(o + 80, true)), ino, nlink: v.getUint32(o + 84, true) };
+        if (ret) ev.ret = ret;
+        return ev;
       }
       case EV.module_load: {
-        if (this.short(b, 'krsi_module_event')) return undefined;
-        base.exe.path = this.exePath(pid);
-        return { ...base, type: 'module_load', name: cstr(b, 72, 56) };
+        exe.path = this.exePath(pid);
+        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + 72, 56) };
       }
-      case EV.denied: {
-        if (this.short(b, 'krsi_denied_event')) return undefined;
-        base.exe.path = this.exePath(pid);
-        const op = b.readUInt32LE(72);
-        const reason = b.readUInt32LE(76);
-        const ino = u64(b, 88);
+      default: {
+        // EV.denied
+        exe.path = this.exePath(pid);
+        const op = v.getUint32(o + 72, true);
+        const reason = v.getUint32(o + 76, true);
+        const ino = v.getUint32(o + 88, true) + v.getUint32(o + 92, true) * 4294967296;
         const key: Record<string, unknown> =
-          reason === 2 ? { pid } : reason === 3 ? { counter: 'mprotect' } : ino ? { dev: devFromKernel(b.readUInt32LE(96)), ino } : {};
+          reason === 2 ? { pid } : reason === 3 ? { counter: 'mprotect' } : ino ? { dev: devFromKernel(v.getUint32(o + 96, true)), ino } : {};
         const ev: DeniedEvent = {
-          ...base,
+          ts, pid, ppid, uid, comm, exe, tid, cgroup,
           type: 'denied',
           op: OPS[op] ?? `op${op}`,
           key,
           reason: REASONS[reason] ?? `reason${reason}`,
-          rule_id: b.readUInt32LE(80),
-          enforced: b.readUInt32LE(84) !== 0,
+          rule_id: v.getUint32(o + 80, true),
+          enforced: v.getUint32(o + 84, true) !== 0,
         };
         return ev;
       }
-      default:
-        this.bad++;
-        return undefined;
     }
   }
 }
@@ -260,4 +284,9 @@ const shared = new Decoder();
 /** decode one ring buffer record (a shared Decoder: exe paths remembered across calls) */
 export function decode(data: Buffer): KrsiEvent | undefined {
   return shared.decode(data);
+}
+
+/** decode the record at data[offset, offset + length) in place (the shared Decoder) */
+export function decodeAt(data: Buffer, offset: number, length: number): KrsiEvent | undefined {
+  return shared.decodeAt(data, offset, length);
 }

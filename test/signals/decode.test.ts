@@ -85,3 +85,37 @@ test('exit: reported once per process, again after the pid is reused by a fork',
   assert.equal(d.decode(exit)?.type, 'exit');
   assert.equal(d.bad, 0);
 });
+
+test('decodeAt: records in place in one larger Buffer (any offset) decode as their own Buffers do', () => {
+  const exec = record('krsi_exec_event', EV.exec, 4242);
+  exec.write('true/bin/usr', F('krsi_exec_event', 'exe_path'));
+  exec.write('/bin/true', F('krsi_exec_event', 'filename'));
+  exec.write('true\0', F('krsi_exec_event', 'argv'));
+  exec.writeUInt32LE(5, F('krsi_exec_event', 'argv_len'));
+  const m = record('krsi_mprotect_event', EV.mprotect, 4242);
+  m.writeBigUInt64LE(0x7f0000001000n, F('krsi_mprotect_event', 'start'));
+  m.writeUInt32LE(5, F('krsi_mprotect_event', 'prot'));
+  const u = record('krsi_unlink_event', EV.unlink, 4242);
+  u.write('/tmp/me', F('krsi_unlink_event', 'path'));
+  u.writeInt32LE(-2, F('krsi_unlink_event', 'ret'));
+  // a full-length comm (no NUL) followed by non-zero bytes: the string stops at 16 bytes
+  const f = record('krsi_fork_event', EV.fork, 4242);
+  f.write('abcdefghijklmnop', F('krsi_hdr', 'comm'));
+  f.writeUInt32LE(0xffffffff, F('krsi_fork_event', 'child_pid'));
+  const recs = [exec, m, u, f, m];
+  // 3 junk bytes first: offsets that are not 4-aligned
+  const ring = Buffer.concat([Buffer.from([1, 2, 3]), ...recs, Buffer.alloc(8, 0xff)]);
+  const a = new Decoder({ procExe: false });
+  const b = new Decoder({ procExe: false });
+  let o = 3;
+  for (const r of recs) {
+    assert.deepEqual(b.decodeAt(ring, o, r.length), a.decode(r));
+    o += r.length;
+  }
+  assert.equal(b.decodeAt(ring, 3 + exec.length, 4)?.comm, undefined);
+  assert.equal(b.decodeAt(ring, 3, LAYOUTS.krsi_exec_event.size - 1), undefined, 'the length given counts, not the Buffer');
+  assert.equal(b.bad, 2);
+  assert.equal(a.decode(f)?.comm, 'abcdefghijklmnop');
+  const ev = a.decode(u);
+  assert.deepEqual(Object.keys(ev!), ['ts', 'pid', 'ppid', 'uid', 'comm', 'exe', 'tid', 'cgroup', 'type', 'path', 'ret']);
+});
