@@ -55,9 +55,12 @@ export interface LiveSignals {
   lostByKind(): Record<string, number>;
   /** signals that cannot run on this kernel, with the reason */
   unavailable: Record<string, string>;
-  stats(): { records: number; events: number; bad: number; reordered: number };
+  /** errors: records whose handler threw while draining (optional: stub sources may omit it) */
+  stats(): { records: number; events: number; bad: number; reordered: number; errors?: number };
   stop(): Promise<void>;
 }
+
+const byTs = (a: KrsiEvent, b: KrsiEvent) => a.ts - b.ts;
 
 let moduleTpCache: string | undefined | null = null;
 
@@ -156,13 +159,24 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     const batch = pending;
     pending = [];
     if (!batch.length) return;
-    batch.sort((a, b) => a.ts - b.ts);
-    for (const e of batch) {
-      if (e.ts < lastTs) {
-        e.kts = e.ts;
-        e.ts = lastTs;
-        reordered++;
-      } else lastTs = e.ts;
+    // mostly in order already: one pass to check costs less than sort's comparator calls
+    let sorted = true;
+    for (let i = 1; i < batch.length; i++) {
+      if (batch[i].ts < batch[i - 1].ts) {
+        sorted = false;
+        break;
+      }
+    }
+    if (!sorted) batch.sort(byTs);
+    if (batch[0].ts >= lastTs) lastTs = batch[batch.length - 1].ts;
+    else {
+      for (const e of batch) {
+        if (e.ts < lastTs) {
+          e.kts = e.ts;
+          e.ts = lastTs;
+          reordered++;
+        } else lastTs = e.ts;
+      }
     }
     delivered += batch.length;
     batches.next(batch);
@@ -190,11 +204,12 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     if (noList) unavailable.module_list = noList;
     for (const [s, why] of Object.entries(unavailable)) log.warn({ signal: s }, `signal ${s} unavailable${MEANING[s] ? ` (${MEANING[s]})` : ''}: ${why}`);
 
-    ring = new RingBuffer((data) => {
+    // records are decoded in place in the ring (no Buffer per record)
+    ring = new RingBuffer((data, offset, length) => {
       records++;
-      const e = decoder.decode(data);
+      const e = decoder.decodeAt(data, offset, length);
       if (e) push(e);
-    });
+    }, { view: true });
     ring.add(obj.map('events'));
     ring.start();
 
@@ -226,7 +241,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       lost: () => Object.values(stopped ? finalLost : readLost(lostMap)).reduce((a, b) => a + b, 0),
       lostByKind: () => (stopped ? finalLost : readLost(lostMap)),
       unavailable,
-      stats: () => ({ records, events: delivered, bad: decoder.bad, reordered }),
+      stats: () => ({ records, events: delivered, bad: decoder.bad, reordered, errors: ring?.errors ?? 0 }),
       async stop() {
         if (stopped) return;
         stopped = true;
