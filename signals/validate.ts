@@ -163,6 +163,15 @@ export class LogValidator {
     this.lastTs = after?.ts ?? -1;
   }
 
+  /** the ordering state, to undo checks with reset() (a reader that re-reads lines after a failed batch) */
+  mark(): [number, number] {
+    return [this.lastTs, this.lastLine];
+  }
+
+  reset(m: [number, number]): void {
+    [this.lastTs, this.lastLine] = m;
+  }
+
   check(v: unknown, line: number): KrsiEvent {
     const at = { file: this.file, line };
     const ev = validateEvent(v, at);
