@@ -3,14 +3,18 @@
 import type { Command } from 'commander';
 import { LogWriter } from '../eventlog/index.ts';
 import type { LiveSignals, SignalsOptions } from '../../signals/live.ts';
-import { parseSeconds, startLive, untilStopped } from './run.ts';
+import { hashFailures, parseSeconds, startLive, untilStopped } from './run.ts';
+import { ExeHasher, withExeHashes, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
 
 /** records until stop resolves (default: SIGINT/SIGTERM or durationMs); returns events recorded and lost */
 export async function recordLive(
-  o: { log: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown> },
-): Promise<{ events: number; lost: number }> {
+  o: { log: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; /** H11: sha256 on exec events (default on) */ hashExe?: boolean },
+): Promise<{ events: number; lost: number; hash?: HashStats }> {
   const writer = LogWriter.open(o.log);
-  const live = o.live ?? (await startLive('record', o.signals ?? {}));
+  const raw = o.live ?? (await startLive('record', o.signals ?? {}));
+  // H11: the log carries sha256 on exec events, so replay can run any rule on it
+  const hasher = o.hashExe === false ? undefined : new ExeHasher();
+  const live = hasher ? withExeHashes(raw, hasher) : raw;
   let events = 0;
   let failure: unknown;
   const sub = live.batches$.subscribe((batch) => {
@@ -30,7 +34,7 @@ export async function recordLive(
     await writer.close();
   }
   if (failure) throw failure;
-  return { events, lost: live.lost() };
+  return { events, lost: live.lost(), hash: hasher?.stats() };
 }
 
 export function register(program: Command): void {
@@ -40,14 +44,17 @@ export function register(program: Command): void {
     .argument('<log>', 'lmdb log directory (created, or appended to)')
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m); default: until SIGINT/SIGTERM')
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
-    .addHelpText('after', '\nNeeds root and libbpf.so.1 (Debian: libbpf1); the first run builds the BPF programs with clang.\n')
-    .action(async (log: string, opts: { duration?: string; watchEnv?: string[] }) => {
+    .option('--no-hash-exe', 'do not add the sha256 of the executable to exec events') // H11
+    .addHelpText('after', '\nNeeds root and libbpf.so.1 (Debian: libbpf1); the first run builds the BPF programs with clang.\n' +
+      'Exec events carry the sha256 of the new executable (cached per file version; see krsi run --help), unless --no-hash-exe.\n')
+    .action(async (log: string, opts: { duration?: string; watchEnv?: string[]; hashExe: boolean }) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'record') : undefined;
       const live = await startLive('record', { watchEnv: opts.watchEnv });
       process.stderr.write(`krsi record: recording into ${log}${durationMs !== undefined ? ` for ${durationMs / 1000}s` : ''}; Ctrl-C stops\n`);
       try {
-        const r = await recordLive({ log, durationMs, live });
+        const r = await recordLive({ log, durationMs, live, hashExe: opts.hashExe });
         process.stderr.write(`krsi record: ${r.events} events recorded into ${log}${r.lost ? `; ${r.lost} events lost (ring buffer full)` : ''}\n`);
+        if (r.hash?.failed) process.stderr.write(`krsi record: ${r.hash.failed} exec events without sha256 (${hashFailures(r.hash)})\n`); // H11
       } catch (e) {
         process.stderr.write(`krsi record: ${e instanceof Error ? e.message : String(e)}\n`);
         process.exit(1);

@@ -13,6 +13,8 @@ import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
+import { ExeHasher, needsExeHash, withExeHashes, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
+import { KrsiMetrics, serveMetrics } from '../metrics.ts'; // H11: metrics
 
 /** keeps only the rules named in ids (as replay --rule does) */
 function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
@@ -76,6 +78,7 @@ interface CliOptions {
   duration?: string;
   watchEnv?: string[];
   state?: string;
+  metrics?: string;
 }
 
 // ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8: enforcers/index.ts) ----
@@ -94,21 +97,36 @@ async function openEnforcement(rules: CompiledRuleSet, mode: Mode | undefined, s
 }
 // ---- end ENFORCEMENT ----
 
+/** H11: "3 gone, 1 replaced" */
+export function hashFailures(h: HashStats): string {
+  return Object.entries(h.failures).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
 const HEARTBEAT_MS = 500;
 const HEARTBEAT_LAG_NS = 1e9;
 
 /** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
 export async function runLive(
-  o: { rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number },
+  o: {
+    rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number;
+    /** H11: sha256 on exec events (default: when a rule reads it, or when recording) */ hashExe?: boolean | ExeHasher;
+    /** H11: Prometheus metrics to feed */ metrics?: KrsiMetrics;
+  },
   emit: (out: Output) => void,
   onBatch?: () => void,
-): Promise<SummaryOut & { lost: number }> {
-  const live = o.live ?? (await startSignals(o.signals ?? {}));
+): Promise<SummaryOut & { lost: number; hash?: HashStats }> {
+  // ---- H11: exe hashing stage between the signals and their consumers (signals/hash.ts) ----
+  const raw = o.live ?? (await startSignals(o.signals ?? {}));
+  const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
+  const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
+  const live = hasher ? withExeHashes(raw, hasher) : raw;
+  // ---- end H11 ----
   const writer = o.record ? LogWriter.open(o.record) : undefined;
   // simulate off: live, the kernel refuses and reports its own denied events
   const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
   const per: SummaryOut['per_rule'] = {};
   for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
+  o.metrics?.attach({ engine, live, hasher, enforce: o.enforce }); // H11
   const s: SummaryOut & { lost: number } = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0, lost: 0 };
   const count = (out: Output): void => {
     if (out.kind === 'summary') return;
@@ -137,6 +155,7 @@ export async function runLive(
         engine.push(e, count);
       }
       s.events += batch.length;
+      o.metrics?.events(batch); // H11
       onBatch?.();
     } catch (e) {
       fail(e);
@@ -170,7 +189,7 @@ export async function runLive(
   s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
   s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
   emit(s);
-  return s;
+  return hasher ? { ...s, hash: hasher.stats() } : s;
 }
 
 const HELP = `
@@ -187,6 +206,20 @@ then refuses with EPERM and its \`denied\` events join the output and the log. I
 CONFIG_BPF_LSM=y booted with bpf in lsm= (e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf);
 without it krsi run exits 3 saying so, and never runs as monitor instead. See \`krsi verdicts\`.
 
+Exec events carry the sha256 of the executable when a loaded rule reads \`sha256\` on exec (the bundled
+known-vulnerable-binary does) or with --record: hashed once per file version (dev, inode, size, mtime,
+ctime; 4096 cached), read through /proc/PID/exe while the process lives, else its path; files over
+1 MiB are hashed without blocking, the events keep their order. An executable that cannot be read
+(process and file gone, or replaced) leaves its exec event without sha256; the count is printed.
+
+--metrics HOST:PORT (e.g. 127.0.0.1:9464; off by default) serves Prometheus metrics at /metrics:
+krsi_events_total{type}, krsi_events_lost_total{kind}, krsi_alerts_total / krsi_verdicts_total /
+krsi_denied_total / krsi_rule_errors_total{rule}, krsi_process_table_entries, krsi_correlation_keys{rule},
+krsi_correlation_evictions_total{rule}, krsi_process_table_evictions_total, krsi_ringbuf_records_total,
+krsi_ringbuf_handler_errors_total, krsi_verdict_apply_seconds and krsi_verdict_event_to_map_seconds
+(histograms, when enforcing), krsi_exe_hash_cache_hits_total / _misses_total / krsi_exe_hash_failures_total{reason},
+and the Node process metrics. Port 0 picks a free port; the URL is printed on stderr.
+
 Stops on SIGINT/SIGTERM (or after --duration): detaches, flushes the log, prints the summary, exits 0.
 `;
 
@@ -202,6 +235,7 @@ export function register(program: Command): void {
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
     .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)') // H8
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)') // H11
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'run') : undefined;
@@ -222,15 +256,22 @@ export function register(program: Command): void {
       }
       const enforce = await openEnforcement(rules, opts.mode, opts.state); // H8
 
+      // H11: metrics server before the signals, so a bad address fails before anything is loaded
+      const metrics = opts.metrics !== undefined ? new KrsiMetrics() : undefined;
+      const server = metrics && (await serveMetrics(metrics, opts.metrics!).catch((e: Error) => fail('run', e.message.startsWith('--metrics') ? e.message : `--metrics ${opts.metrics}: ${e.message}`, 2)));
+      if (server) process.stderr.write(`krsi run: metrics on ${server.url}\n`);
+
       const live = await startLive('run', { watchEnv: opts.watchEnv });
       const sink = new OutputSink(opts.format);
       try {
         const s = await runLive(
-          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce },
+          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce, metrics },
           sink.write,
           () => void sink.drain(),
         );
+        await server?.close(); // H11
         if (s.lost) process.stderr.write(`krsi run: ${s.lost} events lost (ring buffer full)\n`);
+        if (s.hash?.failed) process.stderr.write(`krsi run: ${s.hash.failed} exec events without sha256 (${hashFailures(s.hash)})\n`); // H11
         if (opts.record) process.stderr.write(`krsi run: recorded ${s.events} events to ${opts.record}\n`);
       } catch (e) {
         await sink.end();
