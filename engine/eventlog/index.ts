@@ -41,7 +41,8 @@ export interface ImportResult {
  * located EventError, after every event before it is committed; with skipBad it is counted and skipped.
  */
 export async function importLog(src: string, dst: string, o: Pick<ReadOptions, 'skipBad' | 'onBad' | 'onProgress'> = {}): Promise<ImportResult> {
-  const w = LogWriter.open(dst);
+  // the events come validated by readEvents
+  const w = LogWriter.open(dst, { validated: true });
   const start = w.count;
   let bad = 0;
   let pending = 0;

@@ -3,10 +3,16 @@
 // (msgpack with shared structures), so import -> export gives back the same JSON Lines.
 // Writes go through lmdb's asynchronous batched transactions: every append is part of a committed
 // transaction by the next event-loop turn, and flush() waits until it is synced to disk.
+//
+// meta `validated` = true says every event in the log passed validateEvent when it was appended
+// (importLog validates as it reads; other writers validate in append). Readers then skip validation;
+// a log without it (an older writer, or one that stored an event that failed) is validated on read,
+// with errors located as `<log>:<seq>: field ...`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { KrsiEvent } from '../../signals/events.ts';
+import { EventError, LogValidator, validateEvent } from '../../signals/validate.ts';
 import type { ReadOptions, TimeBounds } from './types.ts';
 
 const FORMAT = 'krsi-eventlog-1';
@@ -51,21 +57,34 @@ export class LogWriter {
   private seq: number;
   private lastTs: number;
   private closed = false;
+  /** every event in the log so far passed validation (meta `validated`) */
+  private valid: boolean;
 
-  private constructor(readonly path: string) {
+  private constructor(
+    readonly path: string,
+    private readonly prevalidated: boolean,
+  ) {
     this.h = openLog(path, false);
     this.seq = lastKey(this.h.events);
     this.lastTs = this.seq ? (this.h.events.get(this.seq)?.ts ?? 0) : 0;
+    this.valid = this.h.meta.get('validated') === true;
+    if (this.seq === 0 && !this.valid) {
+      this.h.meta.putSync('validated', true);
+      this.valid = true;
+    }
   }
 
-  /** opens the lmdb log at `path` (a directory), creating it when missing */
-  static open(path: string): LogWriter {
+  /**
+   * Opens the lmdb log at `path` (a directory), creating it when missing. `validated`: the caller
+   * guarantees every appended event passed validateEvent (importLog); otherwise append checks each.
+   */
+  static open(path: string, o: { validated?: boolean } = {}): LogWriter {
     if (existsSync(path) && !isLmdbLog(path)) {
       const st = statSync(path);
       if (!st.isDirectory()) throw new Error(`${path}: exists and is not an lmdb event log (a log is a directory; JSON Lines are written by krsi log export)`);
       if (readdirSync(path).length) throw new Error(`${path}: a non-empty directory that is not an lmdb event log (no data.mdb)`);
     }
-    return new LogWriter(path);
+    return new LogWriter(path, o.validated === true);
   }
 
   /** ts of the last event in the log (0 when empty) */
@@ -85,11 +104,24 @@ export class LogWriter {
     const db = this.h.events;
     for (const e of list) {
       if (e.ts < this.lastTs) throw new RangeError(`${this.path}: event ts ${e.ts} is before the log's last ts ${this.lastTs}; a log is in ts order`);
+      if (this.valid && !this.prevalidated) this.check(e);
       this.lastTs = e.ts;
       const seq = ++this.seq;
       // the value is encoded synchronously here, before seq is set on the caller's object
       db.put(seq, e);
       if (e.seq === undefined) e.seq = seq;
+    }
+  }
+
+  /** a bad event is stored as before, but the log is marked for validation on read: the flag is
+   *  committed (synchronously) before the event's own batched commit */
+  private check(e: KrsiEvent): void {
+    try {
+      validateEvent(e, { file: this.path, line: this.seq + 1 });
+    } catch (err) {
+      if (!(err instanceof EventError)) throw err;
+      this.valid = false;
+      this.h.meta.putSync('validated', false);
     }
   }
 
@@ -148,17 +180,37 @@ export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds
     const end = bounds.until === Infinity ? n + 1 : lowerBound(h.events, first, n, bounds.until);
     const total = end - first;
     const batchSize = o.batch ?? 4096;
+    const setSeq = !o.noSeq;
+    // events appended by an older or unknown writer, or after a bad one, are validated here
+    const validator = h.meta.get('validated') === true ? undefined : new LogValidator(path);
     let batch: KrsiEvent[] = [];
     let done = 0;
-    for (let start = first; start < end; start += batchSize) {
-      const stop = Math.min(end, start + batchSize);
-      for (const { key, value } of h.events.getRange({ start, end: stop })) {
-        if (value.seq === undefined && !o.noSeq) value.seq = key;
-        batch.push(value);
+    // one ordered range over one read snapshot (a writer appending meanwhile is not seen)
+    for (const { key, value } of h.events.getRange({ start: first, end, snapshot: true })) {
+      if (validator !== undefined) {
+        try {
+          validator.check(value, key);
+        } catch (e) {
+          if (!(e instanceof EventError) || !o.skipBad) {
+            if (batch.length) yield batch;
+            throw e;
+          }
+          o.onBad?.(e);
+          continue;
+        }
       }
+      if (setSeq && value.seq === undefined) value.seq = key;
+      batch.push(value);
+      if (batch.length >= batchSize) {
+        done += batch.length;
+        yield batch;
+        batch = [];
+        o.onProgress?.(done, total);
+      }
+    }
+    if (batch.length) {
       done += batch.length;
       yield batch;
-      batch = [];
       o.onProgress?.(done, total);
     }
   } finally {
