@@ -4,7 +4,8 @@
 // scrape), and the verdict latency histograms observe the (rare) applied verdicts.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { KrsiEvent } from '../signals/events.ts';
+import { EVENT_TYPES, type KrsiEvent } from '../signals/events.ts';
+import { EV } from '../signals/decode.ts';
 import type { LiveSignals } from '../signals/live.ts';
 import type { ExeHasher, HashStats } from '../signals/hash.ts';
 import type { EnforceSession } from '../enforcers/index.ts';
@@ -39,7 +40,9 @@ export class KrsiMetrics {
   readonly registry = new Registry();
   private src?: MetricsSources;
   private snap: Snapshot = {};
-  private readonly byType: Record<string, number> = {};
+  /** every type and kind from the start at 0: a series that appears only with its first increment hides it from rate() */
+  private readonly byType: Record<string, number> = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0]));
+  private static readonly LOST_ZERO: Record<string, number> = Object.fromEntries(Object.keys(EV).map((k) => [k, 0]));
   readonly applySeconds: Histogram;
   readonly eventToMapSeconds: Histogram;
 
@@ -107,7 +110,7 @@ export class KrsiMetrics {
   async text(): Promise<string> {
     const src = this.src;
     this.snap = src
-      ? { engine: src.engine.stats(), signals: src.live.stats(), lost: safe(() => src.live.lostByKind()), hash: src.hasher?.stats() }
+      ? { engine: src.engine.stats(), signals: src.live.stats(), lost: { ...KrsiMetrics.LOST_ZERO, ...safe(() => src.live.lostByKind()) }, hash: src.hasher?.stats() }
       : {};
     return this.registry.metrics();
   }

@@ -55,12 +55,12 @@ describe('metrics', () => {
       assert.ok(loaded.ok && loaded.set, JSON.stringify(loaded.issues));
 
       const before = await (await fetch(server.url)).text();
-      assert.equal(sample(before, 'krsi_events_total', { type: 'exec' }), undefined, 'nothing before the run');
+      assert.equal(sample(before, 'krsi_alerts_total', { rule: 'forks' }), undefined, 'nothing attached before the run');
       assert.ok(before.includes('process_cpu_user_seconds_total'), 'Node process metrics');
 
       const batches = new Subject<KrsiEvent[]>();
       const live: LiveSignals = {
-        events$: EMPTY, batches$: batches, lost: () => 7, lostByKind: () => ({ EXEC: 4, MPROTECT: 3 }), unavailable: {},
+        events$: EMPTY, batches$: batches, lost: () => 7, lostByKind: () => ({ exec: 4, mprotect: 3 }), unavailable: {},
         stats: () => ({ records: 123, events: 120, bad: 1, reordered: 2, errors: 0 }), stop: async () => batches.complete(),
       };
       const applied: string[] = [];
@@ -89,7 +89,9 @@ describe('metrics', () => {
 
       assert.equal(sample(text, 'krsi_events_total', { type: 'exec' }), 3);
       assert.equal(sample(text, 'krsi_events_total', { type: 'fork' }), 3);
-      assert.equal(sample(text, 'krsi_events_lost_total', { kind: 'EXEC' }), 4);
+      assert.equal(sample(text, 'krsi_events_lost_total', { kind: 'exec' }), 4);
+      assert.equal(sample(text, 'krsi_events_lost_total', { kind: 'fork' }), 0, 'every kind from the start');
+      assert.equal(sample(text, 'krsi_events_total', { type: 'unlink' }), 0, 'every type from the start');
       assert.equal(sample(text, 'krsi_ringbuf_records_total'), 123);
       assert.equal(sample(text, 'krsi_ringbuf_handler_errors_total'), 0);
       assert.equal(sample(text, 'krsi_decode_errors_total'), 1);
