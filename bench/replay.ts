@@ -7,7 +7,8 @@
 //
 // Figures (medians of --runs runs):
 //   engine        events already in memory -> Engine.push (the generator runs outside the timed part)
-//   replay+parse  a JSON Lines file on disk -> streaming read, JSON.parse, validation, Engine.push
+//   replay lmdb   an lmdb log (krsi log import of the file below) -> replayLog, what `krsi replay LOG` runs
+//   replay jsonl  a JSON Lines file on disk -> replayLog: streaming read, JSON.parse, validation, engine
 //   baseline      json-rules-engine, one awaited engine.run per event, on the first --baseline events
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,8 @@ import type { Output } from '../engine/types.ts';
 import { loadRuleDirs } from '../engine/rules/load.ts';
 import { Engine } from '../engine/engine.ts';
 import { createJreBaseline } from '../engine/rules/jre.ts';
-import { readEvents } from '../engine/eventlog/index.ts';
+import { importLog } from '../engine/eventlog/index.ts';
+import { replayLog } from '../engine/commands/replay.ts';
 import { generateBatches, writeJsonl, type GenOptions } from './gen.ts';
 
 const { values: args } = parseArgs({
@@ -97,20 +99,16 @@ function runEngine(rules: CompiledRuleSet): { rate: Rate; counts: Counts } {
   return { rate: timer.rates(n), counts };
 }
 
-/** what `krsi replay file.jsonl` does: streaming read + parse + validate + engine */
-async function runReplay(rules: CompiledRuleSet, file: string): Promise<Rate> {
-  const engine = new Engine({ rules });
-  const [, emit] = counter();
+/** what `krsi replay LOG` does (the same function): read (+ parse + validate for JSON Lines) + engine */
+async function runReplay(rules: CompiledRuleSet, log: string, want: Counts): Promise<Rate> {
+  const [counts, emit] = counter();
   const timer = new Timer();
-  let n = 0;
   timer.start();
-  for await (const batch of readEvents(file)) {
-    for (let i = 0; i < batch.length; i++) engine.push(batch[i], emit);
-    n += batch.length;
-  }
-  engine.finish(emit);
+  const s = await replayLog({ log, rules }, emit);
   timer.stop();
-  return timer.rates(n);
+  if (s.events !== N || counts.alert !== want.alert || counts.verdict !== want.verdict || counts.denied !== want.denied)
+    throw new Error(`replay of ${log} differs from the engine run: ${s.events} events, ${JSON.stringify(counts)} vs ${JSON.stringify(want)}`);
+  return timer.rates(s.events);
 }
 
 /** json-rules-engine: one awaited engine.run per event, on the first BASE_N events */
@@ -132,7 +130,12 @@ async function bench(): Promise<void> {
   try {
     const file = join(dir, 'events.jsonl');
     await writeJsonl(file, gen);
+    const log = join(dir, 'events.lmdb');
+    const t0 = process.hrtime.bigint();
+    await importLog(file, log);
+    console.log(`(krsi log import of the JSON Lines file: ${fmt(N / (Number(process.hrtime.bigint() - t0) / 1e9))} events/s, not part of the figures)`);
     const engine: Rate[] = [];
+    const lmdb: Rate[] = [];
     const replay: Rate[] = [];
     const baseline: Rate[] = [];
     let counts: Counts | undefined;
@@ -140,21 +143,26 @@ async function bench(): Promise<void> {
       const e = runEngine(rules);
       counts = e.counts;
       engine.push(e.rate);
-      replay.push(await runReplay(rules, file));
+      lmdb.push(await runReplay(rules, log, counts));
+      replay.push(await runReplay(rules, file, counts));
       baseline.push(await runBaseline(rules));
-      console.log(`  run ${r + 1}: engine ${fmtRate(e.rate)}; replay+parse ${fmtRate(replay[r])}; baseline ${fmtRate(baseline[r])}`);
+      console.log(`  run ${r + 1}: engine ${fmtRate(e.rate)}; replay lmdb ${fmtRate(lmdb[r])}; replay jsonl ${fmtRate(replay[r])}; baseline ${fmtRate(baseline[r])}`);
     }
     const med = (rs: Rate[]): Rate => ({ wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)) });
-    const [e, p, b] = [med(engine), med(replay), med(baseline)];
+    const [e, l, p, b] = [med(engine), med(lmdb), med(replay), med(baseline)];
     const row = (label: string, r: Rate, note = '') =>
       console.log(`${label.padEnd(34)} ${fmt(r.wall).padStart(12)} ${fmt(r.cpu).padStart(12)}${note}`);
     console.log(`outputs per run: ${counts!.alert} alerts, ${counts!.verdict} verdicts, ${counts!.denied} denied`);
     console.log(`${'medians'.padEnd(34)} ${'events/s'.padStart(12)} ${'per CPU-s'.padStart(12)}`);
     row('engine (events in memory)', e);
-    row('replay incl. JSON parse+validate', p);
+    row('krsi replay, lmdb log', l);
+    row('krsi replay, JSON Lines file', p);
     row('json-rules-engine baseline', b, `  (first ${fmt(BASE_N)} events)`);
-    console.log(`${'ratio engine / baseline'.padEnd(34)} ${(e.wall / b.wall).toFixed(1).padStart(11)}x ${(e.cpu / b.cpu).toFixed(1).padStart(11)}x`);
-    console.log(`${'ratio replay+parse / baseline'.padEnd(34)} ${(p.wall / b.wall).toFixed(1).padStart(11)}x ${(p.cpu / b.cpu).toFixed(1).padStart(11)}x`);
+    const ratio = (label: string, x: Rate) =>
+      console.log(`${label.padEnd(34)} ${(x.wall / b.wall).toFixed(1).padStart(11)}x ${(x.cpu / b.cpu).toFixed(1).padStart(11)}x`);
+    ratio('ratio engine / baseline', e);
+    ratio('ratio replay lmdb / baseline', l);
+    ratio('ratio replay jsonl / baseline', p);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
