@@ -62,6 +62,31 @@ export interface LiveSignals {
 
 const byTs = (a: KrsiEvent, b: KrsiEvent) => a.ts - b.ts;
 
+/**
+ * sort a drained batch by ts, stably (as Array.prototype.sort): an insertion sort, linear on the nearly
+ * ordered batches a ring gives (records of different CPUs cross by microseconds), and sort() once the
+ * moves pass a few per event
+ */
+export function sortByTs(a: KrsiEvent[]): void {
+  let budget = 4 * a.length;
+  for (let i = 1; i < a.length; i++) {
+    const e = a[i];
+    const t = e.ts;
+    if (a[i - 1].ts <= t) continue;
+    let j = i - 1;
+    while (j >= 0 && a[j].ts > t) {
+      a[j + 1] = a[j];
+      j--;
+    }
+    a[j + 1] = e;
+    budget -= i - 1 - j;
+    if (budget < 0) {
+      a.sort(byTs);
+      return;
+    }
+  }
+}
+
 let moduleTpCache: string | undefined | null = null;
 
 /** why the module_load tracepoint is missing, or undefined (looked up in the kernel's BTF) */
@@ -159,15 +184,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     const batch = pending;
     pending = [];
     if (!batch.length) return;
-    // mostly in order already: one pass to check costs less than sort's comparator calls
-    let sorted = true;
-    for (let i = 1; i < batch.length; i++) {
-      if (batch[i].ts < batch[i - 1].ts) {
-        sorted = false;
-        break;
-      }
-    }
-    if (!sorted) batch.sort(byTs);
+    sortByTs(batch);
     if (batch[0].ts >= lastTs) lastTs = batch[batch.length - 1].ts;
     else {
       for (const e of batch) {
