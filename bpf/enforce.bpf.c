@@ -297,6 +297,29 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 	return 0;         /* no allowlist: allow */
 }
 
+/* ---- lifecycle: a new process inherits its parent's tgid verdict (same ops, same expiry), so a
+ * quarantined process cannot escape by forking and exec'ing from the child. Threads share the tgid and
+ * need nothing; the mprotect counter is not inherited (the child counts its own calls). The tracepoint
+ * fires in kernel_clone() before the child is woken, so the child never runs without the entry. ---- */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(krsi_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid;
+	__u32 ctgid = child->tgid;
+	struct krsi_verdict *v, copy;
+
+	if (ctgid == ptgid)
+		return 0;     /* a new thread of the same process */
+	v = live(&deny_tgid, &ptgid);
+	if (!v)
+		return 0;     /* no live verdict on the parent: nothing to inherit (the common case) */
+	if (exempt(ptgid, cfg()))
+		return 0;     /* an entry on init or krsi is ignored, so it is not spread to their children */
+	copy = *v;
+	bpf_map_update_elem(&deny_tgid, &ctgid, &copy, BPF_ANY);
+	return 0;
+}
+
 /* ---- lifecycle: a tgid verdict and the counter end with the process (a reused pid starts clean) ---- */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(krsi_exit, struct task_struct *p)

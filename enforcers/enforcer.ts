@@ -10,6 +10,10 @@
 // Several verdicts on one key share one map entry, merged as the model merges (ops OR-ed, the later
 // deadline, 0 = never wins, a dead entry is replaced); the kernel checks the deadline itself, so a
 // TTL holds while krsi is down. Pid verdicts end with their process. Never pid 1, never krsi itself.
+// A new process inherits its parent's deny_tgid entry in the kernel (enforce.bpf.c krsi_fork, the
+// SEMANTICS lifecycle row); forked() records the copy (store: `inherited`) so that list, restore and
+// reconcile know it, and removing the parent's verdict lifts it. A copy made while krsi was down is
+// adopted by reconcile() (kept, not deleted) while its process lives.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
@@ -41,6 +45,8 @@ export interface Entry { key: EntryKey; value: KVerdict }
 /** what the enforcer needs from the maps; the real one writes the pinned BPF maps */
 export interface MapWriter {
   put(key: EntryKey, value: KVerdict): void;
+  /** one entry (what the kernel holds), or undefined */
+  get(key: EntryKey): KVerdict | undefined;
   delete(key: EntryKey): void;
   config(c: KConfig): void;
   /** current contents (for `krsi verdicts list`) */
@@ -315,6 +321,13 @@ export class Enforcer {
   remove(id: string): boolean {
     const had = this.unset(id);
     const stored = this.store.remove(id);
+    // the copies children inherited from it at fork go with it (lifecycle: fork)
+    for (const [did, d] of [...this.verdicts]) {
+      if (did === id || d.stored.inherited?.from !== id) continue;
+      this.unset(did);
+      this.store.remove(did);
+    }
+    if (had || stored) for (const s of this.store.list()) if (s.inherited?.from === id && s.verdict.id !== id) this.store.remove(s.verdict.id);
     return had || stored;
   }
 
@@ -329,6 +342,50 @@ export class Enforcer {
         this.store.remove(id);
       }
     }
+  }
+
+  /** a process forked: the kernel (krsi_fork) already copied the parent's live deny_tgid entry to the
+   *  child; record the copy (entries and store) so list, restore and reconcile know it. Returns how
+   *  many inherited verdicts the child got. */
+  forked(parent: number, child: number, at = this.clock().boot): number {
+    if (child === parent || parent === 1 || parent === this.o.selfPid) return 0;
+    const e = this.entries.get(keyString({ map: 'deny_tgid', tgid: parent }));
+    if (!e || e.ops === 0 || !live(e.expires, at)) return 0;
+    const start = this.procStart(child);
+    if (start === undefined) return 0; // already gone: the kernel's copy went with it
+    const key: EntryKey = { map: 'deny_tgid', tgid: child };
+    // only what the kernel copied: a fork reported after the verdict may have happened before it
+    const inKernel = this.maps.get(key);
+    if (!inKernel || inKernel.ops !== e.ops || inKernel.expires !== e.expires) return 0;
+    const k = keyString(key);
+    // as the kernel does: the child's entry is the parent's value (a new tgid has no entry of its own)
+    const copy: KEntry = { key, ops: e.ops, expires: e.expires, by: [...e.by] };
+    let n = 0;
+    const wall = this.clock();
+    this.entries.set(k, copy);
+    // one stored record per verdict the parent's entry holds (its bits), keyed by child
+    const byVerdict = new Map<string, number>();
+    for (const [bit, i] of BIT_INDEX) { const c = e.by[i]; if (c && e.ops & bit) byVerdict.set(c.verdict, (byVerdict.get(c.verdict) ?? 0) | bit); }
+    for (const [from, bits] of byVerdict) {
+      const src = this.verdicts.get(from) ?? [...this.verdicts.values()].find((v) => v.stored.inherited?.from === from);
+      if (!src) continue; // a kernel:* cause (never on deny_tgid) or unknown
+      const id = `${from}@pid:${child}`;
+      const stored: StoredVerdict = {
+        ...src.stored,
+        verdict: { ...src.stored.verdict, id, subject: { kind: 'pid', pid: child } },
+        deadline: e.expires,
+        expires_wall: e.expires === 0 ? 0 : wall.wall + Math.ceil((e.expires - wall.boot) / 1e6),
+        applied_wall: wall.wall,
+        proc_start: start,
+        inherited: { from, bits },
+      };
+      this.verdicts.set(id, { stored, key });
+      this.persist(this.store.put(stored));
+      n++;
+    }
+    // not written to the map: the kernel already did, and a write after a fast child's exit would
+    // leave an entry for a pid the next process may reuse
+    return n;
   }
 
   /** puts the store's verdicts back into the maps after a restart (oldest first, so entries merge as
@@ -353,7 +410,10 @@ export class Enforcer {
       const again = s.boot_id === n.bootId ? s : { ...s, deadline, boot_id: n.bootId };
       if (again !== s) this.persist(this.store.put(again));
       if (this.verdicts.has(v.id)) this.unset(v.id);
-      this.put(key, OP_BITS[v.op], deadline, s.boot_id === n.bootId ? Math.min(v.ts, n.boot) : n.boot, { verdict: v.id, rule: v.rule, ruleId: this.store.ruleId(v.rule) });
+      // an inherited copy holds the bits its parent's verdict held and reports that verdict
+      const bits = s.inherited?.bits ?? OP_BITS[v.op];
+      const cause = s.inherited?.from ?? v.id;
+      this.put(key, bits, deadline, s.boot_id === n.bootId ? Math.min(v.ts, n.boot) : n.boot, { verdict: cause, rule: v.rule, ruleId: this.store.ruleId(v.rule) });
       this.verdicts.set(v.id, { stored: again, key });
       count++;
     }
@@ -366,12 +426,40 @@ export class Enforcer {
   reconcile(): number {
     const want = new Set(this.desired().map((e) => keyString(e.key)));
     let n = 0;
+    const now = this.clock();
     for (const e of this.maps.dump().entries) {
       if (want.has(keyString(e.key))) continue;
+      if (e.key.map === 'deny_tgid' && this.adopt(e.key.tgid, e.value, now)) continue;
       this.maps.delete(e.key);
       n++;
     }
     return n;
+  }
+
+  /** a live deny_tgid entry this enforcer does not know, on a running process: a copy the kernel made
+   *  at a fork while krsi was down (or a verdict from before a lost store). Kept, recorded as its own
+   *  inherited verdict (`krsi verdicts rm/clear` lift it; it ends with the process or its TTL). */
+  private adopt(tgid: number, value: KVerdict, n: Now): boolean {
+    if (tgid === 1 || tgid === this.o.selfPid || value.ops === 0 || !live(value.expires, n.boot)) return false;
+    const start = this.procStart(tgid);
+    if (start === undefined) return false;
+    const id = `kernel:inherited@pid:${tgid}`;
+    const rule = (value.rule_id ? this.store.ruleName(value.rule_id) : undefined) ?? 'unknown';
+    const op: VerdictOp = value.ops === KRSI_OP.EXEC ? 'exec' : value.ops === KRSI_OP.MPROTECT_EXEC ? 'mprotect_exec' : value.ops === KRSI_OP.MODULE_LOAD ? 'module_load' : 'quarantine';
+    const key: EntryKey = { map: 'deny_tgid', tgid };
+    const ttl = value.expires === 0 ? 0 : value.expires - n.boot;
+    const stored: StoredVerdict = {
+      verdict: { id, rule, op, subject: { kind: 'pid', pid: tgid }, ts: n.boot, ttl_ns: ttl, expires: value.expires, mode: 'enforce' },
+      deadline: value.expires, expires_wall: value.expires === 0 ? 0 : n.wall + Math.ceil(ttl / 1e6), boot_id: n.bootId, applied_wall: n.wall,
+      proc_start: start, inherited: { from: id, bits: value.ops & KRSI_OP.QUARANTINE },
+    };
+    const cause = { verdict: id, rule, ruleId: value.rule_id };
+    const by = BIT_INDEX.map(([bit]) => (value.ops & bit ? cause : undefined));
+    this.entries.set(keyString(key), { key, ops: value.ops & KRSI_OP.QUARANTINE, expires: value.expires, by });
+    this.verdicts.set(id, { stored, key });
+    this.persist(this.store.put(stored));
+    log.info({ pid: tgid, rule, ops: value.ops }, 'kept a deny_tgid entry krsi did not know (inherited at a fork while krsi was down)');
+    return true;
   }
 
   /** the verdicts this enforcer applied or restored */
@@ -452,7 +540,8 @@ export class Enforcer {
     const k = keyString(v.key);
     const e = this.entries.get(k);
     if (!e) return true;
-    for (const [bit, i] of BIT_INDEX) if (e.by[i]?.verdict === id) { e.by[i] = undefined; e.ops &= ~bit; }
+    const cause = v.stored.inherited?.from ?? id; // an inherited copy's bits name the parent's verdict
+    for (const [bit, i] of BIT_INDEX) if (e.by[i]?.verdict === cause) { e.by[i] = undefined; e.ops &= ~bit; }
     this.write(k, e);
     return true;
   }
@@ -477,6 +566,7 @@ export class MemoryMapWriter implements MapWriter {
   cfg?: KConfig;
   writes = 0;
   put(key: EntryKey, value: KVerdict): void { this.entries.set(keyString(key), { key, value: { ...value } }); this.writes++; }
+  get(key: EntryKey): KVerdict | undefined { const e = this.entries.get(keyString(key)); return e && { ...e.value }; }
   delete(key: EntryKey): void { this.entries.delete(keyString(key)); this.writes++; }
   config(c: KConfig): void { this.cfg = { ...c }; }
   dump() { return { entries: [...this.entries.values()], config: this.cfg }; }
@@ -497,6 +587,10 @@ export class PinnedMapWriter implements MapWriter {
   }
   put(key: EntryKey, value: KVerdict): void {
     this.maps[key.map].update(this.encodeKey(key), encodeVerdict(value));
+  }
+  get(key: EntryKey): KVerdict | undefined {
+    const v = this.maps[key.map].lookup(this.encodeKey(key));
+    return v && decodeVerdict(v);
   }
   delete(key: EntryKey): void {
     this.maps[key.map].delete(this.encodeKey(key));

@@ -48,7 +48,7 @@ export interface EnforceSession {
   engine: { simulate: false; deniedOut: (ev: DeniedEvent) => DeniedOut | undefined; resolvePath: (p: string) => FileId | undefined };
   /** every engine output passes here first: applied verdicts go into the maps */
   output(out: Output): void;
-  /** every live event passes here: exits end pid verdicts */
+  /** every live event passes here: exits end pid verdicts, forks record the copies children inherit */
   event(ev: KrsiEvent): void;
   /** kernel denied events, as they arrive (to be recorded and pushed into the engine) */
   onDenied(cb: (ev: DeniedEvent) => void): void;
@@ -102,6 +102,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     },
     event(ev) {
       if (ev.type === 'exit') enforcer.exited(ev.pid);
+      else if (ev.type === 'fork') enforcer.forked(ev.pid, ev.child_pid, ev.ts);
     },
     onDenied(cb) {
       deniedCb = cb;

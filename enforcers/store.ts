@@ -28,6 +28,9 @@ export interface StoredVerdict {
   applied_wall: number;
   /** pid subjects: the process's start time (/proc/<pid>/stat), so a reused pid is not denied */
   proc_start?: number;
+  /** a copy a child process inherited at fork (the kernel copies the parent's deny_tgid entry): the
+   *  verdict it came from (its id is what the entry reports) and the op bits that verdict held */
+  inherited?: { from: string; bits: number };
 }
 
 /** the current time in both clocks the store cares about */

@@ -119,7 +119,11 @@ export class EnforcementModel {
     if (!v) return;
     this.verdicts.delete(id);
     const s = v.subject;
-    if (s.kind === 'pid') unset(this.tgid, s.pid, id);
+    if (s.kind === 'pid') {
+      unset(this.tgid, s.pid, id);
+      // the copies its process's children inherited (lifecycle: fork) carry the same verdict
+      for (const pid of [...this.tgid.keys()]) unset(this.tgid, pid, id);
+    }
     else if (s.kind === 'module') unset(this.moduleName, s.name, id);
     else {
       const byIno = this.inode.get(s.dev);
@@ -144,6 +148,13 @@ export class EnforcementModel {
         this.tgid.delete(pid);
         this.mprotectCount.delete(pid);
         return undefined;
+      case 'fork': {
+        // lifecycle: the new process inherits the parent's live tgid entry (same ops, expiry, verdicts)
+        const te = this.tgid.get(pid);
+        if (!te || te.ops === 0 || !live(te.expires, ev.ts) || pid === 1 || pid === this.selfPid || ev.child_pid === pid) return undefined;
+        this.tgid.set(ev.child_pid, { ops: te.ops, expires: te.expires, by: [...te.by] });
+        return undefined;
+      }
       case 'exec': {
         if (pid === 1 || pid === this.selfPid) return undefined;
         const ts = ev.ts;

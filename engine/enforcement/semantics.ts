@@ -84,10 +84,29 @@ export const PRELUDE = [
   'no live entry: allow',
 ] as const;
 
-/** lifecycle: what clears state, besides TTL and explicit removal */
-export const LIFECYCLE = [
-  { on: 'exit' as EventType, clears: ['deny_tgid', 'mprotect_count'] as EnforcementMap[], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: sched_process_exit)' },
-  { on: 'fork' as EventType, clears: [] as EnforcementMap[], note: 'children do not inherit a tgid verdict or the mprotect count' },
+/** lifecycle: what process creation and exit do to the state, besides TTL and explicit removal */
+export interface LifecycleRow {
+  on: EventType;
+  /** maps whose entry for the event's pid goes */
+  clears: EnforcementMap[];
+  /** maps whose live entry for the event's pid is copied to the new process (fork: child_pid) */
+  copies: EnforcementMap[];
+  note: string;
+}
+
+export const LIFECYCLE: readonly LifecycleRow[] = [
+  { on: 'exit', clears: ['deny_tgid', 'mprotect_count'], copies: [], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: tp_btf/sched_process_exit, last thread)' },
+  {
+    on: 'fork',
+    clears: [],
+    copies: ['deny_tgid'],
+    note:
+      'a new process (child_pid, a new tgid) inherits its parent\'s live deny_tgid entry: same ops, same expiry, same verdict ' +
+      '(kernel: tp_btf/sched_process_fork, before the child first runs; threads share the tgid). Not from pid 1 or krsi. ' +
+      'A child forked before the verdict is not covered; the mprotect count is not inherited. Removing the parent\'s ' +
+      'verdict lifts the children\'s copies too (the enforcer knows them from fork events; a child forked while krsi ' +
+      'was down keeps its kernel copy, which a restarted krsi adopts, until it exits or the TTL ends)',
+  },
 ];
 
 export const SEMANTICS: readonly HookRow[] = [

@@ -113,4 +113,38 @@ describe('enforcer', () => {
     assert.equal(maps.cfg?.krsi_tgid, 0, 'a stopped krsi\'s pid is exempt no more');
     assert.equal(maps.cfg?.mprotect_limit, 50);
   }));
+
+  test('fork: the child\'s inherited copy is recorded, restored after a restart, and lifted with its parent\'s verdict', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const a = mk({ maps });
+    a.apply(pidV(200, 5_000));
+    // the kernel (krsi_fork) copied the parent's entry to 201; 202's fork happened before the verdict (no copy)
+    maps.put({ map: 'deny_tgid', tgid: 201 }, maps.get({ map: 'deny_tgid', tgid: 200 })!);
+    assert.equal(a.forked(200, 201, 1_500), 1);
+    assert.equal(a.forked(200, 202, 1_500), 0, 'the kernel holds no copy: nothing recorded');
+    assert.deepEqual(a.list().map((v) => v.id).sort(), ['r:quarantine:pid:200', 'r:quarantine:pid:200@pid:201']);
+    await a.close();
+    const maps2 = new MemoryMapWriter();
+    const b = mk({ maps: maps2, clock: { boot: 2_000, wall: 1e12, bootId: 'b1' } });
+    assert.equal(b.restore(), 2);
+    assert.deepEqual(maps2.get({ map: 'deny_tgid', tgid: 201 }), { ops: 7, expires: 6_000, rule_id: b.store.ruleId('r') });
+    assert.equal(b.deniedOut({ ts: 2_100, type: 'denied', pid: 201, ppid: 200, uid: 0, comm: 'c', exe: { path: '', dev: 0, ino: 0 }, op: 'exec', key: { pid: 201 }, reason: 'TGID', rule_id: 1 } as never).verdict, 'r:quarantine:pid:200');
+    assert.equal(b.remove('r:quarantine:pid:200'), true);
+    assert.equal(maps2.get({ map: 'deny_tgid', tgid: 201 }), undefined, 'the child\'s copy went with the parent\'s verdict');
+    assert.deepEqual(b.store.list(), []);
+  }));
+
+  test('reconcile keeps (adopts) a live deny_tgid entry of a running process it does not know: a copy made at a fork while krsi was down', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const a = mk({ maps, procStart: (p) => (p === 301 ? 5 : undefined) });
+    const rid = a.store.ruleId('ld-preload');
+    maps.put({ map: 'deny_tgid', tgid: 301 }, { ops: 7, expires: 9_000, rule_id: rid }); // running child
+    maps.put({ map: 'deny_tgid', tgid: 302 }, { ops: 7, expires: 9_000, rule_id: rid }); // process gone
+    maps.put({ map: 'deny_tgid', tgid: 303 }, { ops: 7, expires: 500, rule_id: rid }); // expired
+    assert.equal(a.reconcile(), 2);
+    assert.deepEqual([...maps.entries.keys()], ['deny_tgid:301']);
+    assert.deepEqual(a.list().map((v) => [v.id, v.rule, v.op]), [['kernel:inherited@pid:301', 'ld-preload', 'quarantine']]);
+    assert.equal(a.remove('kernel:inherited@pid:301'), true, 'krsi verdicts rm lifts it');
+    assert.equal(maps.entries.size, 0);
+  }));
 });

@@ -148,6 +148,49 @@ const ROWS: Row[] = [
     ],
   },
   {
+    name: 'fork (lifecycle): a new process inherits its parent\'s tgid verdict with the same expiry; an unrelated process does not',
+    steps: [
+      { apply: { op: 'quarantine', subject: P(300), ts: 40_000, ttl: 1000 } },
+      { ev: ev('fork', 300, { child_pid: 301 }, 40_100) },
+      { ev: exec(301, undefined, 40_200), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(300)) } },
+      { ev: mprot(301, 7, 40_300), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(300)) } },
+      { ev: ev('fork', 301, { child_pid: 303 }, 40_400) },
+      { ev: exec(303, undefined, 40_500), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(300)) } },
+      { ev: exec(302, undefined, 40_600) },
+      { ev: exec(301, undefined, 41_000) },
+    ],
+  },
+  {
+    name: 'fork (lifecycle): a child forked before the verdict is free; removing the verdict lifts the children\'s copies; a child\'s copy ends with it',
+    steps: [
+      { ev: ev('fork', 310, { child_pid: 311 }, 50_000) },
+      { apply: { op: 'exec', subject: P(310), ts: 50_100 } },
+      { ev: ev('fork', 310, { child_pid: 312 }, 50_200) },
+      { ev: ev('fork', 310, { child_pid: 313 }, 50_250) },
+      { ev: exec(311, undefined, 50_300) },
+      { ev: exec(312, undefined, 50_400), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(310)) } },
+      { ev: ev('exit', 313, { code: 0 }, 50_450) },
+      { ev: exec(313, undefined, 50_460) },
+      { ev: exec(310, undefined, 50_470), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(310)) } },
+      { remove: vid('r', 'exec', P(310)) },
+      { ev: exec(312, undefined, 50_500) },
+      { ev: exec(310, undefined, 50_600) },
+    ],
+  },
+  {
+    name: 'fork (lifecycle): a threaded clone (child_pid == pid) and children of pid 1 or krsi inherit nothing',
+    steps: [
+      { apply: { op: 'quarantine', subject: P(320), ts: 60_000 } },
+      { ev: ev('fork', 320, { child_pid: 320 }, 60_100) },
+      { ev: exec(320, undefined, 60_200), deny: { reason: 'TGID', verdict: vid('r', 'quarantine', P(320)) } },
+      { apply: { op: 'quarantine', subject: P(1), ts: 60_300 } },
+      { ev: ev('fork', 1, { child_pid: 321 }, 60_400) },
+      { ev: ev('fork', SELF, { child_pid: 322 }, 60_400) },
+      { ev: exec(321, undefined, 60_500) },
+      { ev: exec(322, undefined, 60_500) },
+    ],
+  },
+  {
     name: 'removing a verdict takes its bits out of the entry',
     steps: [
       { apply: { rule: 'a', op: 'exec', subject: P(140), ts: 100 } },
@@ -239,6 +282,15 @@ class KernelReading {
       this.count.delete(e.pid);
       return undefined;
     }
+    if (e.type === 'fork') {
+      // the krsi_fork program: a new tgid gets the parent's live entry (not from init or krsi)
+      const v = this.get({ map: 'deny_tgid', tgid: e.pid });
+      if (e.child_pid !== e.pid && v && live(v.expires, e.ts) && e.pid !== 1 && e.pid !== cfg.krsi_tgid) {
+        const key: EntryKey = { map: 'deny_tgid', tgid: e.child_pid };
+        this.maps.entries.set(keyString(key), { key, value: { ...v } });
+      }
+      return undefined;
+    }
     const row = SEMANTICS.find((r) => r.event === e.type && r.hook !== 'kernel_load_data');
     if (!row) return undefined;
     if (e.pid === 1 || e.pid === cfg.krsi_tgid) return undefined;
@@ -308,6 +360,7 @@ describe('enforcement semantics: the model and the enforcer\'s map entries agree
             const m = model.check(step.ev);
             const k = kernel.check(step.ev);
             if (step.ev.type === 'exit') enf.exited(step.ev.pid);
+            if (step.ev.type === 'fork') enf.forked(step.ev.pid, step.ev.child_pid, step.ev.ts);
             const kOut = k && enf.deniedOut(k);
             const what = `${step.ev.type} pid ${step.ev.pid} at ${step.ev.ts}`;
             assert.deepEqual(strip(kOut), strip(m), `${what}: enforcer's maps and the model disagree`);

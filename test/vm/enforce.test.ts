@@ -114,7 +114,7 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
   });
 
   test('unload: every pin under /sys/fs/bpf/krsi/enforce goes, the programs detach, the denied binary runs again', () => {
-    assert.equal(r.unload.pins, 13); // 5 links + 8 maps
+    assert.equal(r.unload.pins, 14); // 6 links + 8 maps
     assert.equal(r.unload.loaded, false);
     assert.equal(r.unload.dirGone, true);
     assert.equal(r.unload.afterUnload.code, 0, r.unload.afterUnload.out);
@@ -157,6 +157,19 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(r.moduleTgid.minixLoaded, true);
     const ev = events((e) => e.pid === r.moduleTgid.denied.pid);
     assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['module_load', 'TGID', 20]]);
+  });
+
+  test('quarantine through fork: the child of a quarantined process inherits the entry (same expiry) and cannot exec; an unrelated process can', () => {
+    const f = r.fork;
+    assert.ok(f.child > 0, f.parent.out);
+    assert.deepEqual(f.childEntry, { expires: f.expires, ops: 7, rule_id: 22 }, 'the child has the parent\'s deny_tgid entry');
+    assert.match(f.parent.out, new RegExp(`child errno=${EPERM}`));
+    assert.match(f.parent.out, /status=100/);
+    assert.equal(f.unrelated.code, 0, f.unrelated.out);
+    const ev = events((e) => e.pid === f.child);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['exec', 'TGID', 22]]);
+    assert.equal(events((e) => e.pid === f.unrelated.pid).length, 0);
+    assert.equal(f.childClearedOnExit, true, 'the inherited entry ends with the child');
   });
 
   test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {

@@ -12,6 +12,7 @@ import {
   KRSI_OP, decodeDenyCounts, encodeInodeKey, kernelFileId, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
 } from '../../../enforcers/maps.ts';
 import { bootTimeNs } from '../../../enforcers/store.ts';
+import { decodeVerdict } from '../../../enforcers/maps.ts';
 
 const [helperSrc, resultsDir] = process.argv.slice(2);
 const D = '/mnt/krsi';
@@ -30,8 +31,11 @@ function mprotector(n: number) {
   return waiting(['mprotect', String(n), 'wait']);
 }
 
-/** start `vmhelper ...args` that waits for a line on stdin; go() sends it and resolves with the output */
-async function waiting(args: string[]): Promise<{ pid: number; go: () => Promise<{ code: number | null; out: string }> }> {
+/** start `vmhelper ...args` that waits for a line on stdin; go() sends it and resolves with the output
+ *  (start() only sends it; out() is the output so far; done resolves at exit) */
+async function waiting(args: string[]): Promise<{
+  pid: number; go: () => Promise<{ code: number | null; out: string }>; start: () => void; out: () => string; done: Promise<{ code: number | null; out: string }>;
+}> {
   const c = spawn(`${D}/vmhelper`, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   await new Promise<void>((res, rej) => { c.once('spawn', () => res()); c.once('error', rej); });
   let out = '';
@@ -39,13 +43,16 @@ async function waiting(args: string[]): Promise<{ pid: number; go: () => Promise
   c.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const closed = new Promise<number | null>((res) => c.once('close', (code) => res(code)));
   await sleep(100); // let the exec complete (the pid is the helper's from here on)
+  const done = closed.then((code) => ({ code, out: out.trim() }));
   return {
     pid: c.pid!,
     go: async () => {
       c.stdin.end('go\n');
-      const code = await closed;
-      return { code, out: out.trim() };
+      return done;
     },
+    start: () => c.stdin.end('go\n'),
+    out: () => out,
+    done,
   };
 }
 
@@ -202,6 +209,28 @@ h.setConfig({ mprotect_limit: 0 });
   const other = run(`${D}/vmhelper`, ['finit', `${D}/minix.ko`]);
   const mods = loadedModules();
   obs.moduleTgid = { denied: { pid: g.pid, ...rg }, other, vethLoaded: mods.includes('veth'), minixLoaded: mods.includes('minix') };
+}
+
+// ---- quarantine through fork: the child (a new tgid) inherits the parent's entry, same expiry ----
+{
+  const q = await waiting(['forkexec', `${D}/other-true`, 'wait']);
+  const expires = bootTimeNs() + 120_000_000_000;
+  h.maps.deny_tgid.update(encodeTgidKey(q.pid), verdict(KRSI_OP.QUARANTINE, 22, expires));
+  q.start();
+  let child = 0;
+  for (let i = 0; i < 200 && !child; i++) {
+    const m = /child=(\d+)/.exec(q.out());
+    if (m) child = Number(m[1]);
+    else await sleep(10);
+  }
+  // the child sleeps 1 s before its exec: read its entry meanwhile
+  const e = child ? h.maps.deny_tgid.lookup(encodeTgidKey(child)) : undefined;
+  const childEntry = e && decodeVerdict(e);
+  const rq = await q.done;
+  const unrelated = run(`${D}/vmhelper`, ['exec', `${D}/other-true`]);
+  await sleep(50);
+  const left = [...h.maps.deny_tgid.keys()].map(decodeTgidKey);
+  obs.fork = { parent: { pid: q.pid, ...rq }, child, childEntry, expires, unrelated, childClearedOnExit: !left.includes(child) };
 }
 
 // ---- restart: a second load reuses the pinned programs and maps (verdicts survive); reload keeps the maps ----

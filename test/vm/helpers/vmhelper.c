@@ -3,6 +3,9 @@
 //   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N x mprotect(PROT_READ|PROT_EXEC) on
 //                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
 //   vmhelper finit KO [wait]     (wait: read a line from stdin first) finit_module(open(KO)); print "ok" or "errno=N"
+//   vmhelper forkexec PATH [wait]  (wait: read a line first) fork; the child sleeps 1 s (the test reads the
+//                                maps), then execv(PATH) ("child errno=N", exit 100); the parent prints
+//                                "child=PID" at once and "status=S" (the child's exit status) at the end
 //   vmhelper pid1 OUT            (run as pid 1) mprotect PROT_EXEC, write "pid=P mprotect=E" to OUT, power off
 //   vmhelper bexec N PATH        bench: N x (fork, execv PATH, wait); print the median ns per round trip
 //   vmhelper bmprot N            bench: N x mprotect adding PROT_EXEC (and N dropping it); median ns per call
@@ -67,6 +70,23 @@ int main(int argc, char **argv) {
 		if (fd < 0) { perror(argv[2]); return 2; }
 		if (syscall(SYS_finit_module, fd, "", 0)) { printf("errno=%d\n", errno); return 1; }
 		printf("ok\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "forkexec")) {
+		char line[64];
+		if (argc > 3 && !fgets(line, sizeof line, stdin)) return 2;   /* wait: parent puts map entries first */
+		pid_t c = fork();
+		if (c < 0) { perror("fork"); return 2; }
+		if (c == 0) {
+			sleep(1);
+			execl(argv[2], argv[2], (char *)NULL);
+			printf("child errno=%d\n", errno);
+			_exit(100);
+		}
+		printf("child=%d\n", c);
+		int st;
+		waitpid(c, &st, 0);
+		printf("status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 		return 0;
 	}
 	if (!strcmp(argv[1], "pid1")) {
