@@ -7,6 +7,8 @@
 //   subject module name  -> deny_inode of the module's .ko under /lib/modules/$(uname -r)
 //   kernel blocks        -> config (mprotect_limit, module_mode), module_allow / module_deny
 //                           (module names -> .ko inodes), deny_inode (deny_exec_paths -> inodes)
+// Keys built from a path (module files, deny_exec_paths) use maps.ts kernelFileId(): the {dev, ino}
+// the LSM hooks see, which on overlayfs is not what stat() reports.
 // Several verdicts on one key share one map entry, merged as the model merges (ops OR-ed, the later
 // deadline, 0 = never wins, a dead entry is replaced); the kernel checks the deadline itself, so a
 // TTL holds while krsi is down. Pid verdicts end with their process. Never pid 1, never krsi itself.
@@ -24,7 +26,7 @@ import { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, me
 import { childLogger } from '../engine/log.ts';
 import { BpfMap } from '../bpf/libbpf.ts';
 import {
-  CONFIG_KEY, MAP_PINS, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
+  CONFIG_KEY, MAP_PINS, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
   type DecodedDenied, type KConfig, type KVerdict,
 } from './maps.ts';
 import { enforcementLoaded, loadEnforcement, type EnforcementHandle } from './programs.ts';
@@ -86,11 +88,11 @@ export class ModuleResolver {
     return this.index.get(ModuleResolver.normalize(name));
   }
 
+  /** the module file's {dev, ino} as the kernel_read_file hook sees it (kernelFileId: right on overlayfs too) */
   inode(name: string): { dev: number; ino: number; path: string } | undefined {
     const p = this.path(name);
     if (!p) return undefined;
-    const st = statSync(p);
-    return { dev: st.dev, ino: st.ino, path: p };
+    return { ...kernelFileId(p), path: p };
   }
 }
 
@@ -253,9 +255,9 @@ export class Enforcer {
       if (k.module_allowlist !== undefined) this.kernelRules.allow ??= r.id;
       if (k.deny_exec_paths !== undefined) {
         for (const p of listOf(rules, k.deny_exec_paths, r.id)) {
-          let st;
-          try { st = statSync(p); } catch { log.warn({ rule: r.id, path: p }, 'deny_exec_paths: no such file, nothing to deny'); continue; }
-          const key: EntryKey = { map: 'deny_inode', dev: st.dev, ino: st.ino };
+          let id;
+          try { id = kernelFileId(p); } catch { log.warn({ rule: r.id, path: p }, 'deny_exec_paths: no such file, nothing to deny'); continue; }
+          const key: EntryKey = { map: 'deny_inode', dev: id.dev, ino: id.ino };
           this.put(key, KRSI_OP.EXEC, 0, at, { verdict: `kernel:deny_exec_paths:${p}`, rule: r.id, ruleId });
         }
       }

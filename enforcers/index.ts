@@ -1,7 +1,6 @@
 // Enforcement for `krsi run`: the checks at start (fail loudly, never degrade to monitor), the
 // enforcer session that applies the engine's verdicts to the pinned maps, and the kernel's denied
 // events flowing back into the same output and recorded log.
-import { statSync } from 'node:fs';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Output, Verdict, VerdictOut } from '../engine/types.ts';
 import type { DeniedEvent, FileId, KrsiEvent } from '../signals/events.ts';
@@ -10,6 +9,7 @@ import { childLogger } from '../engine/log.ts';
 import { supported, type Support } from '../bpf/support.ts';
 import { Enforcer } from './enforcer.ts';
 import { bootTimeNs } from './store.ts';
+import { kernelFileId } from './maps.ts';
 
 export { Enforcer, MemoryMapWriter, PinnedMapWriter, ModuleResolver } from './enforcer.ts';
 export { VerdictStore, stateDir, bootTimeNs } from './store.ts';
@@ -83,7 +83,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     engine: {
       simulate: false,
       deniedOut: (ev) => enforcer.deniedOut(ev),
-      resolvePath: (p) => { try { const st = statSync(p); return { dev: st.dev, ino: st.ino }; } catch { return undefined; } },
+      resolvePath: (p) => { try { return kernelFileId(p); } catch { return undefined; } },
     },
     output(out) {
       if (out.kind !== 'verdict' || !out.applied) return;

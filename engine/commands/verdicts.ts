@@ -1,12 +1,11 @@
 // krsi verdicts list|add|rm|clear: the persisted verdict store (lmdb under the state dir) and the
 // pinned enforcement maps it feeds. Exit codes: 0 ok; 1 no such verdict / bad subject; 2 usage;
 // 3 enforcement unavailable (no BPF LSM, not root).
-import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { Enforcer, PinnedMapWriter, type Entry, type KConfig, type VerdictMaps } from '../../enforcers/enforcer.ts';
 import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict } from '../../enforcers/store.ts';
-import { ENFORCE_PIN_DIR, MAP_PINS } from '../../enforcers/maps.ts';
+import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
 import { BpfMap } from '../../bpf/libbpf.ts';
 import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
@@ -84,9 +83,10 @@ function parseSubject(o: { pid?: string; inode?: string; module?: string }, op: 
     return { kind: 'pid', pid };
   }
   if (o.inode !== undefined) {
-    let st;
-    try { st = statSync(o.inode); } catch (e) { fail(`--inode ${o.inode}: ${(e as Error).message}`, 1); }
-    return op === 'module_load' ? { kind: 'module_file', dev: st.dev, ino: st.ino } : { kind: 'inode', dev: st.dev, ino: st.ino };
+    // the {dev, ino} the LSM hooks see (stat()'s device is the layer's on overlayfs)
+    let id;
+    try { id = kernelFileId(o.inode); } catch (e) { fail(`--inode ${o.inode}: ${(e as Error).message}`, 1); }
+    return op === 'module_load' ? { kind: 'module_file', dev: id.dev, ino: id.ino } : { kind: 'inode', dev: id.dev, ino: id.ino };
   }
   return { kind: 'module', name: o.module! };
 }
@@ -149,7 +149,7 @@ export function register(program: Command): void {
     .description('deny an operation for a subject now, in the kernel and in the store')
     .addOption(new Option('--op <op>', 'operation to deny').choices(OPS).makeOptionMandatory())
     .option('--pid <n>', 'subject: a process (tgid)')
-    .option('--inode <path>', 'subject: the file at PATH (stat -> dev/ino); with --op module_load, a module file')
+    .option('--inode <path>', 'subject: the file at PATH (its dev/ino as the kernel sees it, overlayfs included); with --op module_load, a module file')
     .option('--module <name>', 'subject: a kernel module by name (resolved to its .ko under /lib/modules/$(uname -r))')
     .option('--ttl <duration>', 'expiry, e.g. 30s, 10m, 1h; 0 = never', '10m')
     .option('--rule <id>', 'rule name recorded with the verdict', 'manual')

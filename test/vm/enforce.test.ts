@@ -172,6 +172,17 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(f.childClearedOnExit, true, 'the inherited entry ends with the child');
   });
 
+  test('overlayfs: the enforcer\'s keys from paths (deny_exec_paths, a module name) deny on the guest\'s overlay /', () => {
+    const o = r.enforcerOverlay;
+    assert.equal(o.applied, true);
+    assert.equal(o.exec.out, `errno=${EPERM}`);
+    assert.equal(o.mod.out, `errno=${EPERM}`);
+    assert.equal(o.ifbLoaded, false);
+    assert.equal(o.after.code, 0, 'deny_exec_paths gone from the rules: the binary runs again');
+    assert.deepEqual(events((e) => e.pid === o.exec.pid).map((e) => [e.op, e.reason]), [['exec', 'INODE']]);
+    assert.deepEqual(events((e) => e.pid === o.mod.pid).map((e) => [e.op, e.reason]), [['module_load', 'INODE']]);
+  });
+
   test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {
     const byReason: Record<string, number> = {};
     for (const e of r.events as Ev[]) byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;

@@ -11,8 +11,10 @@ import { ENFORCE_PIN_DIR } from '../../../enforcers/maps.ts';
 import {
   KRSI_OP, decodeDenyCounts, encodeInodeKey, kernelFileId, encodeTgidKey, encodeVerdict, decodeTgidKey, type DecodedDenied,
 } from '../../../enforcers/maps.ts';
-import { bootTimeNs } from '../../../enforcers/store.ts';
+import { bootTimeNs, VerdictStore } from '../../../enforcers/store.ts';
 import { decodeVerdict } from '../../../enforcers/maps.ts';
+import { Enforcer, ModuleResolver, PinnedMapWriter, type VerdictMaps } from '../../../enforcers/enforcer.ts';
+import type { CompiledRuleSet } from '../../../engine/rules/types.ts';
 
 const [helperSrc, resultsDir] = process.argv.slice(2);
 const D = '/mnt/krsi';
@@ -231,6 +233,32 @@ h.setConfig({ mprotect_limit: 0 });
   await sleep(50);
   const left = [...h.maps.deny_tgid.keys()].map(decodeTgidKey);
   obs.fork = { parent: { pid: q.pid, ...rq }, child, childEntry, expires, unrelated, childClearedOnExit: !left.includes(child) };
+}
+
+// ---- overlayfs (the guest's /): keys the enforcer builds from paths (deny_exec_paths, module names) deny ----
+{
+  copyFileSync('/bin/true', '/root/dep-true');
+  chmodSync('/root/dep-true', 0o755);
+  mkdirSync('/root/mods', { recursive: true });
+  copyFileSync(join(modulesDir, 'kernel', mods.ifb), '/root/mods/ifb.ko');
+  const store = VerdictStore.open('/root/krsi-state');
+  const enf = new Enforcer(store, new PinnedMapWriter(h.maps as unknown as VerdictMaps, true, () => {}), { selfPid: process.pid, modules: new ModuleResolver('/root/mods') });
+  const set = {
+    rules: [{ id: 'vuln-paths', mode: 'enforce', kernel: { deny_exec_paths: 'vp' }, source: { enabled: true } }],
+    lists: { vp: new Set(['/root/dep-true']) },
+    byType: new Map(),
+  } as unknown as CompiledRuleSet;
+  enf.configure(set);
+  const v = { id: 'no-ifb:module_load:module:ifb', rule: 'no-ifb', op: 'module_load' as const, subject: { kind: 'module' as const, name: 'ifb' }, ts: bootTimeNs(), ttl_ns: 0, expires: 0, mode: 'enforce' as const };
+  const applied = enf.apply(v);
+  const exec = run(`${D}/vmhelper`, ['exec', '/root/dep-true']);
+  const mod = run(`${D}/vmhelper`, ['finit', '/root/mods/ifb.ko']);
+  enf.remove(v.id);
+  enf.configure({ rules: [], lists: {}, byType: new Map() } as unknown as CompiledRuleSet);
+  const after = run(`${D}/vmhelper`, ['exec', '/root/dep-true']);
+  await enf.close();
+  h.setConfig({ krsi_tgid: process.pid, enforce: 1, mprotect_limit: 0, module_mode: 0 });
+  obs.enforcerOverlay = { applied, exec, mod, after, ifbLoaded: loadedModules().includes('ifb') };
 }
 
 // ---- restart: a second load reuses the pinned programs and maps (verdicts survive); reload keeps the maps ----
