@@ -21,6 +21,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
 #define KRSI_DENY_SLOTS 8
+/* how long a tgid whose module file was refused (deny_inode or the denylist) may not load a module from
+ * memory: long enough for an insmod's immediate init_module fallback (engine/enforcement/semantics.ts
+ * MODULE_REFUSAL_NS says the same) */
+#define MODULE_REFUSAL_NS 5000000000ULL
 
 /* ---- the kernel fields we read (CO-RE) ---- */
 struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
@@ -66,6 +70,22 @@ struct {
 	__type(key, struct krsi_inode_key);
 	__type(value, struct krsi_verdict);   /* presence (and expiry) */
 } module_deny SEC(".maps");
+
+/* a module file refused by deny_inode / the denylist: that tgid's init_module (from memory) is refused
+ * until `until` too, with the same reason and rule (busybox insmod falls back to it at once). Kernel-only
+ * state, not pinned: it lives as long as the programs. */
+struct module_refusal {
+	__u64 until;     /* bpf_ktime_get_boot_ns() deadline */
+	__u32 reason;    /* enum krsi_deny_reason of the file refusal */
+	__u32 rule_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);   /* tgid */
+	__type(value, struct module_refusal);
+} module_refused SEC(".maps");
 
 /* the talk's in-kernel counter: mprotect calls per tgid (LRU: a lost exit never fills it) */
 struct {
@@ -242,6 +262,18 @@ int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqpr
 	return 0;         /* under the limit, no verdict: allow */
 }
 
+/* a module file refused by deny_inode or the denylist: remember it for this tgid's memory fallback
+ * (only when enforcing: in monitor mode the file load goes ahead, there is no fallback) */
+static __always_inline int refuse_module_file(struct krsi_config *c, __u32 tgid, __u32 reason, __u32 rule_id,
+					      const struct krsi_inode_key *k)
+{
+	if (c && c->enforce) {
+		struct module_refusal r = { .until = bpf_ktime_get_boot_ns() + MODULE_REFUSAL_NS, .reason = reason, .rule_id = rule_id };
+		bpf_map_update_elem(&module_refused, &tgid, &r, BPF_ANY);
+	}
+	return deny(c, KRSI_OP_MODULE_LOAD, reason, rule_id, k);
+}
+
 /* ---- module from a file (finit_module): verdicts, denylist, allowlist ---- */
 SEC("lsm/kernel_read_file")
 int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, int ret)
@@ -261,26 +293,30 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 	inode_key(file, &k);
 	v = live(&deny_inode, &k);
 	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
-		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_INODE, v->rule_id, &k);   /* a denied module file */
+		return refuse_module_file(c, tgid, KRSI_DENY_INODE, v->rule_id, &k);   /* a denied module file */
 	v = live(&deny_tgid, &tgid);
 	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_TGID, v->rule_id, &k);    /* a denied process */
 	if (!c || !c->module_mode)
 		return 0;     /* module lists off: allow */
 	if ((c->module_mode & 2) && (v = live(&module_deny, &k)))
-		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_DENY, v->rule_id, &k);   /* on the denylist */
+		return refuse_module_file(c, tgid, KRSI_DENY_MODULE_DENY, v->rule_id, &k);   /* on the denylist */
 	if ((c->module_mode & 1) && !live(&module_allow, &k))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, &k);   /* not on the allowlist */
 	return 0;         /* allowed by the lists */
 }
 
-/* ---- module from memory (init_module): no file to check, so the allowlist refuses it ---- */
+/* ---- module from memory (init_module): no file to check, so the allowlist refuses it; a tgid whose
+ * module file was just refused is refused here too. A denylist (by inode) is otherwise bypassed by
+ * another process loading the module from memory, or by a copy of the file (a new inode): allowlist
+ * mode is the strong one. ---- */
 SEC("lsm/kernel_load_data")
 int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 {
 	struct krsi_config *c;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct krsi_verdict *v;
+	struct module_refusal *r;
 
 	if (ret)
 		return ret;   /* an earlier LSM already refused */
@@ -292,6 +328,9 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 	v = live(&deny_tgid, &tgid);
 	if (v && (v->ops & KRSI_OP_MODULE_LOAD))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied process */
+	r = bpf_map_lookup_elem(&module_refused, &tgid);
+	if (r && bpf_ktime_get_boot_ns() < r->until)
+		return deny(c, KRSI_OP_MODULE_LOAD, r->reason, r->rule_id, 0);   /* the fallback of a refused file load */
 	if (c && (c->module_mode & 1))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, 0);   /* allowlist: an unnamed blob cannot be on it */
 	return 0;         /* no allowlist: allow */
@@ -333,5 +372,7 @@ int BPF_PROG(krsi_exit, struct task_struct *p)
 		bpf_map_delete_elem(&deny_tgid, &tgid);
 	if (bpf_map_lookup_elem(&mprotect_count, &tgid))
 		bpf_map_delete_elem(&mprotect_count, &tgid);
+	if (bpf_map_lookup_elem(&module_refused, &tgid))
+		bpf_map_delete_elem(&module_refused, &tgid);
 	return 0;
 }

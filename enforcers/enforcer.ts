@@ -1,14 +1,19 @@
 // The enforcer: turns the engine's verdicts into entries of the pinned BPF maps that the LSM programs
 // (bpf/enforce.bpf.c) consult, keeps them in the verdict store (lmdb) and puts them back on restart.
 // Semantics are exactly the enforcement model's (engine/enforcement/model.ts, the SEMANTICS table):
-//   subject pid          -> deny_tgid[tgid]        ops |= the op's bits (quarantine: all)
-//   subject inode        -> deny_inode[dev, ino]   (exec of that binary)
-//   subject module_file  -> deny_inode[dev, ino]   (MODULE_LOAD)
-//   subject module name  -> deny_inode of the module's .ko under /lib/modules/$(uname -r)
-//   kernel blocks        -> config (mprotect_limit, module_mode), module_allow / module_deny
-//                           (module names -> .ko inodes), deny_inode (deny_exec_paths -> inodes)
+//   subject pid          -> deny_tgid[tgid]        ops |= the op's bits (quarantine: all)        reason TGID
+//   subject inode        -> deny_inode[dev, ino]   (exec of that binary)                         reason INODE
+//   subject module_file  -> deny_inode[dev, ino]   (MODULE_LOAD)                                 reason INODE
+//   subject module name  -> deny_inode[the .ko's dev, ino] under /lib/modules/$(uname -r)        reason INODE
+//                           (SEMANTICS: the model's deny_module_name, resolved to deny_inode here)
+//   kernel blocks        -> config (mprotect_limit, module_mode); module_allowlist -> module_allow,
+//                           module_denylist -> module_deny (names -> .ko inodes; reasons MODULE_ALLOW,
+//                           MODULE_DENY); deny_exec_paths -> deny_inode (paths -> inodes; INODE)
 // Keys built from a path (module files, deny_exec_paths) use maps.ts kernelFileId(): the {dev, ino}
 // the LSM hooks see, which on overlayfs is not what stat() reports.
+// A module file refused by INODE or MODULE_DENY also refuses that process's module load from memory for
+// MODULE_REFUSAL_NS (kernel-only module_refused map): busybox insmod's fallback. A denylist by inode
+// stays weak (a copy of the file, or another process loading from memory, passes): allowlist is strong.
 // Several verdicts on one key share one map entry, merged as the model merges (ops OR-ed, the later
 // deadline, 0 = never wins, a dead entry is replaced); the kernel checks the deadline itself, so a
 // TTL holds while krsi is down. Pid verdicts end with their process. Never pid 1, never krsi itself.
@@ -489,6 +494,8 @@ export class Enforcer {
     const bitIndex = BIT_INDEX.find(([b]) => b === OP_BITS[op])![1];
     if (reason === 'MPROTECT_LIMIT' || key.counter !== undefined) return { ...base, verdict: 'kernel:mprotect_limit', rule };
     if (reason === 'MODULE_ALLOW') return { ...base, verdict: 'kernel:module_allowlist', rule };
+    if (op === 'module_load' && (reason === 'INODE' || reason === 'MODULE_DENY') && (key as { module?: unknown }).module !== undefined)
+      return { ...base, verdict: 'kernel:module_refused', rule }; // the memory fallback of a refused module file
     if (reason === 'MODULE_DENY') return { ...base, verdict: 'kernel:module_denylist', rule };
     const k: EntryKey = reason === 'INODE' || (reason === undefined && key.ino) ? { map: 'deny_inode', dev: key.dev ?? 0, ino: key.ino ?? 0 } : { map: 'deny_tgid', tgid: ev.pid };
     const c = this.entries.get(keyString(k))?.by[bitIndex];

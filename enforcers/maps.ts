@@ -206,7 +206,8 @@ export interface DecodedDenied extends DeniedEvent {
 /**
  * struct krsi_denied_event -> DeniedEvent. `key` is what matched: {dev, ino} for an inode (exec of a
  * denied binary, a module file), {pid} for a tgid verdict, {counter: 'mprotect_limit', pid} for the
- * in-kernel counter. `ruleName` maps rule_id to a rule name (0: none, the in-kernel lists and counter).
+ * in-kernel counter, {module: '(from memory)'} for init_module (the allowlist, or with reason INODE /
+ * MODULE_DENY the fallback of a module file refused to the same process moments before). `ruleName` maps rule_id to a rule name (0: none, the in-kernel lists and counter).
  */
 export function decodeDenied(data: Buffer, ruleName?: (id: number) => string | undefined): DecodedDenied | undefined {
   const L = LAYOUTS.krsi_denied_event;
@@ -221,7 +222,7 @@ export function decodeDenied(data: Buffer, ruleName?: (id: number) => string | u
   let key: Record<string, unknown>;
   if (reason === 'TGID') key = { pid };
   else if (reason === 'MPROTECT_LIMIT') key = { counter: 'mprotect_limit', pid };
-  else if (reason === 'MODULE_ALLOW' && inode.ino === 0) key = { module: '(from memory)' };
+  else if (opBit === KRSI_OP.MODULE_LOAD && inode.ino === 0) key = { module: '(from memory)' }; // init_module: allowlist, or a refused file's fallback
   else key = { dev: inode.dev, ino: inode.ino };
   const exeIno = Number(data.readBigUInt64LE(40));
   const ev: DecodedDenied = {

@@ -6,7 +6,7 @@ import type { FileId, KrsiEvent } from '../../signals/events.ts';
 import { PROT_EXEC } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
-import { KRSI_OP, OP_BITS, VALID_SUBJECTS, type DenyReason, live, mergeExpires, subjectKey } from './semantics.ts';
+import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, live, mergeExpires, subjectKey } from './semantics.ts';
 
 /** who put an op bit into an entry */
 interface Cause {
@@ -57,6 +57,8 @@ export class EnforcementModel {
   private inode = new Map<number, Map<number, Entry>>();
   private moduleName = new Map<string, Entry>();
   private mprotectCount = new Map<number, number>();
+  /** module_refused: pid -> the refusal of its module file (its memory fallback is refused until `until`) */
+  private refused = new Map<number, { until: number; reason: DenyReason; rule: string }>();
   private verdicts = new Map<string, Verdict>();
   config: KernelConfig = emptyConfig();
   /** nothing to check: the fast path */
@@ -147,6 +149,7 @@ export class EnforcementModel {
       case 'exit':
         this.tgid.delete(pid);
         this.mprotectCount.delete(pid);
+        this.refused.delete(pid);
         return undefined;
       case 'fork': {
         // lifecycle: the new process inherits the parent's live tgid entry (same ops, expiry, verdicts)
@@ -185,25 +188,43 @@ export class EnforcementModel {
       }
       case 'module_load': {
         if (pid === 1 || pid === this.selfPid) return undefined;
-        const ts = ev.ts;
-        if (ev.file) {
-          const fe = this.inode.get(ev.file.dev)?.get(ev.file.ino);
-          if (fe && fe.ops & KRSI_OP.MODULE_LOAD && live(fe.expires, ts)) return denied(ev, 'module_load', fe.by[2]!, 'INODE');
-        }
-        const ne = this.moduleName.get(ev.name);
-        if (ne && ne.ops & KRSI_OP.MODULE_LOAD && live(ne.expires, ts)) return denied(ev, 'module_load', ne.by[2]!, 'INODE');
-        const te = this.tgid.get(pid);
-        if (te && te.ops & KRSI_OP.MODULE_LOAD && live(te.expires, ts)) return denied(ev, 'module_load', te.by[2]!, 'TGID');
-        const dr = this.config.moduleDeny.get(ev.name);
-        if (dr !== undefined) return denied(ev, 'module_load', { verdict: 'kernel:module_denylist', rule: dr }, 'MODULE_DENY');
-        const allow = this.config.moduleAllow;
-        if (allow && !allow.has(ev.name))
-          return denied(ev, 'module_load', { verdict: 'kernel:module_allowlist', rule: this.config.moduleAllowRule }, 'MODULE_ALLOW');
-        return undefined;
+        const d = this.checkModule(ev);
+        // kernel_read_file: a file refused by INODE or MODULE_DENY opens the window for the memory fallback
+        if (d && (d.reason === 'INODE' || d.reason === 'MODULE_DENY') && d.verdict !== 'kernel:module_refused')
+          this.refused.set(pid, { until: ev.ts + MODULE_REFUSAL_NS, reason: d.reason, rule: d.rule });
+        return d;
       }
       default:
         return undefined;
     }
+  }
+
+  /** the module hooks (SEMANTICS kernel_read_file; kernel_load_data for the fallback of a refused file) */
+  private checkModule(ev: Extract<KrsiEvent, { type: 'module_load' }>): DeniedOut | undefined {
+    const pid = ev.pid;
+    const ts = ev.ts;
+    if (!ev.file) {
+      // kernel_load_data, when it is the fallback of a refused file load: TGID, then module_refused
+      const r = this.refused.get(pid);
+      if (r && ts < r.until) {
+        const te = this.tgid.get(pid);
+        if (te && te.ops & KRSI_OP.MODULE_LOAD && live(te.expires, ts)) return denied(ev, 'module_load', te.by[2]!, 'TGID');
+        return denied(ev, 'module_load', { verdict: 'kernel:module_refused', rule: r.rule }, r.reason);
+      }
+    } else {
+      const fe = this.inode.get(ev.file.dev)?.get(ev.file.ino);
+      if (fe && fe.ops & KRSI_OP.MODULE_LOAD && live(fe.expires, ts)) return denied(ev, 'module_load', fe.by[2]!, 'INODE');
+    }
+    const ne = this.moduleName.get(ev.name);
+    if (ne && ne.ops & KRSI_OP.MODULE_LOAD && live(ne.expires, ts)) return denied(ev, 'module_load', ne.by[2]!, 'INODE');
+    const te = this.tgid.get(pid);
+    if (te && te.ops & KRSI_OP.MODULE_LOAD && live(te.expires, ts)) return denied(ev, 'module_load', te.by[2]!, 'TGID');
+    const dr = this.config.moduleDeny.get(ev.name);
+    if (dr !== undefined) return denied(ev, 'module_load', { verdict: 'kernel:module_denylist', rule: dr }, 'MODULE_DENY');
+    const allow = this.config.moduleAllow;
+    if (allow && !allow.has(ev.name))
+      return denied(ev, 'module_load', { verdict: 'kernel:module_allowlist', rule: this.config.moduleAllowRule }, 'MODULE_ALLOW');
+    return undefined;
   }
 
   /** drop entries whose TTL has passed at event time `now` (the kernel keeps them until overwritten;

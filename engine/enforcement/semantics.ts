@@ -16,6 +16,11 @@ export type DenyReason = keyof typeof KRSI_DENY;
 /** struct krsi_config.module_mode bits: 0 off, 1 allowlist, 2 denylist (3: both, denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
 
+/** after a module file is refused by deny_inode (INODE) or the denylist (MODULE_DENY), the same tgid's
+ *  module load from memory (init_module, the fallback of busybox insmod) is refused for this long, with the
+ *  same reason and rule (kernel: the module_refused map; bpf/enforce.bpf.c MODULE_REFUSAL_NS) */
+export const MODULE_REFUSAL_NS = 5_000_000_000;
+
 /** the ops bits a verdict sets */
 export const OP_BITS: Record<VerdictOp, number> = {
   exec: KRSI_OP.EXEC,
@@ -47,7 +52,8 @@ export type EnforcementMap =
   | 'deny_module_name' // model only: module name -> verdict (kernel: resolved to deny_inode)
   | 'mprotect_count' // key __u32 tgid, value __u64 count of mprotect calls (every call)
   | 'module_allow' // key krsi_inode_key (model: module name), presence = allowed
-  | 'module_deny'; // key krsi_inode_key (model: module name), presence = denied
+  | 'module_deny' // key krsi_inode_key (model: module name), presence = denied
+  | 'module_refused'; // key __u32 tgid, value {until, reason, rule_id}: a refused module file (kernel only state, not pinned)
 
 export type SingleOp = 'exec' | 'mprotect_exec' | 'module_load';
 
@@ -147,7 +153,10 @@ export const SEMANTICS: readonly HookRow[] = [
       { reason: 'MODULE_DENY', map: 'module_deny', key: 'model: module name; kernel: module file inode', denies: 'module_mode & DENYLIST and present' },
       { reason: 'MODULE_ALLOW', map: 'module_allow', key: 'model: module name; kernel: module file inode', denies: 'module_mode & ALLOWLIST and absent' },
     ],
-    note: 'id == READING_MODULE only; the kernel identifies a module by its file inode, the model by name (lists hold names, resolved to inodes by the enforcer)',
+    note:
+      'id == READING_MODULE only; the kernel identifies a module by its file inode, the model by name (lists hold names, resolved to inodes by the enforcer). ' +
+      'A refusal by INODE or MODULE_DENY (when enforcing) also puts the tgid into module_refused for MODULE_REFUSAL_NS (see kernel_load_data). ' +
+      'A denylist by inode is bypassed by a copy of the file (a new inode) or by another process loading it from memory: allowlist mode is the strong one',
   },
   {
     hook: 'kernel_load_data',
@@ -157,9 +166,17 @@ export const SEMANTICS: readonly HookRow[] = [
     applies: () => false,
     checks: [
       { reason: 'TGID', map: 'deny_tgid', key: 'the loading tgid', denies: 'entry.ops & MODULE_LOAD' },
+      {
+        reason: 'MODULE_DENY',
+        map: 'module_refused',
+        key: 'the loading tgid',
+        denies: 'now < until: this tgid\'s module file was refused (INODE or MODULE_DENY) less than MODULE_REFUSAL_NS ago; the denial carries that refusal\'s reason (INODE or MODULE_DENY) and rule (verdict kernel:module_refused)',
+      },
       { reason: 'MODULE_ALLOW', map: 'module_allow', key: 'none: no file', denies: 'module_mode & ALLOWLIST (a module from memory cannot be on an allowlist)' },
     ],
-    note: 'id == LOADING_MODULE (init_module(2) from memory). A log cannot tell it apart from a file load, so replay models every module_load event as kernel_read_file',
+    note:
+      'id == LOADING_MODULE (init_module(2) from memory). A log cannot tell it apart from a file load, so replay models every module_load event as kernel_read_file, ' +
+      'except that a module_load without `file` by a pid whose module file was refused less than MODULE_REFUSAL_NS before is the memory fallback: TGID, then module_refused',
   },
 ];
 

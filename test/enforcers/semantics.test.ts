@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnforcementModel } from '../../engine/enforcement/model.ts';
-import { KRSI_OP, KRSI_MODULE_MODE, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
+import { KRSI_OP, KRSI_MODULE_MODE, MODULE_REFUSAL_NS, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
 import { Enforcer, MemoryMapWriter, keyString, ModuleResolver, type EntryKey } from '../../enforcers/enforcer.ts';
 import { VerdictStore } from '../../enforcers/store.ts';
 import type { CompiledRuleSet, CompiledRule, KernelJson } from '../../engine/rules/types.ts';
@@ -49,6 +49,8 @@ function ev(type: KrsiEvent['type'], pid: number, extra: Record<string, unknown>
 const exec = (pid: number, exe = { path: '/bin/t', dev: 1, ino: 1 }, ts?: number) => ev('exec', pid, { filename: exe.path, exe }, ts);
 const mprot = (pid: number, prot: number, ts?: number) => ev('mprotect', pid, { start: 0, len: 4096, prot }, ts);
 const modload = (pid: number, name: string, ts?: number) => ev('module_load', pid, { name, file: MODS[name] }, ts);
+/** init_module from memory: a module_load without `file` */
+const memload = (pid: number, name: string, ts?: number) => ev('module_load', pid, { name }, ts);
 const vid = (rule: string, op: VerdictOp, s: Subject) => verdictId(rule, op, s);
 const P = (pid: number): Subject => ({ kind: 'pid', pid });
 const I = (dev: number, ino: number): Subject => ({ kind: 'inode', dev, ino });
@@ -227,6 +229,27 @@ const ROWS: Row[] = [
     ],
   },
   {
+    name: 'module denylist: the refused process\'s load from memory right after (busybox insmod\'s fallback) is refused too, until the window ends; another process is not',
+    kernel: { module_denylist: 'bad', lists: { bad: ['evil'] } },
+    steps: [
+      { ev: modload(175, 'evil', 70_000), deny: { reason: 'MODULE_DENY', verdict: 'kernel:module_denylist' } },
+      { ev: memload(175, 'evil', 70_100), deny: { reason: 'MODULE_DENY', verdict: 'kernel:module_refused' } },
+      { ev: memload(175, 'good', 70_200), deny: { reason: 'MODULE_DENY', verdict: 'kernel:module_refused' } },
+      { ev: memload(176, 'good', 70_300) },
+      { ev: memload(175, 'good', 70_000 + MODULE_REFUSAL_NS) },
+    ],
+  },
+  {
+    name: 'module verdict by name: the refused process\'s fallback from memory is refused (INODE); its exit ends the window',
+    steps: [
+      { apply: { op: 'module_load', subject: { kind: 'module', name: 'evil' }, ts: 80_000 } },
+      { ev: modload(177, 'evil', 80_100), deny: { reason: 'INODE', verdict: vid('r', 'module_load', { kind: 'module', name: 'evil' }) } },
+      { ev: memload(177, 'good', 80_200), deny: { reason: 'INODE', verdict: 'kernel:module_refused' } },
+      { ev: ev('exit', 177, { code: 1 }, 80_300) },
+      { ev: memload(177, 'good', 80_400) },
+    ],
+  },
+  {
     name: 'module verdicts: by name (resolved to the .ko inode) and by module file',
     steps: [
       { apply: { op: 'module_load', subject: { kind: 'module', name: 'evil' }, ts: 100 } },
@@ -271,6 +294,8 @@ function verdict(a: Extract<Step, { apply: unknown }>['apply']): Verdict {
 /** the kernel's reading of the maps (bpf/enforce.bpf.c), check by check in SEMANTICS order */
 class KernelReading {
   private count = new Map<number, number>();
+  /** module_refused: tgid -> {until, reason, rule_id} */
+  private refused = new Map<number, { until: number; reason: DenyReason; rule_id: number }>();
   constructor(private readonly maps: MemoryMapWriter) {}
   private get(k: EntryKey) {
     return this.maps.entries.get(keyString(k))?.value;
@@ -280,8 +305,10 @@ class KernelReading {
     if (e.type === 'exit') {
       this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: e.pid })); // the krsi_exit program
       this.count.delete(e.pid);
+      this.refused.delete(e.pid);
       return undefined;
     }
+    if (e.type === 'module_load' && !e.file) return this.loadData(e);
     if (e.type === 'fork') {
       // the krsi_fork program: a new tgid gets the parent's live entry (not from init or krsi)
       const v = this.get({ map: 'deny_tgid', tgid: e.pid });
@@ -322,7 +349,30 @@ class KernelReading {
           : c.reason === 'INODE' ? inode && this.get({ map: 'deny_inode', ...inode })
           : c.reason === 'MODULE_DENY' ? inode && this.get({ map: 'module_deny', ...inode }) : undefined;
         const key = c.reason === 'TGID' ? { pid: e.pid } : c.reason === 'MPROTECT_LIMIT' ? { counter: 'mprotect_limit', pid: e.pid } : { ...inode };
+        if (row.op === 'module_load' && (c.reason === 'INODE' || c.reason === 'MODULE_DENY'))
+          this.refused.set(e.pid, { until: e.ts + MODULE_REFUSAL_NS, reason: c.reason, rule_id: v?.rule_id ?? 0 }); // refuse_module_file()
         return { ...e, type: 'denied', op: row.op, key, reason: c.reason, rule_id: v?.rule_id ?? 0, enforced: true } as DeniedEvent;
+      }
+    }
+    return undefined;
+  }
+
+  /** the kernel_load_data row (init_module from memory), check by check */
+  private loadData(e: KrsiEvent): DeniedEvent | undefined {
+    const cfg = this.maps.cfg!;
+    if (e.pid === 1 || e.pid === cfg.krsi_tgid) return undefined;
+    const row = SEMANTICS.find((r) => r.hook === 'kernel_load_data')!;
+    const out = (reason: DenyReason, rule_id: number, key: Record<string, unknown>) =>
+      ({ ...e, type: 'denied', op: row.op, key, reason, rule_id, enforced: true }) as DeniedEvent;
+    for (const c of row.checks) {
+      if (c.map === 'deny_tgid') {
+        const v = this.get({ map: 'deny_tgid', tgid: e.pid });
+        if (v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts)) return out('TGID', v.rule_id, { pid: e.pid });
+      } else if (c.map === 'module_refused') {
+        const r = this.refused.get(e.pid);
+        if (r && e.ts < r.until) return out(r.reason, r.rule_id, { module: '(from memory)' });
+      } else if (c.map === 'module_allow') {
+        if ((cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) !== 0) return out('MODULE_ALLOW', 0, { module: '(from memory)' });
       }
     }
     return undefined;

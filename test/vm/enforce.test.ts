@@ -183,6 +183,17 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.deepEqual(events((e) => e.pid === o.mod.pid).map((e) => [e.op, e.reason]), [['module_load', 'INODE']]);
   });
 
+  test('modules, denylist + busybox insmod: the file load and its fallback from memory are both refused; another process from memory is not (a denylist is weak)', () => {
+    const m = r.moduleDenyFallback;
+    assert.equal(m.listed.code, 1, m.listed.out);
+    assert.match(m.listed.out, /Operation not permitted/);
+    assert.equal(m.loadedAfterListed, false, 'busybox insmod did not get the module in through init_module');
+    const ev = events((e) => e.pid === m.listed.pid);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id, 'ino' in e.key]), [['module_load', 'MODULE_DENY', 23, true], ['module_load', 'MODULE_DENY', 23, false]]);
+    assert.equal(m.fromMemory.out, 'ok', 'documented limit: init_module from another process is not on an inode denylist');
+    assert.equal(m.loadedAfterMemory, true);
+  });
+
   test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {
     const byReason: Record<string, number> = {};
     for (const e of r.events as Ev[]) byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;

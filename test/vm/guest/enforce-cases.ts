@@ -68,6 +68,7 @@ for (const n of ['denied-true', 'other-true', 'ttl-true']) {
   chmodSync(`${D}/${n}`, 0o755);
 }
 const mods: Record<string, string> = {
+  tun: 'drivers/net/tun.ko',
   dummy: 'drivers/net/dummy.ko', ifb: 'drivers/net/ifb.ko', nlmon: 'drivers/net/nlmon.ko', bfs: 'fs/bfs/bfs.ko', veth: 'drivers/net/veth.ko', minix: 'fs/minix/minix.ko',
 };
 for (const [m, p] of Object.entries(mods)) copyFileSync(join(modulesDir, 'kernel', p), `${D}/${m}.ko`);
@@ -259,6 +260,18 @@ h.setConfig({ mprotect_limit: 0 });
   await enf.close();
   h.setConfig({ krsi_tgid: process.pid, enforce: 1, mprotect_limit: 0, module_mode: 0 });
   obs.enforcerOverlay = { applied, exec, mod, after, ifbLoaded: loadedModules().includes('ifb') };
+}
+
+// ---- denylist and busybox insmod: the file load is refused, and so is its immediate fallback from memory ----
+{
+  h.maps.module_deny.update(fileKey(`${D}/tun.ko`), verdict(KRSI_OP.MODULE_LOAD, 23));
+  h.setConfig({ module_mode: 2 });
+  const listed = run('busybox', ['insmod', `${D}/tun.ko`]);
+  const loadedAfterListed = loadedModules().includes('tun');
+  // the documented limit of a denylist: another process loading the same module from memory is not refused
+  const fromMemory = run(`${D}/vmhelper`, ['init', `${D}/tun.ko`]);
+  h.setConfig({ module_mode: 0 });
+  obs.moduleDenyFallback = { listed, loadedAfterListed, fromMemory, loadedAfterMemory: loadedModules().includes('tun') };
 }
 
 // ---- restart: a second load reuses the pinned programs and maps (verdicts survive); reload keeps the maps ----

@@ -6,6 +6,7 @@
 //   vmhelper forkexec PATH [wait]  (wait: read a line first) fork; the child sleeps 1 s (the test reads the
 //                                maps), then execv(PATH) ("child errno=N", exit 100); the parent prints
 //                                "child=PID" at once and "status=S" (the child's exit status) at the end
+//   vmhelper init KO             init_module(2) from memory (the file read into a buffer); print "ok" or "errno=N"
 //   vmhelper pid1 OUT            (run as pid 1) mprotect PROT_EXEC, write "pid=P mprotect=E" to OUT, power off
 //   vmhelper bexec N PATH        bench: N x (fork, execv PATH, wait); print the median ns per round trip
 //   vmhelper bmprot N            bench: N x mprotect adding PROT_EXEC (and N dropping it); median ns per call
@@ -87,6 +88,16 @@ int main(int argc, char **argv) {
 		int st;
 		waitpid(c, &st, 0);
 		printf("status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		return 0;
+	}
+	if (!strcmp(argv[1], "init")) {
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) { perror(argv[2]); return 2; }
+		off_t len = lseek(fd, 0, SEEK_END);
+		char *buf = malloc(len);
+		if (!buf || pread(fd, buf, len, 0) != len) { perror("read"); return 2; }
+		if (syscall(SYS_init_module, buf, (unsigned long)len, "")) { printf("errno=%d\n", errno); return 1; }
+		printf("ok\n");
 		return 0;
 	}
 	if (!strcmp(argv[1], "pid1")) {
