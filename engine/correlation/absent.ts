@@ -11,6 +11,7 @@
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
 import { type Correlator, type Sink, fmtNs, stepTypes, takes } from './index.ts';
+import { correlationOf } from './keyed.ts';
 import { KeyedWindow } from './store.ts';
 
 interface Pending {
@@ -39,8 +40,7 @@ export class AbsentCorrelator implements Correlator {
     private sink: Sink,
     cap: number,
   ) {
-    const c = rule.correlation;
-    if (!c || c.kind !== 'absent') throw new Error(`rule ${rule.id}: not an absent`);
+    const c = correlationOf(rule, 'absent');
     this.first = c.first;
     this.then = c.then;
     this.firstKey = c.first.key ?? c.key ?? NO_KEY;

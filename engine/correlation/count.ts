@@ -3,10 +3,9 @@
 // `within` after the firing event (matching events in that time are not counted); counting then
 // starts afresh. So a sustained burst fires once per window, not on every further event.
 // `until` clears the key; a pid-keyed count ends when that pid exits.
-import type { EventType } from '../../signals/events.ts';
-import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, keyText, pidKeyed } from './index.ts';
-import { KeyedWindow } from './store.ts';
+import type { CompiledRule, Facts } from '../rules/types.ts';
+import { type Sink, fmtNs, keyText } from './index.ts';
+import { RearmingCorrelator, correlationOf } from './keyed.ts';
 
 interface CountState {
   deadline: number;
@@ -18,56 +17,23 @@ interface CountState {
   quietUntil: number;
 }
 
-export class CountCorrelator implements Correlator {
-  readonly types: EventType[] | '*';
-  private store: KeyedWindow<CountState>;
-  private key: KeyFn;
-  private within: number;
-  private threshold: number;
-  private until?: CompiledStep;
-  private pidKey: boolean;
-  private keyFields: string[];
-  private untilAll: boolean;
-  private untilTypes: Set<string>;
+export class CountCorrelator extends RearmingCorrelator<CountState> {
+  constructor(rule: CompiledRule, sink: Sink, cap: number) {
+    super(rule, sink, correlationOf(rule, 'count'), cap);
+  }
 
-  constructor(
-    readonly rule: CompiledRule,
-    private sink: Sink,
-    cap: number,
-  ) {
-    const c = rule.correlation;
-    if (!c || c.kind !== 'count') throw new Error(`rule ${rule.id}: not a count`);
-    this.key = c.key;
-    this.within = c.within;
-    this.threshold = Math.max(1, c.threshold);
-    this.until = c.until;
-    this.pidKey = pidKeyed(c.keyFields);
-    this.keyFields = c.keyFields;
-    this.untilAll = c.until?.types === '*';
-    this.untilTypes = new Set(c.until && c.until.types !== '*' ? c.until.types : []);
-    this.store = new KeyedWindow(cap, true);
-    this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
+  protected fresh(deadline: number): CountState {
+    return { deadline, ts: [], seq: [], head: 0, quietUntil: -1 };
   }
 
   onEvent(f: Facts): void {
-    const now = f.ts;
-    const u = this.until;
-    if (u !== undefined && (this.untilAll || this.untilTypes.has(f.type)) && u.match(f)) {
-      const k = (u.key ?? this.key)(f);
-      if (k !== undefined) this.store.delete(k);
-      return;
-    }
+    if (this.untilClears(f)) return;
     if (!this.rule.match(f)) return;
     const k = this.key(f);
     if (k === undefined) return;
-    let s = this.store.get(k, now);
-    if (!s) {
-      s = { deadline: now + this.within, ts: [], seq: [], head: 0, quietUntil: -1 };
-      this.store.set(k, s, now);
-    } else {
-      if (now <= s.quietUntil) return;
-      s.deadline = now + this.within;
-    }
+    const now = f.ts;
+    const s = this.open(k, now);
+    if (!s) return;
     const t = this.threshold;
     const seq = f.seq ?? -1;
     if (s.ts.length < t) {
@@ -85,7 +51,7 @@ export class CountCorrelator implements Correlator {
     s.ts = [];
     s.seq = [];
     s.head = 0;
-    s.quietUntil = now + this.within;
+    this.rearm(s, now);
     this.sink.fire(this.rule, {
       ts: now,
       pid: f.pid,
@@ -96,21 +62,5 @@ export class CountCorrelator implements Correlator {
       count: t,
       why: `${t} matching events by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${t}): seq ${seqs[0]} .. ${seqs[seqs.length - 1]}`,
     });
-  }
-
-  onExit(f: Facts): void {
-    if (!this.pidKey || this.store.size === 0) return;
-    const k = this.key(f);
-    if (k !== undefined) this.store.delete(k);
-  }
-
-  nextDeadline(): number {
-    return Infinity;
-  }
-
-  advance(): void {}
-
-  stats() {
-    return this.store.stats();
   }
 }

@@ -5,9 +5,9 @@
 // reused pid never completes a stale sequence.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
-import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, keyText, pidKeyed, stepTypes, takes } from './index.ts';
-import { KeyedWindow } from './store.ts';
+import type { CompiledRule, CompiledStep, Facts } from '../rules/types.ts';
+import { type Sink, fmtNs, keyText, stepTypes, takes } from './index.ts';
+import { KeyedCorrelator, correlationOf } from './keyed.ts';
 
 interface SeqState {
   deadline: number;
@@ -16,37 +16,20 @@ interface SeqState {
   events: KrsiEvent[];
 }
 
-export class SequenceCorrelator implements Correlator {
+export class SequenceCorrelator extends KeyedCorrelator<SeqState> {
   readonly types: EventType[] | '*';
-  private store: KeyedWindow<SeqState>;
-  private key: KeyFn;
   private steps: CompiledStep[];
-  private until?: CompiledStep;
-  private within: number;
-  private pidKey: boolean;
-  private keyFields: string[];
   /** event type -> indices of the steps taking it, last step first */
   private byType = new Map<string, number[]>();
-  private untilTypes: Set<string> | '*';
   private stepIds: string[];
 
-  constructor(
-    readonly rule: CompiledRule,
-    private sink: Sink,
-    cap: number,
-  ) {
-    const c = rule.correlation;
-    if (!c || c.kind !== 'sequence') throw new Error(`rule ${rule.id}: not a sequence`);
-    this.key = c.key;
+  constructor(rule: CompiledRule, sink: Sink, cap: number) {
+    const c = correlationOf(rule, 'sequence');
+    // fixed deadlines: a sequence's window runs from its first step
+    super(rule, sink, c, cap, false);
     this.steps = c.steps;
-    this.until = c.until;
-    this.within = c.within;
-    this.pidKey = pidKeyed(c.keyFields);
-    this.keyFields = c.keyFields;
-    this.store = new KeyedWindow(cap);
     this.types = stepTypes([...c.steps, c.until]);
     this.stepIds = c.steps.map((s, i) => s.id || String(i));
-    this.untilTypes = !c.until ? new Set() : c.until.types === '*' ? '*' : new Set(c.until.types);
     for (const t of EVENT_TYPES) this.stepsFor(t);
   }
 
@@ -61,13 +44,8 @@ export class SequenceCorrelator implements Correlator {
   }
 
   onEvent(f: Facts): void {
+    if (this.untilClears(f)) return;
     const now = f.ts;
-    const u = this.until;
-    if (u && (this.untilTypes === '*' || this.untilTypes.has(f.type)) && u.match(f)) {
-      const k = (u.key ?? this.key)(f);
-      if (k !== undefined) this.store.delete(k);
-      return;
-    }
     const idx = this.stepsFor(f.type);
     for (let j = 0; j < idx.length; j++) {
       const i = idx[j];
@@ -106,21 +84,5 @@ export class SequenceCorrelator implements Correlator {
       key,
       why: `sequence ${this.stepIds.join(' -> ')} by ${keyText(this.keyFields, key)} within ${fmtNs(this.within)}`,
     });
-  }
-
-  onExit(f: Facts): void {
-    if (!this.pidKey || this.store.size === 0) return;
-    const k = this.key(f);
-    if (k !== undefined) this.store.delete(k);
-  }
-
-  nextDeadline(): number {
-    return Infinity;
-  }
-
-  advance(): void {}
-
-  stats() {
-    return this.store.stats();
   }
 }
