@@ -14,6 +14,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { KrsiEvent } from '../../signals/events.ts';
 import { EventError, LogValidator, validateEvent } from '../../signals/validate.ts';
 import type { ReadOptions, TimeBounds } from './types.ts';
+import { EventDecoder } from './decode.ts';
 
 const FORMAT = 'krsi-eventlog-1';
 
@@ -23,10 +24,15 @@ interface Handles {
   meta: Database<unknown, string>;
 }
 
-function openLog(path: string, readOnly: boolean): Handles {
+/** `fast`: decode values with EventDecoder (replay); writers use lmdb's own msgpackr encoder */
+function openLog(path: string, readOnly: boolean, fast = false): Handles {
   if (readOnly && !isLmdbLog(path)) throw new Error(`${path}: not an lmdb event log (no ${join(path, 'data.mdb')})`);
   const root = open({ path, maxDbs: 4, readOnly, compression: false, noSubdir: false });
-  const events = root.openDB<KrsiEvent, number>({ name: 'events', sharedStructuresKey: Symbol.for('structures') });
+  const events = root.openDB<KrsiEvent, number>({
+    name: 'events',
+    sharedStructuresKey: Symbol.for('structures'),
+    ...(fast ? { encoder: { Encoder: EventDecoder } } : {}),
+  });
   const meta = root.openDB<unknown, string>({ name: 'meta' });
   if (!readOnly && meta.get('format') === undefined) meta.putSync('format', FORMAT);
   const format = meta.get('format');
@@ -170,7 +176,7 @@ function lowerBound(events: Database<KrsiEvent, number>, lo: number, hi: number,
 }
 
 export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds): AsyncGenerator<KrsiEvent[]> {
-  const h = openLog(path, true);
+  const h = openLog(path, true, true);
   try {
     const n = lastKey(h.events);
     if (!n) return;
