@@ -86,30 +86,22 @@ function paren(c: ConditionJson): string {
   return 'all' in c || 'any' in c ? `(${t})` : t;
 }
 
+/** what an event is about, after its type: " /bin/sh", " child 42", "" for exit and denied */
+function eventWhat(e: KrsiEvent): string {
+  switch (e.type) {
+    case 'exec': return ` ${e.filename}`;
+    case 'fork': return ` child ${e.child_pid}`;
+    case 'unlink': return ` ${e.path}`;
+    case 'mprotect': return ` prot ${e.prot}`;
+    case 'module_load': return ` ${e.name}`;
+    case 'module_list': return ` ${e.modules?.length ?? 0} modules`;
+    default: return '';
+  }
+}
+
 function eventLine(e: KrsiEvent): string {
   const p = e.exe?.path ?? '?';
-  let what = '';
-  switch (e.type) {
-    case 'exec':
-      what = ` ${e.filename}`;
-      break;
-    case 'fork':
-      what = ` child ${e.child_pid}`;
-      break;
-    case 'unlink':
-      what = ` ${e.path}`;
-      break;
-    case 'mprotect':
-      what = ` prot ${e.prot}`;
-      break;
-    case 'module_load':
-      what = ` ${e.name}`;
-      break;
-    case 'module_list':
-      what = ` ${e.modules?.length ?? 0} modules`;
-      break;
-  }
-  return `seq ${e.seq} ${e.type}${what} pid ${e.pid} (${e.comm} ${p})`;
+  return `seq ${e.seq} ${e.type}${eventWhat(e)} pid ${e.pid} (${e.comm} ${p})`;
 }
 
 /** the source conditions of each step id, for explanations */
