@@ -6,7 +6,7 @@
 // Per exec event: stat /proc/<pid>/exe (the very file the process runs, also when it was deleted or
 // renamed), or exe.path when the process is already gone; the file must be the event's inode. The
 // hash is cached per (dev, ino, size, mtime, ctime) in a bounded LRU: an exec storm of one binary costs
-// one stat per event. Files up to syncMaxBytes are hashed synchronously (a few hundred microseconds);
+// one stat per event. Files up to syncMaxBytes are hashed synchronously (about a millisecond at most);
 // larger ones through a crypto stream without blocking the event loop. Events stay in order: a batch
 // with an exec whose hash is being computed waits, and every later batch waits behind it (the engine
 // needs non-decreasing time); batches without pending hashes pass synchronously when nothing waits.
@@ -25,7 +25,7 @@ const log = childLogger('hash');
 export interface ExeHashOptions {
   /** cached hashes (LRU), default 4096 */
   cacheSize?: number;
-  /** files up to this size are hashed synchronously, default 1 MiB; larger ones asynchronously */
+  /** files up to this size are hashed synchronously, default 256 KiB (about a millisecond); larger ones asynchronously */
   syncMaxBytes?: number;
   /** files above this size are not hashed (a `too_large` failure), default 512 MiB */
   maxBytes?: number;
@@ -91,7 +91,7 @@ export class ExeHasher {
 
   constructor(o: ExeHashOptions = {}) {
     this.cacheSize = o.cacheSize ?? 4096;
-    this.syncMax = o.syncMaxBytes ?? 1 << 20;
+    this.syncMax = o.syncMaxBytes ?? 256 << 10;
     this.maxBytes = o.maxBytes ?? 512 << 20;
     this.proc = o.procRoot ?? '/proc';
   }
@@ -122,7 +122,7 @@ export class ExeHasher {
       this.s.hits++;
       return running.then((h) => (h !== undefined && this.s.hashed++, h));
     }
-    if (st.size > BigInt(this.maxBytes)) return this.fail('too_large', e);
+    if (Number(st.size) > this.maxBytes) return this.fail('too_large', e);
     let fd: number;
     try {
       fd = openSync(file, 'r');
@@ -130,7 +130,6 @@ export class ExeHasher {
       return this.fail('gone', e);
     }
     this.s.misses++;
-    let size: bigint;
     try {
       // the key of what was opened (a replace between stat and open gets its own key)
       const fst = fstatSync(fd, { bigint: true });
@@ -138,8 +137,7 @@ export class ExeHasher {
         closeSync(fd);
         return this.fail('replaced', e);
       }
-      size = fst.size;
-      if (size <= BigInt(this.syncMax)) {
+      if (Number(fst.size) <= this.syncMax) {
         const data = readFileSync(fd);
         closeSync(fd);
         this.s.bytes += data.length;
@@ -214,7 +212,7 @@ async function hashStream(file: string, fd: number): Promise<{ hex: string; byte
   const h = createHash('sha256');
   let bytes = 0;
   // autoClose: the stream closes fd at the end or on error
-  for await (const chunk of createReadStream(file, { fd, highWaterMark: 1 << 20 })) {
+  for await (const chunk of createReadStream(file, { fd, highWaterMark: 256 << 10 })) {
     h.update(chunk as Buffer);
     bytes += (chunk as Buffer).length;
   }
@@ -224,6 +222,8 @@ async function hashStream(file: string, fd: number): Promise<{ hex: string; byte
 /** LiveSignals whose exec events carry sha256, in the original order; stop() waits for pending hashes */
 export interface HashedSignals extends LiveSignals {
   hasher: ExeHasher;
+  /** ts of the oldest event held back for a hash, if any: a heartbeat must not move time past it */
+  heldFrom(): number | undefined;
 }
 
 /** the hashing stage over live signals (see the top of this file) */
@@ -279,6 +279,7 @@ export function withExeHashes(live: LiveSignals, hasher: ExeHasher = new ExeHash
 
   return {
     hasher,
+    heldFrom: () => queue[0]?.batch[0]?.ts,
     events$: events.asObservable(),
     batches$: batches.asObservable(),
     lost: () => live.lost(),

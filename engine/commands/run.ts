@@ -13,7 +13,7 @@ import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
-import { ExeHasher, needsExeHash, withExeHashes, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
+import { ExeHasher, needsExeHash, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
 import { KrsiMetrics, serveMetrics } from '../metrics.ts'; // H11: metrics
 
 /** keeps only the rules named in ids (as replay --rule does) */
@@ -120,6 +120,7 @@ export async function runLive(
   const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
   const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
   const live = hasher ? withExeHashes(raw, hasher) : raw;
+  const heldFrom = hasher ? (live as HashedSignals).heldFrom : () => undefined;
   // ---- end H11 ----
   const writer = o.record ? LogWriter.open(o.record) : undefined;
   // simulate off: live, the kernel refuses and reports its own denied events
@@ -168,7 +169,8 @@ export async function runLive(
   // that events still in the ring are not overtaken
   const beat = setInterval(() => {
     try {
-      engine.advance((o.clock ?? bootNs)() - HEARTBEAT_LAG_NS, count);
+      // H11: nor past events held back until their executable is hashed
+      engine.advance(Math.min((o.clock ?? bootNs)() - HEARTBEAT_LAG_NS, heldFrom() ?? Infinity), count);
       onBatch?.();
     } catch (e) {
       fail(e);
@@ -209,7 +211,7 @@ without it krsi run exits 3 saying so, and never runs as monitor instead. See \`
 Exec events carry the sha256 of the executable when a loaded rule reads \`sha256\` on exec (the bundled
 known-vulnerable-binary does) or with --record: hashed once per file version (dev, inode, size, mtime,
 ctime; 4096 cached), read through /proc/PID/exe while the process lives, else its path; files over
-1 MiB are hashed without blocking, the events keep their order. An executable that cannot be read
+256 KiB are hashed without blocking, the events keep their order. An executable that cannot be read
 (process and file gone, or replaced) leaves its exec event without sha256; the count is printed.
 
 --metrics HOST:PORT (e.g. 127.0.0.1:9464; off by default) serves Prometheus metrics at /metrics:

@@ -164,6 +164,7 @@ describe('withExeHashes: the stage keeps the order', () => {
     const f0 = fork();
     raw.next([f0, execOf(small)]);
     assert.equal(seen.length, 1, 'no wait: delivered at once');
+    assert.equal(hashed.heldFrom(), undefined);
     assert.equal((seen[0][1] as ExecEvent).sha256, sha(small));
 
     const e2 = execOf(big);
@@ -173,11 +174,13 @@ describe('withExeHashes: the stage keeps the order', () => {
     raw.next([f3, e4]);
     assert.equal(seen.length, 1, 'the big file holds its batch and the next');
     assert.equal(hashed.hasher.stats().waiting, 2);
+    assert.equal(hashed.heldFrom(), e2.ts, 'the heartbeat may not pass the held exec');
     await hashed.stop();
     assert.deepEqual(seen.flat().map((e) => e.ts), [...seen.flat().map((e) => e.ts)].sort((a, b) => a - b), 'in order');
     assert.deepEqual(seen.map((b) => b.length), [2, 1, 2]);
     assert.equal((seen[1][0] as ExecEvent).sha256, sha(big));
     assert.equal((seen[2][1] as ExecEvent).sha256, sha(small));
+    assert.equal(hashed.heldFrom(), undefined);
   });
 
   test('an exec that cannot be hashed goes on without sha256; stop() completes the stream', async () => {
