@@ -11,6 +11,7 @@ import type { AlertOut, Mode, Subject, Verdict, VerdictOut } from './types.ts';
 import type { Firing } from './correlation/index.ts';
 import { verdictId } from './enforcement/semantics.ts';
 import { fmtNs } from './correlation/index.ts';
+import { formatSubject } from './output/text.ts';
 
 type Part = string | { path: string[] };
 
@@ -240,7 +241,7 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
     ts: f.ts,
     events: f.seqs ?? seqs(f.events),
     message,
-    explain: [...lines, `verdict: deny ${v.op} for ${subjectText(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : ' (monitor: not applied)'}`],
+    explain: [...lines, `verdict: deny ${v.op} for ${formatSubject(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : ' (monitor: not applied)'}`],
     op: v.op,
     subject: v.subject,
     ttl_ns: v.ttl_ns,
@@ -248,19 +249,6 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
     mode: v.mode,
     applied,
   };
-}
-
-export function subjectText(s: Subject): string {
-  switch (s.kind) {
-    case 'pid':
-      return `pid ${s.pid}`;
-    case 'inode':
-      return `inode ${s.dev}:${s.ino}`;
-    case 'module':
-      return `module ${s.name}`;
-    case 'module_file':
-      return `module file ${s.dev}:${s.ino}`;
-  }
 }
 
 /** rebuild the Verdict a VerdictOut carries (for the live enforcer) */
