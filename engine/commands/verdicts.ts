@@ -10,6 +10,7 @@ import { enforcementLoaded } from '../../enforcers/programs.ts';
 import { BpfMap } from '../../bpf/libbpf.ts';
 import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
 import { parseDuration } from '../duration.ts';
+import { formatSubject } from '../output/text.ts';
 import type { Subject, Verdict, VerdictOp } from '../types.ts';
 
 const OPS: VerdictOp[] = ['exec', 'mprotect_exec', 'module_load', 'quarantine'];
@@ -32,15 +33,6 @@ function fmtNs(ns: number): string {
   if (ns <= 0) return 'expired';
   const s = ns / 1e9;
   return s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${(s / 60).toFixed(1)}m` : `${s.toFixed(1)}s`;
-}
-
-function subjectText(s: Subject): string {
-  switch (s.kind) {
-    case 'pid': return `pid ${s.pid}`;
-    case 'inode': return `inode ${s.dev}:${s.ino}`;
-    case 'module': return `module ${s.name}`;
-    case 'module_file': return `module file ${s.dev}:${s.ino}`;
-  }
 }
 
 function entryText(e: Entry, ruleName: (id: number) => string | undefined): string {
@@ -97,7 +89,7 @@ function printStored(list: StoredVerdict[], json: boolean): void {
     const v = s.verdict;
     if (json) { process.stdout.write(JSON.stringify({ kind: 'verdict', ...v, deadline: s.deadline }) + '\n'); continue; }
     const left = s.deadline === 0 ? 'never' : s.boot_id === n.bootId ? fmtNs(s.deadline - n.boot) : fmtNs((s.expires_wall - n.wall) * 1e6);
-    process.stdout.write(`  ${v.id}\n    rule ${v.rule}  op ${v.op}  ${subjectText(v.subject)}  expires ${left}\n`);
+    process.stdout.write(`  ${v.id}\n    rule ${v.rule}  op ${v.op}  ${formatSubject(v.subject)}  expires ${left}\n`);
   }
 }
 
