@@ -61,7 +61,8 @@ export const VULNERABLE_PATHS = ['/usr/bin/pkexec'];
 const VULN: Bin = { path: '/usr/bin/pkexec', ino: 1_400_001 };
 const INSMOD: Bin = { path: '/usr/bin/kmod', ino: 1_400_002 };
 
-function mulberry32(seed: number): () => number {
+/** mulberry32: small seeded PRNG, uniform in [0, 1) (also the differential tests' generator) */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

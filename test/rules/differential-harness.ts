@@ -8,17 +8,8 @@ import { OPERATORS, type OperatorContext } from '../../engine/operators/index.ts
 import { JreOracle } from '../../engine/rules/jre.ts';
 import type { ConditionJson, Facts, Predicate } from '../../engine/rules/types.ts';
 
-/** mulberry32: small seeded PRNG */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the seeded PRNG the bench generator uses */
+export { mulberry32 as prng } from '../../bench/gen.ts';
 
 export class Gen {
   constructor(readonly rnd: () => number) {}
