@@ -9,12 +9,13 @@ import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../
 import { Engine } from '../engine.ts';
 import { LogWriter } from '../eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
+import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
 import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
 import { ExeHasher, needsExeHash, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
-import { KrsiMetrics, serveMetrics } from '../metrics.ts'; // H11: metrics
+import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts'; // H11: metrics
 
 /** keeps only the rules named in ids (as replay --rule does) */
 function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
@@ -125,19 +126,12 @@ export async function runLive(
   const writer = o.record ? LogWriter.open(o.record) : undefined;
   // simulate off: live, the kernel refuses and reports its own denied events
   const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
-  const per: SummaryOut['per_rule'] = {};
-  for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
   o.metrics?.attach({ engine, live, hasher, enforce: o.enforce }); // H11
-  const s: SummaryOut & { lost: number } = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0, lost: 0 };
-  const count = (out: Output): void => {
-    if (out.kind === 'summary') return;
-    const r = (per[out.rule] ??= { alerts: 0, verdicts: 0, denied: 0 });
-    if (out.kind === 'alert') s.alerts++, r.alerts++;
-    else if (out.kind === 'verdict') s.verdicts++, r.verdicts++;
-    else s.denied++, r.denied++;
+  const s: SummaryOut & { lost: number } = { ...emptySummary(o.rules), lost: 0 };
+  const count = countingInto(s, (out) => {
     o.enforce?.output(out); // H8: an applied verdict goes into the kernel maps before it is printed
     emit(out);
-  };
+  });
   let seq = 0;
   let fail!: (e: unknown) => void;
   const failed = new Promise<never>((_, rej) => (fail = rej));
@@ -188,8 +182,7 @@ export async function runLive(
     await writer?.close();
   }
   engine.finish(count);
-  s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
-  s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
+  timeSummary(s, t);
   emit(s);
   return hasher ? { ...s, hash: hasher.stats() } : s;
 }
@@ -241,6 +234,7 @@ export function register(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'run') : undefined;
+      if (opts.metrics !== undefined) try { parseListen(opts.metrics); } catch (e) { fail('run', (e as Error).message, 2); } // H11: usage first
       let rules: CompiledRuleSet;
       try {
         rules = await loadRuleDirs(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);

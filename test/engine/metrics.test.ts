@@ -3,6 +3,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EMPTY, Subject } from 'rxjs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, copyFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +119,13 @@ describe('metrics', () => {
       await server.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('krsi run --metrics with a bad address: usage error (exit 2) before anything is loaded', () => {
+    const krsi = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
+    const r = spawnSync(process.execPath, [krsi, 'run', '--metrics', 'nonsense'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /krsi run: --metrics: 'nonsense' is not HOST:PORT/);
   });
 
   test('a port in use is a clear error', async () => {
