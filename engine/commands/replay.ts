@@ -5,6 +5,7 @@ import type { CompiledRuleSet } from '../rules/types.ts';
 import type { Mode, Output, SummaryOut } from '../types.ts';
 import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../eventlog/index.ts';
 import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
+import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
 
 export interface ReplayOptions {
   log: string;
@@ -31,17 +32,8 @@ export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, d
   // loaded when used: the CLI starts without the engine for other commands
   const { Engine } = await import('../engine.ts');
   const engine = new Engine({ rules: o.rules, mode: o.mode });
-  const per: SummaryOut['per_rule'] = {};
-  for (const r of o.rules.rules) per[r.id] = { alerts: 0, verdicts: 0, denied: 0 };
-  const s: SummaryOut = { kind: 'summary', events: 0, bad_lines: 0, alerts: 0, verdicts: 0, denied: 0, per_rule: per, seconds: 0, events_per_sec: 0 };
-  const count = (out: Output): void => {
-    if (out.kind === 'summary') return;
-    const r = (per[out.rule] ??= { alerts: 0, verdicts: 0, denied: 0 });
-    if (out.kind === 'alert') s.alerts++, r.alerts++;
-    else if (out.kind === 'verdict') s.verdicts++, r.verdicts++;
-    else s.denied++, r.denied++;
-    emit(out);
-  };
+  const s = emptySummary(o.rules);
+  const count = countingInto(s, emit);
   const t = process.hrtime.bigint();
   const events = readEvents(o.log, {
     skipBad: o.skipBad,
@@ -61,8 +53,7 @@ export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, d
   } finally {
     o.progress?.stop();
   }
-  s.seconds = Number(process.hrtime.bigint() - t) / 1e9;
-  s.events_per_sec = s.seconds > 0 ? Math.round(s.events / s.seconds) : 0;
+  timeSummary(s, t);
   emit(s);
   return s;
 }
