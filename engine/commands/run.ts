@@ -10,19 +10,13 @@ import { Engine } from '../engine.ts';
 import { LogWriter } from '../eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
 import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
+import { selectRules } from './replay.ts';
 import { parseDuration } from '../duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
 import { ExeHasher, needsExeHash, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
 import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts'; // H11: metrics
-
-/** keeps only the rules named in ids (as replay --rule does) */
-function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
-  const keep = new Set(ids);
-  const byType = new Map([...set.byType].map(([t, rules]) => [t, rules.filter((r) => keep.has(r.id))]));
-  return { ...set, rules: set.rules.filter((r) => keep.has(r.id)), byType };
-}
 
 /** exit codes (engine/cli.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
 export const EXIT_PREREQ = 3;
