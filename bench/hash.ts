@@ -19,6 +19,8 @@ import type { ExecEvent, KrsiEvent } from '../signals/events.ts';
 const QUICK = process.argv.includes('--quick');
 const ROUNDS = QUICK ? 3 : 7;
 const N = QUICK ? 20_000 : 100_000;
+/** events per round for the cold-hash rounds */
+const N_COLD = QUICK ? 50 : 200;
 const dir = mkdtempSync(join(tmpdir(), 'krsi-bench-hash-'));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -35,12 +37,12 @@ function execEvent(pid: number, path: string): ExecEvent {
 }
 
 /** ns per event of f over N events, median of ROUNDS */
-function perEvent(f: (e: ExecEvent) => unknown, ev: ExecEvent): number {
+function perEvent(f: (e: ExecEvent) => unknown, ev: ExecEvent, n = N): number {
   const r: number[] = [];
   for (let k = 0; k < ROUNDS; k++) {
     const t = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) f(ev);
-    r.push(Number(process.hrtime.bigint() - t) / N);
+    for (let i = 0; i < n; i++) f(ev);
+    r.push(Number(process.hrtime.bigint() - t) / n);
   }
   return median(r);
 }
@@ -102,13 +104,17 @@ async function cold(): Promise<void> {
   const sync = await run(Infinity);
   const async_ = await run(0);
   console.log(`cold hash of 64 MiB: sync ${fmt(sync.mbs)} MiB/s, event loop stalled ${fmt(sync.stall, 1)} ms; async (crypto stream) ${fmt(async_.mbs)} MiB/s, longest stall ${fmt(async_.stall, 1)} ms; idle loop (baseline) longest stall ${fmt(idle.stall, 1)} ms`);
-  // the default bound: files up to 1 MiB in one go
-  const mib = join(dir, 'mib');
-  writeFileSync(mib, randomBytes(1 << 20));
-  const h = new ExeHasher({ cacheSize: 0 });
-  const e = execEvent(deadPid(), mib);
-  const t = perEvent((x) => h.hash(x), e) / 1e3;
-  console.log(`cold hash of 1 MiB (the sync bound): ${fmt(t)} µs per file`);
+  // hashed at once (the default bound is 256 KiB): the loop is blocked this long per new file
+  const parts: string[] = [];
+  for (const size of [256 << 10, 1 << 20]) {
+    const f = join(dir, `f${size}`);
+    writeFileSync(f, randomBytes(size));
+    const h = new ExeHasher({ cacheSize: 0, syncMaxBytes: size });
+    const e = execEvent(deadPid(), f);
+    if (typeof h.hash(e) !== 'string') throw new Error('not hashed at once');
+    parts.push(`${size >> 10} KiB ${fmt(perEvent((x) => h.hash(x), e, N_COLD) / 1e3)} µs`);
+  }
+  console.log(`cold sync hash per file (stat, open, read, digest): ${parts.join(', ')}`);
 }
 
 async function live(): Promise<void> {
