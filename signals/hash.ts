@@ -120,7 +120,11 @@ export class ExeHasher {
     const running = this.inflight.get(key);
     if (running) {
       this.s.hits++;
-      return running.then((h) => (h !== undefined && this.s.hashed++, h));
+      return running.then((h) => {
+        if (h !== undefined) this.s.hashed++;
+        else this.fail('read', e);
+        return h;
+      });
     }
     if (Number(st.size) > this.maxBytes) return this.fail('too_large', e);
     let fd: number;
@@ -130,9 +134,11 @@ export class ExeHasher {
       return this.fail('gone', e);
     }
     this.s.misses++;
+    let opened: string;
     try {
-      // the key of what was opened (a replace between stat and open gets its own key)
+      // the key of what was opened (a change between stat and open gets its own key)
       const fst = fstatSync(fd, { bigint: true });
+      opened = cacheKey(fst);
       if (Number(fst.ino) !== e.exe.ino) {
         closeSync(fd);
         return this.fail('replaced', e);
@@ -142,7 +148,7 @@ export class ExeHasher {
         closeSync(fd);
         this.s.bytes += data.length;
         const h = createHash('sha256').update(data).digest('hex');
-        this.remember(cacheKey(fst), h);
+        this.remember(opened, h);
         this.s.hashed++;
         return h;
       }
@@ -156,7 +162,7 @@ export class ExeHasher {
       ({ hex, bytes }) => {
         this.s.bytes += bytes;
         this.s.hashed++;
-        this.remember(key, hex);
+        this.remember(opened, hex);
         return hex;
       },
       (err) => {
@@ -164,8 +170,8 @@ export class ExeHasher {
         this.fail('read', e);
         return undefined;
       },
-    ).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
+    ).finally(() => this.inflight.delete(opened));
+    this.inflight.set(opened, p);
     return p;
   }
 
