@@ -1,11 +1,11 @@
 // Live exe hashing: a copy of /bin/true whose sha256 is on a rule's list runs; its exec event carries
 // the right sha256 (live and in the recorded log) and the rule fires. /bin/false (another binary)
-// gets its own sha256 and does not fire it. Real kernel, krsi run's pipeline (runLive).
+// gets its own sha256 and does not fire it; a copy deleted right after it starts is still hashed. Real kernel, krsi run's pipeline (runLive).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needLiveBpf } from '../helpers/prereq.ts';
@@ -54,7 +54,15 @@ test('live: exec events carry the executable\'s sha256 and a sha256 rule fires o
     const b = spawnSync('/bin/false');
     assert.equal(a.status, 0);
     assert.equal(b.status, 1);
-    const pids = [a.pid!, b.pid!];
+    // a copy deleted as soon as it runs: hashed through /proc/PID/exe while it sleeps
+    const sleeper = join(dir, 'sleeper');
+    copyFileSync('/bin/sleep', sleeper);
+    const sleeperSha = sha(sleeper);
+    const c = spawn(sleeper, ['1'], { stdio: 'ignore' });
+    await new Promise((r) => c.once('spawn', r));
+    unlinkSync(sleeper);
+    await new Promise((r) => c.once('exit', r));
+    const pids = [a.pid!, b.pid!, c.pid!];
     for (let i = 0; i < 100 && pids.some((p) => !seen.some((e) => e.type === 'exit' && e.pid === p)); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -71,6 +79,9 @@ test('live: exec events carry the executable\'s sha256 and a sha256 rule fires o
     assert.equal(execA.sha256, copySha, 'the copy\'s exec carries its sha256');
     assert.equal(execB.exe.path, realpathSync('/bin/false'));
     assert.equal(execB.sha256, falseSha, '/bin/false\'s exec carries its own sha256');
+    const execC = recorded.find((e) => e.pid === c.pid);
+    assert.ok(execC, 'the deleted copy\'s exec recorded');
+    assert.equal(execC.sha256, sleeperSha, 'a deleted executable still hashed (the running process\'s /proc/PID/exe)');
 
     const alerts = outs.filter((o): o is AlertOut => o.kind === 'alert' && pids.includes(o.pid));
     assert.equal(alerts.length, 1, `one alert: ${JSON.stringify(alerts)}`);
