@@ -198,3 +198,33 @@ describe('withExeHashes: the stage keeps the order', () => {
     assert.ok(completed);
   });
 });
+
+describe('krsi record: recorded exec events carry sha256', () => {
+  test('recordLive hashes by default, not with hashExe: false (stub source, real lmdb log)', async () => {
+    const { recordLive } = await import('../../engine/commands/record.ts');
+    const { readEvents } = await import('../../engine/eventlog/index.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-hash-rec-'));
+    try {
+      for (const hashExe of [undefined, false]) {
+        const raw = new Subject<KrsiEvent[]>();
+        const live: LiveSignals = {
+          events$: EMPTY, batches$: raw, lost: () => 0, lostByKind: () => ({}), unavailable: {},
+          stats: () => ({ records: 0, events: 0, bad: 0, reordered: 0 }), stop: async () => raw.complete(),
+        };
+        let stop!: () => void;
+        const log = join(dir, `log-${hashExe}`);
+        const running = recordLive({ log, live, hashExe, stop: new Promise<void>((r) => (stop = r)) });
+        raw.next([execOf('/bin/true')]);
+        stop();
+        const r = await running;
+        const got: KrsiEvent[] = [];
+        for await (const b of readEvents(log)) got.push(...b);
+        assert.equal(got.length, 1);
+        assert.equal((got[0] as ExecEvent).sha256, hashExe === false ? undefined : sha('/bin/true'), `hashExe ${hashExe}`);
+        assert.equal(r.hash?.hashed, hashExe === false ? undefined : 1);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
