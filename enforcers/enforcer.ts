@@ -27,7 +27,7 @@ import { release } from 'node:os';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
-import { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeExpires, type DenyReason } from '../engine/enforcement/semantics.ts';
+import { BIT_INDEX, KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
 import { BpfMap } from '../bpf/libbpf.ts';
 import {
@@ -142,29 +142,15 @@ interface Cause {
 }
 
 /** one map entry as the model keeps it: struct krsi_verdict plus which verdict set each op bit */
-interface KEntry {
+interface KEntry extends MergedEntry<Cause> {
   key: EntryKey;
-  ops: number;
-  expires: number;
-  /** 0 exec, 1 mprotect_exec, 2 module_load */
-  by: (Cause | undefined)[];
 }
 
-const BIT_INDEX: [number, number][] = [
-  [KRSI_OP.EXEC, 0],
-  [KRSI_OP.MPROTECT_EXEC, 1],
-  [KRSI_OP.MODULE_LOAD, 2],
-];
 
 /** the model's merge (engine/enforcement/model.ts): a dead old entry is replaced; ops OR-ed; the
  *  later deadline, 0 wins; each new bit remembers its verdict */
-export function mergeEntry(old: KEntry | undefined, key: EntryKey, bits: number, expires: number, at: number, cause: Cause): KEntry {
-  const oldLive = old !== undefined && old.ops !== 0 && live(old.expires, at);
-  const e: KEntry = oldLive ? old : { key, ops: 0, expires: 0, by: [undefined, undefined, undefined] };
-  e.expires = mergeExpires(old?.expires ?? 0, oldLive, expires);
-  e.ops |= bits;
-  for (const [bit, i] of BIT_INDEX) if (bits & bit) e.by[i] = cause;
-  return e;
+export function mergeKEntry(old: KEntry | undefined, key: EntryKey, bits: number, expires: number, at: number, cause: Cause): KEntry {
+  return mergeEntry(old, bits, expires, at, cause, (): KEntry => ({ key, ops: 0, expires: 0, by: [undefined, undefined, undefined] }));
 }
 
 function valueOf(e: KEntry): KVerdict {
@@ -241,7 +227,7 @@ export class Enforcer {
    *  enforce (`mode` overrides every rule's own mode, as `krsi run --mode` does) */
   configure(rules: CompiledRuleSet, mode?: Mode): void {
     for (const [k, e] of [...this.entries]) {
-      for (const [bit, i] of BIT_INDEX) if (e.by[i]?.verdict.startsWith('kernel:')) { e.by[i] = undefined; e.ops &= ~bit; }
+      unsetEntry(e, (c) => c.verdict.startsWith('kernel:'));
       this.write(k, e);
     }
     for (const e of this.lists.values()) this.maps.delete(e.key);
@@ -536,7 +522,7 @@ export class Enforcer {
 
   private put(key: EntryKey, bits: number, expires: number, at: number, cause: Cause): void {
     const k = keyString(key);
-    const e = mergeEntry(this.entries.get(k), key, bits, expires, at, cause);
+    const e = mergeKEntry(this.entries.get(k), key, bits, expires, at, cause);
     this.entries.set(k, e);
     this.maps.put(key, valueOf(e));
   }
@@ -550,7 +536,7 @@ export class Enforcer {
     const e = this.entries.get(k);
     if (!e) return true;
     const cause = v.stored.inherited?.from ?? id; // an inherited copy's bits name the parent's verdict
-    for (const [bit, i] of BIT_INDEX) if (e.by[i]?.verdict === cause) { e.by[i] = undefined; e.ops &= ~bit; }
+    unsetEntry(e, (c) => c.verdict === cause);
     this.write(k, e);
     return true;
   }

@@ -6,7 +6,7 @@ import type { FileId, KrsiEvent } from '../../signals/events.ts';
 import { PROT_EXEC } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
-import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, live, mergeExpires, subjectKey } from './semantics.ts';
+import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, type MergedEntry, live, mergeEntry, subjectKey, unsetEntry } from './semantics.ts';
 
 /** who put an op bit into an entry */
 interface Cause {
@@ -15,18 +15,7 @@ interface Cause {
 }
 
 /** a map value: struct krsi_verdict, plus which verdict set each op bit (for reporting) */
-interface Entry {
-  ops: number;
-  expires: number;
-  /** index: 0 exec, 1 mprotect_exec, 2 module_load */
-  by: (Cause | undefined)[];
-}
-
-const BIT_INDEX: [number, number][] = [
-  [KRSI_OP.EXEC, 0],
-  [KRSI_OP.MPROTECT_EXEC, 1],
-  [KRSI_OP.MODULE_LOAD, 2],
-];
+type Entry = MergedEntry<Cause>;
 
 export interface ModelOptions {
   /** krsi's own tgid: never denied */
@@ -272,24 +261,13 @@ function listOf(set: CompiledRuleSet, name: string, rule: string): Iterable<stri
 }
 
 function merge(old: Entry | undefined, bits: number, expires: number, ts: number, cause: Cause): Entry {
-  const oldLive = old !== undefined && old.ops !== 0 && live(old.expires, ts);
-  const e: Entry = oldLive ? old : { ops: 0, expires: 0, by: [undefined, undefined, undefined] };
-  e.expires = mergeExpires(old?.expires ?? 0, oldLive, expires);
-  e.ops |= bits;
-  for (const [bit, i] of BIT_INDEX) if (bits & bit) e.by[i] = cause;
-  return e;
+  return mergeEntry(old, bits, expires, ts, cause, (): Entry => ({ ops: 0, expires: 0, by: [undefined, undefined, undefined] }));
 }
 
 function unset<K>(m: Map<K, Entry>, k: K, id: string): void {
   const e = m.get(k);
   if (!e) return;
-  for (const [bit, i] of BIT_INDEX) {
-    if (e.by[i]?.verdict === id) {
-      e.by[i] = undefined;
-      e.ops &= ~bit;
-    }
-  }
-  if (e.ops === 0) m.delete(k);
+  if (unsetEntry(e, (c) => c.verdict === id).ops === 0) m.delete(k);
 }
 
 function denied(ev: KrsiEvent, op: VerdictOp, c: Cause, reason: DenyReason): DeniedOut {

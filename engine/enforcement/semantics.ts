@@ -217,3 +217,41 @@ export function mergeExpires(oldExpires: number, oldLive: boolean, newExpires: n
   if (oldExpires === 0 || newExpires === 0) return 0;
   return Math.max(oldExpires, newExpires);
 }
+
+/** op bit -> index into an entry's `by` (0 exec, 1 mprotect_exec, 2 module_load) */
+export const BIT_INDEX: readonly (readonly [number, number])[] = [
+  [KRSI_OP.EXEC, 0],
+  [KRSI_OP.MPROTECT_EXEC, 1],
+  [KRSI_OP.MODULE_LOAD, 2],
+];
+
+/** a map value (struct krsi_verdict) as user space keeps it, plus who set each op bit */
+export interface MergedEntry<C> {
+  ops: number;
+  expires: number;
+  by: (C | undefined)[];
+}
+
+/** the kernel's one-value-per-key merge, shared by the replay model and the live enforcer:
+ *  a dead old entry is replaced by `fresh()`; ops are OR-ed; the later deadline (0 wins); each new
+ *  bit remembers its cause */
+export function mergeEntry<C, E extends MergedEntry<C>>(old: E | undefined, bits: number, expires: number, at: number, cause: C, fresh: () => E): E {
+  const oldLive = old !== undefined && old.ops !== 0 && live(old.expires, at);
+  const e = oldLive ? old : fresh();
+  e.expires = mergeExpires(old?.expires ?? 0, oldLive, expires);
+  e.ops |= bits;
+  for (const [bit, i] of BIT_INDEX) if (bits & bit) e.by[i] = cause;
+  return e;
+}
+
+/** drop the op bits an entry holds because of `matches`; returns the entry */
+export function unsetEntry<C>(e: MergedEntry<C>, matches: (c: C) => boolean): MergedEntry<C> {
+  for (const [bit, i] of BIT_INDEX) {
+    const c = e.by[i];
+    if (c !== undefined && matches(c)) {
+      e.by[i] = undefined;
+      e.ops &= ~bit;
+    }
+  }
+  return e;
+}
