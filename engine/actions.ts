@@ -166,18 +166,13 @@ export class RuleActions {
   }
 }
 
+/** the fields an alert and a verdict output share, in their order */
+function firingOut(rule: CompiledRule, f: Firing, message: string) {
+  return { rule: rule.id, tags: rule.tags, severity: rule.severity, pid: f.pid, ts: f.ts, events: f.seqs ?? seqs(f.events), message };
+}
+
 export function alertOut(rule: CompiledRule, f: Firing, message: string, lines: string[]): AlertOut {
-  return {
-    kind: 'alert',
-    rule: rule.id,
-    tags: rule.tags,
-    severity: rule.severity,
-    pid: f.pid,
-    ts: f.ts,
-    events: f.seqs ?? seqs(f.events),
-    message,
-    explain: lines,
-  };
+  return { kind: 'alert', ...firingOut(rule, f, message), explain: lines };
 }
 
 export function seqs(events: KrsiEvent[]): number[] {
@@ -234,13 +229,7 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
   return {
     kind: 'verdict',
     id: v.id,
-    rule: rule.id,
-    tags: rule.tags,
-    severity: rule.severity,
-    pid: f.pid,
-    ts: f.ts,
-    events: f.seqs ?? seqs(f.events),
-    message,
+    ...firingOut(rule, f, message),
     explain: [...lines, `verdict: deny ${v.op} for ${formatSubject(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : ' (monitor: not applied)'}`],
     op: v.op,
     subject: v.subject,
