@@ -29,12 +29,12 @@ import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
 import { BIT_INDEX, KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
-import { BpfMap } from '../bpf/libbpf.ts';
+import type { BpfMap } from '../bpf/libbpf.ts';
 import {
-  CONFIG_KEY, MAP_PINS, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
+  CONFIG_KEY, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
   type DecodedDenied, type KConfig, type KVerdict,
 } from './maps.ts';
-import { enforcementLoaded, loadEnforcement, type EnforcementHandle } from './programs.ts';
+import { enforcementLoaded, loadEnforcement, openPinned, type EnforcementHandle } from './programs.ts';
 import { VerdictStore, deadlineNow, now as clockNow, stateDir as defaultStateDir, type Now, type StoredVerdict } from './store.ts';
 
 const log = childLogger('enforcer');
@@ -613,19 +613,18 @@ export class PinnedMapWriter implements MapWriter {
   }
 }
 
+const VERDICT_MAPS = ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny', 'config'] as const;
+
+/** a writer on the already pinned verdict maps that leaves config alone (`krsi verdicts` beside a
+ *  running `krsi run`); throws when they are not pinned */
+export function pinnedVerdictWriter(): PinnedMapWriter {
+  return new PinnedMapWriter(openPinned(VERDICT_MAPS), false);
+}
+
 /** the pinned enforcement maps: loads and attaches the programs when they are not pinned yet
  *  (enforcers/programs.ts; throws EnforcementUnavailable without BPF LSM), else reuses the pins */
 async function openPinnedMaps(o: EnforcerOptions): Promise<{ writer: PinnedMapWriter; handle?: EnforcementHandle }> {
-  if (o.manageConfig === false && enforcementLoaded()) {
-    const maps = {} as VerdictMaps;
-    try {
-      for (const m of ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny', 'config'] as const) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
-    } catch (e) {
-      for (const m of Object.values(maps)) m.close();
-      throw e;
-    }
-    return { writer: new PinnedMapWriter(maps, false) };
-  }
+  if (o.manageConfig === false && enforcementLoaded()) return { writer: pinnedVerdictWriter() };
   const handle = await loadEnforcement({ selfPid: o.manageConfig === false ? 0 : o.selfPid });
   return { writer: new PinnedMapWriter(handle.maps, o.manageConfig !== false, () => handle.close()), handle };
 }

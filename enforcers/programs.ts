@@ -67,12 +67,13 @@ function allLinksPinned(): boolean {
   return PROG_NAMES.every((p) => existsSync(LINK_PINS[p]));
 }
 
-function openPinned(): Record<MapName, BpfMap> {
-  const maps = {} as Record<MapName, BpfMap>;
+/** opens the pinned maps `names`; on a failure closes the ones already opened */
+export function openPinned<N extends MapName>(names: readonly N[]): Record<N, BpfMap> {
+  const maps = {} as Record<N, BpfMap>;
   try {
-    for (const m of MAP_NAMES) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
+    for (const m of names) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
   } catch (e) {
-    for (const m of Object.values(maps)) m.close();
+    for (const m of Object.values<BpfMap>(maps)) m.close();
     throw e;
   }
   return maps;
@@ -124,7 +125,7 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
     }
     log.info({ dir: ENFORCE_PIN_DIR, programs: PROG_NAMES.length }, 'enforcement programs attached and pinned');
   }
-  const maps = openPinned();
+  const maps = openPinned(MAP_NAMES);
   const handle: EnforcementHandle = {
     maps,
     reused,

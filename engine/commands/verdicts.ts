@@ -3,11 +3,10 @@
 // 3 enforcement unavailable (no BPF LSM, not root).
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { Enforcer, PinnedMapWriter, type Entry, type KConfig, type VerdictMaps } from '../../enforcers/enforcer.ts';
+import { Enforcer, PinnedMapWriter, pinnedVerdictWriter, type Entry, type KConfig } from '../../enforcers/enforcer.ts';
 import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict } from '../../enforcers/store.ts';
 import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
-import { BpfMap } from '../../bpf/libbpf.ts';
 import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
 import { parseDuration } from '../duration.ts';
 import { formatSubject } from '../output/text.ts';
@@ -44,10 +43,7 @@ function entryText(e: Entry, ruleName: (id: number) => string | undefined): stri
 
 /** the pinned maps (config left alone), when enforcement is loaded */
 function pinnedWriter(): PinnedMapWriter | undefined {
-  if (!enforcementLoaded()) return undefined;
-  const maps = {} as VerdictMaps;
-  for (const m of ['deny_tgid', 'deny_inode', 'module_allow', 'module_deny', 'config'] as const) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
-  return new PinnedMapWriter(maps, false);
+  return enforcementLoaded() ? pinnedVerdictWriter() : undefined;
 }
 
 async function withEnforcer<T>(o: { state?: string }, f: (e: Enforcer) => T): Promise<T> {
