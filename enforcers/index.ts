@@ -69,14 +69,22 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
   const why = cannotEnforce();
   if (why) throw Object.assign(new Error(`cannot enforce: ${why}. Nothing would be denied, so krsi does not start (run with --mode monitor for alerts only)`), { exitCode: 3 });
   const enforcer = await Enforcer.open({ stateDir: o.stateDir, selfPid: o.selfPid ?? process.pid });
-  const restored = enforcer.restore();
-  enforcer.configure(o.rules, o.mode);
-  const stale = enforcer.reconcile();
-  log.info({ restored, stale, config: enforcer.config }, 'enforcing: verdicts go into the pinned BPF-LSM maps');
-  const toMap: number[] = [];
   let deniedCb: ((ev: DeniedEvent) => void) | undefined;
   const early: DeniedEvent[] = [];
-  const stopRing = enforcer.onDenied((ev) => (deniedCb ? deniedCb(ev) : early.push(ev)));
+  let restored: number, stopRing: () => Promise<void>;
+  try {
+    restored = enforcer.restore();
+    enforcer.configure(o.rules, o.mode);
+    const stale = enforcer.reconcile();
+    log.info({ restored, stale, config: enforcer.config }, 'enforcing: verdicts go into the pinned BPF-LSM maps');
+    stopRing = enforcer.onDenied((ev) => (deniedCb ? deniedCb(ev) : early.push(ev)));
+  } catch (e) {
+    // krsi does not start: as on a clean stop, its pid loses the exemption (a later process may reuse it)
+    enforcer.release();
+    await enforcer.close();
+    throw e;
+  }
+  const toMap: number[] = [];
   return {
     enforcer,
     restored,
