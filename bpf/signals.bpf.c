@@ -121,15 +121,19 @@ static __always_inline void file_id(struct file *f, struct krsi_file_id *id)
 	id->nlink = BPF_CORE_READ(ino, __i_nlink);
 }
 
-/* fill the common header from the current task; false when the event is krsi's own */
-static __always_inline bool fill_hdr(struct krsi_hdr *h, __u32 kind)
+/* krsi's own events are dropped, checked before anything is reserved or read */
+static __always_inline bool is_self(void)
+{
+	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+/* fill the common header from the current task (callers checked is_self() first) */
+static __always_inline void fill_hdr(struct krsi_hdr *h, __u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 
-	if (self_tgid && tgid == self_tgid)
-		return false;
 	h->ts = bpf_ktime_get_boot_ns();
 	h->kind = kind;
 	h->pid = tgid;
@@ -145,7 +149,6 @@ static __always_inline bool fill_hdr(struct krsi_hdr *h, __u32 kind)
 	if (exe)
 		file_id(exe, &h->exe);
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
-	return true;
 }
 
 /* reserve a ring buffer record, counting failures */
@@ -290,13 +293,14 @@ static long env_step(__u32 i, struct env_ctx *c)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(krsi_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
+	if (is_self())
+		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
 	struct krsi_exec_event *ev = &s->ev;
-	if (!fill_hdr(&ev->hdr, KRSI_EV_EXEC))
-		return 0;
+	fill_hdr(&ev->hdr, KRSI_EV_EXEC);
 
 	/* the file executed (for scripts: the interpreter) and the name asked for */
 	struct file *f = BPF_CORE_READ(bprm, file);
@@ -331,15 +335,12 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(krsi_fork, struct task_struct *parent, struct task_struct *child)
 {
 	/* new processes only, not threads */
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid) || is_self())
 		return 0;
 	struct krsi_fork_event *ev = reserve(sizeof(*ev), KRSI_EV_FORK);
 	if (!ev)
 		return 0;
-	if (!fill_hdr(&ev->hdr, KRSI_EV_FORK)) {
-		bpf_ringbuf_discard(ev, 0);
-		return 0;
-	}
+	fill_hdr(&ev->hdr, KRSI_EV_FORK);
 	ev->child_pid = BPF_CORE_READ(child, tgid);
 	ev->_pad = 0;
 	bpf_ringbuf_submit(ev, 0);
@@ -350,15 +351,12 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(krsi_exit, struct task_struct *p)
 {
 	/* the whole thread group is gone only when signal->live dropped to 0 (already decremented here) */
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (BPF_CORE_READ(p, signal, live.counter) != 0 || is_self())
 		return 0;
 	struct krsi_exit_event *ev = reserve(sizeof(*ev), KRSI_EV_EXIT);
 	if (!ev)
 		return 0;
-	if (!fill_hdr(&ev->hdr, KRSI_EV_EXIT)) {
-		bpf_ringbuf_discard(ev, 0);
-		return 0;
-	}
+	fill_hdr(&ev->hdr, KRSI_EV_EXIT);
 	ev->code = BPF_CORE_READ(p, exit_code);  /* wait status: decode.ts turns it into a shell-style code */
 	ev->_pad = 0;
 	bpf_ringbuf_submit(ev, 0);
@@ -371,9 +369,9 @@ struct sys_exit_ctx { __u64 _common; __s32 nr; __u32 _pad; __s64 ret; };
 
 static __always_inline void unlink_enter(const char *pathname)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (self_tgid && (id >> 32) == self_tgid)
+	if (is_self())
 		return;
+	__u64 id = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
@@ -397,13 +395,11 @@ static __always_inline void unlink_exit(long ret)
 	struct unlink_start *st = bpf_map_lookup_elem(&unlinks, &id);
 	if (!st)
 		return;
+	/* krsi's own unlinks never get here: unlink_enter did not record them */
 	struct krsi_unlink_event *ev = reserve(sizeof(*ev), KRSI_EV_UNLINK);
 	if (!ev)
 		goto out;
-	if (!fill_hdr(&ev->hdr, KRSI_EV_UNLINK)) {
-		bpf_ringbuf_discard(ev, 0);
-		goto out;
-	}
+	fill_hdr(&ev->hdr, KRSI_EV_UNLINK);
 	ev->ret = ret;
 	ev->_pad = 0;
 	ev->target.ino = 0;
@@ -473,7 +469,7 @@ int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *d
 /* ---- mprotect (start, len, prot) ---- */
 static __always_inline void mprotect(struct sys_enter_ctx *ctx)
 {
-	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+	if (is_self())
 		return;  /* before reserving: node's JIT mprotects a lot */
 	struct krsi_mprotect_event *ev = reserve(sizeof(*ev), KRSI_EV_MPROTECT);
 	if (!ev)
@@ -504,13 +500,12 @@ int krsi_pkey_mprotect(struct sys_enter_ctx *ctx)
 SEC("tp_btf/module_load")
 int BPF_PROG(krsi_module_load, struct module *mod)
 {
+	if (is_self())
+		return 0;
 	struct krsi_module_event *ev = reserve(sizeof(*ev), KRSI_EV_MODULE_LOAD);
 	if (!ev)
 		return 0;
-	if (!fill_hdr(&ev->hdr, KRSI_EV_MODULE_LOAD)) {
-		bpf_ringbuf_discard(ev, 0);
-		return 0;
-	}
+	fill_hdr(&ev->hdr, KRSI_EV_MODULE_LOAD);
 	BPF_CORE_READ_STR_INTO(&ev->name, mod, name);
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
