@@ -350,11 +350,7 @@ export class BpfMap {
   /** remove the pin (the map lives on while something else holds it) */
   unpin(): void {
     if (!this.pinnedAt) return;
-    try {
-      unlinkSync(this.pinnedAt);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
+    unpinPath(this.pinnedAt);
     this.pinnedAt = undefined;
   }
 
