@@ -276,7 +276,11 @@ export function withExeHashes(live: LiveSignals, hasher: ExeHasher = new ExeHash
       pumping ??= pump();
     },
     error(err) {
-      void (pumping ?? Promise.resolve()).then(() => batches.error(err));
+      void (pumping ?? Promise.resolve()).then(() => {
+        ended = true;
+        batches.error(err);
+        events.error(err);
+      });
     },
     complete() {
       void (pumping ?? Promise.resolve()).then(end);
