@@ -101,9 +101,14 @@ export function moduleLoadUnavailable(): string | undefined {
   return moduleTpCache;
 }
 
+/** the watched variables: DEFAULT_WATCH_ENV and names, without duplicates */
+function watchedNames(names: string[]): string[] {
+  return [...new Set([...DEFAULT_WATCH_ENV, ...names])];
+}
+
 /** the watch_names rodata array: up to KRSI_ENV_WATCH names, each < KRSI_ENV_NAME_LEN bytes */
 export function encodeWatchNames(names: string[]): Buffer {
-  const all = [...new Set([...DEFAULT_WATCH_ENV, ...names])];
+  const all = watchedNames(names);
   if (all.length > KRSI_ENV_WATCH) throw new Error(`watchEnv: at most ${KRSI_ENV_WATCH} watched variables in all (${all.join(', ')})`);
   const b = Buffer.alloc(KRSI_ENV_WATCH * KRSI_ENV_NAME_LEN);
   all.forEach((n, i) => {
@@ -145,7 +150,7 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
     try {
       if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
       obj.setGlobal('watch_names', encodeWatchNames(o.watchEnv ?? []));
-      obj.setGlobal('watch_count', u32(new Set([...DEFAULT_WATCH_ENV, ...(o.watchEnv ?? [])]).size));
+      obj.setGlobal('watch_count', u32(watchedNames(o.watchEnv ?? []).length));
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
       if (noModules) obj.setAutoload('krsi_module_load', false);
       obj.load();
