@@ -269,14 +269,21 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         stopped = true;
         for (const t of timers) clearInterval(t);
         subs.unsubscribe();
-        // hand over what is still in the ring, then unmap it and detach
-        ring?.drainAll();
-        await ring?.stop();
-        finalLost = readLost(lostMap);
-        obj.close();
-        flush();
-        batches.complete();
-        events.complete();
+        // hand over what is still in the ring, then unmap it and detach; the programs are detached
+        // and the streams completed even when draining or the last lost count fails
+        try {
+          ring?.drainAll();
+        } finally {
+          await ring?.stop();
+          try {
+            finalLost = readLost(lostMap);
+          } finally {
+            obj.close();
+            flush();
+            batches.complete();
+            events.complete();
+          }
+        }
         log.info({ records, events: delivered }, 'signals stopped');
       },
     };
