@@ -495,9 +495,7 @@ export class Enforcer {
 
   /** median and p99 of apply() -> map entry written, ns */
   latency(): { count: number; median_ns: number; p99_ns: number } {
-    const s = [...this.applyNs].sort((a, b) => a - b);
-    const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : 0);
-    return { count: s.length, median_ns: q(0.5), p99_ns: q(0.99) };
+    return quantiles(this.applyNs);
   }
 
   /** krsi is stopping: its pid no longer gets the exemption (a later process may reuse it); the
@@ -547,6 +545,13 @@ export class Enforcer {
       this.maps.delete(e.key);
     } else this.maps.put(e.key, valueOf(e));
   }
+}
+
+/** count, median and p99 of a list of ns figures */
+export function quantiles(xs: readonly number[]): { count: number; median_ns: number; p99_ns: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : 0);
+  return { count: s.length, median_ns: q(0.5), p99_ns: q(0.99) };
 }
 
 function listOf(set: CompiledRuleSet, name: string, rule: string): string[] {

@@ -7,7 +7,7 @@ import type { DeniedEvent, FileId, KrsiEvent } from '../signals/events.ts';
 import { verdictId } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
 import { supported, type Support } from '../bpf/support.ts';
-import { Enforcer } from './enforcer.ts';
+import { Enforcer, quantiles } from './enforcer.ts';
 import { bootTimeNs } from './store.ts';
 import { kernelFileId } from './maps.ts';
 
@@ -55,12 +55,6 @@ export interface EnforceSession {
   /** ns: apply() -> map entry, and the triggering event's kernel ts -> map entry */
   latency(): { apply: { count: number; median_ns: number; p99_ns: number }; event_to_map: { count: number; median_ns: number; p99_ns: number } };
   close(): Promise<void>;
-}
-
-function quantiles(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : 0);
-  return { count: s.length, median_ns: q(0.5), p99_ns: q(0.99) };
 }
 
 /** opens the enforcer (loads or reuses the pinned programs), restores stored verdicts, configures the
