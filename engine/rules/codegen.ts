@@ -7,12 +7,11 @@
 import { OPERATORS, type OperatorContext } from '../operators/index.ts';
 import { inSet } from '../operators/inList.ts';
 import type { ConditionJson, Predicate } from './types.ts';
+import { pathSteps, safeName, walk } from './paths.ts';
 
 type Leaf = Extract<ConditionJson, { fact: string }>;
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-const PROTOS: object[] = [Object.prototype, Array.prototype, String.prototype, Number.prototype, Boolean.prototype, Function.prototype];
-const safeName = (s: string) => s === 'length' || !PROTOS.some((p) => s in p);
 
 const isPrimitive = (v: unknown) => v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 
@@ -60,7 +59,7 @@ class Gen {
     if (value !== null && typeof value === 'object' && Object.prototype.hasOwnProperty.call(value, 'fact')) {
       return `${this.ref(this.fallback(c))}(f)`; // fact-to-fact: the closure compiler's version
     }
-    const segs = c.path === undefined ? undefined : splitPath(c.path);
+    const segs = c.path === undefined ? undefined : pathSteps(c.path);
     const get = this.getter(c.fact, segs);
     switch (op.name) {
       case 'equal':
@@ -105,21 +104,6 @@ class Gen {
     if ('not' in c) return `!${this.cond(c.not)}`;
     return this.leaf(c);
   }
-}
-
-/** jsonpath-plus step semantics for property names that plain indexing would resolve differently */
-function walk(v: unknown, segs: readonly string[]): unknown {
-  for (let i = 0; i < segs.length; i++) {
-    if (!v || !Object.hasOwn(v as object, segs[i])) return undefined;
-    v = (v as Record<string, unknown>)[segs[i]];
-  }
-  return v;
-}
-
-const PATH_RE = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$/;
-function splitPath(path: string): string[] {
-  if (!PATH_RE.test(path)) throw new Error(`bad path ${path}`);
-  return [...path.matchAll(/\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]/g)].map((m) => m[1] ?? m[2]);
 }
 
 /** generate the predicate for a validated condition tree */

@@ -11,46 +11,19 @@ import { OPERATORS, type OperatorContext } from '../operators/index.ts';
 import { inSet } from '../operators/inList.ts';
 import type { ConditionJson, Facts, KeyFn, Predicate } from './types.ts';
 import { generatePredicate } from './codegen.ts';
+import { parsePath, pathSteps, safeName, walk } from './paths.ts';
+
+export { parsePath };
 
 type Getter = (f: Facts) => unknown;
 type Obj = Record<string, unknown>;
 
-// ---------- paths ----------
-
-const PATH_RE = /^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$/;
-const PATH_STEP_RE = /\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]/g;
-
-/** split a JSONPath ("$.a.b", "$.argv[0]") into property names; a string is the reason it is refused */
-export function parsePath(path: string): string[] | { error: string } {
-  if (typeof path !== 'string' || !PATH_RE.test(path)) {
-    return { error: 'only "$" followed by .name and [index] steps is supported, e.g. "$.ino" or "$.argv[0]"' };
-  }
-  const out: string[] = [];
-  for (const m of path.matchAll(PATH_STEP_RE)) out.push(m[1] ?? m[2]);
-  return out;
-}
-
-const PROTOS: object[] = [Object.prototype, Array.prototype, String.prototype, Number.prototype, Boolean.prototype, Function.prototype];
-/** a property name that plain indexing resolves exactly like Object.hasOwn + index on JSON values */
-function safeName(s: string): boolean {
-  return s === 'length' || !PROTOS.some((p) => s in p);
-}
-
-/** jsonpath-plus step semantics: follow only truthy values' own properties */
-function walk(v: unknown, segs: readonly string[]): unknown {
-  for (let i = 0; i < segs.length; i++) {
-    if (!v || !Object.hasOwn(v as object, segs[i])) return undefined;
-    v = (v as Obj)[segs[i]];
-  }
-  return v;
-}
+// ---------- paths (parsing and step semantics: paths.ts) ----------
 
 /** the value of `fact` at `path`, as json-rules-engine's almanac.factValue computes it */
 export function compileGetter(fact: string, path?: string): Getter {
   if (!path) return (f) => (f as Obj)[fact];
-  const p = parsePath(path);
-  if (!Array.isArray(p)) throw new Error(`bad path ${path}: ${p.error}`);
-  const segs = p;
+  const segs = pathSteps(path);
   if (!segs.every(safeName)) {
     return (f) => {
       const v = (f as Obj)[fact];
