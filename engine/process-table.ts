@@ -8,6 +8,13 @@ export const MAX_ANCESTORS = 16;
 const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_ANCESTORS: ProcFacts['ancestors'] = Object.freeze([]) as unknown as ProcFacts['ancestors'];
 
+/** a child's ancestors: its parent first, then the parent's own, at most MAX_ANCESTORS */
+function lineage(parent: ProcFacts): ProcFacts['ancestors'] {
+  const ancestors = [{ pid: parent.pid, comm: parent.comm, exe: parent.exe.path }];
+  for (let i = 0; i < parent.ancestors.length && i < MAX_ANCESTORS - 1; i++) ancestors.push(parent.ancestors[i]);
+  return ancestors;
+}
+
 export interface ProcessTableStats {
   size: number;
   cap: number;
@@ -44,9 +51,7 @@ export class ProcessTable {
         return p;
       case 'fork': {
         if (!p) p = this.synthesize(ev);
-        const ancestors = [{ pid, comm: p.comm, exe: p.exe.path }];
-        for (let i = 0; i < p.ancestors.length && i < MAX_ANCESTORS - 1; i++) ancestors.push(p.ancestors[i]);
-        this.insert(ev.child_pid, { pid: ev.child_pid, ppid: pid, comm: p.comm, exe: p.exe, env: p.env, ancestors, start_ts: ev.ts });
+        this.insert(ev.child_pid, { pid: ev.child_pid, ppid: pid, comm: p.comm, exe: p.exe, env: p.env, ancestors: lineage(p), start_ts: ev.ts });
         return p;
       }
       default:
@@ -68,11 +73,7 @@ export class ProcessTable {
   private synthesize(ev: KrsiEvent): ProcFacts {
     this.synthesized++;
     const parent = this.procs.get(ev.ppid);
-    let ancestors = NO_ANCESTORS;
-    if (parent) {
-      ancestors = [{ pid: parent.pid, comm: parent.comm, exe: parent.exe.path }];
-      for (let i = 0; i < parent.ancestors.length && i < MAX_ANCESTORS - 1; i++) ancestors.push(parent.ancestors[i]);
-    }
+    const ancestors = parent ? lineage(parent) : NO_ANCESTORS;
     const p: ProcFacts = { pid: ev.pid, ppid: ev.ppid, comm: ev.comm, exe: ev.exe, env: NO_ENV, ancestors, start_ts: ev.ts };
     this.insert(ev.pid, p);
     return p;
