@@ -101,7 +101,7 @@ export interface LifecycleRow {
 }
 
 export const LIFECYCLE: readonly LifecycleRow[] = [
-  { on: 'exit', clears: ['deny_tgid', 'mprotect_count'], copies: [], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: tp_btf/sched_process_exit, last thread)' },
+  { on: 'exit', clears: ['deny_tgid', 'mprotect_count', 'module_refused'], copies: [], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: tp_btf/sched_process_exit, last thread)' },
   {
     on: 'fork',
     clears: [],
