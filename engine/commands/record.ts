@@ -17,6 +17,10 @@ export async function recordLive(
   const live = hasher ? withExeHashes(raw, hasher) : raw;
   let events = 0;
   let failure: unknown;
+  // a write failure ends the recording (events after it would be dropped until stop)
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, rej) => (fail = rej));
+  failed.catch(() => {});
   const sub = live.batches$.subscribe((batch) => {
     if (failure) return;
     try {
@@ -24,10 +28,11 @@ export async function recordLive(
       events += batch.length;
     } catch (e) {
       failure = e;
+      fail(e);
     }
   });
   try {
-    await (o.stop ?? untilStopped(o.durationMs));
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
   } finally {
     await live.stop();
     sub.unsubscribe();
