@@ -27,11 +27,11 @@ import { release } from 'node:os';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
-import { BIT_INDEX, KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
+import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
 import type { BpfMap } from '../bpf/libbpf.ts';
 import {
-  CONFIG_KEY, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
+  CONFIG_KEY, REASON_NAMES, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
   type DecodedDenied, type KConfig, type KVerdict,
 } from './maps.ts';
 import { enforcementLoaded, loadEnforcement, openPinned, type EnforcementHandle } from './programs.ts';
@@ -474,7 +474,7 @@ export class Enforcer {
     const rawReason = x.reason ?? key.reason;
     const ruleId = x.rule_id ?? key.rule_id;
     const op = (ev.op in OP_BITS && ev.op !== 'quarantine' ? ev.op : 'exec') as VerdictOp;
-    const reason = (typeof rawReason === 'string' ? rawReason : (Object.keys(KRSI_DENY) as DenyReason[]).find((r) => KRSI_DENY[r] === rawReason)) as DenyReason | undefined;
+    const reason = (typeof rawReason === 'string' ? rawReason : rawReason === undefined ? undefined : REASON_NAMES[rawReason]) as DenyReason | undefined;
     const base = { kind: 'denied' as const, ts: ev.ts, seq: ev.seq ?? -1, pid: ev.pid, op, ...(reason ? { reason } : {}) };
     const rule = ev.rule ?? (ruleId ? this.store.ruleName(ruleId) : undefined) ?? this.kernelRule(reason) ?? 'unknown';
     const bitIndex = BIT_INDEX.find(([b]) => b === OP_BITS[op])![1];

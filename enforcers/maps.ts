@@ -5,14 +5,10 @@
 import { readFileSync, realpathSync, statSync, statfsSync } from 'node:fs';
 import type { DeniedEvent } from '../signals/events.ts';
 import type { VerdictOp } from '../engine/types.ts';
+import { KRSI_DENY, KRSI_OP, type DenyReason } from '../engine/enforcement/semantics.ts';
 
-/** enum krsi_op (bpf/krsi.h); engine/enforcement/semantics.ts KRSI_OP holds the same values */
-export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7 } as const;
-/** enum krsi_deny_reason (bpf/krsi.h); same as semantics.ts KRSI_DENY */
-export const KRSI_DENY = { INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5 } as const;
-export type DenyReason = keyof typeof KRSI_DENY;
-/** struct krsi_config.module_mode bits */
-export const MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
+/** enum krsi_op (bpf/krsi.h): the one table is engine/enforcement/semantics.ts */
+export { KRSI_OP };
 
 /** where enforcement lives in bpffs: maps and links pinned here outlive krsi */
 export const ENFORCE_PIN_DIR = '/sys/fs/bpf/krsi/enforce';
