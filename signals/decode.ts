@@ -147,19 +147,22 @@ export class Decoder {
     return s;
   }
 
+  /** the remembered exe path of pid, else /proc's (then remembered) */
   private exePath(pid: number): string {
     const p = this.paths.get(pid);
     if (p !== undefined) return p;
-    let path = '';
-    if (this.procExe) {
-      try {
-        path = readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
-      } catch {
-        path = '';
-      }
-    }
+    const path = this.procExePath(pid);
     this.remember(pid, path);
     return path;
+  }
+
+  private procExePath(pid: number): string {
+    if (!this.procExe) return '';
+    try {
+      return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+    } catch {
+      return '';
+    }
   }
 
   /** decode a record that is a whole Buffer */
@@ -238,7 +241,8 @@ export class Decoder {
       case EV.exit: {
         if (this.exited.size >= this.maxPids) this.exited.clear();
         this.exited.add(pid);
-        exe.path = this.paths.get(pid) ?? this.exePath(pid);
+        // not remembered: the pid is forgotten right away (remembering could push another pid out)
+        exe.path = this.paths.get(pid) ?? this.procExePath(pid);
         this.paths.delete(pid);
         this.comms.delete(pid);
         return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'exit', code: exitCodeFromStatus(v.getInt32(o + 72, true)) };

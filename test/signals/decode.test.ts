@@ -119,3 +119,16 @@ test('decodeAt: records in place in one larger Buffer (any offset) decode as the
   const ev = a.decode(u);
   assert.deepEqual(Object.keys(ev!), ['ts', 'pid', 'ppid', 'uid', 'comm', 'exe', 'tid', 'cgroup', 'type', 'path', 'ret']);
 });
+
+test('exit of a pid never seen does not push another pid out of the remembered exe paths', () => {
+  const d = new Decoder({ procExe: false, maxPids: 2 });
+  for (const [pid, walk] of [[1, 'a'], [2, 'b']] as const) {
+    const b = record('krsi_exec_event', EV.exec, pid);
+    b.write(walk, F('krsi_exec_event', 'exe_path'));
+    d.decode(b);
+  }
+  d.decode(record('krsi_exit_event', EV.exit, 3));
+  const fork = record('krsi_fork_event', EV.fork, 1);
+  fork.writeUInt32LE(5, F('krsi_fork_event', 'child_pid'));
+  assert.equal(d.decode(fork)?.exe.path, '/a');
+});
