@@ -43,9 +43,7 @@ export function heartbeat<T>(o: HeartbeatOptions): OperatorFunction<T, T | Tick>
         }
         out.next(v);
       },
-      complete() {
-        timer.unsubscribe();
-      },
+      // runs on completion too (operate's teardown), so no complete handler is needed
       finalize() {
         timer.unsubscribe();
       },
