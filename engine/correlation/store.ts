@@ -63,7 +63,6 @@ export class KeyedWindow<S extends Windowed> {
     if (s.deadline < this.nextDeadline) this.nextDeadline = s.deadline;
   }
 
-
   delete(key: string): boolean {
     return this.m.delete(key);
   }
@@ -90,11 +89,6 @@ export class KeyedWindow<S extends Windowed> {
 
   entries(): IterableIterator<[string, S]> {
     return this.m.entries();
-  }
-
-  clear(): void {
-    this.m.clear();
-    this.nextDeadline = Infinity;
   }
 
   stats(): StoreStats {
