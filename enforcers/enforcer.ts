@@ -324,11 +324,14 @@ export class Enforcer {
     return had || stored;
   }
 
-  /** a process exited: its pid verdicts end with it (the kernel clears deny_tgid on exit itself) */
+  /** a process exited: its pid verdicts end with it. The kernel clears deny_tgid on exit itself, but an
+   *  apply() that wrote the entry after that (the process exited between procStart() and the write, or
+   *  was a zombie already) would leave it for whichever process reuses the pid: delete it here too */
   exited(pid: number): void {
     const e = this.entries.get(keyString({ map: 'deny_tgid', tgid: pid }));
     if (!e) return;
     this.entries.delete(keyString(e.key));
+    this.maps.delete(e.key);
     for (const [id, v] of [...this.verdicts]) {
       if (v.key.map === 'deny_tgid' && v.key.tgid === pid) {
         this.verdicts.delete(id);

@@ -76,6 +76,15 @@ describe('enforcer', () => {
     assert.equal(e.store.get('r:quarantine:pid:301'), undefined);
   }));
 
+  test('an exit also deletes the map entry: one written after the kernel\'s exit cleaner ran must not deny the pid\'s next process', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps, procStart: () => 5 });
+    assert.equal(e.apply(pidV(302)), true);
+    assert.ok(maps.get({ map: 'deny_tgid', tgid: 302 }));
+    e.exited(302);
+    assert.equal(maps.get({ map: 'deny_tgid', tgid: 302 }), undefined);
+  }));
+
   test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {
     const e = mk({ modules: new ModuleResolver('/nonexistent') });
     assert.equal(e.apply(pidV(100, 10, 100)), false);
