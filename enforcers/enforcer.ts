@@ -182,8 +182,9 @@ export class Enforcer {
   private readonly clock: () => Now;
   private readonly procStart: (pid: number) => number | undefined;
   private cfg: KConfig;
-  /** which rule configured the in-kernel counter and lists (the model reports the first / strictest) */
-  private kernelRules: { mprotect?: string; allow?: string; deny?: string } = {};
+  /** which rule configured the in-kernel counter and the allowlist, the two denials the kernel reports
+   *  with rule_id 0 (the model reports the strictest / first); a denylist entry carries its rule_id */
+  private kernelRules: { mprotect?: string; allow?: string } = {};
   private readonly pending = new Set<Promise<unknown>>();
   private handle?: EnforcementHandle;
   /** ns from apply() to its map entry written, most recent last (bounded) */
@@ -491,9 +492,9 @@ export class Enforcer {
     return { ...base, verdict: c?.verdict ?? `kernel:${reason ?? 'unknown'}`, rule: c?.rule ?? rule };
   }
 
-  /** the rule behind an in-kernel list or counter (the kernel reports rule_id 0 for those) */
+  /** the rule behind the in-kernel counter or allowlist (the kernel reports rule_id 0 for those) */
   private kernelRule(reason: DenyReason | undefined): string | undefined {
-    return reason === 'MPROTECT_LIMIT' ? this.kernelRules.mprotect : reason === 'MODULE_ALLOW' ? this.kernelRules.allow : reason === 'MODULE_DENY' ? this.kernelRules.deny : undefined;
+    return reason === 'MPROTECT_LIMIT' ? this.kernelRules.mprotect : reason === 'MODULE_ALLOW' ? this.kernelRules.allow : undefined;
   }
 
   /** median and p99 of apply() -> map entry written, ns */
