@@ -284,6 +284,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
             events.complete();
           }
         }
+        // records the decoder rejected are otherwise only counted (stats().bad, the metrics)
+        if (decoder.bad) log.warn({ bad: decoder.bad }, `${decoder.bad} ring buffer records could not be decoded (too short or of an unknown kind)`);
         log.info({ records, events: delivered }, 'signals stopped');
       },
     };
