@@ -27,7 +27,7 @@ import { release } from 'node:os';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
-import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
+import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, kernelList, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
 import type { BpfMap } from '../bpf/libbpf.ts';
 import {
@@ -246,7 +246,7 @@ export class Enforcer {
       }
       if (k.module_allowlist !== undefined) this.kernelRules.allow ??= r.id;
       if (k.deny_exec_paths !== undefined) {
-        for (const p of listOf(rules, k.deny_exec_paths, r.id)) {
+        for (const p of kernelList(rules, k.deny_exec_paths, r.id)) {
           let id;
           try { id = kernelFileId(p); } catch { log.warn({ rule: r.id, path: p }, 'deny_exec_paths: no such file, nothing to deny'); continue; }
           const key: EntryKey = { map: 'deny_inode', dev: id.dev, ino: id.ino };
@@ -256,7 +256,7 @@ export class Enforcer {
       for (const [list, map] of [[k.module_allowlist, 'module_allow'], [k.module_denylist, 'module_deny']] as const) {
         if (list === undefined) continue;
         if (map === 'module_allow') allow = true; else deny = true;
-        for (const n of listOf(rules, list, r.id)) {
+        for (const n of kernelList(rules, list, r.id)) {
           const f = this.modules.inode(n);
           if (!f) { log.warn({ rule: r.id, module: n, dir: this.modules.dir }, `${map}: no .ko file for this module on this kernel`); continue; }
           const key: EntryKey = { map, dev: f.dev, ino: f.ino };
@@ -556,12 +556,6 @@ export function quantiles(xs: readonly number[]): { count: number; median_ns: nu
   const s = [...xs].sort((a, b) => a - b);
   const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : 0);
   return { count: s.length, median_ns: q(0.5), p99_ns: q(0.99) };
-}
-
-function listOf(set: CompiledRuleSet, name: string, rule: string): string[] {
-  const l = set.lists[name];
-  if (!l) throw new Error(`rule ${rule}: kernel block names unknown list "${name}"`);
-  return [...l].map(String);
 }
 
 /** an in-memory MapWriter, for translation tests and dry runs (it enforces nothing) */

@@ -6,7 +6,7 @@ import type { FileId, KrsiEvent } from '../../signals/events.ts';
 import { PROT_EXEC } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
-import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, type MergedEntry, live, mergeEntry, subjectKey, unsetEntry } from './semantics.ts';
+import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, type MergedEntry, kernelList, live, mergeEntry, subjectKey, unsetEntry } from './semantics.ts';
 
 /** who put an op bit into an entry */
 interface Cause {
@@ -69,14 +69,14 @@ export class EnforcementModel {
       }
       if (k.module_allowlist !== undefined) {
         c.moduleAllow ??= new Set();
-        for (const n of listOf(set, k.module_allowlist, r.id)) c.moduleAllow.add(String(n));
+        for (const n of kernelList(set, k.module_allowlist, r.id)) c.moduleAllow.add(n);
         if (!c.moduleAllowRule) c.moduleAllowRule = r.id;
       }
-      if (k.module_denylist !== undefined) for (const n of listOf(set, k.module_denylist, r.id)) c.moduleDeny.set(String(n), r.id);
+      if (k.module_denylist !== undefined) for (const n of kernelList(set, k.module_denylist, r.id)) c.moduleDeny.set(n, r.id);
       if (k.deny_exec_paths !== undefined) {
-        for (const p of listOf(set, k.deny_exec_paths, r.id)) {
-          c.denyExecPaths.set(String(p), r.id);
-          const f = o.resolve?.(String(p));
+        for (const p of kernelList(set, k.deny_exec_paths, r.id)) {
+          c.denyExecPaths.set(p, r.id);
+          const f = o.resolve?.(p);
           if (f) this.putInode(f.dev, f.ino, KRSI_OP.EXEC, 0, 0, { verdict: `kernel:deny_exec_paths:${p}`, rule: r.id });
         }
       }
@@ -252,12 +252,6 @@ export class EnforcementModel {
 
 function emptyConfig(): KernelConfig {
   return { mprotectLimit: 0, mprotectRule: '', moduleAllowRule: '', moduleDeny: new Map(), denyExecPaths: new Map() };
-}
-
-function listOf(set: CompiledRuleSet, name: string, rule: string): Iterable<string | number> {
-  const l = set.lists[name];
-  if (!l) throw new Error(`rule ${rule}: kernel block names unknown list "${name}"`);
-  return l;
 }
 
 function merge(old: Entry | undefined, bits: number, expires: number, ts: number, cause: Cause): Entry {

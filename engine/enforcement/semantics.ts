@@ -5,6 +5,7 @@
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import { PROT_EXEC } from '../../signals/events.ts';
 import type { Subject, VerdictOp } from '../types.ts';
+import type { CompiledRuleSet } from '../rules/types.ts';
 
 /** enum krsi_op: operations refused; also the bits of a deny_tgid / deny_inode entry */
 export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7 } as const;
@@ -184,6 +185,14 @@ export const SEMANTICS: readonly HookRow[] = [
 export function hookFor(type: EventType): HookRow | undefined {
   for (const r of SEMANTICS) if (r.event === type && r.hook !== 'kernel_load_data') return r;
   return undefined;
+}
+
+/** the entries of the list a rule's `kernel` block names (module names, paths), as strings; the
+ *  replay model and the live enforcer read kernel blocks with it */
+export function kernelList(set: CompiledRuleSet, name: string, rule: string): string[] {
+  const l = set.lists[name];
+  if (!l) throw new Error(`rule ${rule}: kernel block names unknown list "${name}"`);
+  return [...l].map(String);
 }
 
 /** is an entry with this expiry live at time now (ns, same clock) */
