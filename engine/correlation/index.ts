@@ -44,8 +44,8 @@ export interface Correlator {
   stats(): StoreStats;
 }
 
-/** the union of step types, '*' if any step takes any type */
-export function stepTypes(steps: (CompiledStep | undefined)[]): EventType[] | '*' {
+/** the union of step types (or a rule's and its `until`'s), '*' if any takes any type */
+export function stepTypes(steps: (Pick<CompiledStep, 'types'> | undefined)[]): EventType[] | '*' {
   const all = new Set<EventType>();
   for (const s of steps) {
     if (!s) continue;

@@ -5,7 +5,7 @@
 // the firing event. Absent keeps its own shape (no until, no exit, deadlines that fire).
 import type { EventType } from '../../signals/events.ts';
 import type { CompiledCorrelation, CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, pidKeyed } from './index.ts';
+import { type Correlator, type Sink, pidKeyed, stepTypes } from './index.ts';
 import { KeyedWindow, type StoreStats, type Windowed } from './store.ts';
 
 type Kind = CompiledCorrelation['kind'];
@@ -89,7 +89,7 @@ export abstract class RearmingCorrelator<S extends Rearming> extends KeyedCorrel
     // deadlines extend in place with every counted event
     super(rule, sink, c, cap, true);
     this.threshold = Math.max(1, c.threshold);
-    this.types = rule.types === '*' || c.until?.types === '*' ? '*' : [...new Set([...rule.types, ...(c.until?.types ?? [])])];
+    this.types = stepTypes([rule, c.until]);
   }
 
   /** a new, empty state for a key whose window ends at `deadline` */
