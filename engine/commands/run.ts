@@ -169,11 +169,18 @@ export async function runLive(
     await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
   } finally {
     clearInterval(beat);
-    await live.stop();
-    await o.enforce?.close(); // H8: programs and maps stay pinned, verdicts stay in the store
-    sub.unsubscribe();
-    s.lost = live.lost();
-    await writer?.close();
+    // each step runs even when one before it throws: the enforcer releases krsi's exemption, the log is flushed
+    try {
+      await live.stop();
+    } finally {
+      try {
+        await o.enforce?.close(); // H8: programs and maps stay pinned, verdicts stay in the store
+      } finally {
+        sub.unsubscribe();
+        s.lost = live.lost();
+        await writer?.close();
+      }
+    }
   }
   engine.finish(count);
   timeSummary(s, t);
