@@ -91,7 +91,7 @@ export function register(program: Command): void {
         }
         const span = s.first_ts !== undefined && s.last_ts !== undefined ? ` (${((s.last_ts - s.first_ts) / 1e9).toFixed(3)}s)` : '';
         const lines = [
-          `${path}: ${s.format === 'lmdb' ? 'lmdb log' : 'JSON Lines'}, ${s.count} events${s.bad_lines ? `, ${s.bad_lines} bad lines` : ''}`,
+          `${path}: ${s.format === 'lmdb' ? `lmdb log (${s.version})` : 'JSON Lines'}, ${s.count} events${s.bad_lines ? `, ${s.bad_lines} bad lines` : ''}`,
           `  first ts ${s.first_ts ?? '-'}`,
           `  last ts  ${s.last_ts ?? '-'}${span}`,
           ...Object.entries(s.types)

@@ -1,4 +1,5 @@
-// A faster reader for the values of the lmdb event log, used only when replaying (readLmdb).
+// A faster reader for the values of format 1 lmdb event logs (krsi-eventlog-1, one value per event;
+// format 2 stores blocks, block.ts), used only when replaying (readLmdb).
 // The log stores events as msgpackr records (shared structures, lmdb's default encoding). msgpackr
 // decodes each short string of a small value with String.fromCharCode: for events, whose strings
 // repeat endlessly (type, comm, exe.path, module names), that was a fifth of a replay's CPU time and

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { KrsiEvent } from '../../signals/events.ts';
 import { readJsonl } from './jsonl.ts';
-import { LogWriter, detectFormat, readLmdb } from './lmdb.ts';
+import { LogWriter, detectFormat, lmdbInfo, readLmdb } from './lmdb.ts';
 import { TimeBounds, type ReadOptions } from './types.ts';
 
 export { LogWriter, isLmdbLog, lmdbInfo, detectFormat, type LogInfo } from './lmdb.ts';
@@ -81,6 +81,8 @@ export async function exportLog(src: string, dst: string, o: Pick<ReadOptions, '
 
 export interface LogSummary {
   format: 'lmdb' | 'jsonl';
+  /** lmdb logs: the storage format (krsi-eventlog-2 is written by this version; -1 is still read) */
+  version?: string;
   count: number;
   first_ts?: number;
   last_ts?: number;
@@ -90,7 +92,8 @@ export interface LogSummary {
 
 /** count, first/last ts and a histogram of event types (a full scan) */
 export async function logInfo(path: string, o: Pick<ReadOptions, 'skipBad' | 'onBad' | 'onProgress'> = {}): Promise<LogSummary> {
-  const s: LogSummary = { format: detectFormat(path), count: 0, types: {}, bad_lines: 0 };
+  const format = detectFormat(path);
+  const s: LogSummary = { format, ...(format === 'lmdb' ? { version: lmdbInfo(path).format } : {}), count: 0, types: {}, bad_lines: 0 };
   for await (const batch of readEvents(path, { ...o, noSeq: true, onBad: (e) => (s.bad_lines++, o.onBad?.(e)) })) {
     if (s.first_ts === undefined) s.first_ts = batch[0].ts;
     s.last_ts = batch[batch.length - 1].ts;

@@ -1,0 +1,328 @@
+// The block codec of lmdb event logs (format krsi-eventlog-2): up to BLOCK events in one value.
+//
+// A block carries its own string table and object shapes, so it decodes on its own (no shared state
+// in the database, nothing to keep in step between writer and reader), and a string that repeats
+// within it — the event type, comm, exe.path, field names — is decoded once per block instead of
+// once per event. The values are JSON values, and a block round-trips exactly what JSON.stringify
+// would write (undefined members dropped, non-finite numbers as null): decode(encode(evs)) deep-equals
+// JSON.parse(JSON.stringify(evs)). test/eventlog/block.test.ts checks that on generated and odd values.
+//
+//   block   := u8 VERSION, varint count, varint nstrings, string*, varint nshapes, shape*, value*count
+//   string  := varint bytes, UTF-8 bytes
+//   shape   := varint nkeys, varint string-index * nkeys        (an object's keys, in order)
+//   value   := 0x00..0x7f                       the integer itself
+//            | NULL | FALSE | TRUE
+//            | U32 u32le | I32 i32le | F64 f64le  numbers
+//            | STR varint string-index
+//            | ARR varint n, value*n
+//            | OBJ varint shape-index, value*nkeys
+const VERSION = 1;
+const NULL = 0xc0;
+const FALSE = 0xc2;
+const TRUE = 0xc3;
+const U32 = 0xce;
+const I32 = 0xd2;
+const F64 = 0xcb;
+const STR = 0xd9;
+const ARR = 0xdc;
+const OBJ = 0xde;
+
+/** a block that is not what encode wrote (a damaged or foreign value) */
+export class BlockError extends Error {}
+
+/** Encodes events into one block, appended one at a time; bytes() gives the block so far. */
+export class BlockEncoder {
+  private strings = new Map<string, number>();
+  private stringBytes: Buffer[] = [];
+  private shapes = new Map<string, number>();
+  private shapeBytes: number[] = [];
+  private body = Buffer.allocUnsafe(16384);
+  private len = 0;
+  /** values encoded so far */
+  count = 0;
+
+  /** appends one value (an event) */
+  add(v: unknown): void {
+    this.value(v);
+    this.count++;
+  }
+
+  /** the block holding every value added so far */
+  bytes(): Buffer {
+    const head: number[] = [VERSION];
+    varint(head, this.count);
+    varint(head, this.stringBytes.length);
+    const mid: number[] = [];
+    varint(mid, this.shapes.size);
+    mid.push(...this.shapeBytes);
+    return Buffer.concat([Buffer.from(head), ...this.stringBytes, Buffer.from(mid), this.body.subarray(0, this.len)]);
+  }
+
+  private room(n: number): void {
+    if (this.len + n <= this.body.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.body.length * 2, this.len + n));
+    this.body.copy(bigger, 0, 0, this.len);
+    this.body = bigger;
+  }
+
+  private byte(b: number): void {
+    this.room(1);
+    this.body[this.len++] = b;
+  }
+
+  private uvar(n: number): void {
+    this.room(5);
+    while (n > 0x7f) {
+      this.body[this.len++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.body[this.len++] = n;
+  }
+
+  private string(s: string): number {
+    let i = this.strings.get(s);
+    if (i === undefined) {
+      i = this.stringBytes.length;
+      this.strings.set(s, i);
+      const utf8 = Buffer.from(s, 'utf8');
+      const head: number[] = [];
+      varint(head, utf8.length);
+      this.stringBytes.push(Buffer.concat([Buffer.from(head), utf8]));
+    }
+    return i;
+  }
+
+  private value(v: unknown, inArray = false): void {
+    switch (typeof v) {
+      case 'number':
+        if (v === 0) return this.byte(0); // -0 too, as JSON writes it
+        if (Number.isInteger(v) && v > 0 && v <= 0x7f) return this.byte(v);
+        this.room(9);
+        if (Number.isInteger(v) && v > 0 && v <= 0xffffffff) {
+          this.body[this.len++] = U32;
+          this.body.writeUInt32LE(v, this.len);
+          this.len += 4;
+        } else if (Number.isInteger(v) && v < 0 && v >= -0x80000000) {
+          this.body[this.len++] = I32;
+          this.body.writeInt32LE(v, this.len);
+          this.len += 4;
+        } else if (Number.isFinite(v)) {
+          this.body[this.len++] = F64;
+          this.body.writeDoubleLE(v, this.len);
+          this.len += 8;
+        } else this.body[this.len++] = NULL; // as JSON
+        return;
+      case 'string':
+        this.byte(STR);
+        this.uvar(this.string(v));
+        return;
+      case 'boolean':
+        this.byte(v ? TRUE : FALSE);
+        return;
+      case 'object':
+        if (v === null) return this.byte(NULL);
+        if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.value((v as { toJSON(): unknown }).toJSON(), inArray);
+        if (Array.isArray(v)) {
+          this.byte(ARR);
+          this.uvar(v.length);
+          for (const x of v) this.value(x, true);
+          return;
+        }
+        return this.object(v as Record<string, unknown>);
+      default:
+        // undefined, functions, symbols: JSON drops them as members (see object) and writes null in arrays
+        if (inArray) return this.byte(NULL);
+        throw new TypeError(`cannot encode a ${typeof v} as an event value`);
+    }
+  }
+
+  private object(o: Record<string, unknown>): void {
+    const keys = Object.keys(o).filter((k) => {
+      const t = typeof o[k];
+      return t !== 'undefined' && t !== 'function' && t !== 'symbol';
+    });
+    const sig = keys.join('\0');
+    let id = this.shapes.get(sig);
+    if (id === undefined) {
+      id = this.shapes.size;
+      this.shapes.set(sig, id);
+      varint(this.shapeBytes, keys.length);
+      for (const k of keys) varint(this.shapeBytes, this.string(k));
+    }
+    this.byte(OBJ);
+    this.uvar(id);
+    for (const k of keys) this.value(o[k]);
+  }
+}
+
+function varint(out: number[], n: number): void {
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+}
+
+/** encodes a list of values as one block */
+export function encodeBlock(values: unknown[]): Buffer {
+  const e = new BlockEncoder();
+  for (const v of values) e.add(v);
+  return e.bytes();
+}
+
+// ---- decoding: module-level state, so that read() is a plain function V8 inlines into the readers
+// compiled per shape; decodeBlock is synchronous and never re-entered
+
+type Reader = () => unknown;
+let src: Uint8Array = new Uint8Array(0);
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
+let pos = 0;
+let end = 0;
+let strings: string[] = [];
+let readers: Reader[] = [];
+/** readers compiled per shape (its keys joined by \0), shared by all blocks */
+const compiled = new Map<string, Reader>();
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function fail(what: string): never {
+  throw new BlockError(`damaged event block: ${what} at byte ${pos}`);
+}
+
+function uvar(): number {
+  if (pos >= end) fail('truncated');
+  const b = src[pos++];
+  if (b < 0x80) return b;
+  return uvarLong(b);
+}
+
+function uvarLong(first: number): number {
+  let n = first & 0x7f;
+  let scale = 0x80;
+  for (;;) {
+    if (pos >= end) fail('truncated');
+    const b = src[pos++];
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) return n;
+    scale *= 0x80;
+    if (scale > 2 ** 35) fail('bad length');
+  }
+}
+
+function read(): unknown {
+  if (pos >= end) fail('truncated');
+  const t = src[pos++];
+  if (t < 0x80) return t;
+  const p = pos;
+  // the tags as literals: V8 folds them into the switch (the named consts are context loads here)
+  switch (t) {
+    case 0xd9: {
+      // STR
+      const s = strings[uvar()];
+      if (s === undefined) fail('bad string index');
+      return s;
+    }
+    case 0xde: {
+      // OBJ
+      const r = readers[uvar()];
+      if (r === undefined) fail('bad shape index');
+      return r();
+    }
+    case 0xce: // U32
+      if ((pos = p + 4) > end) fail('truncated');
+      return view.getUint32(p, true);
+    case 0xcb: // F64
+      if ((pos = p + 8) > end) fail('truncated');
+      return view.getFloat64(p, true);
+    case 0xd2: // I32
+      if ((pos = p + 4) > end) fail('truncated');
+      return view.getInt32(p, true);
+    case 0xdc: {
+      // ARR
+      const n = uvar();
+      if (n > end - pos) fail('bad array length');
+      const a = new Array(n);
+      for (let i = 0; i < n; i++) a[i] = read();
+      return a;
+    }
+    case 0xc0: // NULL
+      return null;
+    case 0xc2: // FALSE
+      return false;
+    case 0xc3: // TRUE
+      return true;
+  }
+  return fail(`unknown tag 0x${t.toString(16)}`);
+}
+
+function readerFor(keys: string[]): Reader {
+  const sig = keys.join('\0');
+  let r = compiled.get(sig);
+  if (r === undefined) {
+    // an object literal per shape: objects of one shape share a hidden class; keys as string
+    // literals, __proto__ computed (a literal __proto__ key would set the prototype)
+    const body = keys.map((k) => `${k === '__proto__' ? '["__proto__"]' : JSON.stringify(k)}: r()`).join(', ');
+    r = new Function('r', `return function () { return { ${body} }; }`)(read) as Reader;
+    if (compiled.size < 4096) compiled.set(sig, r);
+  }
+  return r;
+}
+
+/** the values of a block written by BlockEncoder (throws BlockError on anything else) */
+export function decodeBlock(bytes: Uint8Array): unknown[] {
+  src = bytes;
+  pos = 0;
+  end = bytes.length;
+  view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  try {
+    if (src[pos++] !== VERSION) fail(`unknown block version ${src[0]}`);
+    const count = uvar();
+    const ns = uvar();
+    if (ns > end - pos) fail('bad string count');
+    strings = new Array(ns);
+    for (let i = 0; i < ns; i++) {
+      const n = uvar();
+      if (pos + n > end) fail('truncated string');
+      strings[i] = ascii(pos, n) ?? decodeUtf8(pos, n);
+      pos += n;
+    }
+    const nk = uvar();
+    if (nk > end - pos) fail('bad shape count');
+    readers = new Array(nk);
+    for (let i = 0; i < nk; i++) {
+      const n = uvar();
+      if (n > end - pos) fail('bad shape');
+      const keys = new Array<string>(n);
+      for (let j = 0; j < n; j++) {
+        const k = strings[uvar()];
+        if (k === undefined) fail('bad key index');
+        keys[j] = k;
+      }
+      readers[i] = readerFor(keys);
+    }
+    if (count > end - pos) fail('bad count');
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = read();
+    if (pos !== end) fail('trailing bytes');
+    return out;
+  } finally {
+    src = EMPTY;
+    strings = [];
+    readers = [];
+  }
+}
+
+/** short ASCII strings without a TextDecoder call (most of a block's strings) */
+function ascii(at: number, n: number): string | undefined {
+  if (n > 24) return undefined;
+  for (let i = at; i < at + n; i++) if (src[i] >= 0x80) return undefined;
+  return String.fromCharCode.apply(null, src.subarray(at, at + n) as unknown as number[]);
+}
+
+function decodeUtf8(at: number, n: number): string {
+  try {
+    return utf8.decode(src.subarray(at, at + n));
+  } catch {
+    return fail('bad UTF-8');
+  }
+}
