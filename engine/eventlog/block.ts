@@ -34,7 +34,8 @@ export class BlockError extends Error {}
 export class BlockEncoder {
   private strings = new Map<string, number>();
   private stringBytes: Buffer[] = [];
-  private shapes = new Map<string, number>();
+  private shapeRoot: ShapeNode = { id: -1, next: undefined };
+  private shapeCount = 0;
   private shapeBytes: number[] = [];
   private body = Buffer.allocUnsafe(16384);
   private len = 0;
@@ -53,7 +54,7 @@ export class BlockEncoder {
     varint(head, this.count);
     varint(head, this.stringBytes.length);
     const mid: number[] = [];
-    varint(mid, this.shapes.size);
+    varint(mid, this.shapeCount);
     mid.push(...this.shapeBytes);
     return Buffer.concat([Buffer.from(head), ...this.stringBytes, Buffer.from(mid), this.body.subarray(0, this.len)]);
   }
@@ -137,22 +138,48 @@ export class BlockEncoder {
   }
 
   private object(o: Record<string, unknown>): void {
-    const keys = Object.keys(o).filter((k) => {
-      const t = typeof o[k];
-      return t !== 'undefined' && t !== 'function' && t !== 'symbol';
-    });
-    const sig = keys.join('\0');
-    let id = this.shapes.get(sig);
-    if (id === undefined) {
-      id = this.shapes.size;
-      this.shapes.set(sig, id);
-      varint(this.shapeBytes, keys.length);
-      for (const k of keys) varint(this.shapeBytes, this.string(k));
+    // the shape: a walk down a trie of the kept keys (no key string is built per object)
+    const keys = Object.keys(o);
+    let node = this.shapeRoot;
+    let dropped = false;
+    for (let i = 0; i < keys.length; i++) {
+      if (dropsMember(o[keys[i]])) dropped = true;
+      else node = child(node, keys[i]);
+    }
+    let id = node.id;
+    if (id < 0) {
+      id = node.id = this.shapeCount++;
+      const kept = dropped ? keys.filter((k) => !dropsMember(o[k])) : keys;
+      varint(this.shapeBytes, kept.length);
+      for (const k of kept) varint(this.shapeBytes, this.string(k));
     }
     this.byte(OBJ);
     this.uvar(id);
-    for (const k of keys) this.value(o[k]);
+    for (let i = 0; i < keys.length; i++) {
+      const v = o[keys[i]];
+      if (!dropped || !dropsMember(v)) this.value(v);
+    }
   }
+}
+
+/** JSON.stringify leaves these members out of an object */
+const dropsMember = (v: unknown) => v === undefined || typeof v === 'function' || typeof v === 'symbol';
+
+interface ShapeNode {
+  /** the shape id of the keys leading here, -1 while no object had exactly these */
+  id: number;
+  next: Map<string, ShapeNode> | undefined;
+}
+
+function child(node: ShapeNode, key: string): ShapeNode {
+  let next = node.next;
+  if (next === undefined) next = node.next = new Map();
+  let c = next.get(key);
+  if (c === undefined) {
+    c = { id: -1, next: undefined };
+    next.set(key, c);
+  }
+  return c;
 }
 
 function varint(out: number[], n: number): void {
