@@ -201,6 +201,7 @@ export function encodeBlock(values: unknown[]): Buffer {
 // compiled per shape; decodeBlock is synchronous and never re-entered
 
 type Reader = () => unknown;
+type SeqReader = (seq: number) => unknown;
 let src: Uint8Array = new Uint8Array(0);
 let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
 let pos = 0;
@@ -209,6 +210,7 @@ let strings: string[] = [];
 let readers: Reader[] = [];
 /** readers compiled per shape (its keys joined by \0), shared by all blocks */
 const compiled = new Map<string, Reader>();
+const compiledSeq = new Map<string, SeqReader>();
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -282,21 +284,44 @@ function read(): unknown {
   return fail(`unknown tag 0x${t.toString(16)}`);
 }
 
+/** an object literal per shape: objects of one shape share a hidden class; keys as string literals,
+ *  __proto__ computed (a literal __proto__ key would set the prototype). `withSeq`: the reader takes a
+ *  seq and puts it in the literal as the last member (set afterwards, it would cost a property store
+ *  allocation per event). */
+function compile(keys: string[], withSeq: boolean): Reader {
+  const members = keys.map((k) => `${k === '__proto__' ? '["__proto__"]' : JSON.stringify(k)}: r()`);
+  if (withSeq) members.push('seq: s');
+  return new Function('r', `return function (s) { return { ${members.join(', ')} }; }`)(read) as Reader;
+}
+
 function readerFor(keys: string[]): Reader {
   const sig = keys.join('\0');
   let r = compiled.get(sig);
   if (r === undefined) {
-    // an object literal per shape: objects of one shape share a hidden class; keys as string
-    // literals, __proto__ computed (a literal __proto__ key would set the prototype)
-    const body = keys.map((k) => `${k === '__proto__' ? '["__proto__"]' : JSON.stringify(k)}: r()`).join(', ');
-    r = new Function('r', `return function () { return { ${body} }; }`)(read) as Reader;
+    r = compile(keys, false);
     if (compiled.size < 4096) compiled.set(sig, r);
   }
   return r;
 }
 
-/** the values of a block written by BlockEncoder (throws BlockError on anything else) */
-export function decodeBlock(bytes: Uint8Array): unknown[] {
+/** the reader of a top-level object of this shape that also sets seq; undefined when it has a seq */
+function seqReaderFor(keys: string[]): SeqReader | undefined {
+  if (keys.includes('seq')) return undefined;
+  const sig = keys.join('\0');
+  let r = compiledSeq.get(sig);
+  if (r === undefined) {
+    r = compile(keys, true) as SeqReader;
+    if (compiledSeq.size < 4096) compiledSeq.set(sig, r);
+  }
+  return r;
+}
+
+/**
+ * The values of a block written by BlockEncoder (throws BlockError on anything else). `firstSeq`: the
+ * values are events numbered from firstSeq; an event stored without `seq` gets its number (as its last
+ * member, as a reader setting it afterwards would), one stored with a `seq` keeps it.
+ */
+export function decodeBlock(bytes: Uint8Array, firstSeq?: number): unknown[] {
   src = bytes;
   pos = 0;
   end = bytes.length;
@@ -316,6 +341,7 @@ export function decodeBlock(bytes: Uint8Array): unknown[] {
     const nk = uvar();
     if (nk > end - pos) fail('bad shape count');
     readers = new Array(nk);
+    const seqReaders: (SeqReader | undefined)[] = firstSeq === undefined ? [] : new Array(nk);
     for (let i = 0; i < nk; i++) {
       const n = uvar();
       if (n > end - pos) fail('bad shape');
@@ -326,10 +352,20 @@ export function decodeBlock(bytes: Uint8Array): unknown[] {
         keys[j] = k;
       }
       readers[i] = readerFor(keys);
+      if (firstSeq !== undefined) seqReaders[i] = seqReaderFor(keys);
     }
     if (count > end - pos) fail('bad count');
     const out = new Array(count);
-    for (let i = 0; i < count; i++) out[i] = read();
+    if (firstSeq === undefined) for (let i = 0; i < count; i++) out[i] = read();
+    else
+      for (let i = 0; i < count; i++) {
+        // an object (an event) whose shape has no seq: read with its seq
+        if (src[pos] === 0xde && src[pos + 1] < 0x80 && seqReaders[src[pos + 1]] !== undefined) {
+          const r = seqReaders[src[pos + 1]]!;
+          pos += 2;
+          out[i] = r(firstSeq + i);
+        } else out[i] = read();
+      }
     if (pos !== end) fail('trailing bytes');
     return out;
   } finally {

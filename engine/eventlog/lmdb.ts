@@ -129,10 +129,10 @@ class Seeker {
 }
 
 /** the events of the block stored under `key` (format 2); a damaged one is an error naming log and seq */
-function readBlock(h: Handles, key: number, bytes: Uint8Array | undefined): KrsiEvent[] {
+function readBlock(h: Handles, key: number, bytes: Uint8Array | undefined, setSeq = false): KrsiEvent[] {
   if (bytes === undefined) throw new Error(`${h.path}: no event block at seq ${key}`);
   try {
-    return decodeBlock(bytes) as KrsiEvent[];
+    return decodeBlock(bytes, setSeq ? key : undefined) as KrsiEvent[];
   } catch (e) {
     if (e instanceof BlockError) throw new Error(`${h.path}: event block at seq ${key}: ${e.message}`);
     throw e;
@@ -309,7 +309,7 @@ export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds
     for (const { key, value } of h.events.getRange({ start: v1 ? first : blockKey(first), end, snapshot: true })) {
       let evs: KrsiEvent[];
       try {
-        evs = v1 ? [value as KrsiEvent] : readBlock(h, key, value as Uint8Array);
+        evs = v1 ? [value as KrsiEvent] : readBlock(h, key, value as Uint8Array, setSeq);
       } catch (e) {
         // the events before a damaged block are given first, as for a bad event
         if (batch.length) yield batch;

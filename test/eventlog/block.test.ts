@@ -34,6 +34,14 @@ describe('event block codec', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 
+  test('decodeBlock(bytes, firstSeq) numbers events stored without seq; a stored seq is kept', () => {
+    const evs = [{ ...base }, { ...base, seq: 77 }, { ...base, pid: 8 }, 5, { ...base, exe: { ...base.exe } }];
+    const back = decodeBlock(encodeBlock(evs), 10) as Record<string, unknown>[];
+    assert.deepStrictEqual(back, [{ ...base, seq: 10 }, { ...base, seq: 77 }, { ...base, pid: 8, seq: 12 }, 5, { ...base, seq: 14 }]);
+    assert.equal((back[4].exe as Record<string, unknown>).seq, undefined, 'nested objects are not numbered');
+    assert.deepStrictEqual(decodeBlock(encodeBlock(evs)), evs);
+  });
+
   test('each event is encoded as it was when added (later changes to the object are not stored)', () => {
     const e = new BlockEncoder();
     const ev = { ...base };
