@@ -8,9 +8,16 @@
 // Figures (medians of --runs runs):
 //   engine        events already in memory -> Engine.push (the generator runs outside the timed part)
 //   replay lmdb   an lmdb log (krsi log import of the file below) -> replayLog, what `krsi replay LOG` runs
+//   cli lmdb      `krsi replay LOG --format json` in a fresh process (cold JIT, as a user runs it): the
+//                 events/s of its summary (replay time, without node's start-up)
 //   replay jsonl  a JSON Lines file on disk -> replayLog: streaming read, JSON.parse, validation, engine
 //   baseline      json-rules-engine, one awaited engine.run per event, on the first --baseline events
+//
+// On one core: taskset -c 0 node --import tsx bench/replay.ts (GC and lmdb threads share that core too;
+// per CPU-s then equals events/s).
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -111,6 +118,18 @@ async function runReplay(rules: CompiledRuleSet, log: string, want: Counts): Pro
   return timer.rates(s.events);
 }
 
+const KRSI = fileURLToPath(new URL('../bin/krsi.js', import.meta.url));
+
+/** `krsi replay LOG --format json` in a fresh process: the events/s its summary reports */
+function runCli(log: string, want: Counts): Rate {
+  const r = spawnSync(process.execPath, [KRSI, 'replay', log, '--format', 'json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`krsi replay ${log} exited ${r.status}: ${r.stderr}`);
+  const s = JSON.parse(r.stdout.trimEnd().split('\n').at(-1)!) as { events: number; alerts: number; verdicts: number; denied: number; events_per_sec: number };
+  if (s.events !== N || s.alerts !== want.alert || s.verdicts !== want.verdict || s.denied !== want.denied)
+    throw new Error(`krsi replay ${log} differs from the engine run: ${JSON.stringify(s)} vs ${JSON.stringify(want)}`);
+  return { wall: s.events_per_sec, cpu: NaN };
+}
+
 /** json-rules-engine: one awaited engine.run per event, on the first BASE_N events */
 async function runBaseline(rules: CompiledRuleSet): Promise<Rate> {
   const events: KrsiEvent[] = [];
@@ -136,6 +155,7 @@ async function bench(): Promise<void> {
     console.log(`(krsi log import of the JSON Lines file: ${fmt(N / (Number(process.hrtime.bigint() - t0) / 1e9))} events/s, not part of the figures)`);
     const engine: Rate[] = [];
     const lmdb: Rate[] = [];
+    const cli: Rate[] = [];
     const replay: Rate[] = [];
     const baseline: Rate[] = [];
     let counts: Counts | undefined;
@@ -144,24 +164,29 @@ async function bench(): Promise<void> {
       counts = e.counts;
       engine.push(e.rate);
       lmdb.push(await runReplay(rules, log, counts));
+      cli.push(runCli(log, counts));
       replay.push(await runReplay(rules, file, counts));
       baseline.push(await runBaseline(rules));
-      console.log(`  run ${r + 1}: engine ${fmtRate(e.rate)}; replay lmdb ${fmtRate(lmdb[r])}; replay jsonl ${fmtRate(replay[r])}; baseline ${fmtRate(baseline[r])}`);
+      console.log(
+        `  run ${r + 1}: engine ${fmtRate(e.rate)}; replay lmdb ${fmtRate(lmdb[r])}; cli lmdb ${fmt(cli[r].wall)} ev/s; replay jsonl ${fmtRate(replay[r])}; baseline ${fmtRate(baseline[r])}`,
+      );
     }
     const med = (rs: Rate[]): Rate => ({ wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)) });
-    const [e, l, p, b] = [med(engine), med(lmdb), med(replay), med(baseline)];
+    const [e, l, c, p, b] = [med(engine), med(lmdb), med(cli), med(replay), med(baseline)];
     const row = (label: string, r: Rate, note = '') =>
-      console.log(`${label.padEnd(34)} ${fmt(r.wall).padStart(12)} ${fmt(r.cpu).padStart(12)}${note}`);
+      console.log(`${label.padEnd(34)} ${fmt(r.wall).padStart(12)} ${(Number.isNaN(r.cpu) ? '-' : fmt(r.cpu)).padStart(12)}${note}`);
     console.log(`outputs per run: ${counts!.alert} alerts, ${counts!.verdict} verdicts, ${counts!.denied} denied`);
     console.log(`${'medians'.padEnd(34)} ${'events/s'.padStart(12)} ${'per CPU-s'.padStart(12)}`);
     row('engine (events in memory)', e);
     row('krsi replay, lmdb log', l);
+    row('krsi replay CLI, lmdb log (cold)', c, '  (a fresh process per run)');
     row('krsi replay, JSON Lines file', p);
     row('json-rules-engine baseline', b, `  (first ${fmt(BASE_N)} events)`);
     const ratio = (label: string, x: Rate) =>
       console.log(`${label.padEnd(34)} ${(x.wall / b.wall).toFixed(1).padStart(11)}x ${(x.cpu / b.cpu).toFixed(1).padStart(11)}x`);
     ratio('ratio engine / baseline', e);
     ratio('ratio replay lmdb / baseline', l);
+    console.log(`${'ratio replay CLI lmdb / baseline'.padEnd(34)} ${(c.wall / b.wall).toFixed(1).padStart(11)}x`);
     ratio('ratio replay jsonl / baseline', p);
   } finally {
     rmSync(dir, { recursive: true, force: true });
