@@ -4,6 +4,9 @@
 //   node --import tsx bench/replay.ts [--events 1000000] [--baseline 100000] [--runs 3] [--seed 1]
 //   node --expose-gc --import tsx bench/replay.ts --memory [--events 10000000]
 //       heap (live, after a full GC) and RSS samples while streaming, with the engine state sizes
+//   node --expose-gc --import tsx bench/replay.ts --memory --lmdb [--events 10000000]
+//       the same for `krsi replay` of an lmdb log of those events (reader + engine; RSS includes the
+//       log's mmap'ed pages, which the kernel can drop at any time: heap is the figure to watch)
 //
 // Figures (medians of --runs runs):
 //   engine        events already in memory -> Engine.push (the generator runs outside the timed part)
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     seed: { type: 'string', default: '1' },
     memory: { type: 'boolean', default: false },
+    lmdb: { type: 'boolean', default: false },
   },
 });
 const memory = args.memory!;
@@ -237,4 +241,43 @@ async function memoryRun(): Promise<void> {
   console.log(`heapUsed over the second half: min ${mib(Math.min(...half))}, max ${mib(Math.max(...half))}`);
 }
 
-await (memory ? memoryRun() : bench());
+/** heap and RSS while `krsi replay` (replayLog) reads an lmdb log of N generated events */
+async function memoryReplay(): Promise<void> {
+  const rules = await loadRuleDirs();
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-bench-'));
+  try {
+    const file = join(dir, 'events.jsonl');
+    await writeJsonl(file, gen);
+    const log = join(dir, 'events.lmdb');
+    await importLog(file, log);
+    rmSync(file);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    console.log(`krsi memory bench: krsi replay of an lmdb log of ${fmt(N)} generated events, ${rules.rules.length} bundled rules`);
+    console.log(`(heap after a full GC: ${gc ? 'yes' : 'no, run node --expose-gc for live-heap figures'})`);
+    console.log('      events    heapUsed         rss');
+    const every = Math.max(4096, Math.floor(N / 20));
+    let next = every;
+    const samples: number[] = [];
+    const [counts, emit] = counter();
+    const progress = {
+      update(done: number) {
+        if (done < next) return;
+        next += every;
+        gc?.();
+        const m = process.memoryUsage();
+        samples.push(m.heapUsed);
+        console.log(`${fmt(done).padStart(12)} ${mib(m.heapUsed).padStart(11)} ${mib(m.rss).padStart(11)}`);
+      },
+      clear() {},
+      stop() {},
+    };
+    const s = await replayLog({ log, rules, progress }, emit);
+    const half = samples.slice(Math.floor(samples.length / 2));
+    console.log(`outputs: ${counts.alert} alerts, ${counts.verdict} verdicts, ${counts.denied} denied; ${fmt(s.events_per_sec)} events/s (with the GC calls)`);
+    console.log(`heapUsed over the second half: min ${mib(Math.min(...half))}, max ${mib(Math.max(...half))}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await (memory ? (args.lmdb ? memoryReplay() : memoryRun()) : bench());
