@@ -64,6 +64,9 @@ export interface EngineStats {
   late: number;
   /** verdict actions whose event could not name the subject (e.g. unlink without target inode) */
   no_subject: number;
+  /** forks whose child pid was still a live process here (its exit event was lost): that process's
+   *  pid-keyed state was ended as if it had exited */
+  lost_exits: number;
   per_rule: Record<string, RuleCounts>;
   procs: ProcessTableStats;
   correlation: Record<string, StoreStats>;
@@ -124,7 +127,7 @@ export class Engine implements Sink {
   private now = 0;
   private nextSeq = 0;
   private deadline = Infinity;
-  private s = { events: 0, alerts: 0, verdicts: 0, denied: 0, refused: 0, errors: 0, late: 0, no_subject: 0 };
+  private s = { events: 0, alerts: 0, verdicts: 0, denied: 0, refused: 0, errors: 0, late: 0, no_subject: 0, lost_exits: 0 };
 
   constructor(readonly opts: EngineOptions) {
     const cap = opts.maxKeysPerRule ?? 10_000;
@@ -190,6 +193,9 @@ export class Engine implements Sink {
       }
     }
 
+    // a fork's child pid is a new process: whatever this pid did before ended (its exit may have been
+    // lost, e.g. to a full ring buffer), so a reused pid never completes a stale pid-keyed sequence
+    if (type === 'fork') this.newPid(ev);
     const f = ev as Facts;
     const proc = this.procs.observe(ev);
     // only when a rule reads it: adding a property to every event costs an allocation
@@ -211,6 +217,18 @@ export class Engine implements Sink {
     }
     if (this.needsProc) f.proc = undefined;
     if (this.timed.length !== 0) this.refreshDeadline();
+  }
+
+  /** a fork named `ev.child_pid` as new: end the pid-keyed state of the process that had that pid */
+  private newPid(ev: Extract<KrsiEvent, { type: 'fork' }>): void {
+    const pid = ev.child_pid;
+    const stale = this.procs.get(pid);
+    if (stale !== undefined) this.s.lost_exits++;
+    const w = this.exitWatchers;
+    if (w.length === 0) return;
+    // what that process's exit would have said (the watchers key on its pid)
+    const exit = { ts: ev.ts, type: 'exit', pid, ppid: stale?.ppid ?? 0, uid: ev.uid, comm: stale?.comm ?? '', exe: stale?.exe ?? ev.exe, code: 0, seq: ev.seq } as Facts;
+    for (let i = 0; i < w.length; i++) w[i].onExit(exit);
   }
 
   /** event time moved to `now` without an event (a live heartbeat): fire absences that passed */

@@ -63,6 +63,7 @@ export class KrsiMetrics {
     this.counter('krsi_denied_total', 'denied operations, per rule', ['rule'], perRule('denied'));
     this.counter('krsi_rule_errors_total', 'rule evaluations that threw, per rule', ['rule'], perRule('errors'));
     this.counter('krsi_engine_late_events_total', 'events whose ts went backwards', [], (s) => s.engine?.late);
+    this.counter('krsi_engine_lost_exits_total', 'forks whose child pid was still live here (its exit was lost); its pid-keyed state was ended', [], (s) => s.engine?.lost_exits);
     this.counter('krsi_engine_no_subject_total', 'verdict actions whose event could not name the subject', [], (s) => s.engine?.no_subject);
     this.counter('krsi_process_table_evictions_total', 'process table entries evicted at capacity', [], (s) => s.engine?.procs.evictions);
     this.counter('krsi_correlation_evictions_total', 'correlation keys evicted at capacity, per rule', ['rule'], (s) => s.engine && Object.entries(s.engine.correlation).map(([rule, c]) => [{ rule }, c.evictions]));

@@ -141,6 +141,14 @@ export class EnforcementModel {
         this.refused.delete(pid);
         return undefined;
       case 'fork': {
+        // the child pid is a new process: state left under it is from a process whose exit this log
+        // lost (the kernel's exit program never misses one, so it has nothing there)
+        const child = ev.child_pid;
+        if (child !== pid) {
+          this.tgid.delete(child);
+          this.mprotectCount.delete(child);
+          this.refused.delete(child);
+        }
         // lifecycle: the new process inherits the parent's live tgid entry (same ops, expiry, verdicts)
         const te = this.tgid.get(pid);
         if (!te || te.ops === 0 || !live(te.expires, ev.ts) || pid === 1 || pid === this.selfPid || ev.child_pid === pid) return undefined;

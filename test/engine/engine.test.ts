@@ -143,6 +143,23 @@ describe('engine: sequence', () => {
     assert.deepEqual(out, []);
   });
 
+  test('a lost exit: a fork naming the pid as its child ends the stale sequence (and the replayed quarantine)', () => {
+    // pid 42's exit is missing from the log (a full ring buffer); pid 7 then forks a new pid 42
+    const stale = [ev('exec', 1 * S, 42, LD), ev('fork', 2 * S, 7, { child_pid: 42 }), ev('mprotect', 3 * S, 42, { prot: 7 })];
+    const { out, engine } = run({ rules: ruleSet([quarantineRule()]) }, stale);
+    assert.deepEqual(out, []);
+    assert.equal(engine.stats().lost_exits, 1);
+    // control: the same events without the fork complete the sequence
+    assert.equal(alerts(run({ rules: ruleSet([quarantineRule()]) }, [stale[0], stale[2]]).out).length, 1);
+    // a quarantined pid whose exit was lost: the new process with its pid is not denied
+    const quarantined = [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('fork', 3 * S, 7, { child_pid: 42 }), ev('exec', 4 * S, 42, { filename: '/bin/ls' })];
+    assert.deepEqual(kinds(run({ rules: ruleSet([quarantineRule()]) }, quarantined).out), ['alert', 'verdict']);
+    assert.deepEqual(kinds(run({ rules: ruleSet([quarantineRule()]) }, quarantined.filter((e) => e.type !== 'fork')).out), ['alert', 'verdict', 'denied']);
+    // a fork by the quarantined process itself: its child inherits the quarantine (the kernel's fork program)
+    const inherited = [...quarantined.slice(0, 2), ev('fork', 3 * S, 42, { child_pid: 50 }), ev('exec', 4 * S, 50, { filename: '/bin/ls' })];
+    assert.deepEqual(kinds(run({ rules: ruleSet([quarantineRule()]) }, inherited).out), ['alert', 'verdict', 'denied']);
+  });
+
   test('without until, a pid-keyed sequence still ends when the pid exits', () => {
     const r = quarantineRule();
     if (r.correlation?.kind === 'sequence') delete r.correlation.until;
