@@ -15,5 +15,5 @@ const files = [];
 })(root);
 const filters = process.argv.slice(2);
 const chosen = filters.length ? files.filter((f) => filters.some((s) => f.includes(s))) : files;
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...chosen], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-force-exit', ...chosen], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -110,14 +110,21 @@ export async function runLive(
   emit: (out: Output) => void,
   onBatch?: () => void,
 ): Promise<SummaryOut & { lost: number; hash?: HashStats }> {
+  // the log first: a log that cannot be opened fails the run before any program is loaded
+  const writer = o.record ? LogWriter.open(o.record) : undefined;
+  let raw: LiveSignals;
+  try {
+    raw = o.live ?? (await startSignals(o.signals ?? {}));
+  } catch (e) {
+    await writer?.close();
+    throw e;
+  }
   // ---- H11: exe hashing stage between the signals and their consumers (signals/hash.ts) ----
-  const raw = o.live ?? (await startSignals(o.signals ?? {}));
   const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
   const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
   const live = hasher ? withExeHashes(raw, hasher) : raw;
   const heldFrom = hasher ? (live as HashedSignals).heldFrom : () => undefined;
   // ---- end H11 ----
-  const writer = o.record ? LogWriter.open(o.record) : undefined;
   // simulate off: live, the kernel refuses and reports its own denied events
   const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
   o.metrics?.attach({ engine, live, hasher, enforce: o.enforce }); // H11

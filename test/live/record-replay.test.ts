@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +77,31 @@ test('record live, replay the log: the same alerts as live', { skip }, async () 
     assert.deepEqual(ours(replayOut), liveKeys);
   } finally {
     await live?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('krsi run --record into something that is not a log fails before any signal program is loaded', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-rec-'));
+  try {
+    const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../engine/rules/load.ts');
+    const { runLive } = await import('../../engine/commands/run.ts');
+    const rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
+    const notALog = join(dir, 'file');
+    writeFileSync(notALog, 'x');
+    /** BPF programs and links this process holds (its open fds) */
+    const ours = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return /^anon_inode:bpf[-_](prog|link)$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+        } catch {
+          return false; // the fd of readdir itself, closed meanwhile
+        }
+      });
+    assert.deepEqual(ours(), []);
+    await assert.rejects(runLive({ rules, record: notALog, signals: { lostInterval: 0, modulesInterval: 0 }, stop: new Promise(() => {}) }, () => {}), /exists and is not an lmdb event log/);
+    assert.deepEqual(ours(), [], 'signal programs were left loaded');
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
