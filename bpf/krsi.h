@@ -23,8 +23,9 @@ enum krsi_event_kind {
 	KRSI_EV_MPROTECT    = 5,
 	KRSI_EV_MODULE_LOAD = 6,
 	KRSI_EV_DENIED      = 7,
+	KRSI_EV_MODULE_UNLOAD = 8,  /* struct krsi_module_event too */
 };
-#define KRSI_EV_MAX 8   /* size of per-kind arrays (the "lost" counters map) */
+#define KRSI_EV_MAX 9   /* size of per-kind arrays (the "lost" counters map) */
 
 /* an inode; dev is the kernel's s_dev encoding (MAJOR << 20 | MINOR): user space converts */
 struct krsi_file_id {

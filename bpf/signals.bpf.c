@@ -496,17 +496,32 @@ int krsi_pkey_mprotect(struct sys_enter_ctx *ctx)
 	return 0;
 }
 
-/* ---- module load: optional (user space turns autoload off when the kernel has no modules) ---- */
+/* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */
+static __always_inline void module_event(struct module *mod, __u32 kind)
+{
+	if (is_self())
+		return;
+	struct krsi_module_event *ev = reserve(sizeof(*ev), kind);
+	if (!ev)
+		return;
+	fill_hdr(&ev->hdr, kind);
+	BPF_CORE_READ_STR_INTO(&ev->name, mod, name);
+	bpf_ringbuf_submit(ev, 0);
+}
+
 SEC("tp_btf/module_load")
 int BPF_PROG(krsi_module_load, struct module *mod)
 {
-	if (is_self())
-		return 0;
-	struct krsi_module_event *ev = reserve(sizeof(*ev), KRSI_EV_MODULE_LOAD);
-	if (!ev)
-		return 0;
-	fill_hdr(&ev->hdr, KRSI_EV_MODULE_LOAD);
-	BPF_CORE_READ_STR_INTO(&ev->name, mod, name);
-	bpf_ringbuf_submit(ev, 0);
+	module_event(mod, KRSI_EV_MODULE_LOAD);
+	return 0;
+}
+
+/* free_module(): the module leaves the kernel, by delete_module (rmmod) or after its init failed. A
+ * module that hides itself (list_del of its own list entry) never gets here: the hidden-module rule
+ * tells the two apart with this event. */
+SEC("tp_btf/module_free")
+int BPF_PROG(krsi_module_unload, struct module *mod)
+{
+	module_event(mod, KRSI_EV_MODULE_UNLOAD);
 	return 0;
 }

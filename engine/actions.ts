@@ -95,6 +95,7 @@ function eventWhat(e: KrsiEvent): string {
     case 'unlink': return ` ${e.path}`;
     case 'mprotect': return ` prot ${e.prot}`;
     case 'module_load': return ` ${e.name}`;
+    case 'module_unload': return ` ${e.name}`;
     case 'module_list': return ` ${e.modules?.length ?? 0} modules`;
     default: return '';
   }

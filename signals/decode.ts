@@ -31,13 +31,13 @@ export const LAYOUTS: Record<string, StructLayout> = {
 };
 
 /** enum krsi_event_kind */
-export const EV = { exec: 1, fork: 2, exit: 3, unlink: 4, mprotect: 5, module_load: 6, denied: 7 } as const;
+export const EV = { exec: 1, fork: 2, exit: 3, unlink: 4, mprotect: 5, module_load: 6, denied: 7, module_unload: 8 } as const;
 /** sizes of bpf/krsi.h arrays */
 export const KRSI_ENV_WATCH = 8;
 export const KRSI_ENV_NAME_LEN = 32;
 export const KRSI_ENV_VAL_LEN = 192;
 export const KRSI_ARGV_LEN = 512;
-export const KRSI_EV_MAX = 8;
+export const KRSI_EV_MAX = 9;
 
 /** kernel dev_t (MAJOR << 20 | MINOR) -> user-space st_dev (glibc makedev: what stat(2) and `stat -c %d` give) */
 export function devFromKernel(kdev: number): number {
@@ -183,7 +183,7 @@ export class Decoder {
     const kind = v.getUint32(o + 8, true);
     const min =
       kind === EV.mprotect ? MPROTECT_SIZE : kind === EV.exec ? EXEC_SIZE : kind === EV.fork ? FORK_SIZE : kind === EV.exit ? EXIT_SIZE
-        : kind === EV.unlink ? UNLINK_SIZE : kind === EV.module_load ? MODULE_SIZE : kind === EV.denied ? DENIED_SIZE : -1;
+        : kind === EV.unlink ? UNLINK_SIZE : kind === EV.module_load || kind === EV.module_unload ? MODULE_SIZE : kind === EV.denied ? DENIED_SIZE : -1;
     // too short, or an unknown kind
     if (len < min || min < 0) {
       this.bad++;
@@ -259,6 +259,10 @@ export class Decoder {
       case EV.module_load: {
         exe.path = this.exePath(pid);
         return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + 72, 56) };
+      }
+      case EV.module_unload: {
+        exe.path = this.exePath(pid);
+        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_unload', name: cstr(b, o + 72, 56) };
       }
       default: {
         // EV.denied

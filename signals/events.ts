@@ -2,7 +2,7 @@
 // One JSON object per line. Unknown extra fields are kept, never rejected.
 // Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_list', 'denied'] as const;
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
@@ -75,6 +75,12 @@ export interface ModuleLoadEvent extends BaseEvent {
   sha256?: string;
 }
 
+/** a module left the kernel: rmmod (delete_module), or a load whose init failed */
+export interface ModuleUnloadEvent extends BaseEvent {
+  type: 'module_unload';
+  name: string;
+}
+
 export interface ModuleListEvent extends BaseEvent {
   type: 'module_list';
   /** snapshot of the kernel's visible module list (/proc/modules) */
@@ -98,6 +104,7 @@ export type KrsiEvent =
   | UnlinkEvent
   | MprotectEvent
   | ModuleLoadEvent
+  | ModuleUnloadEvent
   | ModuleListEvent
   | DeniedEvent;
 

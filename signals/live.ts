@@ -19,13 +19,17 @@ export const DEFAULT_WATCH_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
 const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
-  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load',
+  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
 };
+
+/** the module programs: not loaded on a kernel without modules */
+const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload'];
 
 /** what an unavailable signal means for the events */
 const MEANING: Record<string, string> = {
   unlink_target: 'unlink events carry a target only when the caller deletes its own executable',
   module_load: 'no module_load events',
+  module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
 };
@@ -152,7 +156,7 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
       obj.setGlobal('watch_names', encodeWatchNames(o.watchEnv ?? []));
       obj.setGlobal('watch_count', u32(watchedNames(o.watchEnv ?? []).length));
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
-      if (noModules) obj.setAutoload('krsi_module_load', false);
+      if (noModules) for (const p of MODULE_PROGS) obj.setAutoload(p, false);
       obj.load();
       return obj;
     } catch (e) {
@@ -168,7 +172,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   requireLiveBpf();
   const unavailable: Record<string, string> = {};
   const noModules = moduleLoadUnavailable();
-  if (noModules) unavailable.module_load = noModules;
+  if (noModules) unavailable.module_load = unavailable.module_unload = noModules;
   const obj = openAndLoad(o, noModules !== undefined);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();
@@ -211,7 +215,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
   try {
     for (const prog of obj.programs()) {
-      if (prog === 'krsi_module_load' && noModules) continue;
+      if (noModules && MODULE_PROGS.includes(prog)) continue;
       try {
         // an optional program's attach failure is reported once below, without libbpf's own lines
         if (OPTIONAL_PROGS[prog]) quietly(() => obj.attach(prog));
@@ -236,8 +240,9 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     ring.start();
 
     if (!noList) {
-      // a snapshot right after each module_load (taken from the batches: no per-event subject on the hot path)
-      const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load')));
+      // a snapshot right after each module_load and module_unload (taken from the batches: no per-event
+      // subject on the hot path)
+      const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load' || e.type === 'module_unload')));
       subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$ }).subscribe(push));
     }
 

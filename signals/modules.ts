@@ -1,6 +1,6 @@
 // The user-space module_list signal: snapshots of the kernel's visible module list (/proc/modules),
-// right after each module_load event and periodically. A module that loaded but is missing from the
-// next snapshot is hiding. Unavailable (with a reason) when the kernel has no module support.
+// right after each module_load and module_unload event, and periodically. A module that loaded, was not
+// unloaded, and is missing from the next snapshot is hiding. Unavailable (with a reason) when the kernel has no module support.
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { EMPTY, Observable, defer, filter, map, merge, timer, type SchedulerLike } from 'rxjs';
 import type { KrsiEvent, ModuleListEvent } from './events.ts';
@@ -38,7 +38,7 @@ export function selfIdentity(): Pick<ModuleListEvent, 'pid' | 'ppid' | 'uid' | '
 export interface ModuleListOptions {
   /** snapshot period in ms (0: only after module loads) */
   interval: number;
-  /** the live events: a snapshot follows each module_load */
+  /** the live events: a snapshot follows each module_load and module_unload */
   events$?: Observable<KrsiEvent>;
   path?: string;
   now?: () => number;
@@ -54,7 +54,7 @@ export function moduleList$(o: ModuleListOptions): Observable<ModuleListEvent> {
     const self = selfIdentity();
     const now = o.now ?? bootNs;
     const ticks$ = o.interval > 0 ? timer(0, o.interval, o.scheduler) : timer(0, o.scheduler);
-    const loads$ = o.events$ ? o.events$.pipe(filter((e) => e.type === 'module_load')) : EMPTY;
+    const loads$ = o.events$ ? o.events$.pipe(filter((e) => e.type === 'module_load' || e.type === 'module_unload')) : EMPTY;
     return merge(ticks$, loads$).pipe(
       map((): ModuleListEvent => ({ ...self, ts: now(), type: 'module_list', modules: parseModules(readFileSync(path, 'utf8')) })),
     );

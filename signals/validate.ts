@@ -136,6 +136,9 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       if (o.file !== undefined) fileId(o, 'file', at);
       if (o.sha256 !== undefined) sha256(o, at);
       break;
+    case 'module_unload':
+      str(o, 'name', at);
+      break;
     case 'module_list':
       strArray(o, 'modules', at);
       break;

@@ -7,6 +7,9 @@
 //    lacking a loaded module's name). Each A is pending per (key, value); a B with the same key
 //    resolves every pending A: fires with [A, B] when its field lacks A's value, drops A when it
 //    lists it (a module seen listed is not hidden). A with no B in the window expires silently.
+// `until`: an event with the key that matches it ends the key's pending A (lacks form: the pending A
+// of that key whose value it also has, read with the same `lacks.from` path, e.g. a module_unload
+// naming the loaded module: a module that was unloaded did not hide).
 // Absent state is not cleared on exit: a process that exits did not do B.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
@@ -32,6 +35,7 @@ export class AbsentCorrelator implements Correlator {
   private then: CompiledStep;
   private within: number;
   private lacks?: CompiledStep['lacks'];
+  private until?: CompiledStep;
   private ids: [string, string];
   private expire = (_k: string, p: Pending): void => this.fireTimeout(p);
 
@@ -47,13 +51,26 @@ export class AbsentCorrelator implements Correlator {
     this.thenKey = c.then.key ?? c.key ?? NO_KEY;
     this.within = c.within;
     this.lacks = c.then.lacks;
+    this.until = c.until;
     this.store = new KeyedWindow(cap);
-    this.types = stepTypes([c.first, c.then]);
+    this.types = stepTypes([c.first, c.then, c.until]);
     this.ids = [c.first.id || 'first', c.then.id || 'then'];
   }
 
   onEvent(f: Facts): void {
     const now = f.ts;
+    const u = this.until;
+    if (u !== undefined && takes(u, f.type) && u.match(f)) {
+      // the until event is evaluated no further (as for the keyed kinds)
+      const k = (u.key ?? this.firstKey)(f);
+      if (k === undefined) return;
+      if (!this.lacks) this.store.delete(k);
+      else {
+        const value = this.lacks.from(f);
+        if (value !== undefined && value !== null) this.store.delete(k + '\u0000' + String(value));
+      }
+      return;
+    }
     if (takes(this.then, f.type) && this.then.match(f)) {
       const k = this.thenKey(f);
       if (k !== undefined) {

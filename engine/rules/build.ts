@@ -68,9 +68,11 @@ function correlation(ops: OperatorContext, c: CorrelationJson, match: ConditionJ
   const b = c.absent;
   const first = step(ops, b.first, 'first', match, matchTypes);
   const then = step(ops, b.then, 'then', match, matchTypes);
+  const until = untilStep(ops, b.until);
+  const types = union(first.typeSet, then.typeSet);
   return {
-    corr: { kind: 'absent', key: b.by ? compileKey(b.by) : undefined, keyFields: b.by ?? [], within: parseDuration(b.within), first: strip(first), then: strip(then) },
-    types: union(first.typeSet, then.typeSet),
+    corr: { kind: 'absent', key: b.by ? compileKey(b.by) : undefined, keyFields: b.by ?? [], within: parseDuration(b.within), first: strip(first), then: strip(then), until: until && strip(until) },
+    types: until ? union(types, until.typeSet) : types,
   };
 }
 

@@ -11,7 +11,7 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
   start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
-  name: ['module_load'], file: ['module_load'], sha256: ['module_load', 'exec'],
+  name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
   modules: ['module_list'],
   op: ['denied'], key: ['denied'], rule: ['denied'],
 };

@@ -78,6 +78,7 @@ export function createJreBaseline(set: CompiledRuleSet): JreBaseline {
     } else if ('absent' in c) {
       add(`${r.id}#${c.absent.first.id ?? 'first'}`, withMatch(c.absent.first.match));
       add(`${r.id}#${c.absent.then.id ?? 'then'}`, withMatch(c.absent.then.match));
+      if (c.absent.until) add(`${r.id}#until`, c.absent.until.match);
     } else {
       add(r.id, src.match);
       const until = 'count' in c ? c.count.until : c.distinct.until;

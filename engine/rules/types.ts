@@ -34,6 +34,9 @@ export type CorrelationJson =
          *  with `lacks`: fires on a `then` event whose `lacks.field` (an array) lacks the value of
          *  `lacks.from` in the `first` event (e.g. module_list lacking the loaded module's name). */
         then: StepJson & { lacks?: { field: string; from: string } };
+        /** an event with the key that matches this ends the key's pending `first` events (with
+         *  then.lacks: those whose `lacks.from` value it also has, e.g. a module_unload of that name) */
+        until?: { match: ConditionJson };
       };
     };
 
@@ -122,7 +125,7 @@ export type CompiledCorrelation =
   | { kind: 'sequence'; key: KeyFn; keyFields: string[]; within: number; steps: CompiledStep[]; until?: CompiledStep }
   | { kind: 'count'; key: KeyFn; keyFields: string[]; within: number; threshold: number; until?: CompiledStep }
   | { kind: 'distinct'; key: KeyFn; keyFields: string[]; within: number; threshold: number; field: (f: Facts) => unknown; until?: CompiledStep }
-  | { kind: 'absent'; key?: KeyFn; keyFields: string[]; within: number; first: CompiledStep; then: CompiledStep };
+  | { kind: 'absent'; key?: KeyFn; keyFields: string[]; within: number; first: CompiledStep; then: CompiledStep; until?: CompiledStep };
 
 export interface CompiledRule {
   id: string;

@@ -59,6 +59,7 @@ exe('/usr/bin/cp', 131220);
 const realPath: Record<string, string> = {
   '/usr/bin/sh': '/usr/bin/dash',
   '/usr/sbin/modprobe': '/usr/bin/kmod',
+  '/usr/sbin/rmmod': '/usr/bin/kmod',
   '/usr/sbin/insmod': '/usr/bin/kmod',
 };
 
@@ -139,7 +140,7 @@ const baseModules = [
 ];
 const loaded = new Set(baseModules);
 const listed = (): string[] => [...loaded].filter((m) => m !== 'diamorphine');
-const moduleTimeline: { at: number; add?: string }[] = [];
+const moduleTimeline: { at: number; add?: string; remove?: string }[] = [];
 // filled by the scenes below; snapshots are emitted at the end
 function loadModule(p: Proc, at: number, name: string, file?: { dev: number; ino: number }) {
   moduleLoad(p, at, name, file);
@@ -237,6 +238,19 @@ function scene2(bash: Proc, t: number) {
   exit(mp, t2 + 760 * MS);
 }
 
+// ---- scene 3b: an admin tries the dummy network module, then removes it (rmmod) ----
+{
+  const t = T0 + 100 * S;
+  const mp = spawn(sshd, t, 3200, '/usr/sbin/modprobe', ['modprobe', 'dummy']);
+  loadModule(mp, t + 15 * MS, 'dummy', { dev: ROOT, ino: 1_703_320 });
+  exit(mp, t + 30 * MS);
+  // gone before the +120 s snapshot: unloaded, not hidden
+  const rm = spawn(sshd, t + 6 * S, 3201, '/usr/sbin/rmmod', ['rmmod', 'dummy']);
+  out.push({ ...base(rm, t + 6 * S + 10 * MS), type: 'module_unload', name: 'dummy' });
+  moduleTimeline.push({ at: t + 6 * S + 10 * MS, remove: 'dummy' });
+  exit(rm, t + 6 * S + 20 * MS);
+}
+
 // ---- scene 4: a JIT (node) and a JVM: many mprotects, but never more than 100 ----
 {
   // node flips its code pages RW <-> RX (W^X, never both): 40 mprotects over four minutes
@@ -314,7 +328,11 @@ function scene2(bash: Proc, t: number) {
   moduleTimeline.sort((a, b) => a.at - b.at);
   let k = 0;
   for (let at = T0; at <= T0 + 270 * S; at += 30 * S) {
-    while (k < moduleTimeline.length && moduleTimeline[k].at <= at) loaded.add(moduleTimeline[k++].add!);
+    for (; k < moduleTimeline.length && moduleTimeline[k].at <= at; k++) {
+      const m = moduleTimeline[k];
+      if (m.add) loaded.add(m.add);
+      if (m.remove) loaded.delete(m.remove);
+    }
     out.push({ ...base(krsi, at), type: 'module_list', modules: listed() });
   }
 }

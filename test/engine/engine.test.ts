@@ -320,6 +320,19 @@ describe('engine: absent', () => {
     assert.equal(r.out.length, 1);
   });
 
+  test('until ends the pending A of its key (an exit: the process did not get to do B); another key does not', () => {
+    const withUntil = () => {
+      const r = absentRule();
+      if (r.correlation?.kind === 'absent') r.correlation.until = step('until', ['exit'], isType('exit'));
+      return r;
+    };
+    const events = [ev('exec', 0, 1), ev('exit', 5, 1, { code: 0 }), ev('fork', 100, 2, { child_pid: 3 })];
+    assert.deepEqual(run({ rules: ruleSet([withUntil()]) }, events).out, []);
+    assert.equal(run({ rules: ruleSet([absentRule()]) }, events).out.length, 1, 'without until the exit changes nothing');
+    const other = [ev('exec', 0, 1), ev('exit', 5, 2, { code: 0 }), ev('fork', 100, 2, { child_pid: 3 })];
+    assert.equal(run({ rules: ruleSet([withUntil()]) }, other).out.length, 1);
+  });
+
   test('no event past the deadline: undecided, finish() fires nothing; advance() moves event time', () => {
     const e = new Engine({ rules: ruleSet([absentRule()]) });
     const out: Output[] = [];

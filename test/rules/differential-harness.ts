@@ -61,6 +61,7 @@ export function randomEvent(g: Gen, type = g.pick(EVENT_TYPES)): Facts {
       if (g.chance(0.6)) e.file = { dev: 2049, ino: g.int(6) };
       if (g.chance(0.5)) e.sha256 = g.pick(SHAS);
       break;
+    case 'module_unload': e.name = g.pick(MODS); break;
     case 'module_list': e.modules = MODS.filter(() => g.chance(0.5)); break;
     case 'denied': e.op = g.pick(['exec', 'mprotect_exec', 'module_load']); e.key = { pid: g.pick([100, 101]) }; if (g.chance(0.5)) e.rule = 'r'; break;
   }

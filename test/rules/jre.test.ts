@@ -20,6 +20,7 @@ function fastNames(set: CompiledRuleSet, f: Facts): string[] {
       if (c.until?.match(f)) out.push(`${r.id}#until`);
     } else {
       for (const s of [c.first, c.then]) if (s.match(f)) out.push(`${r.id}#${s.id}`);
+      if (c.until?.match(f)) out.push(`${r.id}#until`);
     }
   }
   return out.sort();
@@ -58,7 +59,8 @@ test('baseline agrees with the compiled inline rule set, including steps and unt
           { id: 'x', match: { all: [{ fact: 'type', operator: 'equal', value: 'exec' }] } }] } }, actions: [{ type: 'alert' }] },
       { id: 'a', description: 'd', tags: [], severity: 'low', match: { all: [] },
         correlation: { absent: { within: '1s', first: { match: { all: [{ fact: 'name', operator: 'notInList', value: 'mods' }] } },
-          then: { match: { all: [{ fact: 'type', operator: 'equal', value: 'module_list' }] }, lacks: { field: 'modules', from: 'name' } } } }, actions: [{ type: 'alert' }] },
+          then: { match: { all: [{ fact: 'type', operator: 'equal', value: 'module_list' }] }, lacks: { field: 'modules', from: 'name' } },
+          until: { match: { all: [{ fact: 'type', operator: 'equal', value: 'module_unload' }] } } } }, actions: [{ type: 'alert' }] },
     ],
   });
   const r = loadRuleSources([{ file: 'inline.json', text }]);

@@ -1,5 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EVENT_TYPES } from '../../signals/events.ts';
 import { EventError, LogValidator, validateEvent } from '../../signals/validate.ts';
 
 const at = { file: 'sample.jsonl', line: 17 };
@@ -26,6 +29,7 @@ describe('validateEvent', () => {
       { ...common, type: 'unlink', path: '/tmp/x', target: { dev: 40, ino: 9, nlink: 0 } },
       { ...common, type: 'mprotect', start: 0x7f0000000000, len: 4096, prot: 7 },
       { ...common, type: 'module_load', name: 'ext4', file: { dev: 2049, ino: 5 }, sha256: 'ab'.repeat(32) },
+      { ...common, type: 'module_unload', name: 'dummy' },
       { ...common, type: 'module_list', modules: ['ext4'] },
       { ...common, type: 'denied', op: 'exec', key: { dev: 2049, ino: 5 }, rule: 'r' },
     ];
@@ -46,7 +50,7 @@ describe('validateEvent', () => {
     assert.equal(error({ ...common, type: 'module_load', name: 'x', sha256: 'zz' }), 'sample.jsonl:17: field sha256: expected 64 hex digits, got "zz"');
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256: 12 }), 'sample.jsonl:17: field sha256: expected 64 hex digits, got 12');
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256: 'AB'.repeat(32) }), undefined);
-    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_list|denied, got "bogus"');
+    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_unload|module_list|denied, got "bogus"');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 
@@ -70,4 +74,15 @@ describe('validateEvent', () => {
     // a rejected event does not move the clock
     v.check({ ...common, type: 'exit', code: 0, ts: 11 }, 4);
   });
+});
+
+test('signals/EVENTS.md: every example line is a valid event, and every event type has one', () => {
+  const doc = readFileSync(fileURLToPath(new URL('../../signals/EVENTS.md', import.meta.url)), 'utf8');
+  const lines = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].flatMap((m) => m[1].split('\n').filter(Boolean));
+  const types = new Set<string>();
+  lines.forEach((l, i) => {
+    const ev = validateEvent(JSON.parse(l), { file: 'EVENTS.md', line: i + 1 });
+    types.add(ev.type);
+  });
+  assert.deepEqual([...EVENT_TYPES].filter((t) => !types.has(t)), [], 'event types without an example');
 });

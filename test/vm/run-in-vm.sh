@@ -3,6 +3,7 @@
 # stock kernel with BPF LSM active (lsm=...,bpf). Used by test/vm/vm.ts; usable by hand.
 #   run-in-vm.sh --check   prints a one-line reason and exits 1 when the VM cannot run here (else exit 0)
 #   run-in-vm.sh --setup   builds the cache (kernel, initramfs) and exits
+#   run-in-vm.sh --kver    prints the guest kernel's version (to build modules for it: linux-headers-<kver>)
 # The guest sees the host's / read-only (9p) under a tmpfs overlay (guest writes are discarded), starts in
 # the same cwd, has no network. The kernel package's modules are bind-mounted at /lib/modules/$KRSI_VM_KVER
 # in the guest (and $KRSI_VM_MODULES names that dir). The guest checks that /sys/kernel/security/lsm lists
@@ -96,6 +97,7 @@ INIT
 
 case "${1:-}" in
   --check) check; exit ;;
+  --kver) echo "$KV"; exit ;;
   --setup) check >&2 && setup; exit ;;
 esac
 [ $# -ge 1 ] || { echo "usage: run-in-vm.sh 'command' | --check | --setup" >&2; exit 2; }

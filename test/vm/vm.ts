@@ -53,6 +53,13 @@ export function vmAvailable(): string | undefined {
   return reason;
 }
 
+/** the guest kernel's version (e.g. 6.1.0-56-amd64), or undefined when it cannot be resolved */
+export function vmKernelVersion(): string | undefined {
+  const r = spawnSync('bash', [RUN_IN_VM, '--kver'], { encoding: 'utf8', timeout: 30_000 });
+  const v = r.stdout.trim();
+  return r.status === 0 && v ? v : undefined;
+}
+
 function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
