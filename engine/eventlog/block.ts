@@ -17,6 +17,8 @@
 //            | ARR varint n, value*n
 //            | OBJ varint shape-index, value*nkeys
 const VERSION = 1;
+/** objects and arrays nested deeper than this are refused (encode) or a damaged block (decode) */
+const MAX_DEPTH = 64;
 const NULL = 0xc0;
 const FALSE = 0xc2;
 const TRUE = 0xc3;
@@ -42,9 +44,16 @@ export class BlockEncoder {
   /** values encoded so far */
   count = 0;
 
-  /** appends one value (an event) */
+  /** appends one value (an event); a value that cannot be encoded (a BigInt, a cycle, nesting deeper
+   *  than MAX_DEPTH) throws a TypeError and leaves the block as it was */
   add(v: unknown): void {
-    this.value(v);
+    const len = this.len;
+    try {
+      this.value(v, false, 0);
+    } catch (e) {
+      this.len = len; // strings and shapes it added stay in the tables, unused: harmless
+      throw e;
+    }
     this.count++;
   }
 
@@ -93,7 +102,7 @@ export class BlockEncoder {
     return i;
   }
 
-  private value(v: unknown, inArray = false): void {
+  private value(v: unknown, inArray: boolean, depth: number): void {
     switch (typeof v) {
       case 'number':
         if (v === 0) return this.byte(0); // -0 too, as JSON writes it
@@ -122,42 +131,52 @@ export class BlockEncoder {
         return;
       case 'object':
         if (v === null) return this.byte(NULL);
-        if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.value((v as { toJSON(): unknown }).toJSON(), inArray);
+        if (depth >= MAX_DEPTH) throw new TypeError(`an event value nested deeper than ${MAX_DEPTH} levels (or a cycle)`);
+        if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.value((v as { toJSON(): unknown }).toJSON(), inArray, depth + 1);
         if (Array.isArray(v)) {
           this.byte(ARR);
           this.uvar(v.length);
-          for (const x of v) this.value(x, true);
+          for (const x of v) this.value(x, true, depth + 1);
           return;
         }
-        return this.object(v as Record<string, unknown>);
+        return this.object(v as Record<string, unknown>, depth + 1);
       default:
         // undefined, functions, symbols: JSON drops them as members (see object) and writes null in arrays
-        if (inArray) return this.byte(NULL);
+        if (inArray && typeof v !== 'bigint') return this.byte(NULL);
         throw new TypeError(`cannot encode a ${typeof v} as an event value`);
     }
   }
 
-  private object(o: Record<string, unknown>): void {
-    // the shape: a walk down a trie of the kept keys (no key string is built per object)
+  private object(o: Record<string, unknown>, depth: number): void {
     const keys = Object.keys(o);
+    // members with a toJSON are replaced by what it returns, as JSON does (which may drop them)
+    let vals: unknown[] | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const v = o[keys[i]];
+      if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+        vals ??= keys.map((k) => o[k]);
+        vals[i] = (v as { toJSON(key: string): unknown }).toJSON(keys[i]);
+      }
+    }
+    // the shape: a walk down a trie of the kept keys (no key string is built per object)
     let node = this.shapeRoot;
     let dropped = false;
     for (let i = 0; i < keys.length; i++) {
-      if (dropsMember(o[keys[i]])) dropped = true;
+      if (dropsMember(vals ? vals[i] : o[keys[i]])) dropped = true;
       else node = child(node, keys[i]);
     }
     let id = node.id;
     if (id < 0) {
       id = node.id = this.shapeCount++;
-      const kept = dropped ? keys.filter((k) => !dropsMember(o[k])) : keys;
+      const kept = dropped ? keys.filter((k, i) => !dropsMember(vals ? vals[i] : o[k])) : keys;
       varint(this.shapeBytes, kept.length);
       for (const k of kept) varint(this.shapeBytes, this.string(k));
     }
     this.byte(OBJ);
     this.uvar(id);
     for (let i = 0; i < keys.length; i++) {
-      const v = o[keys[i]];
-      if (!dropped || !dropsMember(v)) this.value(v);
+      const v = vals ? vals[i] : o[keys[i]];
+      if (!dropped || !dropsMember(v)) this.value(v, false, depth);
     }
   }
 }
@@ -207,10 +226,12 @@ let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
 let pos = 0;
 let end = 0;
 let strings: string[] = [];
+/** objects and arrays open around the value being read */
+let depth = 0;
 let readers: Reader[] = [];
 /** readers compiled per shape (its keys joined by \0), shared by all blocks */
 const compiled = new Map<string, Reader>();
-const compiledSeq = new Map<string, SeqReader>();
+const compiledSeq = new Map<string, Reader>();
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -255,7 +276,10 @@ function read(): unknown {
       // OBJ
       const r = readers[uvar()];
       if (r === undefined) fail('bad shape index');
-      return r();
+      if (++depth > MAX_DEPTH) fail('nested too deeply');
+      const o = r();
+      depth--;
+      return o;
     }
     case 0xce: // U32
       if ((pos = p + 4) > end) fail('truncated');
@@ -270,8 +294,11 @@ function read(): unknown {
       // ARR
       const n = uvar();
       if (n > end - pos) fail('bad array length');
-      const a = new Array(n);
-      for (let i = 0; i < n; i++) a[i] = read();
+      if (++depth > MAX_DEPTH) fail('nested too deeply');
+      // grown as its values decode: memory stays in proportion to the block's bytes
+      const a: unknown[] = [];
+      for (let i = 0; i < n; i++) a.push(read());
+      depth--;
       return a;
     }
     case 0xc0: // NULL
@@ -294,24 +321,33 @@ function compile(keys: string[], withSeq: boolean): Reader {
   return new Function('r', `return function (s) { return { ${members.join(', ')} }; }`)(read) as Reader;
 }
 
-function readerFor(keys: string[]): Reader {
-  const sig = keys.join('\0');
-  let r = compiled.get(sig);
-  if (r === undefined) {
-    r = compile(keys, false);
-    if (compiled.size < 4096) compiled.set(sig, r);
-  }
-  return r;
+/** beyond MAX_COMPILED shapes (objects used as maps, with ever new keys), a plain loop: compiling
+ *  each would cost more than it saves */
+const MAX_COMPILED = 4096;
+
+function generic(keys: string[], withSeq: boolean): Reader {
+  return (s?: unknown) => {
+    const o: Record<string, unknown> = {};
+    for (const k of keys) {
+      const v = read();
+      if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+      else o[k] = v;
+    }
+    if (withSeq) o.seq = s;
+    return o;
+  };
 }
 
-/** the reader of a top-level object of this shape that also sets seq; undefined when it has a seq */
-function seqReaderFor(keys: string[]): SeqReader | undefined {
-  if (keys.includes('seq')) return undefined;
-  const sig = keys.join('\0');
-  let r = compiledSeq.get(sig);
+/** the reader of objects with these keys (`withSeq`: a top-level event that gets its seq) */
+function readerOf(keys: string[], withSeq: boolean): Reader {
+  const cache = withSeq ? compiledSeq : compiled;
+  // the cache key must tell every key list apart (joined by a separator, [""] and [] would not be)
+  const sig = JSON.stringify(keys);
+  let r = cache.get(sig);
   if (r === undefined) {
-    r = compile(keys, true) as SeqReader;
-    if (compiledSeq.size < 4096) compiledSeq.set(sig, r);
+    if (cache.size >= MAX_COMPILED) return generic(keys, withSeq);
+    r = compile(keys, withSeq);
+    cache.set(sig, r);
   }
   return r;
 }
@@ -324,6 +360,7 @@ function seqReaderFor(keys: string[]): SeqReader | undefined {
 export function decodeBlock(bytes: Uint8Array, firstSeq?: number): unknown[] {
   src = bytes;
   pos = 0;
+  depth = 0;
   end = bytes.length;
   view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
@@ -351,8 +388,8 @@ export function decodeBlock(bytes: Uint8Array, firstSeq?: number): unknown[] {
         if (k === undefined) fail('bad key index');
         keys[j] = k;
       }
-      readers[i] = readerFor(keys);
-      if (firstSeq !== undefined) seqReaders[i] = seqReaderFor(keys);
+      readers[i] = readerOf(keys, false);
+      if (firstSeq !== undefined && !keys.includes('seq')) seqReaders[i] = readerOf(keys, true) as SeqReader;
     }
     if (count > end - pos) fail('bad count');
     const out = new Array(count);
@@ -360,11 +397,19 @@ export function decodeBlock(bytes: Uint8Array, firstSeq?: number): unknown[] {
     else
       for (let i = 0; i < count; i++) {
         // an object (an event) whose shape has no seq: read with its seq
-        if (src[pos] === 0xde && src[pos + 1] < 0x80 && seqReaders[src[pos + 1]] !== undefined) {
-          const r = seqReaders[src[pos + 1]]!;
-          pos += 2;
-          out[i] = r(firstSeq + i);
-        } else out[i] = read();
+        const at = pos;
+        if (src[pos] === 0xde) {
+          pos++;
+          const r = seqReaders[uvar()];
+          if (r !== undefined) {
+            depth = 1;
+            out[i] = r(firstSeq + i);
+            depth = 0;
+            continue;
+          }
+        }
+        pos = at;
+        out[i] = read();
       }
     if (pos !== end) fail('trailing bytes');
     return out;

@@ -153,6 +153,7 @@ export class LogWriter {
   /** format 2: the block still filling (its key is blockKey(seq)) */
   private open = new BlockEncoder();
   /** format 2: some of `open` is not written yet; the timer that writes it */
+  private unwritten = false;
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -208,22 +209,29 @@ export class LogWriter {
     const list = Array.isArray(ev) ? ev : [ev];
     const db = this.h.events;
     const v1 = this.h.format === FORMAT_1;
-    for (const e of list) {
-      if (e.ts < this.lastTs) throw new RangeError(`${this.path}: event ts ${e.ts} is before the log's last ts ${this.lastTs}; a log is in ts order`);
-      if (this.valid && !this.prevalidated) this.check(e);
-      this.lastTs = e.ts;
-      const seq = ++this.seq;
-      // the event is encoded here, as given, before seq is set on the caller's object
-      if (v1) db.put(seq, e);
-      else {
-        this.open.add(e);
-        if (this.open.count === BLOCK) this.writeOpen(true);
+    try {
+      for (const e of list) {
+        if (e.ts < this.lastTs) throw new RangeError(`${this.path}: event ts ${e.ts} is before the log's last ts ${this.lastTs}; a log is in ts order`);
+        if (this.valid && !this.prevalidated) this.check(e);
+        const seq = this.seq + 1;
+        // the event is encoded here, as given, before seq is set on the caller's object; one that
+        // cannot be encoded throws and is not counted (the events before it are kept)
+        if (v1) db.put(seq, e);
+        else {
+          this.open.add(e);
+          this.unwritten = true;
+        }
+        this.seq = seq;
+        this.lastTs = e.ts;
+        if (!v1 && this.open.count === BLOCK) this.writeOpen(true);
+        if (e.seq === undefined) e.seq = seq;
       }
-      if (e.seq === undefined) e.seq = seq;
-    }
-    if (this.open.count && this.timer === undefined) {
-      this.timer = setTimeout(() => this.writeOpen(false), OPEN_BLOCK_MS);
-      this.timer.unref();
+    } finally {
+      // also when an event threw: the ones before it are written like any others
+      if (this.unwritten && this.timer === undefined) {
+        this.timer = setTimeout(() => this.writeOpen(false), OPEN_BLOCK_MS);
+        this.timer.unref();
+      }
     }
   }
 
@@ -234,6 +242,7 @@ export class LogWriter {
     if (!this.open.count) return;
     const key = full ? this.seq - BLOCK + 1 : blockKey(this.seq);
     void this.h.events.put(key, this.open.bytes());
+    this.unwritten = false;
     if (full) this.open = new BlockEncoder();
   }
 
@@ -251,7 +260,7 @@ export class LogWriter {
 
   /** resolves once everything appended so far is committed and synced to disk */
   async flush(): Promise<void> {
-    if (this.timer !== undefined) this.writeOpen(false);
+    if (this.unwritten) this.writeOpen(false);
     await this.h.events.committed;
     await this.h.events.flushed;
   }

@@ -59,9 +59,42 @@ describe('event block codec', () => {
     assert.deepEqual(decodeBlock(encodeBlock(['a\ud800b', '\u0000\u001f\u007f\u0080\uffff', '\ud83d\ude42'])), ['a\ufffdb', '\u0000\u001f\u007f\u0080\uffff', '\ud83d\ude42']);
   });
 
-  test('values JSON cannot hold are refused, not stored as something else', () => {
+  test('values JSON cannot hold are refused, not stored as something else; the block stays as it was', () => {
     assert.throws(() => encodeBlock([undefined]), TypeError);
     assert.throws(() => encodeBlock([Symbol('x')]), TypeError);
+    assert.throws(() => encodeBlock([{ ...base, n: 1n }]), TypeError);
+    assert.throws(() => encodeBlock([[1n]]), TypeError, 'a BigInt in an array too (JSON.stringify throws)');
+    const cyclic: Record<string, unknown> = { ...base };
+    cyclic.self = cyclic;
+    assert.throws(() => encodeBlock([cyclic]), /nested deeper than 64 levels \(or a cycle\)/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    assert.throws(() => encodeBlock([deep]), TypeError);
+    // a failed add leaves the block readable, with the values before it
+    const e = new BlockEncoder();
+    e.add(base);
+    assert.throws(() => e.add({ ...base, half: 'written', bad: 1n }));
+    e.add({ ...base, pid: 9 });
+    assert.deepEqual(decodeBlock(e.bytes()), [base, { ...base, pid: 9 }]);
+  });
+
+  test('toJSON is used as JSON uses it: its result is stored, an undefined result drops the member', () => {
+    const v = { ...base, when: { toJSON: (k: string) => `key ${k}` }, gone: { toJSON: () => undefined }, list: [{ toJSON: () => undefined }] };
+    assert.deepStrictEqual(decodeBlock(encodeBlock([v])), [asJson(v)]);
+  });
+
+  test('objects whose key lists only differ by an empty key or a NUL inside a key get their own reader', () => {
+    // joined with a separator, [] and [""] (or ["a\0b"] and ["a", "b"]) would share a compiled reader
+    const values = [{ x: {} }, { y: { '': 5 }, z: 7 }, { '': 1 }, { 'a\u0000b': 1 }, { p: {}, q: { a: 7, b: 8 } }];
+    assert.deepStrictEqual(decodeBlock(encodeBlock(values)), values);
+    assert.deepStrictEqual(decodeBlock(encodeBlock(values.slice(4))), values.slice(4));
+  });
+
+  test('events of more than 128 shapes (two-byte shape ids) are numbered too', () => {
+    const evs = Array.from({ length: 300 }, (_, i) => ({ ...base, [`extra${i}`]: i }));
+    const back = decodeBlock(encodeBlock(evs), 1) as Record<string, unknown>[];
+    assert.deepStrictEqual(back.map((e) => e.seq), evs.map((_, i) => i + 1));
+    assert.deepStrictEqual(back.map((e) => ({ ...e, seq: undefined })), evs.map((e) => ({ ...e, seq: undefined })));
   });
 
   test('a damaged block is a BlockError: truncated, trailing bytes, unknown version, bad tag, bad index', () => {
@@ -71,6 +104,11 @@ describe('event block codec', () => {
     const v = Buffer.from(good);
     v[0] = 9;
     assert.throws(() => decodeBlock(v), /unknown block version 9/);
+    // an array longer than the bytes left, and arrays inside arrays 5000 deep: refused without
+    // allocating for the length or recursing that deep
+    assert.throws(() => decodeBlock(Buffer.from([1, 1, 0, 0, 0xdc, 0xff, 0x7f, 0, 0])), /bad array length/);
+    const nested = Buffer.concat([Buffer.from([1, 1, 0, 0]), Buffer.alloc(5000 * 2, Buffer.from([0xdc, 1])), Buffer.from([0])]);
+    assert.throws(() => decodeBlock(nested), /nested too deeply/);
     // every single-byte corruption either decodes to something or throws a BlockError, nothing else
     let errors = 0;
     for (let i = 1; i < good.length; i += 3) {
@@ -84,5 +122,15 @@ describe('event block codec', () => {
       }
     }
     assert.ok(errors > 0);
+  });
+
+  // last: it fills the process-wide cache of compiled readers, so what follows it reads generically
+  test('objects used as maps (thousands of key lists) read back the same past the compiled-reader cap', () => {
+    const values = Array.from({ length: 5000 }, (_, i) => ({ ...base, env: { [`VAR_${i}`]: String(i), ...(i % 7 ? {} : { __proto__x: 1 }) } }));
+    values.push(JSON.parse('{"ts": 5, "type": "exit", "m": {"__proto__": {"polluted": 1}, "zz_new_shape": 1}}'));
+    const back = decodeBlock(encodeBlock(values), 1) as Record<string, unknown>[];
+    assert.deepStrictEqual(back.map((e) => ({ ...e, seq: undefined })), values.map((e) => ({ ...asJson(e) as object, seq: undefined })));
+    assert.ok(Object.hasOwn(back.at(-1)!.m as object, '__proto__'));
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 });

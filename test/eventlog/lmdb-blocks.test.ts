@@ -80,6 +80,23 @@ describe('lmdb log format 2: blocks', () => {
     assert.deepEqual((await all(log, { since, until })).map(strip), want.map(strip));
   });
 
+  test('an event that cannot be stored throws; the events before it, in that call and earlier, are kept', async () => {
+    const log = join(dir, 'unstorable');
+    const evs = gen(10, 8);
+    const w = LogWriter.open(log);
+    w.append({ ...evs[0] });
+    // a BigInt in an unknown field passes validation but has no JSON form
+    assert.throws(() => w.append([{ ...evs[1] }, { ...evs[2] }, { ...evs[3], big: 1n } as never, { ...evs[4] }]), TypeError);
+    assert.equal(w.count, 3);
+    assert.throws(() => w.append([{ ...evs[5] }, { ...evs[0] }]), /before the log's last ts/);
+    assert.equal(w.count, 4);
+    const more = { ...evs[6] };
+    w.append(more);
+    assert.equal(more.seq, 5, 'numbering goes on without a gap');
+    await w.close();
+    assert.deepEqual((await all(log)).map(strip), [evs[0], evs[1], evs[2], evs[5], evs[6]].map(strip));
+  });
+
   test('the block still filling is on disk within OPEN_BLOCK_MS, without flush or close', () => {
     const log = join(dir, 'timer');
     // a writer appends 10 events, then its process is killed: after the timer they are there
