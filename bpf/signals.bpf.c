@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, mprotect, module load.
+/* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, mprotect, module load and unload.
  * Every event starts with struct krsi_hdr and goes into one ring buffer ("events").
  * Event structs live in krsi.h; should match: signals/decode.ts (test/bpf/layout.test.ts).
  * Kernel fields are declared as tiny CO-RE structs (preserve_access_index), no vmlinux.h. */

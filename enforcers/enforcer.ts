@@ -341,11 +341,29 @@ export class Enforcer {
     }
   }
 
+  /** the child of a fork is a new process: records krsi still holds under its pid are from a process
+   *  whose exit krsi did not see (lost with a full ring buffer). Dropped from krsi's own books only: the
+   *  kernel's exit program cleared that process's entry, and the entry the map has now is the copy
+   *  krsi_fork may just have made from the parent */
+  private forget(pid: number): void {
+    const k = keyString({ map: 'deny_tgid', tgid: pid });
+    if (!this.entries.has(k)) return;
+    this.entries.delete(k);
+    for (const [id, v] of [...this.verdicts]) {
+      if (v.key.map === 'deny_tgid' && v.key.tgid === pid) {
+        this.verdicts.delete(id);
+        this.store.remove(id);
+      }
+    }
+  }
+
   /** a process forked: the kernel (krsi_fork) already copied the parent's live deny_tgid entry to the
    *  child; record the copy (entries and store) so list, restore and reconcile know it. Returns how
    *  many inherited verdicts the child got. */
   forked(parent: number, child: number, at = this.clock().boot): number {
-    if (child === parent || parent === 1 || parent === this.o.selfPid) return 0;
+    if (child === parent) return 0; // a thread of the same process
+    this.forget(child);
+    if (parent === 1 || parent === this.o.selfPid) return 0;
     const e = this.entries.get(keyString({ map: 'deny_tgid', tgid: parent }));
     if (!e || e.ops === 0 || !live(e.expires, at)) return 0;
     const start = this.procStart(child);

@@ -222,7 +222,11 @@ export class Engine implements Sink {
   /** a fork named `ev.child_pid` as new: end the pid-keyed state of the process that had that pid */
   private newPid(ev: Extract<KrsiEvent, { type: 'fork' }>): void {
     const pid = ev.child_pid;
+    if (pid === ev.pid) return; // a thread of the same process
     const stale = this.procs.get(pid);
+    // an entry made at or after the fork is the child itself, reported early (a denied event from
+    // the enforcement ring can come before the fork that made its process): nothing stale
+    if (stale !== undefined && stale.start_ts >= ev.ts) return;
     if (stale !== undefined) this.s.lost_exits++;
     const w = this.exitWatchers;
     if (w.length === 0) return;

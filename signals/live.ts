@@ -243,7 +243,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       // a snapshot right after each module_load and module_unload (taken from the batches: no per-event
       // subject on the hot path)
       const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load' || e.type === 'module_unload')));
-      subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$ }).subscribe(push));
+      // after each read, the ring is drained first: kernel events from before the read come before the snapshot
+      subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$, afterRead: () => ring?.drainAll() }).subscribe(push));
     }
 
     const lostMap = obj.map('lost');

@@ -2,7 +2,7 @@
 // right after each module_load and module_unload event, and periodically. A module that loaded, was not
 // unloaded, and is missing from the next snapshot is hiding. Unavailable (with a reason) when the kernel has no module support.
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { EMPTY, Observable, defer, filter, map, merge, timer, type SchedulerLike } from 'rxjs';
+import { EMPTY, Observable, defer, filter, map, merge, mergeMap, timer, type SchedulerLike } from 'rxjs';
 import type { KrsiEvent, ModuleListEvent } from './events.ts';
 import { bootNs } from './clock.ts';
 
@@ -38,8 +38,16 @@ export function selfIdentity(): Pick<ModuleListEvent, 'pid' | 'ppid' | 'uid' | '
 export interface ModuleListOptions {
   /** snapshot period in ms (0: only after module loads) */
   interval: number;
-  /** the live events: a snapshot follows each module_load and module_unload */
+  /** the live events: a snapshot follows each module_load and module_unload, `settleMs` later */
   events$?: Observable<KrsiEvent>;
+  /** wait after a module event before reading /proc/modules (default 250): a module's init runs after
+   *  its module_load is reported, and a failed init's module_unload should reach the engine before a
+   *  snapshot that lacks the module */
+  settleMs?: number;
+  /** called right after /proc/modules is read, before the snapshot is emitted: live, it hands over the
+   *  kernel events still in the ring, so that a module_unload that happened before the read reaches
+   *  the engine before the snapshot that lacks the module */
+  afterRead?: () => void;
   path?: string;
   now?: () => number;
   /** for tests (TestScheduler) */
@@ -54,9 +62,20 @@ export function moduleList$(o: ModuleListOptions): Observable<ModuleListEvent> {
     const self = selfIdentity();
     const now = o.now ?? bootNs;
     const ticks$ = o.interval > 0 ? timer(0, o.interval, o.scheduler) : timer(0, o.scheduler);
-    const loads$ = o.events$ ? o.events$.pipe(filter((e) => e.type === 'module_load' || e.type === 'module_unload')) : EMPTY;
+    const settle = o.settleMs ?? 250;
+    const loads$ = o.events$
+      ? o.events$.pipe(
+          filter((e) => e.type === 'module_load' || e.type === 'module_unload'),
+          mergeMap((e) => (settle > 0 ? timer(settle, o.scheduler).pipe(map(() => e)) : [e])),
+        )
+      : EMPTY;
     return merge(ticks$, loads$).pipe(
-      map((): ModuleListEvent => ({ ...self, ts: now(), type: 'module_list', modules: parseModules(readFileSync(path, 'utf8')) })),
+      map((): ModuleListEvent => {
+        const modules = parseModules(readFileSync(path, 'utf8'));
+        const ts = now();
+        o.afterRead?.();
+        return { ...self, ts, type: 'module_list', modules };
+      }),
     );
   });
 }

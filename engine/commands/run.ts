@@ -196,7 +196,7 @@ export async function runLive(
 }
 
 const HELP = `
-Loads the signal programs (exec, fork, exit, unlink, mprotect, module load where the kernel has
+Loads the signal programs (exec, fork, exit, unlink, mprotect, module load and unload where the kernel has
 modules) and runs the rules on what happens on this host, as \`krsi replay\` does on a log. Needs root,
 libbpf.so.1 (Debian: libbpf1) and, for the first build of the BPF programs, clang and libbpf-dev.
 
@@ -257,6 +257,14 @@ export function register(program: Command): void {
         const unknown = opts.rule.filter((id) => !known.has(id));
         if (unknown.length) fail('run', `unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`, 2);
         rules = selectRules(rules, opts.rule);
+      }
+      // the log before anything is loaded or exempted: a bad --record path fails here, with nothing to undo
+      if (opts.record) {
+        try {
+          await LogWriter.open(opts.record).close();
+        } catch (e) {
+          fail('run', `--record: ${(e as Error).message}`, 1);
+        }
       }
       const enforce = await openEnforcement(rules, opts.mode, opts.state); // H8
 

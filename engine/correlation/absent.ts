@@ -4,12 +4,17 @@
 //    exactly the deadline still counts) the rule fires, at the deadline, naming A. A key disarmed
 //    at the end of input is not fired (the future is unknown).
 // 2. `lacks`: A then B where B's array field lacks the value A named (e.g. a module_list snapshot
-//    lacking a loaded module's name). Each A is pending per (key, value); a B with the same key
-//    resolves every pending A: fires with [A, B] when its field lacks A's value, drops A when it
-//    lists it (a module seen listed is not hidden). A with no B in the window expires silently.
-// `until`: an event with the key that matches it ends the key's pending A (lacks form: the pending A
-// of that key whose value it also has, read with the same `lacks.from` path, e.g. a module_unload
-// naming the loaded module: a module that was unloaded did not hide).
+//    lacking a loaded module's name). Each A is pending per (key, value) for its window; every B with
+//    the same key checks them: fires with [A, B] for each whose value its field lacks (and drops it).
+//    A B that lists the value settles nothing: a module seen listed can still hide later (a snapshot
+//    right after the load may even be read before the module's init ran and unlinked itself). A with
+//    no lacking B in the window expires silently. Pending A are counted per value: a second A with the
+//    same value (a module of the same name loaded again: a hidden one no longer blocks the name)
+//    refreshes the window and adds one.
+// `until`: an event with the key that matches it ends the key's pending A (lacks form: takes one off
+// the count of that key's pending value it also has, read with the same `lacks.from` path, e.g. a
+// module_unload naming the loaded module: a module that was unloaded did not hide; one unload does not
+// excuse another module of that name).
 // Absent state is not cleared on exit: a process that exits did not do B.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
@@ -22,6 +27,8 @@ interface Pending {
   ev: KrsiEvent;
   key: string;
   value?: unknown;
+  /** lacks form: A events with this value not yet ended by an until */
+  n: number;
 }
 
 const NO_KEY: KeyFn = () => '';
@@ -67,7 +74,10 @@ export class AbsentCorrelator implements Correlator {
       if (!this.lacks) this.store.delete(k);
       else {
         const value = this.lacks.from(f);
-        if (value !== undefined && value !== null) this.store.delete(k + '\u0000' + String(value));
+        if (value === undefined || value === null) return;
+        const sk = k + '\u0000' + String(value);
+        const p = this.store.get(sk, now);
+        if (p !== undefined && --p.n <= 0) this.store.delete(sk);
       }
       return;
     }
@@ -84,15 +94,17 @@ export class AbsentCorrelator implements Correlator {
       if (this.lacks) {
         const value = this.lacks.from(f);
         if (value === undefined || value === null) return;
-        // a repeated A for the same value replaces the older one (a fresh window)
-        this.store.set(k + '\u0000' + String(value), { deadline: now + this.within, ev: f, key: k, value }, now);
+        // a repeated A for the same value: one more pending, the latest A named, a fresh window
+        const sk = k + '\u0000' + String(value);
+        const n = (this.store.get(sk, now)?.n ?? 0) + 1;
+        this.store.set(sk, { deadline: now + this.within, ev: f, key: k, value, n }, now);
       } else if (!this.store.get(k, now)) {
-        this.store.set(k, { deadline: now + this.within, ev: f, key: k }, now);
+        this.store.set(k, { deadline: now + this.within, ev: f, key: k, n: 1 }, now);
       }
     }
   }
 
-  /** lacks form: a B event with key k settles every pending A of that key */
+  /** lacks form: a B event with key k fires for every pending A of that key whose value it lacks */
   private resolve(k: string, b: Facts): void {
     const list = this.lacks!.field(b);
     if (!Array.isArray(list)) return;
@@ -101,9 +113,11 @@ export class AbsentCorrelator implements Correlator {
     const fired: Pending[] = [];
     for (const [sk, p] of this.store.entries()) {
       if (p.key !== k) continue;
-      done.push(sk);
-      if (p.deadline < now) continue; // expired: silently
-      if (!list.includes(p.value)) fired.push(p);
+      if (p.deadline < now) done.push(sk); // expired: silently
+      else if (!list.includes(p.value)) {
+        done.push(sk);
+        fired.push(p);
+      }
     }
     for (const sk of done) this.store.delete(sk);
     for (const p of fired) {

@@ -112,7 +112,9 @@ export const LIFECYCLE: readonly LifecycleRow[] = [
       '(kernel: tp_btf/sched_process_fork, before the child first runs; threads share the tgid). Not from pid 1 or krsi. ' +
       'A child forked before the verdict is not covered; the mprotect count is not inherited. Removing the parent\'s ' +
       'verdict lifts the children\'s copies too (the enforcer knows them from fork events; a child forked while krsi ' +
-      'was down keeps its kernel copy, which a restarted krsi adopts, until it exits or the TTL ends)',
+      'was down keeps its kernel copy, which a restarted krsi adopts, until it exits or the TTL ends). ' +
+      'State a log (replay) or krsi (live) still holds under child_pid is from a process whose exit was lost: the model ' +
+      'and the enforcer drop it first (the kernel has none: its exit program never misses one)',
   },
 ];
 

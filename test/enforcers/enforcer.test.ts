@@ -85,6 +85,22 @@ describe('enforcer', () => {
     assert.equal(maps.get({ map: 'deny_tgid', tgid: 302 }), undefined);
   }));
 
+  test('a fork naming a pid krsi still holds a verdict for (its exit was lost) drops krsi\'s records, not the kernel\'s entry', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps, procStart: () => 5 });
+    assert.equal(e.apply(pidV(500)), true);
+    e.forked(500, 500); // a thread: the same process
+    assert.deepEqual(e.list().map((v) => v.id), ['r:quarantine:pid:500']);
+    // pid 500 exited unseen; pid 7 forks a new 500: the kernel's entry now is whatever krsi_fork copied
+    e.forked(7, 500);
+    assert.deepEqual(e.list(), []);
+    assert.equal(e.store.get('r:quarantine:pid:500'), undefined);
+    assert.ok(maps.get({ map: 'deny_tgid', tgid: 500 }), 'the map entry is the kernel\'s to manage');
+    // a later verdict on the new process does not merge with the dead one's
+    assert.equal(e.apply({ ...pidV(500, 5_000), id: 'r2:mprotect_exec:pid:500', rule: 'r2', op: 'mprotect_exec' }), true);
+    assert.deepEqual(maps.get({ map: 'deny_tgid', tgid: 500 })?.ops, 2);
+  }));
+
   test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {
     const e = mk({ modules: new ModuleResolver('/nonexistent') });
     assert.equal(e.apply(pidV(100, 10, 100)), false);

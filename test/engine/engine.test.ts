@@ -149,6 +149,11 @@ describe('engine: sequence', () => {
     const { out, engine } = run({ rules: ruleSet([quarantineRule()]) }, stale);
     assert.deepEqual(out, []);
     assert.equal(engine.stats().lost_exits, 1);
+    // a thread (clone with child_pid == pid) is the same process: its sequence goes on
+    const thread = [stale[0], ev('fork', 2 * S, 42, { child_pid: 42 }), stale[2]];
+    const t = run({ rules: ruleSet([quarantineRule()]) }, thread);
+    assert.equal(alerts(t.out).length, 1);
+    assert.equal(t.engine.stats().lost_exits, 0);
     // control: the same events without the fork complete the sequence
     assert.equal(alerts(run({ rules: ruleSet([quarantineRule()]) }, [stale[0], stale[2]]).out).length, 1);
     // a quarantined pid whose exit was lost: the new process with its pid is not denied
@@ -345,7 +350,7 @@ describe('engine: absent', () => {
     assert.equal(out.length, 1);
   });
 
-  test('lacks: a module loaded then missing from a later module_list fires; a listed one does not', () => {
+  test('lacks: a module loaded then missing from a later module_list fires, also after it was listed; one that stays listed does not', () => {
     const r = rule({
       id: 'hidden',
       correlation: {
@@ -360,15 +365,43 @@ describe('engine: absent', () => {
     const { out } = run({ rules: ruleSet([r]) }, [
       ev('module_load', 1 * S, 5, { name: 'rootkit' }),
       ev('module_load', 2 * S, 5, { name: 'dummy' }),
+      ev('module_load', 2 * S, 5, { name: 'ext4' }),
       ev('module_list', 3 * S, 900, { modules: ['ext4', 'dummy'] }),
-      ev('module_list', 4 * S, 900, { modules: ['ext4'] }), // dummy gone later: already resolved as listed
-      ev('module_load', 5 * S, 5, { name: 'late' }),
+      ev('module_list', 4 * S, 900, { modules: ['ext4'] }), // dummy listed at 3 s, hidden by 4 s
+      ev('module_list', 5 * S, 900, { modules: ['ext4'] }), // each pending A fires once
+      ev('module_load', 6 * S, 5, { name: 'late' }),
       ev('module_list', 200 * S, 900, { modules: [] }), // 'late' out of window
     ]);
-    assert.deepEqual(kinds(out), ['alert', 'verdict']);
-    assert.equal(alerts(out)[0].message, 'module rootkit hidden');
-    assert.deepEqual(alerts(out)[0].events, [0, 2]);
+    assert.deepEqual(kinds(out), ['alert', 'verdict', 'alert', 'verdict']);
+    assert.deepEqual(alerts(out).map((a) => [a.message, a.events]), [['module rootkit hidden', [0, 3]], ['module dummy hidden', [1, 4]]]);
     assert.deepEqual(verdicts(out)[0].subject, { kind: 'module', name: 'rootkit' });
+  });
+
+  test('lacks with until: an unload ends one pending load of that name; a second load of the name stays pending', () => {
+    const r = rule({
+      id: 'hidden',
+      correlation: {
+        kind: 'absent',
+        keyFields: [],
+        within: 120 * S,
+        first: step('load', ['module_load'], isType('module_load')),
+        then: { ...step('list', ['module_list'], isType('module_list')), lacks: { field: (f) => get(f, 'modules'), from: (f) => get(f, 'name') } },
+        until: step('until', ['module_unload'], isType('module_unload')),
+      },
+      actions: [{ type: 'alert', message: 'module {name} hidden' }],
+    });
+    const list = (t: number) => ev('module_list', t * S, 900, { modules: ['ext4'] });
+    // rmmod before the snapshot: not hidden
+    assert.deepEqual(run({ rules: ruleSet([r]) }, [ev('module_load', 1 * S, 5, { name: 'dummy' }), ev('module_unload', 2 * S, 6, { name: 'dummy' }), list(3)]).out, []);
+    // a rootkit hides, then a module of the same name loads and fails its init (load + unload): the
+    // first is still pending and fires
+    const { out } = run({ rules: ruleSet([r]) }, [
+      ev('module_load', 1 * S, 5, { name: 'rk' }),
+      ev('module_load', 2 * S, 5, { name: 'rk' }),
+      ev('module_unload', 2 * S, 5, { name: 'rk' }),
+      list(3),
+    ]);
+    assert.deepEqual(alerts(out).map((a) => a.message), ['module rk hidden']);
   });
 });
 

@@ -21,7 +21,7 @@ test('unavailable without /proc/modules', () => {
   assert.match(moduleListUnavailable('/nonexistent/modules') ?? '', /missing/);
 });
 
-test('snapshots at start, every interval, and right after a module_load', () => {
+test('snapshots at start, every interval, and settleMs after a module_load or module_unload', () => {
   const dir = mkdtempSync(join(tmpdir(), 'krsi-mod-'));
   try {
     const path = join(dir, 'modules');
@@ -29,12 +29,36 @@ test('snapshots at start, every interval, and right after a module_load', () => 
     const ts = new TestScheduler((a, b) => assert.deepEqual(a, b));
     ts.run(({ cold, expectObservable }) => {
       const load = { type: 'module_load', name: 'evil' } as unknown as KrsiEvent;
+      const unload = { type: 'module_unload', name: 'evil' } as unknown as KrsiEvent;
       const other = { type: 'exec' } as unknown as KrsiEvent;
-      const events$ = cold('---a--l---', { a: other, l: load });
-      const out$ = moduleList$({ interval: 8, events$, path, now: () => 42, scheduler: ts }).pipe(map((e) => `${e.type}:${e.modules.join(',')}:${e.ts}`));
+      const events$ = cold('---a--l--u---', { a: other, l: load, u: unload });
+      const out$ = moduleList$({ interval: 8, events$, path, now: () => 42, scheduler: ts, settleMs: 3 }).pipe(map((e) => `${e.type}:${e.modules.join(',')}:${e.ts}`));
       const snap = 'module_list:ext4,nf_tables:42';
-      expectObservable(out$, '^ 20ms !').toBe('s-----s-s-------s---', { s: snap });
+      // at 0, 8, 16 (interval); 6 + 3 (load), 9 + 3 (unload)
+      expectObservable(out$, '^ 20ms !').toBe('s-------ss--s---s---', { s: snap });
     });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('afterRead runs after each read and before its snapshot is emitted (live: the ring is drained there)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-mod-'));
+  try {
+    const path = join(dir, 'modules');
+    writeFileSync(path, PROC);
+    const order: string[] = [];
+    const ts = new TestScheduler((a, b) => assert.deepEqual(a, b));
+    ts.run(({ expectObservable }) => {
+      const out$ = moduleList$({ interval: 5, path, now: () => 1, scheduler: ts, afterRead: () => order.push('drain') }).pipe(
+        map(() => {
+          order.push('snapshot');
+          return 's';
+        }),
+      );
+      expectObservable(out$, '^ 11ms !').toBe('s----s----s-');
+    });
+    assert.deepEqual(order.slice(0, 6), ['drain', 'snapshot', 'drain', 'snapshot', 'drain', 'snapshot']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

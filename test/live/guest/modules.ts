@@ -7,7 +7,8 @@ import { linkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { startSignals } from '../../../signals/live.ts';
 import type { KrsiEvent } from '../../../signals/events.ts';
 
-const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+// snapshots every second besides those after module events
+const live = await startSignals({ lostInterval: 0, modulesInterval: 1000 });
 const seen: KrsiEvent[] = [];
 live.events$.subscribe((e) => {
   if (e.type === 'module_load' || e.type === 'module_unload' || e.type === 'module_list' || e.type === 'unlink') seen.push(e);
@@ -52,7 +53,7 @@ try {
   if (process.env.KRSI_HIDE_KO) {
     mark = seen.length;
     const h = spawnSync('insmod', [process.env.KRSI_HIDE_KO], { encoding: 'utf8' });
-    await wait(() => seen.slice(mark).some((e) => e.type === 'module_load') && seen.slice(mark).some((e) => e.type === 'module_list'));
+    await wait(() => seen.slice(mark).some((e) => e.type === 'module_load') && listedAfter(mark, 'krsi_hide', false));
     hide = { status: h.status, stderr: h.stderr, inProcModules: readFileSync('/proc/modules', 'utf8').includes('krsi_hide') };
   }
 } finally {
