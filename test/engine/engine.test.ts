@@ -350,8 +350,9 @@ describe('engine: absent', () => {
     assert.equal(out.length, 1);
   });
 
-  test('lacks: a module loaded then missing from a later module_list fires, also after it was listed; one that stays listed does not', () => {
-    const r = rule({
+  /** the hidden-module rule's shape: a load, then a module list lacking its name; optionally until an unload */
+  const hiddenRule = (o: { until?: boolean; verdict?: boolean } = {}) =>
+    rule({
       id: 'hidden',
       correlation: {
         kind: 'absent',
@@ -359,9 +360,13 @@ describe('engine: absent', () => {
         within: 120 * S,
         first: step('load', ['module_load'], isType('module_load')),
         then: { ...step('list', ['module_list'], isType('module_list')), lacks: { field: (f) => get(f, 'modules'), from: (f) => get(f, 'name') } },
+        ...(o.until ? { until: step('until', ['module_unload'], isType('module_unload')) } : {}),
       },
-      actions: [{ type: 'alert', message: 'module {name} hidden' }, { type: 'verdict', op: 'module_load', subject: 'module', ttl: 0 }],
+      actions: [{ type: 'alert', message: 'module {name} hidden' }, ...(o.verdict ? [{ type: 'verdict' as const, op: 'module_load' as const, subject: 'module' as const, ttl: 0 }] : [])],
     });
+
+  test('lacks: a module loaded then missing from a later module_list fires, also after it was listed; one that stays listed does not', () => {
+    const r = hiddenRule({ verdict: true });
     const { out } = run({ rules: ruleSet([r]) }, [
       ev('module_load', 1 * S, 5, { name: 'rootkit' }),
       ev('module_load', 2 * S, 5, { name: 'dummy' }),
@@ -378,18 +383,7 @@ describe('engine: absent', () => {
   });
 
   test('lacks with until: an unload ends one pending load of that name; a second load of the name stays pending', () => {
-    const r = rule({
-      id: 'hidden',
-      correlation: {
-        kind: 'absent',
-        keyFields: [],
-        within: 120 * S,
-        first: step('load', ['module_load'], isType('module_load')),
-        then: { ...step('list', ['module_list'], isType('module_list')), lacks: { field: (f) => get(f, 'modules'), from: (f) => get(f, 'name') } },
-        until: step('until', ['module_unload'], isType('module_unload')),
-      },
-      actions: [{ type: 'alert', message: 'module {name} hidden' }],
-    });
+    const r = hiddenRule({ until: true });
     const list = (t: number) => ev('module_list', t * S, 900, { modules: ['ext4'] });
     // rmmod before the snapshot: not hidden
     assert.deepEqual(run({ rules: ruleSet([r]) }, [ev('module_load', 1 * S, 5, { name: 'dummy' }), ev('module_unload', 2 * S, 6, { name: 'dummy' }), list(3)]).out, []);
