@@ -172,6 +172,15 @@ export interface EnforcerOptions {
   procStart?: (pid: number) => number | undefined;
 }
 
+export interface ModuleListStatus {
+  map: 'module_allow' | 'module_deny';
+  rule: string;
+  names: number;
+  /** names resolved to a .ko file (what the kernel map holds) */
+  files: number;
+  missing: string[];
+}
+
 export class Enforcer {
   /** verdict maps (deny_tgid, deny_inode) by keyString */
   private readonly entries = new Map<string, KEntry>();
@@ -185,6 +194,9 @@ export class Enforcer {
   /** which rule configured the in-kernel counter and the allowlist, the two denials the kernel reports
    *  with rule_id 0 (the model reports the strictest / first); a denylist entry carries its rule_id */
   private kernelRules: { mprotect?: string; allow?: string } = {};
+  /** the module lists configured, with the names that have no .ko on this kernel (built in, or not
+   *  shipped): `krsi run` warns about them once, at start */
+  moduleLists: ModuleListStatus[] = [];
   private readonly pending = new Set<Promise<unknown>>();
   private handle?: EnforcementHandle;
   /** ns from apply() to its map entry written, most recent last (bounded) */
@@ -235,6 +247,7 @@ export class Enforcer {
     this.lists.clear();
     let limit = 0, allow = false, deny = false;
     this.kernelRules = {};
+    this.moduleLists = [];
     const at = this.clock().boot;
     for (const r of rules.rules) {
       const k = r.kernel;
@@ -256,14 +269,19 @@ export class Enforcer {
       for (const [list, map] of [[k.module_allowlist, 'module_allow'], [k.module_denylist, 'module_deny']] as const) {
         if (list === undefined) continue;
         if (map === 'module_allow') allow = true; else deny = true;
-        for (const n of kernelList(rules, list, r.id)) {
+        const names = kernelList(rules, list, r.id);
+        const missing: string[] = [];
+        for (const n of names) {
           const f = this.modules.inode(n);
-          if (!f) { log.warn({ rule: r.id, module: n, dir: this.modules.dir }, `${map}: no .ko file for this module on this kernel`); continue; }
+          if (!f) { missing.push(n); continue; }
           const key: EntryKey = { map, dev: f.dev, ino: f.ino };
           const e = { key, value: { expires: 0, ops: KRSI_OP.MODULE_LOAD, rule_id: ruleId } };
           this.lists.set(keyString(key), e);
           this.maps.put(key, e.value);
         }
+        const status = { map, rule: r.id, names: names.length, files: names.length - missing.length, missing };
+        this.moduleLists.push(status);
+        this.reportModuleList(status);
       }
     }
     this.cfg = { ...this.cfg, mprotect_limit: limit, module_mode: (allow ? KRSI_MODULE_MODE.ALLOWLIST : 0) | (deny ? KRSI_MODULE_MODE.DENYLIST : 0) };
@@ -323,6 +341,16 @@ export class Enforcer {
     }
     if (had || stored) for (const s of this.store.list()) if (s.inherited?.from === id && s.verdict.id !== id) this.store.remove(s.verdict.id);
     return had || stored;
+  }
+
+  /** one line per module list: an allowlist of which no name has a file refuses every module load */
+  private reportModuleList(s: ModuleListStatus): void {
+    const dir = this.modules.dir;
+    const shown = s.missing.slice(0, 12).join(', ') + (s.missing.length > 12 ? `, ... (${s.missing.length - 12} more)` : '');
+    if (s.map === 'module_allow' && s.files === 0 && s.names > 0)
+      log.error({ rule: s.rule, dir }, `module allowlist: none of its ${s.names} modules has a .ko under ${dir}: every module load from a file will be refused`);
+    else if (s.missing.length)
+      log.warn({ rule: s.rule, dir, missing: s.missing.length }, `${s.map === 'module_allow' ? 'module allowlist' : 'module denylist'}: ${s.files} of ${s.names} modules resolved to a .ko under ${dir}; no file for ${shown} (built in, or not shipped with this kernel)`);
   }
 
   /** a process exited: its pid verdicts end with it. The kernel clears deny_tgid on exit itself, but an

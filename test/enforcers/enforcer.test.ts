@@ -119,6 +119,21 @@ describe('enforcer', () => {
     assert.equal(m.inode('nope'), undefined);
   }));
 
+  test('module lists report the names with no .ko on this kernel; an allowlist with none at all is flagged', withEnforcer(async (mk, dir) => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'mods/kernel/drivers/net'), { recursive: true });
+    writeFileSync(join(dir, 'mods/kernel/drivers/net/dummy.ko'), '');
+    const rules = (names: string[]) =>
+      ({ rules: [{ id: 'allow', mode: 'enforce', kernel: { module_allowlist: 'ok' }, source: {} } as unknown as CompiledRule], lists: { ok: new Set(names) }, byType: new Map() }) as unknown as CompiledRuleSet;
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps, modules: new ModuleResolver(join(dir, 'mods')) });
+    e.configure(rules(['dummy', 'ext4', 'vfat']));
+    assert.deepEqual(e.moduleLists, [{ map: 'module_allow', rule: 'allow', names: 3, files: 1, missing: ['ext4', 'vfat'] }]);
+    assert.equal([...maps.entries.keys()].filter((k) => k.startsWith('module_allow')).length, 1);
+    e.configure(rules(['ext4']));
+    assert.deepEqual(e.moduleLists.map((s) => [s.files, s.names]), [[0, 1]], 'every module load from a file would be refused');
+  }));
+
   test('reconcile deletes entries an older configuration left behind, keeps what is wanted', withEnforcer(async (mk, dir) => {
     const maps = new MemoryMapWriter();
     const stalePath = join(dir, 'old-vuln');
