@@ -329,6 +329,21 @@ export class Enforcer {
     return true;
   }
 
+  /** verdicts whose deadline has passed leave the maps and the store. The kernel already ignores them;
+   *  this frees their slots (the maps hold 65536 entries, which a long run would otherwise fill with
+   *  dead ones). krsi run calls it every minute. Returns how many verdicts went. */
+  sweep(now = this.clock().boot): number {
+    let n = 0;
+    for (const [id, v] of [...this.verdicts]) {
+      const d = v.stored.deadline;
+      if (d === 0 || d > now || !this.verdicts.has(id)) continue;
+      this.unset(id);
+      this.store.remove(id);
+      n++;
+    }
+    return n;
+  }
+
   /** removes a verdict from the maps and the store (its bits leave the entry, as in the model) */
   remove(id: string): boolean {
     const had = this.unset(id);

@@ -57,6 +57,8 @@ export interface EnforceSession {
   close(): Promise<void>;
 }
 
+const SWEEP_MS = 60_000;
+
 /** opens the enforcer (loads or reuses the pinned programs), restores stored verdicts, configures the
  *  kernel from the rules' kernel blocks. Throws (exit code 3) when this host cannot enforce. */
 export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode; stateDir?: string; selfPid?: number }): Promise<EnforceSession> {
@@ -79,6 +81,16 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     throw e;
   }
   const toMap: number[] = [];
+  // expired verdicts leave the maps (the kernel ignores them already; this frees their slots)
+  const sweeper = setInterval(() => {
+    try {
+      const n = enforcer.sweep();
+      if (n) log.info({ verdicts: n }, 'expired verdicts removed from the maps');
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'sweeping expired verdicts failed');
+    }
+  }, SWEEP_MS);
+  sweeper.unref();
   return {
     enforcer,
     restored,
@@ -112,6 +124,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     },
     latency: () => ({ apply: enforcer.latency(), event_to_map: quantiles(toMap) }),
     async close() {
+      clearInterval(sweeper);
       await stopRing();
       const l = quantiles(toMap);
       if (l.count) log.info({ verdicts: l.count, apply: enforcer.latency(), event_to_map: l }, 'verdict -> map entry latency (ns)');

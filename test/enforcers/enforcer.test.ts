@@ -101,6 +101,21 @@ describe('enforcer', () => {
     assert.deepEqual(maps.get({ map: 'deny_tgid', tgid: 500 })?.ops, 2);
   }));
 
+  test('sweep: verdicts past their deadline leave the maps and the store; the others stay', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps, procStart: () => 5 });
+    assert.equal(e.apply(pidV(100, 500)), true); // expires at 1_500
+    assert.equal(e.apply(inoV(7, 10_000)), true);
+    assert.equal(e.apply(inoV(8)), true); // no expiry
+    assert.equal(e.sweep(1_499), 0);
+    assert.equal(e.sweep(1_500), 1);
+    assert.equal(maps.get({ map: 'deny_tgid', tgid: 100 }), undefined);
+    assert.equal(e.store.get('r:quarantine:pid:100'), undefined);
+    assert.deepEqual(e.list().map((v) => v.id).sort(), ['r:exec:inode:9:7', 'r:exec:inode:9:8']);
+    assert.equal(e.sweep(1e15), 1);
+    assert.deepEqual([...maps.entries.keys()], [keyString({ map: 'deny_inode', dev: 9, ino: 8 })]);
+  }));
+
   test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {
     const e = mk({ modules: new ModuleResolver('/nonexistent') });
     assert.equal(e.apply(pidV(100, 10, 100)), false);
