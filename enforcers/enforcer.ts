@@ -329,14 +329,19 @@ export class Enforcer {
     return true;
   }
 
-  /** verdicts whose deadline has passed leave the maps and the store. The kernel already ignores them;
-   *  this frees their slots (the maps hold 65536 entries, which a long run would otherwise fill with
-   *  dead ones). krsi run calls it every minute. Returns how many verdicts went. */
+  /** map entries whose expiry has passed leave the maps, with their verdicts from the store. The kernel
+   *  already ignores them; this frees their slots (the maps hold 65536 entries, which a long run would
+   *  otherwise fill with dead ones). An entry lives as long as its latest verdict (merged: the later
+   *  expiry wins, none wins over any), so a verdict expires only with its whole entry: removing one
+   *  earlier would take the bits it set last, which a longer verdict on the same key also asked for.
+   *  krsi run calls it every minute. Returns how many verdicts went. */
   sweep(now = this.clock().boot): number {
     let n = 0;
     for (const [id, v] of [...this.verdicts]) {
       const d = v.stored.deadline;
       if (d === 0 || d > now || !this.verdicts.has(id)) continue;
+      const e = this.entries.get(keyString(v.key));
+      if (e !== undefined && live(e.expires, now)) continue;
       this.unset(id);
       this.store.remove(id);
       n++;
@@ -385,18 +390,31 @@ export class Enforcer {
   }
 
   /** the child of a fork is a new process: records krsi still holds under its pid are from a process
-   *  whose exit krsi did not see (lost with a full ring buffer). Dropped from krsi's own books only: the
-   *  kernel's exit program cleared that process's entry, and the entry the map has now is the copy
-   *  krsi_fork may just have made from the parent */
-  private forget(pid: number): void {
+   *  whose exit krsi did not see (lost with a full ring buffer), unless they were applied to the new
+   *  process itself (its fork event came late: same process start time). The kernel's exit program
+   *  cleared the dead process's entry; the map now holds the copy krsi_fork made from the parent, or,
+   *  when the parent has none, an entry krsi wrote after that exit (a zombie): deleted then. */
+  private forget(pid: number, parentLive: boolean): void {
     const k = keyString({ map: 'deny_tgid', tgid: pid });
-    if (!this.entries.has(k)) return;
-    this.entries.delete(k);
-    for (const [id, v] of [...this.verdicts]) {
-      if (v.key.map === 'deny_tgid' && v.key.tgid === pid) {
+    const e = this.entries.get(k);
+    if (!e) return;
+    const start = this.procStart(pid);
+    const stale = [...this.verdicts].filter(([, v]) => v.key.map === 'deny_tgid' && v.key.tgid === pid && (start === undefined || v.stored.proc_start !== start));
+    if (stale.length === 0) return;
+    if (parentLive) {
+      // the map holds krsi_fork's copy of the parent's entry: the kernel's to keep; krsi's books drop
+      // the dead process's records (forked() then records the copy)
+      for (const [id] of stale) {
         this.verdicts.delete(id);
         this.store.remove(id);
       }
+      this.entries.delete(k);
+      return;
+    }
+    // no copy: the entry is krsi's own; its stale bits leave the map, the new process's own stay
+    for (const [id] of stale) {
+      this.unset(id);
+      this.store.remove(id);
     }
   }
 
@@ -405,9 +423,10 @@ export class Enforcer {
    *  many inherited verdicts the child got. */
   forked(parent: number, child: number, at = this.clock().boot): number {
     if (child === parent) return 0; // a thread of the same process
-    this.forget(child);
-    if (parent === 1 || parent === this.o.selfPid) return 0;
     const e = this.entries.get(keyString({ map: 'deny_tgid', tgid: parent }));
+    const copied = e !== undefined && e.ops !== 0 && live(e.expires, at) && parent !== 1 && parent !== this.o.selfPid;
+    this.forget(child, copied);
+    if (parent === 1 || parent === this.o.selfPid) return 0;
     if (!e || e.ops === 0 || !live(e.expires, at)) return 0;
     const start = this.procStart(child);
     if (start === undefined) return 0; // already gone: the kernel's copy went with it

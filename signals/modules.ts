@@ -71,8 +71,10 @@ export function moduleList$(o: ModuleListOptions): Observable<ModuleListEvent> {
       : EMPTY;
     return merge(ticks$, loads$).pipe(
       map((): ModuleListEvent => {
-        const modules = parseModules(readFileSync(path, 'utf8'));
+        // the time before the read: a module loaded after it may be missing from the list, and a rule
+        // must not count it against the snapshot (absent/lacks skips first events later than then)
         const ts = now();
+        const modules = parseModules(readFileSync(path, 'utf8'));
         o.afterRead?.();
         return { ...self, ts, type: 'module_list', modules };
       }),

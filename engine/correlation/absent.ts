@@ -113,6 +113,7 @@ export class AbsentCorrelator implements Correlator {
     const fired: Pending[] = [];
     for (const [sk, p] of this.store.entries()) {
       if (p.key !== k) continue;
+      if (p.ev.ts > now) continue; // A came after B was taken (delivered first): B says nothing of it
       if (p.deadline < now) done.push(sk); // expired: silently
       else if (!list.includes(p.value)) {
         done.push(sk);

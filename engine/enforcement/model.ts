@@ -229,12 +229,22 @@ export class EnforcementModel {
   expire(now: number): number {
     let n = 0;
     for (const [id, v] of this.verdicts) {
-      if (v.expires !== 0 && now >= v.expires) {
-        this.remove(id);
-        n++;
-      }
+      if (v.expires === 0 || now < v.expires) continue;
+      // as the kernel: a verdict merged into an entry that lives longer stays with it (its bits may be
+      // the ones a longer verdict on the same key asked for); the entry's own expiry ends them all
+      const e = this.entryOf(v.subject);
+      if (e !== undefined && live(e.expires, now)) continue;
+      this.remove(id);
+      n++;
     }
     return n;
+  }
+
+  /** the map entry a verdict's subject names, if any */
+  private entryOf(s: Verdict['subject']): { expires: number } | undefined {
+    if (s.kind === 'pid') return this.tgid.get(s.pid);
+    if (s.kind === 'module') return this.moduleName.get(s.name);
+    return this.inode.get(s.dev)?.get(s.ino);
   }
 
   sizes(): { tgid: number; inode: number; module: number; mprotect_count: number; verdicts: number } {

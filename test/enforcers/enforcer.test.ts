@@ -85,20 +85,38 @@ describe('enforcer', () => {
     assert.equal(maps.get({ map: 'deny_tgid', tgid: 302 }), undefined);
   }));
 
-  test('a fork naming a pid krsi still holds a verdict for (its exit was lost) drops krsi\'s records, not the kernel\'s entry', withEnforcer(async (mk) => {
+  test('a fork naming a pid krsi still holds a verdict for (its exit was lost): the dead process\'s records go', withEnforcer(async (mk) => {
+    const starts = new Map<number, number>([[500, 5], [600, 5], [700, 5], [7, 3], [8, 3]]);
     const maps = new MemoryMapWriter();
-    const e = mk({ maps, procStart: () => 5 });
+    const e = mk({ maps, procStart: (p) => starts.get(p) });
     assert.equal(e.apply(pidV(500)), true);
     e.forked(500, 500); // a thread: the same process
     assert.deepEqual(e.list().map((v) => v.id), ['r:quarantine:pid:500']);
-    // pid 500 exited unseen; pid 7 forks a new 500: the kernel's entry now is whatever krsi_fork copied
+    // pid 500 exited unseen (its entry, written by krsi, outlived the kernel's exit cleaner); pid 7,
+    // with no verdict, forks a new 500: nothing was copied, so the stale entry leaves the map too
+    starts.set(500, 9);
     e.forked(7, 500);
     assert.deepEqual(e.list(), []);
     assert.equal(e.store.get('r:quarantine:pid:500'), undefined);
-    assert.ok(maps.get({ map: 'deny_tgid', tgid: 500 }), 'the map entry is the kernel\'s to manage');
+    assert.equal(maps.get({ map: 'deny_tgid', tgid: 500 }), undefined);
     // a later verdict on the new process does not merge with the dead one's
     assert.equal(e.apply({ ...pidV(500, 5_000), id: 'r2:mprotect_exec:pid:500', rule: 'r2', op: 'mprotect_exec' }), true);
     assert.deepEqual(maps.get({ map: 'deny_tgid', tgid: 500 })?.ops, 2);
+
+    // the parent holds a live verdict: krsi_fork copied it over the child's slot; the kernel's copy stays
+    assert.equal(e.apply(pidV(600)), true);
+    assert.equal(e.apply(pidV(8)), true);
+    starts.set(600, 9);
+    maps.put({ map: 'deny_tgid', tgid: 600 }, maps.get({ map: 'deny_tgid', tgid: 8 })!); // what krsi_fork did
+    e.forked(8, 600);
+    assert.deepEqual(e.list().map((v) => v.id).sort(), ['r2:mprotect_exec:pid:500', 'r:quarantine:pid:8', 'r:quarantine:pid:8@pid:600']);
+    assert.ok(maps.get({ map: 'deny_tgid', tgid: 600 }));
+
+    // a verdict applied to the new process before its (late) fork event: same start time, kept
+    assert.equal(e.apply(pidV(700)), true);
+    e.forked(7, 700);
+    assert.ok(e.list().some((v) => v.id === 'r:quarantine:pid:700'));
+    assert.ok(maps.get({ map: 'deny_tgid', tgid: 700 }));
   }));
 
   test('sweep: verdicts past their deadline leave the maps and the store; the others stay', withEnforcer(async (mk) => {
@@ -114,6 +132,15 @@ describe('enforcer', () => {
     assert.deepEqual(e.list().map((v) => v.id).sort(), ['r:exec:inode:9:7', 'r:exec:inode:9:8']);
     assert.equal(e.sweep(1e15), 1);
     assert.deepEqual([...maps.entries.keys()], [keyString({ map: 'deny_inode', dev: 9, ino: 8 })]);
+  }));
+
+  test('sweep: a short verdict merged into a longer entry stays until the entry expires (its bits may be the long one\'s)', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps, procStart: () => 5 });
+    assert.equal(e.apply(pidV(100)), true); // permanent quarantine
+    assert.equal(e.apply({ ...pidV(100, 500), id: 'r2:exec:pid:100', rule: 'r2', op: 'exec' }), true); // exec bit, 500 ns
+    assert.equal(e.sweep(1e15), 0);
+    assert.equal(maps.get({ map: 'deny_tgid', tgid: 100 })?.ops, 7, 'the process still cannot exec');
   }));
 
   test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {

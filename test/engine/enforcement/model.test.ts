@@ -41,6 +41,18 @@ describe('enforcement model', () => {
     assert.ok(m.check(ev('exec', 1e15, 43)));
   });
 
+  test('expire(): a short verdict merged into a longer entry stays with it, as in the kernel\'s single map value', () => {
+    const m = new EnforcementModel();
+    m.apply(verdict('quarantine', { kind: 'pid', pid: 42 }, 1 * S, 0, 'long'));
+    m.apply(verdict('exec', { kind: 'pid', pid: 42 }, 2 * S, 5 * S, 'short')); // the exec bit's last setter
+    assert.equal(m.expire(100 * S), 0);
+    assert.equal(m.check(ev('exec', 100 * S, 42))?.op, 'exec', 'the permanent quarantine still denies exec');
+    // an entry of its own expires with it
+    m.apply(verdict('exec', { kind: 'pid', pid: 43 }, 2 * S, 5 * S, 'short'));
+    assert.equal(m.expire(100 * S), 1);
+    assert.equal(m.check(ev('exec', 100 * S, 43)), undefined);
+  });
+
   test('never pid 1, never selfPid', () => {
     const m = new EnforcementModel({ selfPid: 999 });
     m.apply(verdict('exec', { kind: 'inode', dev: 2049, ino: 777 }));
