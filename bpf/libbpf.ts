@@ -245,10 +245,10 @@ function mountFs(fstype: string, target: string): void {
   log.info({ fstype, target }, 'mounted');
 }
 
-/** mount bpffs at /sys/fs/bpf when missing and create PIN_ROOT */
+/** mount bpffs at /sys/fs/bpf when missing (pins create their own directories under PIN_ROOT, so
+ *  nothing is left behind on a host where nothing gets pinned) */
 export function ensureBpffs(): void {
   mountFs('bpf', '/sys/fs/bpf');
-  mkdirSync(PIN_ROOT, { recursive: true });
 }
 
 /** mount tracefs at /sys/kernel/tracing when missing (libbpf attaches tp/ programs through it) */

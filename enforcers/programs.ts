@@ -2,6 +2,7 @@
 // /sys/fs/bpf/krsi/enforce/, so enforcement keeps working after krsi exits; a restarted krsi reuses the
 // pinned maps (and links) instead of starting empty. unloadEnforcement() unpins everything (detaches).
 import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ensureObject } from '../bpf/build.ts';
 import { supported } from '../bpf/support.ts';
 import { BpfError, BpfMap, BpfObject, RingBuffer, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
@@ -166,11 +167,15 @@ export function unloadEnforcement(): number {
   let n = 0;
   for (const p of PROG_NAMES) if (unpinPath(LINK_PINS[p])) n++;
   for (const m of MAP_NAMES) if (unpinPath(MAP_PINS[m])) n++;
-  try {
-    rmdirSync(ENFORCE_PIN_DIR);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'ENOTEMPTY') throw new BpfError(`rmdir ${ENFORCE_PIN_DIR}`, (e as NodeJS.ErrnoException).errno ?? 1);
+  // the pin dir, then its parent /sys/fs/bpf/krsi when nothing else is pinned there
+  for (const dir of [ENFORCE_PIN_DIR, dirname(ENFORCE_PIN_DIR)]) {
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY') break;
+      if (code !== 'ENOENT') throw new BpfError(`rmdir ${dir}`, (e as NodeJS.ErrnoException).errno ?? 1);
+    }
   }
   if (n) log.info({ dir: ENFORCE_PIN_DIR, pins: n }, 'enforcement unpinned');
   return n;
