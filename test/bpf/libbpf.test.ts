@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, rmdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { needLiveBpf } from '../helpers/prereq.ts';
 import { ensureObject } from '../../bpf/build.ts';
@@ -55,6 +55,12 @@ describe('libbpf binding', { skip }, () => {
   after(() => {
     obj?.close();
     rmSync(pinDir, { recursive: true, force: true });
+    // and PIN_ROOT itself when this test created it (nothing else is pinned there)
+    try {
+      rmdirSync(PIN_ROOT);
+    } catch {
+      // not empty (a krsi pinned there) or already gone
+    }
   });
 
   test('setGlobal knows the object globals and refuses unknown or oversized ones', () => {
