@@ -381,12 +381,15 @@ export class Enforcer {
     if (!e) return;
     this.entries.delete(keyString(e.key));
     this.maps.delete(e.key);
-    for (const [id, v] of [...this.verdicts]) {
-      if (v.key.map === 'deny_tgid' && v.key.tgid === pid) {
-        this.verdicts.delete(id);
-        this.store.remove(id);
-      }
+    for (const [id] of this.tgidRecords(pid)) {
+      this.verdicts.delete(id);
+      this.store.remove(id);
     }
+  }
+
+  /** the verdicts krsi holds on a pid's deny_tgid entry (its own and inherited copies) */
+  private tgidRecords(pid: number): [string, { stored: StoredVerdict; key: EntryKey }][] {
+    return [...this.verdicts].filter(([, v]) => v.key.map === 'deny_tgid' && v.key.tgid === pid);
   }
 
   /** the child of a fork is a new process: records krsi still holds under its pid are from a process
@@ -399,7 +402,7 @@ export class Enforcer {
     const e = this.entries.get(k);
     if (!e) return;
     const start = this.procStart(pid);
-    const stale = [...this.verdicts].filter(([, v]) => v.key.map === 'deny_tgid' && v.key.tgid === pid && (start === undefined || v.stored.proc_start !== start));
+    const stale = this.tgidRecords(pid).filter(([, v]) => start === undefined || v.stored.proc_start !== start);
     if (stale.length === 0) return;
     if (parentLive) {
       // the map holds krsi_fork's copy of the parent's entry: the kernel's to keep; krsi's books drop
