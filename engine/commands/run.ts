@@ -103,7 +103,7 @@ const HEARTBEAT_LAG_NS = 1e9;
 /** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
 export async function runLive(
   o: {
-    rules: CompiledRuleSet; mode?: Mode; record?: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number;
+    rules: CompiledRuleSet; mode?: Mode; /** a log path, or a log the caller opened (runLive closes it) */ record?: string | LogWriter; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number;
     /** H11: sha256 on exec events (default: when a rule reads it, or when recording) */ hashExe?: boolean | ExeHasher;
     /** H11: Prometheus metrics to feed */ metrics?: KrsiMetrics;
   },
@@ -111,7 +111,7 @@ export async function runLive(
   onBatch?: () => void,
 ): Promise<SummaryOut & { lost: number; hash?: HashStats }> {
   // the log first: a log that cannot be opened fails the run before any program is loaded
-  const writer = o.record ? LogWriter.open(o.record) : undefined;
+  const writer = typeof o.record === 'string' ? LogWriter.open(o.record) : o.record;
   let raw: LiveSignals;
   try {
     raw = o.live ?? (await startSignals(o.signals ?? {}));
@@ -259,9 +259,10 @@ export function register(program: Command): void {
         rules = selectRules(rules, opts.rule);
       }
       // the log before anything is loaded or exempted: a bad --record path fails here, with nothing to undo
+      let writer: LogWriter | undefined;
       if (opts.record) {
         try {
-          await LogWriter.open(opts.record).close();
+          writer = LogWriter.open(opts.record);
         } catch (e) {
           fail('run', `--record: ${(e as Error).message}`, 1);
         }
@@ -277,7 +278,7 @@ export function register(program: Command): void {
       const sink = new OutputSink(opts.format);
       try {
         const s = await runLive(
-          { rules, mode: opts.mode, record: opts.record, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce, metrics },
+          { rules, mode: opts.mode, record: writer, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce, metrics },
           sink.write,
           () => void sink.drain(),
         );
