@@ -194,6 +194,16 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(m.loadedAfterMemory, true);
   });
 
+  test('sweep: an expired verdict leaves the pinned map; a short one merged into a permanent entry does not', () => {
+    const s = r.sweep;
+    assert.equal(s.deniedBefore.out, `errno=${EPERM}`, 'the short verdict denied before its deadline');
+    assert.equal(s.swept, 1, 'only the verdict whose whole entry expired');
+    assert.equal(s.shortEntry, false, 'its map entry is gone');
+    assert.equal(s.shortRuns.code, 0, s.shortRuns.out);
+    assert.equal(s.longEntry, true);
+    assert.equal(s.longDenied.out, `errno=${EPERM}`, 'the permanent verdict still denies');
+  });
+
   test('every denial reached the ring buffer and the per-reason counters agree; nothing lost', () => {
     const byReason: Record<string, number> = {};
     for (const e of r.events as Ev[]) byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;

@@ -262,6 +262,35 @@ h.setConfig({ mprotect_limit: 0 });
   obs.enforcerOverlay = { applied, exec, mod, after, ifbLoaded: loadedModules().includes('ifb') };
 }
 
+// ---- sweep: an expired verdict leaves the real map; a short one merged into a permanent entry stays ----
+{
+  for (const n of ['sw-true', 'sw2-true']) {
+    copyFileSync('/bin/true', `${D}/${n}`);
+    chmodSync(`${D}/${n}`, 0o755);
+  }
+  const enf = new Enforcer(VerdictStore.open('/root/krsi-sweep'), new PinnedMapWriter(h.maps as unknown as VerdictMaps, true, () => {}), { selfPid: process.pid });
+  const now = bootTimeNs();
+  const exec = (id: string, path: string, ttl: number) => {
+    const s = statSync(path);
+    return { id, rule: 'sw', op: 'exec' as const, subject: { kind: 'inode' as const, dev: s.dev, ino: s.ino }, ts: now, ttl_ns: ttl, expires: ttl ? now + ttl : 0, mode: 'enforce' as const };
+  };
+  enf.apply(exec('sw:short', `${D}/sw-true`, 1e9));
+  enf.apply(exec('sw:long', `${D}/sw2-true`, 0));
+  enf.apply(exec('sw:short2', `${D}/sw2-true`, 1e9));
+  const deniedBefore = run(`${D}/vmhelper`, ['exec', `${D}/sw-true`]);
+  await sleep(1300);
+  const swept = enf.sweep();
+  const shortEntry = h.maps.deny_inode.lookup(fileKey(`${D}/sw-true`)) !== undefined;
+  const longEntry = h.maps.deny_inode.lookup(fileKey(`${D}/sw2-true`)) !== undefined;
+  const shortRuns = run(`${D}/vmhelper`, ['exec', `${D}/sw-true`]);
+  const longDenied = run(`${D}/vmhelper`, ['exec', `${D}/sw2-true`]);
+  enf.remove('sw:long');
+  enf.remove('sw:short2');
+  await enf.close();
+  h.setConfig({ krsi_tgid: process.pid, enforce: 1, mprotect_limit: 0, module_mode: 0 });
+  obs.sweep = { deniedBefore, swept, shortEntry, longEntry, shortRuns, longDenied };
+}
+
 // ---- denylist and busybox insmod: the file load is refused, and so is its immediate fallback from memory ----
 {
   h.maps.module_deny.update(fileKey(`${D}/tun.ko`), verdict(KRSI_OP.MODULE_LOAD, 23));
