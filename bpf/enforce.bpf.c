@@ -17,6 +17,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
+#define MAX_ERRNO 4095
 #define PROT_EXEC 0x4
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
@@ -116,6 +117,20 @@ struct {
 } denied_events SEC(".maps");
 
 /* ---- helpers ---- */
+/* an earlier BPF-LSM program's refusal, passed on. From 6.12 the verifier refuses an LSM program unless it
+ * can prove the return value lies in [-MAX_ERRNO, 0], so the hook's `ret` is range-checked and the checked
+ * register itself is returned (clang would otherwise test a sign-extended copy and return the unchecked
+ * original, which proves nothing to the verifier); anything outside the range is a refusal too */
+static __always_inline int earlier(int ret)
+{
+	long e = ret;
+
+	asm volatile("" : "+r"(e));   /* clang may no longer return the unchecked original instead of e */
+	if (e < -MAX_ERRNO || e > 0)
+		return -EPERM;
+	return e;
+}
+
 static __always_inline struct krsi_config *cfg(void)
 {
 	__u32 zero = 0;
@@ -209,7 +224,7 @@ int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
 	struct krsi_verdict *v;
 
 	if (ret)
-		return ret;   /* an earlier LSM already refused */
+		return earlier(ret);   /* an earlier LSM already refused */
 	c = cfg();
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
@@ -234,7 +249,7 @@ int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqpr
 	__u64 count = 0;
 
 	if (ret)
-		return ret;   /* an earlier LSM already refused */
+		return earlier(ret);   /* an earlier LSM already refused */
 	c = cfg();
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
@@ -284,7 +299,7 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 	struct krsi_verdict *v;
 
 	if (ret)
-		return ret;   /* an earlier LSM already refused */
+		return earlier(ret);   /* an earlier LSM already refused */
 	if (id != READING_MODULE)
 		return 0;     /* firmware, kexec, policy...: not ours */
 	c = cfg();
@@ -319,7 +334,7 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 	struct module_refusal *r;
 
 	if (ret)
-		return ret;   /* an earlier LSM already refused */
+		return earlier(ret);   /* an earlier LSM already refused */
 	if (id != LOADING_MODULE)
 		return 0;     /* firmware, kexec...: not ours */
 	c = cfg();
