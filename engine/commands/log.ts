@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { EventError, exportLog, importLog, logInfo } from '../eventlog/index.ts';
 import { createProgress, exitOnEpipe } from '../output/index.ts';
+import { visible } from '../output/visible.ts';
 
 const EXIT_CODES = `
 Exit codes:
@@ -42,7 +43,7 @@ export function register(program: Command): void {
         try {
           const r = await importLog(src, dst, {
             skipBad: opts.skipBad,
-            onBad: (e) => process.stderr.write(`skipped ${e.message}\n`),
+            onBad: (e) => process.stderr.write(`skipped ${visible(e.message)}\n`),
             onProgress: (d, t) => progress.update(d, t),
           });
           progress.stop();

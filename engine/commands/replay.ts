@@ -6,6 +6,7 @@ import type { Mode, Output, SummaryOut } from '../types.ts';
 import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../eventlog/index.ts';
 import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
 import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
+import { visible } from '../output/visible.ts';
 
 export interface ReplayOptions {
   log: string;
@@ -139,7 +140,7 @@ export function register(program: Command): void {
       const sink = new OutputSink(opts.format);
       let shown = 0;
       const onBad = (e: EventError) => {
-        if (shown++ < 20) process.stderr.write(`skipped ${e.message}\n`);
+        if (shown++ < 20) process.stderr.write(`skipped ${visible(e.message)}\n`);
         else if (shown === 21) process.stderr.write('(more bad lines skipped; the summary counts them)\n');
       };
       const path = log ?? SAMPLE_LOG;

@@ -1,6 +1,8 @@
 // Text output for people: one line per alert, verdict or denial, times relative to the first event,
-// and a summary block at the end.
+// and a summary block at the end. Every string that can come from an event (or a rule or log that an
+// attacker wrote) goes through visible(): a control character never reaches the terminal raw.
 import type { Output, Subject, SummaryOut } from '../types.ts';
+import { visible as v } from './visible.ts';
 
 export interface TextContext {
   /** ts of the log's first event; times print as +seconds after it */
@@ -19,7 +21,7 @@ export function formatSubject(s: Subject): string {
     case 'inode':
       return `inode ${s.dev}:${s.ino}`;
     case 'module':
-      return `module ${s.name}`;
+      return `module ${v(s.name)}`;
     case 'module_file':
       return `module file ${s.dev}:${s.ino}`;
   }
@@ -46,7 +48,7 @@ function summary(s: SummaryOut): string {
   const w = Math.max(0, ...ids.map((id) => id.length));
   for (const id of ids) {
     const r = s.per_rule[id];
-    lines.push(`  ${id.padEnd(w)}  alerts ${r.alerts}  verdicts ${r.verdicts}  denied ${r.denied}`);
+    lines.push(`  ${v(id).padEnd(w)}  alerts ${r.alerts}  verdicts ${r.verdicts}  denied ${r.denied}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -54,13 +56,13 @@ function summary(s: SummaryOut): string {
 export function formatText(o: Output, ctx: TextContext = {}): string {
   switch (o.kind) {
     case 'alert':
-      return `ALERT    ${o.severity.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${o.message}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
+      return `ALERT    ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${v(o.message)}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     case 'verdict': {
       const state = o.applied ? 'applied' : `not applied (${o.mode} mode)`;
-      return `VERDICT  ${o.severity.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  deny ${o.op} for ${formatSubject(o.subject)}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
+      return `VERDICT  ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  deny ${v(o.op)} for ${formatSubject(o.subject)}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     }
     case 'denied':
-      return `DENIED   ${''.padEnd(8)} ${o.rule}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${o.op} of event ${o.seq} would be refused${o.reason ? ` (${o.reason})` : ''} by verdict ${o.verdict}\n`;
+      return `DENIED   ${''.padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${v(o.op)} of event ${o.seq} would be refused${o.reason ? ` (${v(o.reason)})` : ''} by verdict ${v(o.verdict)}\n`;
     case 'summary':
       return summary(o);
   }
@@ -71,5 +73,5 @@ const EXPLAIN_MAX = 8;
 function explain(lines: string[] | undefined): string {
   if (!lines?.length) return '';
   const shown = lines.length > EXPLAIN_MAX ? [...lines.slice(0, EXPLAIN_MAX - 2), `… ${lines.length - EXPLAIN_MAX + 1} more`, lines[lines.length - 1]] : lines;
-  return shown.map((l) => `           - ${l}\n`).join('');
+  return shown.map((l) => `           - ${v(l)}\n`).join('');
 }
