@@ -39,7 +39,7 @@ describe('formatText: every event-derived string', () => {
   test('alert message and explain lines, verdict subject, denied reason', () => {
     const alert: AlertOut = { kind: 'alert', rule: 'r', tags: [], severity: 'high', pid: 1, ts: 1, events: [1], message: HOSTILE, explain: [HOSTILE] };
     const verdict: VerdictOut = { ...alert, kind: 'verdict', op: 'module_load', subject: { kind: 'module', name: HOSTILE }, ttl_ns: 0, expires: 0, mode: 'monitor', applied: false, explain: [HOSTILE] };
-    const denied: DeniedOut = { kind: 'denied', ts: 1, seq: 1, pid: 1, op: 'exec', verdict: HOSTILE, rule: HOSTILE, reason: HOSTILE };
+    const denied: DeniedOut = { kind: 'denied', ts: 1, seq: 1, pid: 1, op: 'exec', verdict: HOSTILE, rule: HOSTILE, reason: HOSTILE as DeniedOut['reason'] };
     for (const o of [alert, verdict, denied]) {
       const text = formatText(o, { t0: 0 });
       const lines = text.split('\n').slice(0, -1);
