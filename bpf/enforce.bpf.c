@@ -117,18 +117,24 @@ struct {
 } denied_events SEC(".maps");
 
 /* ---- helpers ---- */
-/* an earlier BPF-LSM program's refusal, passed on. From 6.12 the verifier refuses an LSM program unless it
- * can prove the return value lies in [-MAX_ERRNO, 0], so the hook's `ret` is range-checked and the checked
- * register itself is returned (clang would otherwise test a sign-extended copy and return the unchecked
- * original, which proves nothing to the verifier); anything outside the range is a refusal too */
-static __always_inline int earlier(int ret)
+/* what a hook returns, provably in [-MAX_ERRNO, 0]: from 6.12 the verifier refuses an LSM program unless it can
+ * prove that range at every exit. The value is range-checked and the checked register itself is returned
+ * (clang would otherwise test a sign-extended copy and return the unchecked original, or compute
+ * `enforce ? -EPERM : 0` as a negation the verifier cannot bound); anything outside the range is a refusal */
+static __always_inline int lsm_ret(int ret)
 {
 	long e = ret;
 
-	asm volatile("" : "+r"(e));   /* clang may no longer return the unchecked original instead of e */
+	asm volatile("" : "+r"(e));
 	if (e < -MAX_ERRNO || e > 0)
 		return -EPERM;
 	return e;
+}
+
+/* an earlier BPF-LSM program's refusal, passed on */
+static __always_inline int earlier(int ret)
+{
+	return lsm_ret(ret);
 }
 
 static __always_inline struct krsi_config *cfg(void)
@@ -183,7 +189,7 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 	ev = bpf_ringbuf_reserve(&denied_events, sizeof(*ev), 0);
 	if (!ev) {
 		bump(0);   /* record lost: counted, the verdict still holds */
-		return enforce ? -EPERM : 0;
+		return lsm_ret(enforce ? -EPERM : 0);
 	}
 	ev->hdr.ts = bpf_ktime_get_boot_ns();
 	ev->hdr.kind = KRSI_EV_DENIED;
@@ -211,7 +217,7 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 	ev->inode.dev = k ? k->dev : 0;
 	ev->inode._pad = 0;
 	bpf_ringbuf_submit(ev, 0);
-	return enforce ? -EPERM : 0;
+	return lsm_ret(enforce ? -EPERM : 0);
 }
 
 /* ---- exec: deny a denied binary (inode) and any exec by a denied tgid ---- */
@@ -289,6 +295,20 @@ static __always_inline int refuse_module_file(struct krsi_config *c, __u32 tgid,
 	return deny(c, KRSI_OP_MODULE_LOAD, reason, rule_id, k);
 }
 
+/* kernels from late 2025 read a compressed module (finit_module with MODULE_INIT_COMPRESSED_FILE) under an id of
+ * its own, READING_MODULE_COMPRESSED (7 upstream); 6.1 and 6.12 read it as READING_MODULE. CO-RE asks the
+ * running kernel's BTF whether the value exists and what it is, at load time (bpf/features.ts reports it) */
+enum kernel_read_file_id___krsi { READING_MODULE_COMPRESSED___krsi = 7 };
+
+static __always_inline bool module_file(int id)
+{
+	if (id == READING_MODULE)
+		return true;
+	if (bpf_core_enum_value_exists(enum kernel_read_file_id___krsi, READING_MODULE_COMPRESSED___krsi))
+		return id == bpf_core_enum_value(enum kernel_read_file_id___krsi, READING_MODULE_COMPRESSED___krsi);
+	return false;   /* no such id on this kernel: compressed modules come as READING_MODULE */
+}
+
 /* ---- module from a file (finit_module): verdicts, denylist, allowlist ---- */
 SEC("lsm/kernel_read_file")
 int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, int ret)
@@ -300,7 +320,7 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
-	if (id != READING_MODULE)
+	if (!module_file(id))
 		return 0;     /* firmware, kexec, policy...: not ours */
 	c = cfg();
 	if (exempt(tgid, c))
@@ -374,14 +394,20 @@ int BPF_PROG(krsi_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* ---- lifecycle: a tgid verdict and the counter end with the process (a reused pid starts clean) ---- */
+/* ---- lifecycle: a tgid verdict and the counter end with the process (a reused pid starts clean), and
+ * so does krsi's exemption: however krsi ends (SIGKILL, OOM, a crash), no later process with its pid is
+ * exempt. A new krsi writes its own tgid at start; one racing this exit loses only its exemption. ---- */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(krsi_exit, struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
+	struct krsi_config *c;
 
 	if (p->signal->live.counter != 0)
 		return 0;     /* other threads still run: the process lives on */
+	c = cfg();
+	if (c && c->krsi_tgid == tgid)
+		c->krsi_tgid = 0;   /* krsi is gone: its pid is nobody's exemption */
 	/* look first: a lookup takes no lock, a delete does, and most processes have no entry */
 	if (bpf_map_lookup_elem(&deny_tgid, &tgid))
 		bpf_map_delete_elem(&deny_tgid, &tgid);

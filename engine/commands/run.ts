@@ -215,7 +215,9 @@ ctime; 4096 cached), read through /proc/PID/exe while the process lives, else it
 256 KiB are hashed without blocking, the events keep their order. An executable that cannot be read
 (process and file gone, or replaced) leaves its exec event without sha256; the count is printed.
 
---metrics HOST:PORT (e.g. 127.0.0.1:9464; off by default) serves Prometheus metrics at /metrics:
+--metrics PORT (127.0.0.1:PORT) or HOST:PORT (off by default) serves Prometheus metrics at /metrics, with
+no authentication: an address other hosts can reach is used only when given, with a warning. It exposes
+counts and sizes, no event data (no paths, argv, env, pids):
 krsi_events_total{type}, krsi_events_lost_total{kind}, krsi_alerts_total / krsi_verdicts_total /
 krsi_denied_total / krsi_rule_errors_total{rule}, krsi_process_table_entries, krsi_correlation_keys{rule},
 krsi_correlation_evictions_total{rule}, krsi_process_table_evictions_total, krsi_ringbuf_records_total,
@@ -238,7 +240,7 @@ export function register(program: Command): void {
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
     .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)') // H8
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
-    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)') // H11
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (HOST: another address, unauthenticated)') // H11
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'run') : undefined;
@@ -272,7 +274,9 @@ export function register(program: Command): void {
       // H11: metrics server before the signals, so a bad address fails before anything is loaded
       const metrics = opts.metrics !== undefined ? new KrsiMetrics() : undefined;
       const server = metrics && (await serveMetrics(metrics, opts.metrics!).catch((e: Error) => fail('run', e.message.startsWith('--metrics') ? e.message : `--metrics ${opts.metrics}: ${e.message}`, 2)));
-      if (server) process.stderr.write(`krsi run: metrics on ${server.url}\n`);
+      // the warning first, in the same write: whoever reads up to the URL has read it
+      const exposed = server?.exposed ? `krsi run: warning: the metrics endpoint is unauthenticated and ${opts.metrics} is reachable from other hosts: anyone there reads rule ids, event and alert counts and process metrics (a bare port binds 127.0.0.1)\n` : '';
+      if (server) process.stderr.write(`${exposed}krsi run: metrics on ${server.url}\n`);
 
       const live = await startLive('run', { watchEnv: opts.watchEnv });
       const sink = new OutputSink(opts.format);
