@@ -153,18 +153,29 @@ function safe<T>(f: () => T): T | undefined {
   }
 }
 
-/** "127.0.0.1:9464", "[::1]:9464", ":9464" or "9464" (loopback) */
+/**
+ * "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464", ":9464" or "9464": a bare port means loopback. The
+ * endpoint has no authentication; a non-loopback address only when given (serveMetrics says `exposed`)
+ */
 export function parseListen(addr: string): { host: string; port: number } {
   const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?([0-9]{1,5})$/.exec(addr.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new Error(`--metrics: '${addr}' is not HOST:PORT (e.g. 127.0.0.1:9464)`);
+  if (!m || port > 65535) throw new Error(`--metrics: '${addr}' is not HOST:PORT or PORT (e.g. 9464: 127.0.0.1:9464)`);
   const host = (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1';
   return { host, port };
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms: reachable from this host only */
+export function isLoopback(address: string): boolean {
+  const v4 = address.replace(/^::ffff:/i, '');
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || /^(0{0,4}:){2,7}0{0,3}1$/.test(address) || address === '::1';
 }
 
 export interface MetricsServer {
   /** http://host:port/metrics (the real port when 0 was asked) */
   url: string;
+  /** bound to an address other hosts can reach (given explicitly): anyone there can read it */
+  exposed: boolean;
   close(): Promise<void>;
 }
 
@@ -198,6 +209,7 @@ export async function serveMetrics(m: KrsiMetrics, addr: string): Promise<Metric
   log.info({ url }, 'metrics served');
   return {
     url,
+    exposed: !isLoopback(bound.address),
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
