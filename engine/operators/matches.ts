@@ -1,31 +1,28 @@
-// matches: the fact is a string matching a JavaScript regular expression, compiled once per condition.
-// A leading "(?i)" makes it case-insensitive (JavaScript has no inline flags).
+// matches: the fact is a string in which the regular expression b finds a match (RE2 syntax, linear time:
+// engine/operators/regex.ts), compiled once per condition. "(?i)" makes it case-insensitive.
+import { compileRegex, RegexError, type Regex } from './regex.ts';
 import { defineOperator } from './types.ts';
 
-export function compileRegex(source: string): RegExp {
-  if (source.startsWith('(?i)')) return new RegExp(source.slice(4), 'i');
-  return new RegExp(source);
-}
-
-function tryCompile(v: unknown): RegExp | null {
+function tryCompile(v: unknown): Regex | null {
   if (typeof v !== 'string') return null;
   try {
     return compileRegex(v);
   } catch {
-    return null;
+    return null; // a fact-to-fact pattern from an event that RE2 refuses: no match
   }
 }
 
-export default defineOperator<RegExp | null>({
+export default defineOperator<Regex | null>({
   name: 'matches',
-  doc: 'a is a string matching the regular expression b',
+  doc: 'a is a string in which the regular expression b (RE2 syntax) finds a match',
   checkValue: (v) => {
     if (typeof v !== 'string') return { code: 'BAD_OPERATOR_VALUE', message: 'the value must be a regular expression string' };
     try {
       compileRegex(v);
       return undefined;
     } catch (e) {
-      return { code: 'BAD_REGEX', message: (e as Error).message };
+      if (!(e instanceof RegexError)) throw e;
+      return { code: 'BAD_REGEX', message: e.message };
     }
   },
   prepare: tryCompile,
