@@ -2,8 +2,22 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { supported, type Support } from '../../bpf/support.ts';
+import { kernelFeatures, type KernelFeatures } from '../../bpf/features.ts';
 
 const yes = (b: boolean) => (b ? 'yes' : 'no ');
+
+const mark = (b: boolean | undefined) => (b === undefined ? '?  ' : yes(b));
+
+/** one line per program: what it needs from the kernel and whether this kernel has it; the missing ones first */
+export function formatFeatures(f: KernelFeatures): string {
+  const lines = [`kernel features (from ${f.btf ? 'the kernel\'s BTF' : 'no BTF: hooks and BTF tracepoints unknown'}):`];
+  const rows = [...f.programs].sort((a, b) => Number(a.present !== false) - Number(b.present !== false));
+  for (const p of rows) lines.push(`  ${mark(p.present)}  ${`${p.object}/${p.program}`.padEnd(32)} ${p.needs}`);
+  for (const [e, ok] of Object.entries(f.enums)) lines.push(`  ${mark(ok)}  ${'enum value'.padEnd(32)} ${e}`);
+  const missing = f.programs.filter((p) => p.present === false);
+  lines.push(missing.length ? `missing: ${missing.map((p) => `${p.object}/${p.program}`).join(', ')} (those programs cannot load here)` : 'missing: none');
+  return lines.join('\n') + '\n';
+}
 
 export function formatStatus(s: Support): string {
   const rows: [string, boolean, string][] = [
@@ -30,10 +44,17 @@ export function formatStatus(s: Support): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show what this host supports: root, libbpf, BTF, ring buffer, tracepoints, tp_btf, BPF LSM, modules')
+    .description('show what this host supports: root, libbpf, BTF, ring buffer, tracepoints, tp_btf, BPF LSM, modules, and the kernel feature each signal and hook program relies on')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .action((o: { format: 'text' | 'json' }) => {
       const s = supported();
-      process.stdout.write(o.format === 'json' ? JSON.stringify(s) + '\n' : formatStatus(s));
+      let features: KernelFeatures | { error: string };
+      try {
+        features = kernelFeatures();
+      } catch (e) {
+        features = { error: (e as Error).message.split('\n')[0] };
+      }
+      if (o.format === 'json') process.stdout.write(JSON.stringify({ ...s, features }) + '\n');
+      else process.stdout.write(formatStatus(s) + ('error' in features ? `kernel features: unknown (${features.error})\n` : formatFeatures(features)));
     });
 }

@@ -61,7 +61,7 @@ interface Results {
   cli?: { add: Cli; execCopy: string; execOrig: number | null; list: Cli; rm: Cli; execAfterRm: number | null };
   error?: string;
 }
-interface Cli { code: number | null; out: string; err: string }
+interface Cli { code: number | null; signal?: string | null; out: string; err: string }
 
 // ---------------------------------------------------------------- guest side
 async function guest(results: string): Promise<void> {
@@ -100,7 +100,10 @@ async function guest(results: string): Promise<void> {
       }
     });
     p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exit = new Promise<number | null>((res) => p.once('exit', (c) => res(c)));
+    const exit = new Promise<number | null>((res) => p.once('exit', (c, sig) => {
+      if (sig) err += `\n--- krsi run killed by ${sig}; guest dmesg tail:\n${dmesgTail()}`;
+      res(c);
+    }));
     return { p, out, err: () => err, exit };
   }
   async function ready(k: Krsi): Promise<void> {
@@ -127,6 +130,7 @@ async function guest(results: string): Promise<void> {
     await until('the exec attempt', () => (v.out().slice(before).includes('exec-failed') || v.p.exitCode !== null ? true : undefined), 30_000);
     return v.out().slice(before);
   }
+  const dmesgTail = () => spawnSync('dmesg', [], { encoding: 'utf8' }).stdout?.split('\n').slice(-40).join('\n') ?? '';
   const dumpTgid = () => spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', '/sys/fs/bpf/krsi/enforce/deny_tgid'], { encoding: 'utf8' }).stdout ?? '';
 
   let k1: Krsi | undefined, k2: Krsi | undefined, v: ReturnType<typeof victim> | undefined;
@@ -180,7 +184,9 @@ async function guest(results: string): Promise<void> {
     chmodSync(copy, 0o755);
     const cli = (...a: string[]): Cli => {
       const c = spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...a, '--state', state], { encoding: 'utf8' });
-      return { code: c.status, out: c.stdout, err: c.stderr.slice(-2000) };
+      const res: Cli = { code: c.status, signal: c.signal, out: c.stdout, err: c.stderr.slice(-2000) };
+      if (c.signal) res.err += `\n--- killed by ${c.signal}; guest dmesg tail:\n${dmesgTail()}`;
+      return res;
     };
     const add = cli('add', '--op', 'exec', '--inode', copy, '--ttl', '5m', '--rule', 'e2e-cli');
     const tryExec = (f: string) => spawnSync(f, [], { encoding: 'utf8' });
@@ -192,7 +198,7 @@ async function guest(results: string): Promise<void> {
     r.cli = { add, execCopy, execOrig, list, rm, execAfterRm: tryExec(copy).status };
     step('done');
   } catch (e) {
-    r.error = (e as Error).stack ?? String(e);
+    r.error = `${(e as Error).stack ?? String(e)}\n--- guest dmesg tail:\n${dmesgTail()}`;
     r.stderr1 ||= k1?.err() ?? '';
     r.stderr2 ||= k2?.err() ?? '';
   } finally {
@@ -208,13 +214,13 @@ if (process.env.KRSI_E2E_GUEST) {
   await guest(process.env.KRSI_E2E_GUEST);
 } else {
   // ---------------------------------------------------------------- host side
-  const { vmAvailable, runInVm, REPO_ROOT } = await import('./vm.ts');
-  const skip = vmAvailable();
+  const { vmAvailable, runInVm, REPO_ROOT, VM_KERNELS, vmKernelLabel } = await import('./vm.ts');
 
-  test('end to end in the VM: signal -> rule -> verdict -> map -> EPERM; persistence; differential', { skip, timeout: 900_000 }, async (t) => {
+  for (const kernel of VM_KERNELS)
+  test(`end to end in the VM [${vmKernelLabel(kernel)}]: signal -> rule -> verdict -> map -> EPERM; persistence; differential`, { skip: vmAvailable(kernel), timeout: 900_000 }, async (t) => {
     const rw = mkdtempSync(join(tmpdir(), 'krsi-e2e-'));
     try {
-      const vm = await runInVm(`node --import tsx test/vm/e2e.test.ts`, { rw, env: { KRSI_E2E_GUEST: rw }, timeoutMs: 780_000, cwd: REPO_ROOT });
+      const vm = await runInVm(`node --import tsx test/vm/e2e.test.ts`, { rw, env: { KRSI_E2E_GUEST: rw }, timeoutMs: 780_000, cwd: REPO_ROOT, kernel });
       const file = join(rw, 'results.json');
       assert.ok(existsSync(file), `no results from the guest (exit ${vm.code}): ${vm.stderr.slice(-3000)}`);
       const r = JSON.parse(readFileSync(file, 'utf8')) as Results;

@@ -7,17 +7,21 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { vmAvailable, runTsInVm, REPO_ROOT, type VmResult } from './vm.ts';
+import { vmAvailable, runTsInVm, REPO_ROOT, VM_KERNELS, vmKernelLabel, type VmKernel, type VmResult } from './vm.ts';
 import { needCc, needClang } from '../helpers/prereq.ts';
 import { ensureObject } from '../../bpf/build.ts';
 
 const EPERM = 1;
-const skip = vmAvailable() ?? needCc() ?? needClang();
+// every case on each kernel of the matrix (Debian's 6.1 and 6.12): one boot per kernel
+for (const kernel of VM_KERNELS) cases(kernel);
+
+function cases(kernel: VmKernel): void {
+const skip = vmAvailable(kernel) ?? needCc() ?? needClang();
 
 interface Run { code: number | null; out: string; pid: number }
 interface Ev { pid: number; op: string; reason: string; key: Record<string, unknown>; rule_id: number; enforced: boolean; comm: string }
 
-describe('BPF-LSM enforcement in the VM', { skip }, () => {
+describe(`BPF-LSM enforcement in the VM [${vmKernelLabel(kernel)}]`, { skip }, () => {
   let dir = '';
   let vm: VmResult;
   let r: any;
@@ -28,13 +32,13 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     // C probes built on the host, static (the guest shares the host's /, but static avoids ld.so's mprotects)
     const cc = spawnSync('cc', ['-O2', '-Wall', '-static', '-o', join(dir, 'vmhelper'), join(REPO_ROOT, 'test/vm/helpers/vmhelper.c')], { encoding: 'utf8' });
     assert.equal(cc.status, 0, cc.stderr);
-    ensureObject('enforce'); // CO-RE object built here, relocated against the guest's 6.1 BTF at load
-    vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/enforce-cases.ts'), [join(dir, 'vmhelper'), dir], { rw: dir, timeoutMs: 400_000 });
+    ensureObject('enforce'); // CO-RE object built here, relocated against the guest kernel's BTF at load
+    vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/enforce-cases.ts'), [join(dir, 'vmhelper'), dir], { rw: dir, timeoutMs: 400_000, kernel });
     const f = join(dir, 'results.json');
     assert.ok(existsSync(f), `guest wrote no results (code ${vm.code}):\n${vm.stdout}\n${vm.stderr}`);
     r = JSON.parse(readFileSync(f, 'utf8'));
     pid1 = existsSync(join(dir, 'pid1.out')) ? readFileSync(join(dir, 'pid1.out'), 'utf8') : '';
-    console.log(`# enforcement VM run: ${vm.ms} ms (boot + load + cases; cases alone ${r.casesMs} ms)`);
+    console.log(`# enforcement VM run [${vmKernelLabel(kernel)}]: ${vm.ms} ms (boot + load + cases; cases alone ${r.casesMs} ms)`);
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -44,6 +48,16 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
 
   test('the guest ran every case and exited 0', () => {
     assert.equal(vm.code, 0, vm.stderr);
+  });
+
+  test('krsi status features: every signal and enforcement program finds its hook or tracepoint in this kernel', () => {
+    const f = r.features as import('../../bpf/features.ts').KernelFeatures;
+    assert.equal(f.btf, true);
+    const missing = f.programs.filter((p) => p.present !== true).map((p) => `${p.object}/${p.program} (${p.needs}): ${p.present}`);
+    assert.deepEqual(missing, []);
+    assert.ok(f.programs.some((p) => p.section === 'lsm/bprm_check_security'));
+    assert.ok(f.programs.some((p) => p.section === 'tp_btf/module_load'), 'module signals are checked too');
+    assert.equal(f.enums['kernel_read_file_id.READING_MODULE'], true);
   });
 
   test('exec: a deny-listed binary fails with EPERM; an identical copy at another inode runs', () => {
@@ -150,6 +164,21 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.deepEqual(ev.map((e) => [e.op, e.reason, e.rule_id]), [['module_load', 'MODULE_DENY', 18]]);
   });
 
+  test('modules, compressed (.ko.xz through finit_module(MODULE_INIT_COMPRESSED_FILE), where the kernel ships them): refused unless on the allowlist', (t) => {
+    if (!r.moduleCompressed) {
+      t.skip(`${vmKernelLabel(kernel)} ships plain .ko modules`);
+      return;
+    }
+    const m = r.moduleCompressed;
+    assert.equal(m.notAllowed.out, `errno=${EPERM}`);
+    assert.equal(m.qnx4Loaded, false);
+    assert.equal(m.allowed.out, 'ok', 'the allowed compressed module loads');
+    assert.equal(m.qnx6Loaded, true);
+    const ev = events((e) => e.pid === m.notAllowed.pid);
+    assert.deepEqual(ev.map((e) => [e.op, e.reason]), [['module_load', 'MODULE_ALLOW']]);
+    assert.equal(events((e) => e.pid === m.allowed.pid).length, 0);
+  });
+
   test('modules, tgid verdict (MODULE_LOAD bit): that process cannot load a module; another process can', () => {
     assert.equal(r.moduleTgid.denied.out, `errno=${EPERM}`);
     assert.equal(r.moduleTgid.vethLoaded, false);
@@ -211,3 +240,4 @@ describe('BPF-LSM enforcement in the VM', { skip }, () => {
     assert.equal(r.lost, 0);
   });
 });
+}

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { vmAvailable, runInVm } from './vm.ts';
+import { vmAvailable, runInVm, VM_KERNELS, vmKernelLabel, vmKernelVersion } from './vm.ts';
 
-test('VM harness: exit status, stdout/stderr, BPF LSM, shares, node, kernel modules', { skip: vmAvailable() }, async () => {
+for (const kernel of VM_KERNELS) {
+test(`VM harness [${vmKernelLabel(kernel)}]: exit status, stdout/stderr, BPF LSM, BTF, shares, node, kernel modules`, { skip: vmAvailable(kernel) }, async () => {
   const rw = mkdtempSync(join(tmpdir(), 'krsi-vm-'));
   try {
     const marker = join(rw, '..', `krsi-vm-ro-${process.pid}`);
@@ -19,19 +20,22 @@ test('VM harness: exit status, stdout/stderr, BPF LSM, shares, node, kernel modu
         `touch ${marker}`, // the host's / is read-only under an overlay: this stays in the guest
         'test -f package.json && echo cwd-ok',
         'node -e "console.log(\'node\', process.versions.node)"',
-        'test -f "$KRSI_VM_MODULES/kernel/drivers/net/dummy.ko" && echo dummy-ok',
+        'ls "$KRSI_VM_MODULES"/kernel/drivers/net/dummy.ko* >/dev/null && echo dummy-ok',
+        'test -f /sys/kernel/btf/vmlinux && echo btf-ok',
         'echo to-stderr >&2',
         'exit 7',
       ].join('\n'),
-      { rw, timeoutMs: 120_000 },
+      { rw, timeoutMs: 120_000, kernel },
     );
     assert.equal(r.code, 7, r.stderr);
     const lines = r.stdout.split('\n');
     assert.match(lines[0], /(^|,)bpf(,|$)/);
-    assert.match(lines[1], /^\d+\.\d+\.\d+-\d+-amd64$/);
+    assert.equal(lines[1], vmKernelVersion(kernel), 'the kernel asked for is the one booted');
+    assert.ok(lines[1].startsWith(`${kernel}.`), lines[1]);
     assert.ok(lines.includes('cwd-ok'), r.stdout);
     assert.ok(lines.some((l) => l.startsWith('node 20')), r.stdout);
     assert.ok(lines.includes('dummy-ok'), r.stdout);
+    assert.ok(lines.includes('btf-ok'), r.stdout);
     assert.match(r.stderr, /to-stderr/);
     assert.equal(readFileSync(join(rw, 'result'), 'utf8'), 'written\n');
     assert.equal(existsSync(marker), false, 'a guest write leaked to the host');
@@ -40,6 +44,8 @@ test('VM harness: exit status, stdout/stderr, BPF LSM, shares, node, kernel modu
     rmSync(rw, { recursive: true, force: true });
   }
 });
+
+}
 
 test('VM harness: a guest that never finishes is stopped by the timeout', { skip: vmAvailable() }, async () => {
   const r = await runInVm('sleep 600', { timeoutMs: 10_000 });

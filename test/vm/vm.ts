@@ -13,7 +13,16 @@ export const RUN_IN_VM = fileURLToPath(new URL('./run-in-vm.sh', import.meta.url
 /** the checkout's root (the guest starts in the same directory) */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** Debian's two long-term kernel lines the VM boots: bookworm's 6.1 and bookworm-backports' 6.12 */
+export type VmKernel = '6.1' | '6.12';
+/** the kernels every VM test runs on (KRSI_VM_KERNELS="6.1" narrows the matrix for a quick local run) */
+export const VM_KERNELS: readonly VmKernel[] = (process.env.KRSI_VM_KERNELS ?? '6.1 6.12')
+  .split(/[\s,]+/)
+  .filter((k): k is VmKernel => k === '6.1' || k === '6.12');
+
 export interface VmOptions {
+  /** the kernel line to boot (default 6.1) */
+  kernel?: VmKernel;
   /** whole run, boot included; default 300 s (TCG is slow and the cores are shared) */
   timeoutMs?: number;
   /** a host directory exported read-write and mounted at the same path in the guest (results) */
@@ -38,26 +47,47 @@ export interface VmResult {
   ms: number;
 }
 
-let cached: { reason: string | undefined } | undefined;
+const available = new Map<VmKernel, string | undefined>();
+const versions = new Map<VmKernel, string | undefined>();
 
-/** undefined when the VM can run here, else a one-line skip reason (cached) */
-export function vmAvailable(): string | undefined {
-  if (cached) return cached.reason;
+function script(kernel: VmKernel, ...args: string[]) {
+  return spawnSync('bash', [RUN_IN_VM, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, KRSI_VM_KERNEL: kernel } });
+}
+
+/** undefined when the VM can run `kernel` here, else a one-line skip reason (cached) */
+export function vmAvailable(kernel: VmKernel = '6.1'): string | undefined {
+  if (available.has(kernel)) return available.get(kernel);
   let reason: string | undefined;
   if (process.platform !== 'linux' || process.arch !== 'x64') reason = 'VM tests need an x86_64 Linux host';
   else {
-    const r = spawnSync('bash', [RUN_IN_VM, '--check'], { encoding: 'utf8', timeout: 30_000 });
-    if (r.status !== 0) reason = (r.stdout.trim() || r.stderr.trim() || `run-in-vm.sh --check failed (${r.status})`).split('\n')[0];
+    const r = script(kernel, '--check');
+    if (r.status !== 0) reason = `${kernel}: ${(r.stdout?.trim() || r.stderr?.trim() || `run-in-vm.sh --check failed (${r.status})`).split('\n')[0]}`;
   }
-  cached = { reason };
+  available.set(kernel, reason);
   return reason;
 }
 
-/** the guest kernel's version (e.g. 6.1.0-56-amd64), or undefined when it cannot be resolved */
-export function vmKernelVersion(): string | undefined {
-  const r = spawnSync('bash', [RUN_IN_VM, '--kver'], { encoding: 'utf8', timeout: 30_000 });
-  const v = r.stdout.trim();
-  return r.status === 0 && v ? v : undefined;
+/** the guest kernel's version (e.g. 6.1.0-57-amd64, 6.12.95+deb12-amd64), or undefined when it cannot be resolved */
+export function vmKernelVersion(kernel: VmKernel = '6.1'): string | undefined {
+  if (!versions.has(kernel)) {
+    const r = script(kernel, '--kver');
+    const v = r.stdout?.trim();
+    versions.set(kernel, r.status === 0 && v ? v : undefined);
+  }
+  return versions.get(kernel);
+}
+
+/** what a VM test's name says about its kernel: "6.12.95+deb12-amd64" (or the line when unresolved) */
+export function vmKernelLabel(kernel: VmKernel): string {
+  return vmKernelVersion(kernel) ?? kernel;
+}
+
+/** the guest kernel's headers directory (downloaded into the VM cache on first use), or a one-line reason */
+export function vmHeaders(kernel: VmKernel = '6.1'): { dir?: string; why?: string } {
+  const r = script(kernel, '--headers');
+  const dir = r.stdout?.trim();
+  if (r.status === 0 && dir) return { dir };
+  return { why: `no headers for the ${kernel} guest kernel: ${(r.stderr?.trim() || `run-in-vm.sh --headers failed (${r.status})`).split('\n').pop()}` };
 }
 
 function shq(s: string): string {
@@ -70,6 +100,7 @@ export function runInVm(cmd: string, o: VmOptions = {}): Promise<VmResult> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     VM_TIMEOUT: String(Math.max(1, Math.ceil(timeoutMs / 1000))),
+    KRSI_VM_KERNEL: o.kernel ?? '6.1',
   };
   if (o.rw) env.VM_RW = o.rw;
   if (o.mem) env.VM_MEM = o.mem;

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { linkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { startSignals } from '../../../signals/live.ts';
 import type { KrsiEvent } from '../../../signals/events.ts';
+import { shippedModule } from '../../vm/guest/kmod.ts';
 
 // snapshots every second besides those after module events
 const live = await startSignals({ lostInterval: 0, modulesInterval: 1000 });
@@ -27,7 +28,7 @@ const listedAfter = (i: number, name: string, want: boolean) =>
 try {
   // the snapshot at start comes first
   for (let i = 0; i < 50 && !seen.some((e) => e.type === 'module_list'); i++) await new Promise((r) => setTimeout(r, 100));
-  const r = spawnSync('insmod', [`${process.env.KRSI_VM_MODULES}/kernel/drivers/net/dummy.ko`], { encoding: 'utf8' });
+  const r = spawnSync('insmod', [shippedModule('drivers/net/dummy')], { encoding: 'utf8' }); // kmod's insmod reads .ko.xz too
   insmod = { status: r.status, stderr: r.stderr };
   const done = () => seen.some((e) => e.type === 'module_list' && e.modules.includes('dummy'));
   for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 100));

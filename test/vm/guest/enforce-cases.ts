@@ -15,6 +15,8 @@ import { bootTimeNs, VerdictStore } from '../../../enforcers/store.ts';
 import { decodeVerdict } from '../../../enforcers/maps.ts';
 import { Enforcer, ModuleResolver, PinnedMapWriter, type VerdictMaps } from '../../../enforcers/enforcer.ts';
 import type { CompiledRuleSet } from '../../../engine/rules/types.ts';
+import { compressedModules, plainModule, shippedModule } from './kmod.ts';
+import { kernelFeatures } from '../../../bpf/features.ts';
 
 const [helperSrc, resultsDir] = process.argv.slice(2);
 const D = '/mnt/krsi';
@@ -68,13 +70,16 @@ for (const n of ['denied-true', 'other-true', 'ttl-true']) {
   chmodSync(`${D}/${n}`, 0o755);
 }
 const mods: Record<string, string> = {
-  tun: 'drivers/net/tun.ko',
-  dummy: 'drivers/net/dummy.ko', ifb: 'drivers/net/ifb.ko', nlmon: 'drivers/net/nlmon.ko', bfs: 'fs/bfs/bfs.ko', veth: 'drivers/net/veth.ko', minix: 'fs/minix/minix.ko',
+  tun: 'drivers/net/tun',
+  dummy: 'drivers/net/dummy', ifb: 'drivers/net/ifb', nlmon: 'drivers/net/nlmon', bfs: 'fs/bfs/bfs', veth: 'drivers/net/veth', minix: 'fs/minix/minix',
 };
-for (const [m, p] of Object.entries(mods)) copyFileSync(join(modulesDir, 'kernel', p), `${D}/${m}.ko`);
+for (const [m, p] of Object.entries(mods)) plainModule(p, `${D}/${m}.ko`);
 const fileKey = (p: string) => { const s = statSync(p); return encodeInodeKey({ dev: s.dev, ino: s.ino }); };
 const verdict = (ops: number, rule_id = 0, expires = 0) => encodeVerdict({ expires, ops, rule_id });
 const loadedModules = () => readFileSync('/proc/modules', 'utf8').split('\n').map((l) => l.split(' ')[0]);
+
+// what `krsi status` reports about this kernel: every program's hook or tracepoint, read from its BTF
+obs.features = kernelFeatures();
 
 let h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1, mprotect_limit: 0, module_mode: 0 } });
 const events: DecodedDenied[] = [];
@@ -193,6 +198,19 @@ h.setConfig({ mprotect_limit: 0 });
   obs.moduleAllow = { notAllowed, allowed, ifbLoaded: mods.includes('ifb'), dummyLoaded: mods.includes('dummy') };
 }
 
+// ---- modules, compressed (kernels that ship .ko.xz, 6.12): finit_module(MODULE_INIT_COMPRESSED_FILE) reads the
+// compressed file through kernel_read_file; the allowlist keys on that file's inode like any other ----
+if (compressedModules()) {
+  for (const m of ['qnx4', 'qnx6']) copyFileSync(shippedModule(`fs/${m}/${m}`), `${D}/${m}.ko.xz`);
+  h.maps.module_allow.update(fileKey(`${D}/qnx6.ko.xz`), verdict(KRSI_OP.MODULE_LOAD, 19));
+  h.setConfig({ module_mode: 1 });
+  const notAllowed = run(`${D}/vmhelper`, ['finitz', `${D}/qnx4.ko.xz`]);
+  const allowed = run(`${D}/vmhelper`, ['finitz', `${D}/qnx6.ko.xz`]);
+  h.setConfig({ module_mode: 0 });
+  const mods = loadedModules();
+  obs.moduleCompressed = { notAllowed, allowed, qnx4Loaded: mods.includes('qnx4'), qnx6Loaded: mods.includes('qnx6') };
+}
+
 // ---- modules, denylist: a listed module file fails, another loads ----
 {
   h.maps.module_deny.update(fileKey(`${D}/nlmon.ko`), verdict(KRSI_OP.MODULE_LOAD, 18));
@@ -241,7 +259,7 @@ h.setConfig({ mprotect_limit: 0 });
   copyFileSync('/bin/true', '/root/dep-true');
   chmodSync('/root/dep-true', 0o755);
   mkdirSync('/root/mods', { recursive: true });
-  copyFileSync(join(modulesDir, 'kernel', mods.ifb), '/root/mods/ifb.ko');
+  plainModule(mods.ifb, '/root/mods/ifb.ko');
   const store = VerdictStore.open('/root/krsi-state');
   const enf = new Enforcer(store, new PinnedMapWriter(h.maps as unknown as VerdictMaps, true, () => {}), { selfPid: process.pid, modules: new ModuleResolver('/root/mods') });
   const set = {

@@ -3,6 +3,7 @@
 //   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N x mprotect(PROT_READ|PROT_EXEC) on
 //                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
 //   vmhelper finit KO [wait]     (wait: read a line from stdin first) finit_module(open(KO)); print "ok" or "errno=N"
+//   vmhelper finitz KO           the same with MODULE_INIT_COMPRESSED_FILE (a .ko.xz the kernel decompresses)
 //   vmhelper forkexec PATH [wait]  (wait: read a line first) fork; the child sleeps 1 s (the test reads the
 //                                maps), then execv(PATH) ("child errno=N", exit 100); the parent prints
 //                                "child=PID" at once and "status=S" (the child's exit status) at the end
@@ -64,12 +65,13 @@ int main(int argc, char **argv) {
 		printf("ok=%d\n", n);
 		return 0;
 	}
-	if (!strcmp(argv[1], "finit")) {
+	if (!strcmp(argv[1], "finit") || !strcmp(argv[1], "finitz")) {
 		char line[64];
+		int flags = argv[1][5] == 'z' ? 4 /* MODULE_INIT_COMPRESSED_FILE */ : 0;
 		if (argc > 3 && !fgets(line, sizeof line, stdin)) return 2;   /* wait: parent puts map entries first */
 		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 		if (fd < 0) { perror(argv[2]); return 2; }
-		if (syscall(SYS_finit_module, fd, "", 0)) { printf("errno=%d\n", errno); return 1; }
+		if (syscall(SYS_finit_module, fd, "", flags)) { printf("errno=%d\n", errno); return 1; }
 		printf("ok\n");
 		return 0;
 	}

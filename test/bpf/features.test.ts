@@ -1,0 +1,46 @@
+// bpf/features.ts: what each program needs from the kernel, read from the running kernel's BTF. On this host:
+// the LSM hooks and BTF tracepoints exist in its BTF, a made-up hook does not, and the parser reads
+// functions, typedefs and enumerators from a real BTF blob (the kernel's, and an object's own).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { btfNames, kernelFeatures, sectionNeeds } from '../../bpf/features.ts';
+import { needClang, needLibbpf } from '../helpers/prereq.ts';
+
+const VMLINUX = '/sys/kernel/btf/vmlinux';
+const noBtf = existsSync(VMLINUX) ? undefined : 'needs kernel BTF (/sys/kernel/btf/vmlinux)';
+
+test('btfNames reads functions, typedefs and enumerators from the kernel\'s BTF', { skip: noBtf }, () => {
+  const names = btfNames(readFileSync(VMLINUX));
+  assert.ok(names.has('func:bpf_lsm_bprm_check_security'));
+  assert.ok(names.has('typedef:btf_trace_sched_process_exec'));
+  assert.ok(names.has('enum:kernel_read_file_id.READING_MODULE'));
+  assert.ok(!names.has('func:bpf_lsm_no_such_hook'));
+  assert.throws(() => btfNames(Buffer.from('not btf at all, not btf at all')), /bad magic/);
+});
+
+test('sectionNeeds: a hook, a BTF tracepoint, a tracepoint and a kprobe, each present or missing', () => {
+  const btf = new Set(['func:bpf_lsm_file_mprotect', 'typedef:btf_trace_sched_process_exec']);
+  const syms = () => new Set(['vfs_unlink', 'x']);
+  assert.deepEqual(sectionNeeds('lsm/file_mprotect', btf, undefined, syms).present, true);
+  assert.deepEqual(sectionNeeds('lsm/bpf_map', btf, undefined, syms).present, false);
+  assert.deepEqual(sectionNeeds('tp_btf/sched_process_exec', btf, undefined, syms).present, true);
+  assert.deepEqual(sectionNeeds('tp_btf/module_load', btf, undefined, syms).present, false);
+  assert.deepEqual(sectionNeeds('tp/syscalls/sys_enter_unlink', btf, undefined, syms).present, undefined, 'no tracefs: cannot tell');
+  assert.deepEqual(sectionNeeds('kprobe/vfs_unlink', btf, undefined, syms).present, true);
+  assert.deepEqual(sectionNeeds('kprobe/gone', btf, undefined, syms).present, false);
+  assert.match(sectionNeeds('lsm/bpf_map', undefined, undefined, syms).needs, /bpf_lsm_bpf_map/);
+});
+
+test('kernelFeatures lists every program of the signal and enforcement objects with what it needs', { skip: noBtf ?? needLibbpf() ?? needClang() }, () => {
+  const f = kernelFeatures();
+  assert.equal(f.btf, true);
+  const sections = f.programs.map((p) => p.section);
+  for (const s of ['lsm/bprm_check_security', 'lsm/file_mprotect', 'lsm/kernel_read_file', 'lsm/kernel_load_data', 'tp_btf/sched_process_exec', 'tp_btf/module_load']) {
+    assert.ok(sections.includes(s), `${s} in ${sections.join(', ')}`);
+  }
+  // this host kernel has BPF LSM hooks in its BTF even though it refuses LSM programs
+  assert.equal(f.programs.find((p) => p.section === 'lsm/bprm_check_security')?.present, true);
+  assert.equal(f.programs.find((p) => p.section === 'tp_btf/sched_process_exec')?.present, true);
+  assert.equal(f.enums['kernel_read_file_id.READING_MODULE'], true);
+});
