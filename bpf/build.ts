@@ -1,16 +1,18 @@
 // The BPF build step: bpf/<name>.bpf.c -> bpf/build/<name>.o with clang, rebuilt when the object is
 // missing or older than its sources (the .c and the shared headers). vmlinux.h is generated once with
-// bpftool for programs that include it. `npm run build:bpf` builds every bpf/*.bpf.c.
+// bpftool for programs that include it. `npm run build` builds every bpf/*.bpf.c (the objects are CO-RE);
+// an installed package ships bpf/build/*.o and no sources, and ensureObject uses those: no clang at run time.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childLogger } from '../engine/log.ts';
+import { packagePath } from '../engine/package.ts';
 
 const log = childLogger('bpf-build');
 
 /** bpf/ (sources and shared headers) and bpf/build/ (objects, vmlinux.h) */
-export const BPF_DIR = dirname(fileURLToPath(import.meta.url));
+export const BPF_DIR = packagePath('bpf');
 export const BUILD_DIR = join(BPF_DIR, 'build');
 
 export class BuildError extends Error {
@@ -67,14 +69,18 @@ export function ensureVmlinuxH(): string {
 
 /**
  * Compile bpf/<name>.bpf.c (or the given .bpf.c path; outside bpf/ into bpf/build/ext/) into bpf/build/<name>.o when the object is missing
- * or older than the source or any header next to it or in bpf/; returns the object's path.
+ * or older than the source or any header next to it or in bpf/; returns the object's path. Without the source (an installed
+ * package), krsi's own objects are the prebuilt bpf/build/<name>.o.
  */
 export function ensureObject(nameOrPath: string): string {
   const src = sourceOf(nameOrPath);
-  if (!existsSync(src)) throw new BuildError(`krsi: BPF source ${src} not found`);
   // sources outside bpf/ (test fixtures) build into bpf/build/ext/ so their names never clash with krsi's
   const outDir = dirname(src) === BPF_DIR ? BUILD_DIR : join(BUILD_DIR, 'ext');
   const out = join(outDir, `${basename(src, '.bpf.c')}.o`);
+  if (!existsSync(src)) {
+    if (outDir === BUILD_DIR && existsSync(out)) return out;
+    throw new BuildError(`krsi: BPF source ${src} not found${outDir === BUILD_DIR ? ` and no prebuilt ${out}` : ''}`);
+  }
   const headers = new Set<string>();
   for (const dir of [BPF_DIR, dirname(src)]) {
     for (const f of readdirSync(dir)) if (f.endsWith('.h')) headers.add(join(dir, f));
@@ -110,7 +116,7 @@ export function buildAll(): string[] {
   return readdirSync(BPF_DIR).filter((f) => f.endsWith('.bpf.c')).sort().map((f) => ensureObject(join(BPF_DIR, f)));
 }
 
-// `node --import tsx bpf/build.ts`: build everything
+// `node dist/bpf/build.js` (npm run build) or `node --import tsx bpf/build.ts`: build everything
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     for (const o of buildAll()) process.stdout.write(`${o}\n`);

@@ -1,4 +1,5 @@
-// runs every test/**/*.test.ts file with node's test runner (tsx loads TypeScript).
+// runs every test/**/*.test.ts file with node's test runner (tsx loads TypeScript), after `npm run build`
+// (incremental), so that tests spawning bin/krsi.js, which runs dist/, run the current sources.
 // usage: node test/run.mjs [substring filter ...]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ const files = [];
     else if (name.endsWith('.test.ts')) files.push(p);
   }
 })(root);
+const build = spawnSync(process.execPath, [join(root, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
 const filters = process.argv.slice(2);
 const chosen = filters.length ? files.filter((f) => filters.some((s) => f.includes(s))) : files;
 // --test-force-exit (node >= 20.14): a test file whose handles outlive its tests ends with its results instead of

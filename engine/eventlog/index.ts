@@ -3,18 +3,18 @@
 //   LogWriter.open(path).append(ev) -> lmdb log, seq keys, batched commits; flush()/close()
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import type { KrsiEvent } from '../../signals/events.ts';
 import { readJsonl } from './jsonl.ts';
 import { LogWriter, detectFormat, lmdbInfo, readLmdb } from './lmdb.ts';
 import { TimeBounds, type ReadOptions } from './types.ts';
+import { packagePath } from '../package.ts';
 
 export { LogWriter, isLmdbLog, lmdbInfo, detectFormat, type LogInfo } from './lmdb.ts';
 export { parseBound, type ReadOptions } from './types.ts';
 export { EventError } from '../../signals/validate.ts';
 
 /** the bundled sample log, replayed by `krsi replay` without a LOG argument */
-export const SAMPLE_LOG = fileURLToPath(new URL('../../rules/samples/sample.jsonl', import.meta.url));
+export const SAMPLE_LOG = packagePath('rules', 'samples', 'sample.jsonl');
 
 /**
  * Reads a log in order, in batches: a .jsonl/.ndjson file, '-' for stdin, or an lmdb log directory.

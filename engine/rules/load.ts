@@ -2,8 +2,8 @@
 // Every issue is collected and located; a rule set with any error loads nothing.
 //   loadRuleSources(sources) -> { ok, set?, issues }     (never throws for bad rules)
 //   loadRuleDirs(paths)      -> CompiledRuleSet          (throws RuleLoadError)
-import { fileURLToPath } from 'node:url';
 import { childLogger } from '../log.ts';
+import { packagePath } from '../package.ts';
 import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue } from './issues.ts';
 import { locator, readDocuments, readSources, type RuleSource } from './read.ts';
 import { collectLists, validateSchema, validateSemantics } from './validate.ts';
@@ -14,7 +14,7 @@ import type { CompiledRuleSet } from './types.ts';
 export { RuleLoadError, formatIssue, type RuleIssue, type RuleSource };
 
 /** absolute path of the bundled rules/ directory */
-export const BUNDLED_RULES_DIR = fileURLToPath(new URL('../../rules/', import.meta.url));
+export const BUNDLED_RULES_DIR = packagePath('rules/');
 
 const log = childLogger('rules');
 

@@ -12,9 +12,10 @@ import { FACTS, FACT_NAMES, FACT_SHAPES, checkShapePath, shapeAt, OP_SUBJECTS, S
 import { inferTypes, intersect, isFactRef, parseField, parsePath, type TypeSet } from './compile.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { ConditionJson } from './types.ts';
+import { packagePath } from '../package.ts';
 
 const require = createRequire(import.meta.url);
-export const RULE_SCHEMA = require('../../rules/schema.json') as Record<string, unknown>;
+export const RULE_SCHEMA = require(packagePath('rules', 'schema.json')) as Record<string, unknown>;
 
 let validator: ValidateFunction | undefined;
 function schemaValidator(): ValidateFunction {
