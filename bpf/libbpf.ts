@@ -2,9 +2,10 @@
 // BpfObject (open, globals, autoload, load, attach, pin links), BpfMap (fd-level map ops, pins),
 // RingBuffer (drained from the Node event loop by reading the mmapped ring in JS), BpfError.
 import koffi from 'koffi';
-import { existsSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { childLogger } from '../engine/log.ts';
+import { BPFFS, PinRefused, pinFileProblem, securePinDir } from './pins.ts';
 
 const log = childLogger('libbpf');
 
@@ -52,6 +53,8 @@ interface Native {
   bpf_object__next_map: Fn; bpf_object__next_program: Fn;
   bpf_map__fd: Fn; bpf_map__name: Fn; bpf_map__set_max_entries: Fn; bpf_map__initial_value: Fn;
   bpf_map__is_internal: Fn; bpf_map__set_pin_path: Fn;
+  bpf_map__type: Fn; bpf_map__key_size: Fn; bpf_map__value_size: Fn; bpf_map__max_entries: Fn;
+  bpf_program__type: Fn; bpf_program__section_name: Fn; bpf_prog_get_fd_by_id: Fn; btf__load_vmlinux_btf: Fn;
   bpf_program__name: Fn; bpf_program__autoload: Fn; bpf_program__set_autoload: Fn; bpf_program__attach: Fn;
   bpf_link__pin: Fn; bpf_link__destroy: Fn;
   btf__find_by_name_kind: Fn; btf__type_by_id: Fn; btf__name_by_offset: Fn;
@@ -120,6 +123,14 @@ function N(): Native {
     bpf_map__initial_value: f(bpf, 'void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
     bpf_map__is_internal: f(bpf, 'bool bpf_map__is_internal(bpf_map *map)'),
     bpf_map__set_pin_path: f(bpf, 'int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
+    bpf_map__type: f(bpf, 'int bpf_map__type(bpf_map *map)'),
+    bpf_map__key_size: f(bpf, 'uint32_t bpf_map__key_size(bpf_map *map)'),
+    bpf_map__value_size: f(bpf, 'uint32_t bpf_map__value_size(bpf_map *map)'),
+    bpf_map__max_entries: f(bpf, 'uint32_t bpf_map__max_entries(bpf_map *map)'),
+    bpf_program__type: f(bpf, 'int bpf_program__type(bpf_program *prog)'),
+    bpf_program__section_name: f(bpf, 'const char *bpf_program__section_name(bpf_program *prog)'),
+    bpf_prog_get_fd_by_id: f(bpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),
+    btf__load_vmlinux_btf: f(bpf, 'btf *btf__load_vmlinux_btf()'),
     bpf_program__name: f(bpf, 'const char *bpf_program__name(bpf_program *prog)'),
     bpf_program__autoload: f(bpf, 'bool bpf_program__autoload(bpf_program *prog)'),
     bpf_program__set_autoload: f(bpf, 'int bpf_program__set_autoload(bpf_program *prog, bool on)'),
@@ -237,18 +248,19 @@ function mountedAt(target: string, fstype: string): boolean {
   }
 }
 
-function mountFs(fstype: string, target: string): void {
+function mountFs(fstype: string, target: string, data: string | null = null): void {
   if (mountedAt(target, fstype)) return;
   mkdirSync(target, { recursive: true });
-  const r = N().mount(fstype, target, fstype, 0, null) as number;
+  const r = N().mount(fstype, target, fstype, 0, data) as number;
   if (r !== 0) throw new BpfError(`mount ${fstype} at ${target}`, koffi.errno());
   log.info({ fstype, target }, 'mounted');
 }
 
-/** mount bpffs at /sys/fs/bpf when missing (pins create their own directories under PIN_ROOT, so
- *  nothing is left behind on a host where nothing gets pinned) */
+/** mount bpffs at /sys/fs/bpf when missing, 0700 (bpffs defaults to a world-writable 1777 root); pins
+ *  create their own directories under PIN_ROOT (securePinDir), so nothing is left behind on a host where
+ *  nothing gets pinned */
 export function ensureBpffs(): void {
-  mountFs('bpf', '/sys/fs/bpf');
+  mountFs('bpf', BPFFS, 'mode=0700');
 }
 
 /** mount tracefs at /sys/kernel/tracing when missing (libbpf attaches tp/ programs through it) */
@@ -294,6 +306,8 @@ export function mapInfo(fd: number): MapInfo {
 /** a BPF map at the fd level: a map of a loaded BpfObject, or one opened from its pin */
 export class BpfMap {
   readonly fd: number;
+  /** the kernel's id of the map (what a program's map_ids name) */
+  readonly id: number;
   readonly name: string;
   readonly type: number;
   readonly keySize: number;
@@ -308,6 +322,7 @@ export class BpfMap {
   constructor(fd: number, owned: boolean, pinnedAt?: string) {
     const info = mapInfo(fd);
     this.fd = fd;
+    this.id = info.id;
     this.owned = owned;
     this.pinnedAt = pinnedAt;
     this.name = info.name;
@@ -317,10 +332,11 @@ export class BpfMap {
     this.maxEntries = info.maxEntries;
   }
 
-  /** open a pinned map (bpf_obj_get); close() it when done */
+  /** open a pinned map (bpf_obj_get) once the pin checks out (openPin: root's, on bpffs, not a symlink,
+   *  a map); close() it when done */
   static fromPinned(path: string): BpfMap {
     requireLiveBpf();
-    const fd = check(`bpf_obj_get ${path}`, N().bpf_obj_get(path));
+    const fd = openPin(path, 'map');
     try {
       return new BpfMap(fd, true, path);
     } catch (e) {
@@ -341,9 +357,7 @@ export class BpfMap {
 
   /** pin at path (parent directories created); with no path, under PIN_ROOT by map name */
   pin(path: string = `${PIN_ROOT}/${this.name}`): void {
-    ensureBpffs();
-    mkdirSync(dirname(path), { recursive: true });
-    check(`bpf_obj_pin ${this.name} at ${path}`, N().bpf_obj_pin(this.fd, path));
+    pinFd(this.fd, path, `map ${this.name}`);
     this.pinnedAt = path;
   }
 
@@ -394,12 +408,140 @@ export class BpfMap {
     }
   }
 
+  /** pin again at the last pin path (a pin someone removed while krsi holds the map) */
+  repin(): void {
+    if (this.pinnedAt) pinFd(this.fd, this.pinnedAt, `map ${this.name}`);
+  }
+
   /** close the fd of a map opened with fromPinned (maps of a BpfObject close with it) */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.owned) N().close(this.fd);
   }
+}
+
+// ---- pins and object info: what a pinned object is, asked of the kernel before it is trusted ----
+
+export type BpfObjKind = 'map' | 'prog' | 'link';
+
+/** the kind of BPF object behind an fd (its anon inode: bpf-map, bpf-prog, bpf_link), or undefined */
+export function objKind(fd: number): BpfObjKind | undefined {
+  return /^anon_inode:bpf[-_](map|prog|link)$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1] as BpfObjKind | undefined;
+}
+
+/**
+ * bpf_obj_get of the pin at path, once the pin itself checks out (bpf/pins.ts pinFileProblem: on bpffs,
+ * not a symlink, root's) and the object is a `kind`; PinRefused otherwise, BpfError ENOENT when missing.
+ * Returns the fd (close it with closeFd, or hand it to a BpfMap).
+ */
+export function openPin(path: string, kind: BpfObjKind): number {
+  const why = pinFileProblem(path);
+  if (why === 'missing') throw new BpfError(`bpf_obj_get ${path}`, 2);
+  if (why) throw new PinRefused(`krsi: pin ${path} is not trusted: ${why}`);
+  const fd = check(`bpf_obj_get ${path}`, N().bpf_obj_get(path));
+  const k = objKind(fd);
+  if (k !== kind) {
+    N().close(fd);
+    throw new PinRefused(`krsi: pin ${path} is not trusted: a ${k ?? 'non-BPF object'}, not a ${kind}`);
+  }
+  return fd;
+}
+
+/** pin an fd (map, link) at path; its directory is made root's only first (securePinDir) */
+export function pinFd(fd: number, path: string, what = 'object'): void {
+  ensureBpffs();
+  securePinDir(dirname(path));
+  check(`bpf_obj_pin ${what} at ${path}`, N().bpf_obj_pin(fd, path));
+}
+
+export function closeFd(fd: number): void {
+  N().close(fd);
+}
+
+export interface ProgInfo {
+  type: number;
+  id: number;
+  /** at most 15 characters (BPF_OBJ_NAME_LEN) */
+  name: string;
+  /** ids of the maps the program uses */
+  mapIds: number[];
+}
+
+/** struct bpf_prog_info of a program fd: type, id, name, map ids */
+export function progInfo(fd: number): ProgInfo {
+  for (let room = 64; ; room *= 4) {
+    const buf = Buffer.alloc(232);
+    const ids = Buffer.alloc(room * 4);
+    buf.writeUInt32LE(room, 52); // nr_map_ids, in/out
+    buf.writeBigUInt64LE(koffi.address(ids), 56); // map_ids
+    check('bpf_obj_get_info_by_fd (prog)', N().bpf_obj_get_info_by_fd(fd, buf, [buf.length]));
+    const n = buf.readUInt32LE(52);
+    if (n > room) continue;
+    return {
+      type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), name: cstr(buf.subarray(64, 80)),
+      mapIds: Array.from({ length: n }, (_, i) => ids.readUInt32LE(i * 4)),
+    };
+  }
+}
+
+/** the program with this id, as a ProgInfo (bpf_prog_get_fd_by_id) */
+export function progInfoById(id: number): ProgInfo {
+  const fd = check(`bpf_prog_get_fd_by_id ${id}`, N().bpf_prog_get_fd_by_id(id));
+  try {
+    return progInfo(fd);
+  } finally {
+    N().close(fd);
+  }
+}
+
+export interface LinkInfo {
+  id: number;
+  /** enum bpf_link_type (1 raw tracepoint, 2 tracing) */
+  type: number;
+  progId: number;
+  /** where it attaches, in libbpf's section syntax ('lsm/bprm_check_security', 'tp_btf/sched_process_exit'),
+   *  for raw tracepoint and tracing links; undefined for other link types */
+  target?: string;
+}
+
+const BPF_LINK_TYPE_RAW_TRACEPOINT = 1;
+const BPF_LINK_TYPE_TRACING = 2;
+const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
+const TRACING_ATTACH: Record<number, string> = { 24: 'fentry', 25: 'fexit', 26: 'fmod_ret', 27: 'lsm' }; // enum bpf_attach_type
+let vmlinuxBtf: Ptr | null | undefined;
+
+/** the name of a type id in the running kernel's BTF */
+function kernelTypeName(id: number): string | undefined {
+  const n = N();
+  if (vmlinuxBtf === undefined) vmlinuxBtf = (n.btf__load_vmlinux_btf() as Ptr | null) || null;
+  if (!vmlinuxBtf) return undefined;
+  const t = n.btf__type_by_id(vmlinuxBtf, id) as Ptr | null;
+  return t ? (n.btf__name_by_offset(vmlinuxBtf, Buffer.from(koffi.view(t, 4)).readUInt32LE(0)) as string) : undefined;
+}
+
+/** struct bpf_link_info of a link fd, with its attach point resolved (the tracepoint's name, or the
+ *  kernel function behind target_btf_id) */
+export function linkInfo(fd: number): LinkInfo {
+  // first with the union zeroed (other link types read buffer pointers from it), then for a raw
+  // tracepoint again with a buffer for its name
+  let buf = Buffer.alloc(48);
+  check('bpf_obj_get_info_by_fd (link)', N().bpf_obj_get_info_by_fd(fd, buf, [buf.length]));
+  const info: LinkInfo = { type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), progId: buf.readUInt32LE(8) };
+  if (info.type === BPF_LINK_TYPE_RAW_TRACEPOINT) {
+    const tp = Buffer.alloc(128);
+    buf = Buffer.alloc(48);
+    buf.writeBigUInt64LE(koffi.address(tp), 16); // raw_tracepoint.tp_name
+    buf.writeUInt32LE(tp.length, 24);
+    check('bpf_obj_get_info_by_fd (link)', N().bpf_obj_get_info_by_fd(fd, buf, [buf.length]));
+    const prog = progInfoById(info.progId);
+    info.target = `${prog.type === BPF_PROG_TYPE_RAW_TRACEPOINT ? 'raw_tp' : 'tp_btf'}/${cstr(tp)}`;
+  } else if (info.type === BPF_LINK_TYPE_TRACING) {
+    const kind = TRACING_ATTACH[buf.readUInt32LE(16)] ?? `attach${buf.readUInt32LE(16)}`;
+    const fn = kernelTypeName(buf.readUInt32LE(24)) ?? `btf_id ${buf.readUInt32LE(24)}`;
+    info.target = `${kind}/${kind === 'lsm' ? fn.replace(/^bpf_lsm_/, '') : fn}`;
+  }
+  return info;
 }
 
 // ---- objects ----
@@ -445,6 +587,24 @@ export class BpfObject {
 
   private progPtr(name: string): Ptr {
     return nonNull(`program ${name} in ${this.path}`, N().bpf_object__find_program_by_name(this.o, name) as Ptr | null, 'no such program');
+  }
+
+  /** a map as the object defines it (valid before load): what a pinned map must match */
+  mapSpec(name: string): { name: string; type: number; keySize: number; valueSize: number; maxEntries: number } {
+    const n = N();
+    const m = this.mapPtr(name);
+    return {
+      name: n.bpf_map__name(m) as string, type: n.bpf_map__type(m) as number, keySize: n.bpf_map__key_size(m) as number,
+      valueSize: n.bpf_map__value_size(m) as number, maxEntries: n.bpf_map__max_entries(m) as number,
+    };
+  }
+
+  /** a program as the object defines it: its type and section ('lsm/bprm_check_security'), what a pinned
+   *  link's program and attach point (LinkInfo.target) must match */
+  progSpec(name: string): { name: string; type: number; section: string } {
+    const n = N();
+    const p = this.progPtr(name);
+    return { name, type: n.bpf_program__type(p) as number, section: n.bpf_program__section_name(p) as string };
   }
 
   /** names of every program in the object */
@@ -524,7 +684,7 @@ export class BpfObject {
   /** before load: pin a map at path; on load libbpf reuses the map pinned there, or creates and pins it */
   setPinPath(map: string, path: string): void {
     ensureBpffs();
-    mkdirSync(dirname(path), { recursive: true });
+    securePinDir(dirname(path));
     check(`bpf_map__set_pin_path ${map}`, N().bpf_map__set_pin_path(this.mapPtr(map), path));
   }
 
@@ -565,7 +725,7 @@ export class BpfObject {
     const links = this.links.get(prog);
     if (!links?.length) throw new Error(`pinLink: program ${prog} is not attached`);
     ensureBpffs();
-    mkdirSync(dirname(path), { recursive: true });
+    securePinDir(dirname(path));
     check(`bpf_link__pin ${prog} at ${path}`, N().bpf_link__pin(links[links.length - 1], path));
   }
 
