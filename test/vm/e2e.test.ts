@@ -130,7 +130,7 @@ async function guest(results: string): Promise<void> {
     await until('the exec attempt', () => (v.out().slice(before).includes('exec-failed') || v.p.exitCode !== null ? true : undefined), 30_000);
     return v.out().slice(before);
   }
-  const dmesgTail = () => spawnSync('dmesg', [], { encoding: 'utf8' }).stdout?.split('\n').slice(-40).join('\n') ?? '';
+  const dmesgTail = () => `${spawnSync('free', ['-m'], { encoding: 'utf8' }).stdout ?? ''}${spawnSync('dmesg', [], { encoding: 'utf8' }).stdout?.split('\n').slice(-40).join('\n') ?? ''}`;
   const dumpTgid = () => spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', '/sys/fs/bpf/krsi/enforce/deny_tgid'], { encoding: 'utf8' }).stdout ?? '';
 
   let k1: Krsi | undefined, k2: Krsi | undefined, v: ReturnType<typeof victim> | undefined;
@@ -184,8 +184,9 @@ async function guest(results: string): Promise<void> {
     chmodSync(copy, 0o755);
     const cli = (...a: string[]): Cli => {
       const c = spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...a, '--state', state], { encoding: 'utf8' });
-      const res: Cli = { code: c.status, signal: c.signal, out: c.stdout, err: c.stderr.slice(-2000) };
-      if (c.signal) res.err += `\n--- killed by ${c.signal}; guest dmesg tail:\n${dmesgTail()}`;
+      const res: Cli = { code: c.status, signal: c.signal, out: c.stdout ?? '', err: (c.stderr ?? '').slice(-2000) };
+      // status null is a signal or a failed spawn: say which, with the guest's kernel log
+      if (c.signal || c.error) res.err += `\n--- ${c.signal ? `killed by ${c.signal}` : `spawn failed: ${String(c.error)}`}; guest dmesg tail:\n${dmesgTail()}`;
       return res;
     };
     const add = cli('add', '--op', 'exec', '--inode', copy, '--ttl', '5m', '--rule', 'e2e-cli');

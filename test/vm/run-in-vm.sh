@@ -18,7 +18,7 @@
 # the guest command's (255 when the guest never reported one: timeout, panic; the kernel log tail goes to
 # stderr then).
 # Env: KRSI_VM_CACHE (default ~/.cache/krsi-vm), KRSI_VM_KERNEL (6.1 | 6.12), KRSI_VM_KVER (an exact version
-#      of that line instead of today's), VM_TIMEOUT=300 (s), VM_MEM=2G, VM_CPUS=2, VM_CPU=max, VM_ACCEL=tcg
+#      of that line instead of today's), VM_TIMEOUT=300 (s), VM_MEM=3G, VM_CPUS=2, VM_CPU=max, VM_ACCEL=tcg
 #      (this host's kvm cannot run a stock guest), VM_LSM=lockdown,capability,landlock,yama,apparmor,bpf,
 #      VM_APPEND='extra kernel args', VM_RW=/host/dir (exported read-write, mounted at the same path in the
 #      guest), VM_ENV='A=1 B=2' (exported in the guest), VM_CONSOLE_LOG=file (kernel console).
@@ -167,12 +167,19 @@ X=$(mktemp -d "$D/xfer.XXXXXX"); trap 'rm -rf "$X"' EXIT
   echo 'grep -qw bpf /sys/kernel/security/lsm || { echo "run-in-vm: BPF LSM not active in the guest: $(cat /sys/kernel/security/lsm)" >&2; exit 86; }'
   printf 'mkdir -p /lib/modules/%q && mount --bind %q /lib/modules/%q\n' "$KV" "$M" "$KV"
   [ -n "${VM_RW:-}" ] && printf 'mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none rw %q\n' "$VM_RW"
-  printf 'cd %q 2>/dev/null || cd /\n' "$PWD"; printf '%s\n' "$*"; } > "$X/cmd.sh"
+  # a guest-only temp directory: tsx's cache and every mkdtemp in the guest stay off the host's /tmp, which
+  # the guest would otherwise read through 9p while host processes rewrite it
+  echo 'mkdir -p /run/guest-tmp && export TMPDIR=/run/guest-tmp'
+  printf 'cd %q 2>/dev/null || cd /\n' "$PWD"; printf '(\n%s\n)\n' "$*"
+  # a failed command: say how it ended (a signal?) with the guest's memory and kernel log, where an OOM
+  # kill, a segfault or a SIGBUS would show
+  echo 'rc=$?; if [ $rc -ne 0 ]; then { echo "run-in-vm: the guest command exited $rc$([ $rc -gt 128 ] && echo " (killed by signal $((rc - 128)))")"; echo "--- guest memory:"; free -m; echo "--- guest dmesg tail:"; dmesg | tail -n 40; } >&2; fi; exit $rc'
+  } > "$X/cmd.sh"
 RW=(); [ -n "${VM_RW:-}" ] && RW=(-virtfs "local,path=$VM_RW,mount_tag=rw,security_model=none")
 LOG=${VM_CONSOLE_LOG:-$X/console.log}
 q=0
 timeout --kill-after=5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel "${VM_ACCEL:-tcg}" -cpu "${VM_CPU:-max}" \
-  -m "${VM_MEM:-2G}" -smp "${VM_CPUS:-2}" -nodefaults -no-user-config -display none -no-reboot \
+  -m "${VM_MEM:-3G}" -smp "${VM_CPUS:-2}" -nodefaults -no-user-config -display none -no-reboot \
   -bios $QBOOT -kernel "$K" -initrd "$I" \
   -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init i8042.noaux i8042.nokbd lsm=${VM_LSM:-lockdown,capability,landlock,yama,apparmor,bpf} ${VM_APPEND:-}" \
   -serial "file:$LOG" -chardev stdio,id=o,signal=off -serial chardev:o \

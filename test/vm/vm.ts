@@ -31,7 +31,7 @@ export interface VmOptions {
   env?: Record<string, string | number>;
   /** directory the guest command starts in; default the checkout's root */
   cwd?: string;
-  /** guest memory (qemu -m), default 2G; vCPUs, default 2 */
+  /** guest memory (qemu -m), default 3G; vCPUs, default 2 */
   mem?: string;
   cpus?: number;
   /** file to receive the guest kernel's console log */
@@ -95,7 +95,14 @@ function shq(s: string): string {
 }
 
 /** run `cmd` (sh syntax) as root in a fresh VM; resolves with its exit code and output, never rejects on a guest failure */
-export function runInVm(cmd: string, o: VmOptions = {}): Promise<VmResult> {
+export async function runInVm(cmd: string, o: VmOptions = {}): Promise<VmResult> {
+  // the BPF objects are built here, never in the guest: a guest that finds them missing or older than their
+  // sources would run clang under TCG in its own memory (and read objects the host may be writing)
+  try {
+    (await import('../../bpf/build.ts')).buildAll();
+  } catch {
+    // no clang here: the guest reports what it cannot load
+  }
   const timeoutMs = o.timeoutMs ?? 300_000;
   const env: NodeJS.ProcessEnv = {
     ...process.env,

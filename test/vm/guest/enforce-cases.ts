@@ -27,7 +27,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd: string, args: string[]): { code: number | null; out: string; pid: number } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return { code: r.status, out: (r.stdout + r.stderr).trim(), pid: r.pid ?? 0 };
+  // a process that died by a signal or never started says so (status null alone says neither)
+  const how = r.signal ? ` [killed by ${r.signal}]` : r.error ? ` [spawn failed: ${(r.error as NodeJS.ErrnoException).code}]` : '';
+  return { code: r.status, out: `${(r.stdout ?? '') + (r.stderr ?? '')}`.trim() + how, pid: r.pid ?? 0 };
 }
 
 /** start `vmhelper mprotect n wait`; returns the pid, and go() lets it run and resolves with its output */
