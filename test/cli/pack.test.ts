@@ -78,6 +78,10 @@ describe('npm pack, installed into an empty directory', { skip }, () => {
       assert.ok(existsSync(join(pkg, f)), `${f} missing from the package`);
     }
     for (const dev of ['tsx', 'typescript', 'esbuild', 'get-tsconfig']) assert.ok(!existsSync(join(inst, 'node_modules', dev)), `${dev} installed`);
+    // every run-time source compiled, the ones spawned as scripts (not imported) too
+    const sources = ['engine', 'signals', 'enforcers', 'bpf'].flatMap((d) => readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: 'utf8' }).map((f) => join(d, f)));
+    const missing = sources.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => f.replace(/\.ts$/, '.js')).filter((f) => !existsSync(join(pkg, 'dist', f)));
+    assert.deepEqual(missing, [], 'sources missing from dist/');
   });
 
   test('replay, check, test and status run as plain JavaScript: no clang, no tsconfig read, nothing in TMPDIR', () => {
