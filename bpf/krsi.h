@@ -104,6 +104,7 @@ enum krsi_op {
 	KRSI_OP_MPROTECT_EXEC = 2,
 	KRSI_OP_MODULE_LOAD   = 4,
 	KRSI_OP_QUARANTINE    = 7,   /* all of the above */
+	KRSI_OP_TAMPER        = 8,   /* protect.bpf.c: an attempt on krsi itself (never a verdict bit) */
 };
 
 /* why a denial happened */
@@ -113,6 +114,24 @@ enum krsi_deny_reason {
 	KRSI_DENY_MPROTECT_LIMIT = 3, /* in-kernel mprotect counter over the limit */
 	KRSI_DENY_MODULE_ALLOW   = 4, /* module not on the allowlist */
 	KRSI_DENY_MODULE_DENY    = 5, /* module on the denylist */
+	/* self-protection (protect.bpf.c, op KRSI_OP_TAMPER); inode.ino / inode.dev of the event say what */
+	KRSI_DENY_TAMPER_MAP     = 6, /* an fd on a krsi map: ino = map id */
+	KRSI_DENY_TAMPER_LINK    = 7, /* a krsi link: fd by id, detach, update: ino = link id */
+	KRSI_DENY_TAMPER_PIN     = 8, /* unlink/rename/rmdir of a krsi pin or pin dir: (dev, ino) */
+	KRSI_DENY_TAMPER_PTRACE  = 9, /* ptrace attach-mode access to krsi: ino = krsi tgid, dev = mode */
+	KRSI_DENY_TAMPER_SIGNAL  = 10, /* a stopping signal to krsi, reported not refused: ino = tgid, dev = sig */
+	KRSI_DENY_TAMPER_MOUNT   = 11, /* umount of the bpffs holding krsi's pins: dev */
+};
+#define KRSI_TAMPER_SLOTS 12  /* tamper_count slots, indexed by reason (slot 0: records lost) */
+
+/* key of protect.bpf.c's protected_ids: a BPF object of krsi's (should match: enforcers/protect.ts) */
+enum krsi_obj_kind {
+	KRSI_OBJ_MAP  = 1,
+	KRSI_OBJ_LINK = 2,
+};
+struct krsi_obj_key {
+	__u32 kind;   /* enum krsi_obj_kind */
+	__u32 id;     /* the kernel's map / link id */
 };
 
 /* key of deny_inode / module_allow / module_deny */

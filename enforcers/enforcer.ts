@@ -562,6 +562,8 @@ export class Enforcer {
     const ruleId = x.rule_id ?? key.rule_id;
     const op = (ev.op in OP_BITS && ev.op !== 'quarantine' ? ev.op : 'exec') as VerdictOp;
     const reason = (typeof rawReason === 'string' ? rawReason : rawReason === undefined ? undefined : REASON_NAMES[rawReason]) as DenyReason | undefined;
+    if (ev.op === 'tamper') // self-protection (enforcers/protect.ts): no verdict, no rule behind it
+      return { kind: 'denied', ts: ev.ts, seq: ev.seq ?? -1, pid: ev.pid, op: 'tamper', ...(reason ? { reason } : {}), verdict: 'kernel:self_protect', rule: 'self-protect', key: ev.key, enforced: (ev as { enforced?: boolean }).enforced !== false };
     const base = { kind: 'denied' as const, ts: ev.ts, seq: ev.seq ?? -1, pid: ev.pid, op, ...(reason ? { reason } : {}) };
     const rule = ev.rule ?? (ruleId ? this.store.ruleName(ruleId) : undefined) ?? this.kernelRule(reason) ?? 'unknown';
     const bitIndex = BIT_INDEX.find(([b]) => b === OP_BITS[op])![1];

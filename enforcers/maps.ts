@@ -42,6 +42,7 @@ export const LAYOUTS: Record<string, { size: number; fields: Record<string, numb
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
   krsi_config: { size: 16, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
+  krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } }, // protect.bpf.c protected_ids (enforcers/protect.ts encodeObjKey)
 };
 
 export const KRSI_EV_DENIED = 7;
@@ -216,7 +217,8 @@ export function decodeDenied(data: Buffer, ruleName?: (id: number) => string | u
   const pid = data.readUInt32LE(12);
   const inode = decodeInodeKey(data, f.inode);
   let key: Record<string, unknown>;
-  if (reason === 'TGID') key = { pid };
+  if (opBit === KRSI_OP.TAMPER) key = tamperKey(reason, data, f.inode);
+  else if (reason === 'TGID') key = { pid };
   else if (reason === 'MPROTECT_LIMIT') key = { counter: 'mprotect_limit', pid };
   else if (opBit === KRSI_OP.MODULE_LOAD && inode.ino === 0) key = { module: '(from memory)' }; // init_module: allowlist, or a refused file's fallback
   else key = { dev: inode.dev, ino: inode.ino };
@@ -231,7 +233,7 @@ export function decodeDenied(data: Buffer, ruleName?: (id: number) => string | u
     cgroup: Number(data.readBigUInt64LE(32)),
     exe: { dev: exeIno ? devFromKernel(data.readUInt32LE(48)) : 0, ino: exeIno, path: '' },
     comm: cstr(data, 56, 16),
-    op: OP_NAMES[opBit] ?? `op${opBit}`,
+    op: opBit === KRSI_OP.TAMPER ? 'tamper' : OP_NAMES[opBit] ?? `op${opBit}`,
     key,
     reason,
     rule_id,
@@ -242,9 +244,25 @@ export function decodeDenied(data: Buffer, ruleName?: (id: number) => string | u
   return ev;
 }
 
+/** the key of a self-protection event (bpf/protect.bpf.c; krsi.h krsi_deny_reason says what inode.ino and
+ *  inode.dev hold for each reason) */
+function tamperKey(reason: string, data: Buffer, off: number): Record<string, unknown> {
+  const what = Number(data.readBigUInt64LE(off));
+  const dev = data.readUInt32LE(off + 8);
+  switch (reason) {
+    case 'TAMPER_MAP': return { map_id: what, fmode: dev };
+    case 'TAMPER_LINK': return { link_id: what, cmd: dev };
+    case 'TAMPER_PIN': return { dev: devFromKernel(dev), ino: what };
+    case 'TAMPER_MOUNT': return { dev: devFromKernel(dev) };
+    case 'TAMPER_PTRACE': return { target: what, mode: dev };
+    case 'TAMPER_SIGNAL': return { target: what, signal: dev };
+    default: return { what, dev };
+  }
+}
+
 /** deny_count values (one __u64 per reason slot) -> counts by reason name */
 export function decodeDenyCounts(values: Map<number, bigint | number>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [slot, n] of values) if (REASON_NAMES[slot]) out[REASON_NAMES[slot]] = Number(n);
+  for (const [slot, n] of values) if (REASON_NAMES[slot] && slot < KRSI_DENY.TAMPER_MAP) out[REASON_NAMES[slot]] = Number(n); // tamper: protect.ts counts
   return out;
 }

@@ -102,6 +102,12 @@ export class KrsiMetrics {
     };
   }
 
+  /** self-protection (enforcers/protect.ts, when krsi run protects itself): attempts per reason, read from its counter map */
+  tamper(read: () => Record<string, number>): void {
+    this.counter('krsi_tamper_total', 'attempts on krsi itself, per reason: refused by self-protection (TAMPER_SIGNAL: reported only); lost: records the ring buffer could not take', ['reason'],
+      () => { try { return Object.entries(read()).map(([reason, n]) => [{ reason }, n]); } catch { return undefined; } });
+  }
+
   /** tally events by type (called per batch on the event path: a plain object increment per event) */
   events(batch: readonly KrsiEvent[]): void {
     for (const e of batch) this.byType[e.type] = (this.byType[e.type] ?? 0) + 1;

@@ -64,12 +64,15 @@ export interface DeniedOut {
   /** seq of the event that would have been (replay) or was (live) refused */
   seq: number;
   pid: number;
-  op: VerdictOp | 'mprotect_exec';
+  op: VerdictOp | 'mprotect_exec' | 'tamper';
   /** the verdict id that caused it (or 'kernel:mprotect_limit' for the in-kernel counter) */
   verdict: string;
   rule: string;
   /** which check refused it: a key of KRSI_DENY in engine/enforcement/semantics.ts (krsi_deny_reason) */
-  reason?: 'INODE' | 'TGID' | 'MPROTECT_LIMIT' | 'MODULE_ALLOW' | 'MODULE_DENY';
+  reason?: 'INODE' | 'TGID' | 'MPROTECT_LIMIT' | 'MODULE_ALLOW' | 'MODULE_DENY' | `TAMPER_${string}`;
+  /** op tamper only: what was attempted (the denied event's key) and whether it was refused (a signal is only reported) */
+  key?: Record<string, unknown>;
+  enforced?: boolean;
 }
 
 export interface SummaryOut {

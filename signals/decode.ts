@@ -59,8 +59,11 @@ export function exitCodeFromStatus(status: number): number {
   return sig ? 128 + sig : (status >> 8) & 0xff;
 }
 
-const OPS: Record<number, string> = { 1: 'exec', 2: 'mprotect_exec', 4: 'module_load', 7: 'quarantine' };
-const REASONS: Record<number, string> = { 1: 'inode', 2: 'tgid', 3: 'mprotect_limit', 4: 'module_allow', 5: 'module_deny' };
+const OPS: Record<number, string> = { 1: 'exec', 2: 'mprotect_exec', 4: 'module_load', 7: 'quarantine', 8: 'tamper' };
+const REASONS: Record<number, string> = {
+  1: 'inode', 2: 'tgid', 3: 'mprotect_limit', 4: 'module_allow', 5: 'module_deny',
+  6: 'tamper_map', 7: 'tamper_link', 8: 'tamper_pin', 9: 'tamper_ptrace', 10: 'tamper_signal', 11: 'tamper_mount', // bpf/protect.bpf.c
+};
 
 // record sizes, looked up once (LAYOUTS is the one source)
 const HDR_SIZE = LAYOUTS.krsi_hdr.size;

@@ -8,11 +8,30 @@ import type { Subject, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
 
 /** enum krsi_op: operations refused; also the bits of a deny_tgid / deny_inode entry */
-export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7 } as const;
+export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7, TAMPER: 8 } as const;
 
 /** enum krsi_deny_reason */
-export const KRSI_DENY = { INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5 } as const;
+export const KRSI_DENY = {
+  INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5,
+  // self-protection (op TAMPER): see TAMPER below
+  TAMPER_MAP: 6, TAMPER_LINK: 7, TAMPER_PIN: 8, TAMPER_PTRACE: 9, TAMPER_SIGNAL: 10, TAMPER_MOUNT: 11,
+} as const;
 export type DenyReason = keyof typeof KRSI_DENY;
+
+/**
+ * Self-protection (bpf/protect.bpf.c, `krsi run` in enforce mode unless --no-self-protect): op TAMPER,
+ * never a verdict bit. Each row: the hook, what it refuses to every process but krsi (config.krsi_tgid)
+ * and pid 1 while krsi_tgid is set, and what the denied event's key holds (enforcers/maps.ts decodeDenied).
+ * The replay model has no row for it: it is about the live krsi process, not about a rule's verdicts.
+ */
+export const TAMPER: readonly { reason: DenyReason; hook: string; refuses: string; key: string }[] = [
+  { reason: 'TAMPER_MAP', hook: 'bpf_map', refuses: 'an fd (any mode) on a map of krsi: by id, by pin', key: '{map_id, fmode}' },
+  { reason: 'TAMPER_LINK', hook: 'bpf', refuses: 'BPF_LINK_GET_FD_BY_ID, BPF_LINK_DETACH, BPF_LINK_UPDATE on a link of krsi', key: '{link_id, cmd}' },
+  { reason: 'TAMPER_PIN', hook: 'inode_unlink, inode_rmdir, inode_rename', refuses: 'removing, moving or replacing a pin, a pin directory or the control socket', key: '{dev, ino}' },
+  { reason: 'TAMPER_MOUNT', hook: 'sb_umount', refuses: 'unmounting the bpffs that holds the pins', key: '{dev}' },
+  { reason: 'TAMPER_PTRACE', hook: 'ptrace_access_check', refuses: 'attach-mode access to krsi: ptrace, /proc/PID/mem, process_vm_readv/writev, pidfd_getfd', key: '{target, mode}' },
+  { reason: 'TAMPER_SIGNAL', hook: 'task_kill', refuses: 'nothing: a signal that can stop krsi is reported (enforced false), unless from pid 1 or an --allow-stop-from executable', key: '{target, signal}' },
+];
 
 /** struct krsi_config.module_mode bits: 0 off, 1 allowlist, 2 denylist (3: both, denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;

@@ -78,7 +78,7 @@ test('every struct of bpf/krsi.h matches its TypeScript mirrors', { skip }, asyn
 
 test('the compiled BPF programs agree with the mirrors', { skip }, async () => {
   const { ensureObject, sourceOf } = await import('../../bpf/build.ts');
-  for (const name of ['signals', 'enforce']) {
+  for (const name of ['signals', 'enforce', 'protect']) {
     if (!existsSync(sourceOf(name))) continue;
     const btf = btfStructs(ensureObject(name));
     for (const [file, layouts] of await mirrors()) assert.deepEqual(layoutDiff(layouts, btf, `bpf/${name}.bpf.c`), [], `${file} drifted`);
