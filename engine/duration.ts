@@ -3,6 +3,8 @@
 
 const UNIT_NS: Record<string, number> = { ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
 const DURATION_RE = /^([0-9]+)(ms|s|m|h|d)$/;
+/** nanoseconds are exact integers up to 2^53-1: about 104 days */
+const TOO_LARGE = `too large (at most ${Number.MAX_SAFE_INTEGER} ns, about 104 days)`;
 
 export class DurationError extends Error {
   constructor(readonly input: unknown, reason: string) {
@@ -14,6 +16,7 @@ export class DurationError extends Error {
 /** parse a duration into nanoseconds; throws DurationError for anything else */
 export function parseDuration(d: string | number): number {
   if (typeof d === 'number') {
+    if (Number.isInteger(d) && d > Number.MAX_SAFE_INTEGER) throw new DurationError(d, TOO_LARGE);
     if (!Number.isSafeInteger(d) || d < 0) throw new DurationError(d, 'a number must be a non-negative integer of nanoseconds');
     return d;
   }
@@ -21,7 +24,7 @@ export function parseDuration(d: string | number): number {
   const m = DURATION_RE.exec(d);
   if (!m) throw new DurationError(d, 'expected <integer><unit> with unit ms, s, m, h or d (e.g. "500ms", "10s", "2m")');
   const ns = Number(m[1]) * UNIT_NS[m[2]];
-  if (!Number.isSafeInteger(ns)) throw new DurationError(d, 'too large');
+  if (!Number.isSafeInteger(ns)) throw new DurationError(d, TOO_LARGE);
   return ns;
 }
 

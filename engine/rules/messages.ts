@@ -15,6 +15,11 @@ export const MESSAGES = {
   READ_ERROR: { severity: 'error', text: (a) => `cannot read: ${a.reason}` },
   NO_RULE_FILES: { severity: 'warning', text: (a) => `no *.json rule files in ${a.dir}` },
   PARSE_ERROR: { severity: 'error', text: (a) => `invalid JSON: ${a.reason}` },
+  TOO_DEEP: { severity: 'error', text: (a) => `${a.reason}: this file is not checked further until it is within the limit` },
+  RESERVED_KEY: {
+    severity: 'error',
+    text: (a) => `key ${q(a.key)} is not allowed here (it names a JavaScript object's prototype, so it could change what a reader sees)`,
+  },
   DUPLICATE_KEY: { severity: 'error', text: (a) => `key ${q(a.key)} appears twice in this object (JSON keeps only the last)` },
   MISSING_FIELD: { severity: 'error', text: (a) => `missing required field ${q(a.field)}` },
   UNKNOWN_FIELD: { severity: 'error', text: (a) => `unknown field ${q(a.field)}${suggest(a)}` },

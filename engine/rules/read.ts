@@ -1,10 +1,12 @@
-// Stage 1 — read: each rule file's text -> a document with its data and a JSON pointer -> line/column map.
+// Stage 1 — read: each rule file's text -> a document with its data and a JSON pointer -> line/column map
+// (json.ts), refused when over a limit (limits.ts): such a document is not validated further.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import jsonMap from 'json-source-map';
 import type { PointerInfo } from 'json-source-map';
 import type { IssueCollector, Locate } from './issues.ts';
 import { messageFor } from './messages.ts';
+import { parseJson } from './json.ts';
+import { limitIssues, MAX_ITEMS, type LimitOptions } from './limits.ts';
 
 export interface RuleSource {
   file: string;
@@ -21,81 +23,39 @@ export interface RuleDocument {
   duplicates?: { pointer: string; key: string; line: number; column: number }[];
 }
 
-/** line/column (1-based) of a character offset */
-function lineCol(text: string, pos: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < pos && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      start = i + 1;
-    }
-  }
-  return { line, column: Math.max(1, pos - start + 1) };
+const RULE_LIMITS: LimitOptions = { dataKeys: new Set(['value', 'params']), limitArraysUnder: /^\/rules\/\d+\// };
+
+/** the id of the rule a pointer is in, if the data has one */
+export function ruleAt(data: unknown, pointer: string): string | undefined {
+  const m = /^\/rules\/(\d+)(?:\/|$)/.exec(pointer);
+  const rules = m && data && typeof data === 'object' ? (data as { rules?: unknown }).rules : undefined;
+  const item = Array.isArray(rules) ? rules[Number(m![1])] : undefined;
+  const id = item && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
+  return typeof id === 'string' ? id : undefined;
 }
 
-/** keys that appear twice in one object (JSON.parse keeps the last silently): pointer and 1-based position of each repeat */
-export function duplicateKeys(text: string): { pointer: string; key: string; line: number; column: number }[] {
-  const out: { pointer: string; key: string; line: number; column: number }[] = [];
-  type Frame = { obj: boolean; keys: Set<string>; seg: string; index: number; wantKey: boolean };
-  const stack: Frame[] = [];
-  const ptr = () => stack.map((f) => '/' + f.seg.replace(/~/g, '~0').replace(/\//g, '~1')).join('');
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '\n') {
-      line++;
-      lineStart = i + 1;
-    } else if (ch === '"') {
-      const start = i;
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      const top = stack[stack.length - 1];
-      if (top?.obj && top.wantKey) {
-        let key: string;
-        try {
-          key = JSON.parse(text.slice(start, j + 1)) as string;
-        } catch {
-          key = text.slice(start + 1, j);
-        }
-        top.seg = key;
-        if (top.keys.has(key)) out.push({ pointer: ptr(), key, line, column: start - lineStart + 1 });
-        top.keys.add(key);
-        top.wantKey = false;
-      }
-      i = j;
-    } else if (ch === '{' || ch === '[') {
-      const top = stack[stack.length - 1];
-      if (top && !top.obj) top.seg = String(top.index);
-      stack.push({ obj: ch === '{', keys: new Set(), seg: '', index: 0, wantKey: ch === '{' });
-    } else if (ch === '}' || ch === ']') {
-      stack.pop();
-    } else if (ch === ',') {
-      const top = stack[stack.length - 1];
-      if (top?.obj) top.wantKey = true;
-      else if (top) top.index++;
-    }
-  }
-  return out;
-}
-
+/** read each source: parse errors and limits are located issues; a document with one is not validated further */
 export function readDocuments(sources: RuleSource[], issues: IssueCollector): RuleDocument[] {
   const docs: RuleDocument[] = [];
   for (const src of sources) {
     // a UTF-8 byte order mark is not JSON; editors on some systems write one
     const s = src.text.charCodeAt(0) === 0xfeff ? { file: src.file, text: ' ' + src.text.slice(1) } : src;
-    try {
-      const { data, pointers } = jsonMap.parse(s.text);
-      docs.push({ file: s.file, text: s.text, data, pointers, duplicates: duplicateKeys(s.text) });
-    } catch (e) {
-      const reason = (e as Error).message;
-      const m = /position (\d+)/.exec(reason);
-      const pos = m ? Number(m[1]) : s.text.length;
+    const p = parseJson(s.text);
+    if (p.error) {
+      const code = p.error.code;
+      const { line, column, pointer } = p.error;
+      issues.issues.push({ ...messageFor(code, { reason: p.error.reason }), code, file: s.file, line, column, pointer, rule: ruleAt(p.data, pointer) });
       docs.push({ file: s.file, text: s.text, pointers: {}, data: undefined });
-      const at = lineCol(s.text, pos);
-      issues.issues.push({ ...messageFor('PARSE_ERROR', { reason }), code: 'PARSE_ERROR', file: s.file, line: at.line, column: at.column, pointer: '' });
+      continue;
     }
+    const over = limitIssues(p.data, RULE_LIMITS);
+    for (const l of over) {
+      const info = p.pointers[l.pointer];
+      const pos = (l.atKey && info?.key) || info?.value || { line: 0, column: 0 };
+      const args = l.code === 'TOO_MANY' ? { limit: MAX_ITEMS, what: 'items in an array inside a rule' } : { key: l.key };
+      issues.issues.push({ ...messageFor(l.code, args), code: l.code, file: s.file, line: pos.line + 1, column: pos.column + 1, pointer: l.pointer, rule: ruleAt(p.data, l.pointer) });
+    }
+    docs.push({ file: s.file, text: s.text, data: over.length ? undefined : p.data, pointers: p.pointers, duplicates: p.duplicates });
   }
   return docs;
 }
@@ -105,13 +65,7 @@ export function locator(docs: RuleDocument[]): Locate {
   const byFile = new Map(docs.map((d) => [d.file, d]));
   return ({ file, pointer, key }) => {
     const doc = byFile.get(file);
-    let rule: string | undefined;
-    const m = /^\/rules\/(\d+)(?:\/|$)/.exec(pointer);
-    if (m && doc?.data && typeof doc.data === 'object') {
-      const r = (doc.data as { rules?: unknown }).rules;
-      const item = Array.isArray(r) ? r[Number(m[1])] : undefined;
-      if (item && typeof item === 'object' && typeof (item as { id?: unknown }).id === 'string') rule = (item as { id: string }).id;
-    }
+    const rule = ruleAt(doc?.data, pointer);
     if (!doc) return { line: 1, column: 1, rule };
     let p = pointer;
     for (;;) {

@@ -17,10 +17,18 @@ import { packagePath } from '../package.ts';
 const require = createRequire(import.meta.url);
 export const RULE_SCHEMA = require(packagePath('rules', 'schema.json')) as Record<string, unknown>;
 
-let validator: ValidateFunction | undefined;
-function schemaValidator(): ValidateFunction {
-  validator ??= new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true, strictRequired: false }).compile(RULE_SCHEMA);
-  return validator;
+// ajv with allErrors concatenates a sub-schema's errors onto all earlier ones, so one call over many failing
+// items is quadratic: the file's top level and each rule are validated by separate calls (and arrays inside
+// a rule are limited: limits.ts), which keeps validation linear in the file.
+let validators: { top: ValidateFunction; rule: ValidateFunction } | undefined;
+function schemaValidators(): { top: ValidateFunction; rule: ValidateFunction } {
+  if (validators) return validators;
+  const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true, strictRequired: false });
+  ajv.addSchema(RULE_SCHEMA);
+  const { $id: _, definitions: __, ...top } = RULE_SCHEMA as Obj & { properties: Obj };
+  const topSchema = { ...top, properties: { ...top.properties, rules: { type: 'array' } } };
+  validators = { top: ajv.compile(topSchema), rule: ajv.getSchema(`${RULE_SCHEMA.$id}#/definitions/rule`)! };
+  return validators;
 }
 
 type Obj = Record<string, unknown>;
@@ -29,9 +37,9 @@ const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 // ---------- schema ----------
 
-function translate(e: ErrorObject, doc: RuleDocument, issues: IssueCollector, seen: Set<string>): void {
+function translate(e: ErrorObject, base: string, doc: RuleDocument, issues: IssueCollector, seen: Set<string>): void {
   const file = doc.file;
-  const ptr = e.instancePath;
+  const ptr = base + e.instancePath;
   const add = (code: IssueCode, pointer: string, args: Record<string, string | number | undefined>, key = false) => {
     const id = `${code}@${pointer}@${args.field ?? ''}`;
     if (seen.has(id)) return;
@@ -79,6 +87,8 @@ function translate(e: ErrorObject, doc: RuleDocument, issues: IssueCollector, se
       if (last === 'threshold') return add('BAD_THRESHOLD', ptr, { value: e.data as number });
       if (inDef('duration')) return add('BAD_DURATION', ptr, { reason: checkDuration(e.data) ?? 'bad duration' });
       return add('OUT_OF_RANGE', ptr, { comparison: e.params.comparison as string, limit: e.params.limit as number });
+    case 'maximum':
+      return add('OUT_OF_RANGE', ptr, { comparison: e.params.comparison as string, limit: e.params.limit as number });
     case 'minItems':
       return add('TOO_FEW', ptr, { limit: e.params.limit as number, what: last === 'steps' ? 'steps' : last === 'actions' ? 'action' : 'items' });
     case 'minProperties':
@@ -93,12 +103,16 @@ function translate(e: ErrorObject, doc: RuleDocument, issues: IssueCollector, se
 }
 
 export function validateSchema(docs: RuleDocument[], issues: IssueCollector): void {
-  const v = schemaValidator();
+  const v = schemaValidators();
   for (const doc of docs) {
     if (doc.data === undefined) continue;
-    if (v(doc.data)) continue;
     const seen = new Set<string>();
-    for (const e of v.errors ?? []) translate(e, doc, issues, seen);
+    if (!v.top(doc.data)) for (const e of v.top.errors ?? []) translate(e, '', doc, issues, seen);
+    const rules = isObj(doc.data) ? doc.data.rules : undefined;
+    if (!Array.isArray(rules)) continue;
+    rules.forEach((r, i) => {
+      if (!v.rule(r)) for (const e of v.rule.errors ?? []) translate(e, `/rules/${i}`, doc, issues, seen);
+    });
   }
 }
 
@@ -263,13 +277,13 @@ function suggestFact(name: string): string {
   return s ? ` (did you mean ${JSON.stringify(s)}?)` : '';
 }
 
-function checkWithin(c: RuleCtx, v: unknown, ptr: string): void {
-  if (typeof v !== 'string' && typeof v !== 'number') return;
-  try {
-    if (parseDuration(v) === 0) add(c, 'BAD_DURATION', ptr, { reason: `within must be greater than 0` });
-  } catch {
-    /* the schema reports it */
-  }
+/** a duration of the schema's form that is still refused: too large to represent (the schema reports the rest) */
+function checkDurationValue(c: RuleCtx, v: unknown, ptr: string, positive = false): void {
+  const formed = (typeof v === 'number' && Number.isInteger(v) && v >= 0) || (typeof v === 'string' && /^[0-9]+(ms|s|m|h|d)$/.test(v));
+  if (!formed) return;
+  const problem = checkDuration(v);
+  if (problem) add(c, 'BAD_DURATION', ptr, { reason: problem });
+  else if (positive && parseDuration(v as string | number) === 0) add(c, 'BAD_DURATION', ptr, { reason: `within must be greater than 0` });
 }
 
 function typesOf(cond: unknown): TypeSet {
@@ -293,14 +307,14 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
   let steps: StepInfo[] = [];
   let defaultFrom: string | undefined;
   const corr = r.correlation;
-  if (isObj(corr)) {
+  if (isObj(corr) && Object.keys(corr).length > 0) {
     const [k] = Object.keys(corr);
     const body = corr[k];
     kind = k;
     const cp = `${base}/correlation/${esc(k)}`;
     if (isObj(body)) {
       checkFields(c, body.by, `${cp}/by`);
-      checkWithin(c, body.within, `${cp}/within`);
+      checkDurationValue(c, body.within, `${cp}/within`, true);
       if (isObj(body.until)) checkCondition(c, body.until.match, `${cp}/until/match`);
       const stepList: [unknown, string, string][] = [];
       if (k === 'sequence' && Array.isArray(body.steps)) body.steps.forEach((s, i) => stepList.push([s, `${cp}/steps/${i}`, `step${i + 1}`]));
@@ -340,6 +354,7 @@ function checkRule(c: RuleCtx, r: Obj, base: string): void {
     r.actions.forEach((a, i) => {
       if (!isObj(a) || a.type !== 'verdict') return;
       const ap = `${base}/actions/${i}`;
+      checkDurationValue(c, a.ttl, `${ap}/ttl`);
       const allowed = typeof a.op === 'string' ? OP_SUBJECTS[a.op] : undefined;
       if (allowed && typeof a.subject === 'string' && Object.hasOwn(SUBJECT_EVENTS, a.subject) && !allowed.includes(a.subject)) {
         add(c, 'SUBJECT_MISMATCH', `${ap}/subject`, { op: a.op as string, subject: a.subject, allowed: allowed.map((s) => JSON.stringify(s)).join(' or ') });

@@ -1,0 +1,50 @@
+// Limits on what a rule file or rule test file may hold, checked on the parsed data before anything else
+// reads it, so validation time stays linear and no key can act on an object's prototype. Documented in
+// rules/README.md ("Limits"). The depth limit is checked on the text (json.ts).
+
+/** an array inside a rule (conditions, steps, actions, tags, by) may hold at most this many items:
+ *  ajv's allErrors validation is quadratic in the errors of one array of sub-schemas */
+export const MAX_ITEMS = 1000;
+
+/** keys that act on a JavaScript object's prototype when assigned; refused wherever a key is not data */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export interface LimitIssue {
+  code: 'RESERVED_KEY' | 'TOO_MANY';
+  pointer: string;
+  key?: string;
+  /** point at the key (RESERVED_KEY) rather than the value */
+  atKey: boolean;
+}
+
+export interface LimitOptions {
+  /** keys whose values are data: any keys inside are allowed (e.g. a condition's "value", an event's "env") */
+  dataKeys: ReadonlySet<string>;
+  /** arrays under this pointer prefix are limited to MAX_ITEMS (except inside data) */
+  limitArraysUnder?: RegExp;
+}
+
+const seg = (s: string) => '/' + s.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** every reserved key and over-long array in data (whose depth json.ts has bounded) */
+export function limitIssues(data: unknown, o: LimitOptions): LimitIssue[] {
+  const out: LimitIssue[] = [];
+  const walk = (v: unknown, ptr: string): void => {
+    if (Array.isArray(v)) {
+      if (o.limitArraysUnder?.test(ptr) && v.length > MAX_ITEMS) {
+        out.push({ code: 'TOO_MANY', pointer: ptr, atKey: false });
+        return;
+      }
+      v.forEach((x, i) => walk(x, `${ptr}/${i}`));
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    for (const k of Object.keys(v)) {
+      const p = ptr + seg(k);
+      if (RESERVED_KEYS.has(k)) out.push({ code: 'RESERVED_KEY', pointer: p, key: k, atKey: true });
+      else if (!o.dataKeys.has(k)) walk((v as Record<string, unknown>)[k], p);
+    }
+  };
+  walk(data, '');
+  return out;
+}
