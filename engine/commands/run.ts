@@ -17,6 +17,10 @@ import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
 import { ExeHasher, needsExeHash, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
 import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts'; // H11: metrics
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { startProtection, type ProtectHandle } from '../../enforcers/protect.ts'; // self-protection
+import { serveControl, type ControlServer } from '../../enforcers/control.ts'; // self-protection
 
 /** exit codes (engine/cli.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
 export const EXIT_PREREQ = 3;
@@ -74,6 +78,8 @@ interface CliOptions {
   watchEnv?: string[];
   state?: string;
   metrics?: string;
+  selfProtect: boolean;
+  allowStopFrom?: string[];
 }
 
 // ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8: enforcers/index.ts) ----
@@ -91,6 +97,31 @@ async function openEnforcement(rules: CompiledRuleSet, mode: Mode | undefined, s
   }
 }
 // ---- end ENFORCEMENT ----
+
+// ---- SELF-PROTECTION (enforcers/protect.ts, enforcers/control.ts): while enforcing, krsi serves the control
+// socket `krsi verdicts` talks to, then (unless --no-self-protect) attaches the programs that refuse others
+// its maps, links, pins and ptrace. A failure stops krsi before it runs: never enforcing unprotected unasked.
+async function openGuard(enforce: EnforceSession, o: CliOptions, undo: () => Promise<void>): Promise<{ protect?: ProtectHandle; close(): Promise<void> }> {
+  let control: ControlServer | undefined;
+  let protect: ProtectHandle | undefined;
+  try {
+    control = await serveControl(enforce.enforcer);
+    if (o.selfProtect) protect = startProtection({ allowStopFrom: o.allowStopFrom, paths: [control.path, dirname(control.path)] });
+  } catch (e) {
+    await control?.close();
+    await undo();
+    const why = (e as Error).message.replace(/^krsi: /, '');
+    fail('run', o.selfProtect && control ? `self-protection unavailable: ${why}\n(krsi run --no-self-protect enforces without it)` : why, (e as { exitCode?: number }).exitCode ?? EXIT_PREREQ);
+  }
+  return {
+    protect,
+    async close() {
+      protect?.close();
+      await control?.close();
+    },
+  };
+}
+// ---- end SELF-PROTECTION ----
 
 /** H11: "3 gone, 1 replaced" */
 export function hashFailures(h: HashStats): string {
@@ -225,6 +256,16 @@ krsi_ringbuf_handler_errors_total, krsi_verdict_apply_seconds and krsi_verdict_e
 (histograms, when enforcing), krsi_exe_hash_cache_hits_total / _misses_total / krsi_exe_hash_failures_total{reason},
 and the Node process metrics. Port 0 picks a free port; the URL is printed on stderr.
 
+Self-protection (enforce mode; --no-self-protect turns it off): while krsi run enforces, BPF-LSM programs
+refuse every other process (root included; pid 1 excepted) an fd on krsi's maps (bpftool map dump/update
+too), detaching or replacing its links, removing or moving its pins under /sys/fs/bpf/krsi and its control
+socket, unmounting that bpffs, and ptrace / process_vm_writev / /proc/PID/mem on krsi; each attempt is a
+\`denied\` output with op "tamper" and counted (krsi_tamper_total). A signal that can stop krsi (SIGTERM,
+SIGKILL, SIGSTOP, ...) is reported the same way (enforced false) but never refused, unless it comes from
+pid 1 or an executable named by --allow-stop-from PATH. \`krsi verdicts add|rm|clear|list\` go through
+krsi's control socket /run/krsi/control.sock (0700 directory, root only) and this process applies them.
+Protection lasts as long as this process: it is not pinned.
+
 Stops on SIGINT/SIGTERM (or after --duration): detaches, flushes the log, prints the summary, exits 0.
 `;
 
@@ -240,6 +281,8 @@ export function register(program: Command): void {
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
     .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)') // H8
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .option('--no-self-protect', 'enforce mode: do not refuse other processes krsi\'s maps, links, pins and ptrace (see below)')
+    .option('--allow-stop-from <exe...>', 'enforce mode: signals from these executables stop krsi unreported (pid 1 always may)')
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (HOST: another address, unauthenticated)') // H11
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
@@ -269,6 +312,7 @@ export function register(program: Command): void {
           fail('run', `--record: ${(e as Error).message}`, 1);
         }
       }
+      for (const p of opts.allowStopFrom ?? []) if (!existsSync(p)) fail('run', `--allow-stop-from ${p}: no such file`, 2); // self-protection
       const enforce = await openEnforcement(rules, opts.mode, opts.state); // H8
 
       // H11: metrics server before the signals, so a bad address fails before anything is loaded
@@ -279,6 +323,9 @@ export function register(program: Command): void {
       if (server) process.stderr.write(`${exposed}krsi run: metrics on ${server.url}\n`);
 
       const live = await startLive('run', { watchEnv: opts.watchEnv });
+      // self-protection last: every map and link krsi holds (enforcement, signals) is known by now
+      const guard = enforce ? await openGuard(enforce, opts, async () => { await live.stop(); await enforce.close(); }) : undefined;
+      if (guard?.protect) metrics?.tamper(() => guard.protect!.counts());
       const sink = new OutputSink(opts.format);
       try {
         const s = await runLive(
@@ -287,6 +334,7 @@ export function register(program: Command): void {
           () => void sink.drain(),
         );
         await server?.close(); // H11
+        await guard?.close();
         if (s.lost) process.stderr.write(`krsi run: ${s.lost} events lost (ring buffer full)\n`);
         if (s.hash?.failed) process.stderr.write(`krsi run: ${s.hash.failed} exec events without sha256 (${hashFailures(s.hash)})\n`); // H11
         if (opts.record) process.stderr.write(`krsi run: recorded ${s.events} events to ${opts.record}\n`);

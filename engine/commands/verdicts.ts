@@ -7,6 +7,7 @@ import { Enforcer, PinnedMapWriter, pinnedVerdictWriter, type Entry, type KConfi
 import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict } from '../../enforcers/store.ts';
 import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
+import { CONTROL_SOCK, controlRequest, type ControlRequest, type ControlResponse } from '../../enforcers/control.ts';
 import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
 import { parseDuration } from '../duration.ts';
 import { formatSubject } from '../output/text.ts';
@@ -21,7 +22,10 @@ The maps are pinned under ${ENFORCE_PIN_DIR}/ and stay readable without krsi, e.
   bpftool map dump pinned ${MAP_PINS.config}
 (keys/values: struct krsi_inode_key, __u32 tgid, struct krsi_verdict {expires, ops, rule_id} in bpf/krsi.h;
  expires is a CLOCK_BOOTTIME deadline in ns, 0 = never; ops bits 1 exec, 2 mprotect_exec, 4 module_load)
-State: --state DIR, else $KRSI_STATE_DIR, else /var/lib/krsi (verdicts.mdb).`;
+State: --state DIR, else $KRSI_STATE_DIR, else /var/lib/krsi (verdicts.mdb).
+While a \`krsi run\` enforces, add/rm/clear (and list's map contents) go through its control socket
+(${CONTROL_SOCK}, root only) and that process applies them to its maps and store (--state is then its
+own); with self-protection on, other processes (bpftool included) cannot open krsi's maps.`;
 
 function fail(msg: string, code: number): never {
   process.stderr.write(`krsi verdicts: ${msg}\n`);
@@ -39,6 +43,18 @@ function entryText(e: Entry, ruleName: (id: number) => string | undefined): stri
   const boot = bootTimeNs();
   const exp = e.value.expires === 0 ? 'never' : fmtNs(e.value.expires - boot);
   return `  ${e.key.map.padEnd(12)} ${k.padEnd(24)} ops ${e.value.ops} expires ${exp} rule_id ${e.value.rule_id}${e.value.rule_id ? ` (${ruleName(e.value.rule_id) ?? '?'})` : ''}`;
+}
+
+/** the running krsi run's answer, or undefined when none serves the control socket */
+async function daemon(req: ControlRequest): Promise<Extract<ControlResponse, { ok: true }> | undefined> {
+  let r: ControlResponse | undefined;
+  try {
+    r = await controlRequest(req);
+  } catch (e) {
+    fail(`control socket ${CONTROL_SOCK}: ${(e as Error).message}`, 1);
+  }
+  if (r && !r.ok) fail(`krsi run (control socket): ${r.error}`, 1);
+  return r;
 }
 
 /** the pinned maps (config left alone), when enforcement is loaded */
@@ -110,7 +126,9 @@ export function register(program: Command): void {
         if (!json) process.stdout.write(`verdicts in ${store.path}: ${list.length}\n`);
         printStored(list, json);
         let dump: { entries: Entry[]; config?: KConfig } | undefined;
-        try {
+        const served = await daemon({ cmd: 'dump' });
+        if (served) dump = { entries: served.entries ?? [], config: served.config };
+        else try {
           const w = pinnedWriter();
           if (w) { dump = w.dump(); w.close(); }
         } catch (e) {
@@ -151,7 +169,9 @@ export function register(program: Command): void {
       const ts = bootTimeNs();
       const v: Verdict = { id: verdictId(o.rule, o.op, subject), rule: o.rule, op: o.op, subject, ts, ttl_ns: ttl, expires: ttl ? ts + ttl : 0, mode: 'enforce' };
       let ok = false;
-      try {
+      const served = await daemon({ cmd: 'add', verdict: v });
+      if (served) ok = served.applied === true;
+      else try {
         ok = await withEnforcer(o, (enf) => enf.apply(v));
       } catch (e) {
         fail((e as Error).message, 1);
@@ -167,7 +187,9 @@ export function register(program: Command): void {
     .addOption(state())
     .action(async (ids: string[], o: { state?: string }) => {
       let missing: string[] = [];
-      if (enforcementLoaded()) {
+      const served = await daemon({ cmd: 'rm', ids });
+      if (served) missing = served.missing ?? [];
+      else if (enforcementLoaded()) {
         missing = await withEnforcer(o, (enf) => ids.filter((id) => !enf.remove(id)));
       } else {
         const store = VerdictStore.open(stateDir(o.state));
@@ -183,7 +205,9 @@ export function register(program: Command): void {
     .addOption(state())
     .action(async (o: { state?: string }) => {
       let n: number;
-      if (enforcementLoaded()) {
+      const served = await daemon({ cmd: 'clear' });
+      if (served) n = served.removed ?? 0;
+      else if (enforcementLoaded()) {
         n = await withEnforcer(o, (enf) => {
           const ids = enf.store.list().map((s) => s.verdict.id);
           for (const id of ids) enf.remove(id);
