@@ -7,37 +7,19 @@
 // which is exempt from its own enforcement) on SIGUSR1; a listener of our own replaces that signal handler
 process.on('SIGUSR1', () => {});
 
-const { existsSync, readdirSync, statSync } = await import('node:fs');
-const { join } = await import('node:path');
+const { existsSync } = await import('node:fs');
 
 // a SIGUSR1 that came during Node's start-up, before the listener, may have opened it: close it unless asked for
 const asked = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--inspect'));
 const inspector = await import('node:inspector').catch(() => undefined); // a node built without it
 if (inspector?.url() && !asked) inspector.close();
 
-const root = new URL('..', import.meta.url);
-
 // in a checkout (the sources are here), dist/ must have been built from them: say so instead of running old code
+const root = new URL('..', import.meta.url);
 if (existsSync(new URL('engine/cli.ts', root))) {
-  const mtime = (p) => {
-    try {
-      return statSync(p).mtimeMs;
-    } catch {
-      return -1;
-    }
-  };
-  const built = mtime(new URL('dist/.built', root));
-  let newest = { t: -1, path: '' };
-  for (const dir of ['engine', 'signals', 'enforcers', 'bpf']) {
-    for (const e of readdirSync(new URL(`${dir}/`, root), { recursive: true, withFileTypes: true })) {
-      if (!e.isFile() || !e.name.endsWith('.ts')) continue;
-      const path = join(e.parentPath ?? e.path, e.name);
-      const t = mtime(path);
-      if (t > newest.t) newest = { t, path };
-    }
-  }
-  if (built < 0 || newest.t > built) {
-    const why = built < 0 ? 'dist/ is not built' : `dist/ is older than ${newest.path}`;
+  const { staleDist } = await import('../scripts/stale.mjs');
+  const why = staleDist(root);
+  if (why) {
     process.stderr.write(`krsi: ${why}: run npm run build\n`);
     process.exit(3);
   }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pack = process.argv.includes('--pack') || ['pack', 'publish'].includes(process.env.npm_command ?? '');
-// bin/krsi.js compares this stamp with the sources; dated when the build started, so an edit made while tsc
+// scripts/stale.mjs compares this stamp with the sources; dated when the build started, so an edit made while tsc
 // ran still counts as newer than dist/
 const STAMP = `${root}dist/.built`;
 const started = new Date();
