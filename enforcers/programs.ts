@@ -1,16 +1,23 @@
 // Loads krsi's BPF-LSM enforcement programs (bpf/enforce.bpf.c) and pins their maps and links under
-// /sys/fs/bpf/krsi/enforce/, so enforcement keeps working after krsi exits; a restarted krsi reuses the
-// pinned maps (and links) instead of starting empty. unloadEnforcement() unpins everything (detaches).
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+// /sys/fs/bpf/krsi/enforce/ (a directory only root can change: bpf/pins.ts), so enforcement keeps working
+// after krsi exits; a restarted krsi reuses the pinned maps (and links) once they check out with the kernel
+// (enforcers/pinset.ts), and replaces those that do not. While krsi runs it holds the links open and pins
+// again what someone unpins. unloadEnforcement() unpins everything (detaches).
+import { readFileSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensureObject } from '../bpf/build.ts';
 import { supported } from '../bpf/support.ts';
-import { BpfError, BpfMap, BpfObject, RingBuffer, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
+import { BpfError, BpfMap, BpfObject, RingBuffer, closeFd, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
+import { PinRefused, pinFileProblem, securePinDir } from '../bpf/pins.ts';
 import { childLogger } from '../engine/log.ts';
 import {
   CONFIG_KEY, ENFORCE_PIN_DIR, LINK_PINS, MAP_NAMES, MAP_PINS, PROG_NAMES, decodeConfig, decodeDenied, encodeConfig,
   type DecodedDenied, type KConfig, type MapName,
 } from './maps.ts';
+import { closePinSet, keepPinned, openPinSet, pinSpec, type BadPin, type PinSet, type PinSpec } from './pinset.ts';
+
+/** how often a running krsi checks that its pins are still there */
+const PIN_CHECK_MS = Number(process.env.KRSI_PIN_CHECK_MS) || 2000;
 
 const log = childLogger('enforce');
 
@@ -64,20 +71,30 @@ export function lsmUnavailable(): string | undefined {
   return undefined;
 }
 
+/** every link pin is there and a pin (not a symlink, root's, on bpffs); what it holds is checked by openPinSet */
 function allLinksPinned(): boolean {
-  return PROG_NAMES.every((p) => existsSync(LINK_PINS[p]));
+  return PROG_NAMES.every((p) => pinFileProblem(LINK_PINS[p]) === undefined);
 }
 
-/** opens the pinned maps `names`; on a failure closes the ones already opened */
-export function openPinned<N extends MapName>(names: readonly N[]): Record<N, BpfMap> {
-  const maps = {} as Record<N, BpfMap>;
+/** what bpf/enforce.bpf.c defines, read from the object (not loaded) */
+function enforceSpec(): PinSpec {
+  const obj = BpfObject.open(ensureObject('enforce'));
   try {
-    for (const m of names) maps[m] = BpfMap.fromPinned(MAP_PINS[m]);
-  } catch (e) {
-    for (const m of Object.values<BpfMap>(maps)) m.close();
-    throw e;
+    return pinSpec(obj);
+  } finally {
+    obj.close();
   }
-  return maps;
+}
+
+const listBad = (bad: BadPin[]) => bad.map((b) => `${b.path}: ${b.why}`).join('; ');
+
+/** opens the pinned maps `names` once the whole pin set checks out with the kernel (PinRefused, exit 3, otherwise) */
+export function openPinned<N extends MapName>(names: readonly N[]): Record<N, BpfMap> {
+  securePinDir(ENFORCE_PIN_DIR);
+  const { set, bad } = openPinSet(enforceSpec(), names);
+  if (!set) throw new PinRefused(`krsi: the enforcement pins do not check out (${listBad(bad)}); \`krsi run --mode enforce\` replaces them`);
+  for (const l of Object.values<{ fd: number }>(set.links)) closeFd(l.fd);
+  return set.maps as Record<N, BpfMap>;
 }
 
 /**
@@ -94,12 +111,19 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
     throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${lsm.join('; ') || 'LSM programs do not load on this kernel'}`);
   }
   ensureBpffs();
+  securePinDir(ENFORCE_PIN_DIR); // refuses (exit 3) a directory someone else could change, before anything is pinned
   let reused = false;
-  if (allLinksPinned() && MAP_NAMES.every((m) => existsSync(MAP_PINS[m])) && !o.reload) {
+  const spec = enforceSpec();
+  let { set, bad } = o.reload ? { set: undefined, bad: [] as BadPin[] } : openPinSet(spec);
+  if (set) {
     reused = true;
-    log.info({ dir: ENFORCE_PIN_DIR }, 'reusing pinned enforcement programs and maps');
+    log.info({ dir: ENFORCE_PIN_DIR }, 'reusing pinned enforcement programs and maps (checked with the kernel)');
   } else {
-    const fresh = !existsSync(MAP_PINS.config);
+    const wrong = bad.filter((b) => b.why !== 'missing');
+    if (wrong.length) log.warn({ pins: wrong }, 'replacing enforcement pins that do not check out with the kernel');
+    // a map pin that does not check out is dropped, so libbpf creates the map afresh (verdicts come back from the store)
+    for (const b of wrong) if ((Object.values(MAP_PINS) as string[]).includes(b.path)) unpinPath(b.path);
+    const fresh = pinFileProblem(MAP_PINS.config) === 'missing';
     ensureTracefs();
     const obj = BpfObject.open(ensureObject('enforce'));
     try {
@@ -125,8 +149,13 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
       obj.close(); // pinned links stay attached, pinned maps stay
     }
     log.info({ dir: ENFORCE_PIN_DIR, programs: PROG_NAMES.length }, 'enforcement programs attached and pinned');
+    ({ set, bad } = openPinSet(spec));
+    if (!set) throw new PinRefused(`krsi: the enforcement pins do not check out after loading: ${listBad(bad)}`);
   }
-  const maps = openPinned(MAP_NAMES);
+  const pins: PinSet = set;
+  const maps = pins.maps;
+  const timer = setInterval(() => keepPinned(pins), PIN_CHECK_MS);
+  timer.unref();
   const handle: EnforcementHandle = {
     maps,
     reused,
@@ -150,7 +179,9 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
       };
     },
     close() {
-      for (const m of Object.values(maps)) m.close();
+      clearInterval(timer);
+      keepPinned(pins); // a pin removed since the last check: pinned again before the link is let go
+      closePinSet(pins);
     },
   };
   handle.setConfig(o.selfPid ? { ...o.config, krsi_tgid: o.selfPid } : { ...o.config });
