@@ -5,7 +5,6 @@
 // file:line:column and JSON pointer, all collected) -> run (one Engine per case) -> compare.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import jsonMap from 'json-source-map';
 import type { PointerInfo } from 'json-source-map';
 import type { EventType, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
@@ -14,6 +13,8 @@ import type { Mode, Output, Severity, VerdictOp } from './types.ts';
 import type { CompiledRule, CompiledRuleSet } from './rules/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from './rules/load.ts';
 import { parseDuration } from './duration.ts';
+import { parseJson } from './rules/json.ts';
+import { limitIssues, MAX_CASE_EVENTS } from './rules/limits.ts';
 import { Engine } from './engine.ts';
 import { readEvents } from './eventlog/index.ts';
 
@@ -185,16 +186,15 @@ function describe(v: unknown): string {
 
 /** parses and validates a test file's text; throws RuleTestError with every problem found */
 export function parseTestFile(file: string, text: string): TestFile {
-  let parsed: { data: unknown; pointers: Record<string, PointerInfo> };
-  try {
-    parsed = jsonMap.parse(text);
-  } catch (e) {
-    const msg = (e as Error).message;
-    const pos = Number(/position (\d+)/.exec(msg)?.[1] ?? NaN);
-    const { line, column } = Number.isFinite(pos) ? lineCol(text, pos) : { line: 1, column: 1 };
-    throw new RuleTestError([{ file, line, column, pointer: '', message: `invalid JSON: ${msg}` }]);
+  const parsed = parseJson(text);
+  if (parsed.error) {
+    const { line, column, pointer, reason, code } = parsed.error;
+    throw new RuleTestError([{ file, line, column, pointer, message: code === 'PARSE_ERROR' ? `invalid JSON: ${reason}` : reason }]);
   }
   const r = new Reader(file, parsed.pointers);
+  // keys that name a prototype are refused wherever a key is not data (an event's env names are data)
+  for (const l of limitIssues(parsed.data, { dataKeys: ENV })) r.fail(l.pointer, `key ${JSON.stringify(l.key)} is not allowed here (it names a JavaScript object's prototype)`);
+  if (r.issues.length) throw new RuleTestError(r.issues);
   const dir = dirname(resolve(file));
   const top = r.object(parsed.data, '', FILE_FIELDS);
   if (!top) throw new RuleTestError(r.issues);
@@ -233,12 +233,7 @@ export function parseTestFile(file: string, text: string): TestFile {
   return { file, cases };
 }
 
-function lineCol(text: string, pos: number): { line: number; column: number } {
-  let line = 1;
-  let last = -1;
-  for (let i = 0; i < pos && i < text.length; i++) if (text.charCodeAt(i) === 10) (line++, (last = i));
-  return { line, column: pos - last };
-}
+const ENV: ReadonlySet<string> = new Set(['env']);
 
 /** named process templates: their fields are the defaults of events that say "process": name */
 function readProcesses(r: Reader, v: unknown): Map<string, Obj> {
@@ -261,19 +256,27 @@ function readEvents_(r: Reader, v: unknown, pointer: string, processes: Map<stri
   if (!Array.isArray(v)) return r.fail(pointer, `must be an array of events, got ${describe(v)}`);
   const out: KrsiEvent[] = [];
   let lastTs = -1;
-  v.forEach((raw, i) => {
+  for (const [i, raw] of v.entries()) {
     const p = `${pointer}/${i}`;
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return r.fail(p, `must be an event object, got ${describe(raw)}`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      r.fail(p, `must be an event object, got ${describe(raw)}`);
+      continue;
+    }
     const { repeat, ...one } = raw as Obj;
+    // the event that would take the case past MAX_CASE_EVENTS is reported, and the rest are not read
+    const n = repeat === undefined ? 1 : (repeat as Obj)?.count;
+    if (typeof n === 'number' && n > MAX_CASE_EVENTS - out.length) {
+      r.fail(repeat === undefined ? p : `${p}/repeat/count`, `a case may have at most ${MAX_CASE_EVENTS} events (repeats included): this one makes ${out.length + n}`);
+      break;
+    }
     const copies = expandRepeat(r, repeat, `${p}/repeat`, one);
-    if (!copies) return;
-    for (const c of copies) {
+    for (const c of copies ?? []) {
       const ev = readEvent(r, c, p, processes, out.length + 1, lastTs);
-      if (!ev) return;
+      if (!ev) break;
       lastTs = ev.ts;
       out.push(ev);
     }
-  });
+  }
   return out;
 }
 

@@ -48,3 +48,6 @@ export function limitIssues(data: unknown, o: LimitOptions): LimitIssue[] {
   walk(data, '');
   return out;
 }
+
+/** a rule test case may expand to at most this many events (repeats included) */
+export const MAX_CASE_EVENTS = 100_000;

@@ -1,0 +1,104 @@
+// Hostile rule test files (`krsi test`): a huge repeat count, prototype keys, deep nesting. Each is a located
+// error, never a hang, an uncaught exception or a prototype.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { RuleTestError, parseTestFile, runCase, type TestIssue } from '../../engine/ruletest.ts';
+import { MAX_CASE_EVENTS } from '../../engine/rules/limits.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const implant = { pid: 4121, ppid: 1, uid: 0, comm: 'kworkerd', exe: { path: '/tmp/.x/kworkerd', dev: 38, ino: 70200 } };
+const unlink = { ts: '1s', type: 'unlink', process: 'implant', path: '/tmp/.x/kworkerd', target: { dev: 38, ino: 70200, nlink: 0 } };
+const expect = { alerts: [{ rule: 'self-deleting-executable', count: 1 }] };
+
+function issues(text: string): TestIssue[] {
+  try {
+    parseTestFile('t.json', text);
+  } catch (e) {
+    if (e instanceof RuleTestError) return e.issues;
+    throw e;
+  }
+  return assert.fail('expected a RuleTestError');
+}
+
+/** 1-based line/column of the first occurrence of needle */
+function at(text: string, needle: string): [number, number] {
+  const before = text.slice(0, text.indexOf(needle)).split('\n');
+  return [before.length, before[before.length - 1].length + 1];
+}
+
+test('a huge repeat.count is refused at the field (krsi test hung expanding it)', () => {
+  const script = `
+    import { RuleTestError, parseTestFile } from './engine/ruletest.ts';
+    const ev = ${JSON.stringify(unlink)};
+    const texts = [
+      { processes: { implant: ${JSON.stringify(implant)} }, cases: [{ name: 'a', events: [{ ...ev, repeat: { count: 1e15, every: '1ms' } }], expect: { none: true } }] },
+      { processes: { implant: ${JSON.stringify(implant)} }, cases: [{ name: 'b', events: Array.from({ length: 300 }, () => ({ ...ev, repeat: { count: 1000 } })), expect: { none: true } }] },
+    ];
+    for (const t of texts) {
+      try {
+        parseTestFile('t.json', JSON.stringify(t, null, 1));
+        console.log('parsed');
+      } catch (e) {
+        if (!(e instanceof RuleTestError)) throw e;
+        console.log(JSON.stringify(e.issues.map((i) => ({ pointer: i.pointer, message: i.message }))));
+      }
+    }`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, `killed by ${r.signal} (timeout: the repeat was expanded)`);
+  assert.equal(r.status, 0, r.stderr.slice(-2000));
+  const [a, b] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(a.length, 1, JSON.stringify(a));
+  assert.equal(a[0].pointer, '/cases/0/events/0/repeat/count');
+  assert.match(a[0].message, new RegExp(`at most ${MAX_CASE_EVENTS} events`));
+  // 300 x 1000 events: the one that crosses the limit is named
+  assert.equal(b.length, 1, JSON.stringify(b));
+  assert.equal(b[0].pointer, `/cases/0/events/${MAX_CASE_EVENTS / 1000}/repeat/count`);
+});
+
+test('"__proto__" / "constructor" keys in a test file are refused where they are not data', () => {
+  const base = { processes: { implant }, only: ['self-deleting-executable'] };
+  const cases: [string, string, string][] = [
+    // the case's mode came from a prototype: it ran in enforce mode while the file showed none
+    ['a case', JSON.stringify({ ...base, cases: [{ name: 'a', events: [unlink], expect, ['__proto__']: { mode: 'enforce' } }] }, null, 1), '/cases/0/__proto__'],
+    ['the file', JSON.stringify({ ...base, ['__proto__']: { rules: '/etc' }, cases: [{ name: 'a', events: [unlink], expect }] }, null, 1), '/__proto__'],
+    ['a repeat cycle', JSON.stringify({ ...base, cases: [{ name: 'a', events: [{ ...unlink, repeat: { count: 2, cycle: { ['__proto__']: [{ pid: 1 }] } } }], expect }] }, null, 1), '/cases/0/events/0/repeat/cycle/__proto__'],
+    ['a process template name', JSON.stringify({ ...base, processes: { implant, constructor: implant }, cases: [{ name: 'a', events: [unlink], expect }] }, null, 1), '/processes/constructor'],
+    ['an expectation', JSON.stringify({ ...base, cases: [{ name: 'a', events: [unlink], expect: { ...expect, ['__proto__']: { exact: true } } }] }, null, 1), '/cases/0/expect/__proto__'],
+  ];
+  for (const [where, text, pointer] of cases) {
+    const got = issues(text);
+    const i = got.find((x) => x.pointer === pointer);
+    assert.ok(i, `${where}: ${JSON.stringify(got)}`);
+    assert.match(i.message, /not allowed/, where);
+    assert.deepEqual([i.line, i.column], at(text, `"${pointer.slice(pointer.lastIndexOf('/') + 1)}"`), where);
+  }
+});
+
+test('an environment variable named __proto__ is data: an own key of the event, matched by rules', async () => {
+  const text = JSON.stringify({
+    rules: ['../../rules/suspicious-env.json'],
+    processes: { implant },
+    cases: [{
+      name: 'preload',
+      events: [{ ts: '1s', type: 'exec', process: 'implant', filename: '/bin/x', argv: ['x'], env: { ['__proto__']: 'x', LD_PRELOAD: '/tmp/x.so' } }],
+      expect: { alerts: [{ rule: 'ld-preload-at-exec', count: 1 }] },
+    }],
+  });
+  const tf = parseTestFile(fileURLToPath(new URL('t.json', import.meta.url)), text);
+  const env = (tf.cases[0].events![0] as { env: Record<string, string> }).env;
+  assert.equal(Object.getPrototypeOf(env), Object.prototype);
+  assert.deepEqual(Object.keys(env), ['__proto__', 'LD_PRELOAD']);
+  const r = await runCase(tf.cases[0]);
+  assert.equal(r.ok, true, JSON.stringify(r.failures));
+});
+
+test('a test file nested 5000 deep says so at the place, not "invalid JSON"', () => {
+  const text = `{"cases": [{"name": "a", "events": [], "expect": {"none": ${'['.repeat(5000)}${']'.repeat(5000)}}}]}`;
+  const got = issues(text);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.match(got[0].message, /nested deeper than 64/);
+  assert.doesNotMatch(got[0].message, /invalid JSON/);
+  assert.equal(got[0].line, 1);
+});
