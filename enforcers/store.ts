@@ -3,11 +3,16 @@
 // puts unexpired verdicts back into the pinned maps. Expiry is kept twice: as the kernel's
 // CLOCK_BOOTTIME deadline (exact within one boot) and as wall-clock time (meaningful across a reboot,
 // when boot time starts again at 0). Pid verdicts never survive a reboot: the pid is someone else's.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Verdict } from '../engine/types.ts';
+import { UnsafePathError, checkPath, secureDir, secureFiles, type SafeOptions } from '../engine/fsafe.ts';
+import { checkLmdbFile } from '../engine/lmdbfile.ts';
+
+/** the state directory and the store: refused paths and damaged files exit 3 (a prerequisite) */
+const SAFE: SafeOptions = { what: 'state directory', exitCode: 3 };
 
 export const DEFAULT_STATE_DIR = '/var/lib/krsi';
 
@@ -90,11 +95,20 @@ export class VerdictStore {
     this.path = path;
   }
 
-  /** opens (creating) <dir>/verdicts.mdb */
+  /** opens (creating) <dir>/verdicts.mdb: the directory 0700 and the files 0600, after the path checks
+   *  (engine/fsafe.ts) and, for an existing store, the file check lmdb needs (engine/lmdbfile.ts) */
   static open(dir: string): VerdictStore {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    secureDir(dir, SAFE);
     const path = join(dir, 'verdicts.mdb');
+    const files = [path, `${path}-lock`];
+    for (const f of files) checkPath(f, SAFE);
+    try {
+      if (checkPath(path, SAFE)) checkLmdbFile(path);
+    } catch (e) {
+      throw new UnsafePathError(`${(e as Error).message} (the verdict store; move it aside to start a new one)`, SAFE.exitCode);
+    }
     const root = open({ path, maxDbs: 4, noSubdir: true, cache: false });
+    secureFiles(files, SAFE);
     const verdicts = root.openDB<StoredVerdict, string>({ name: 'verdicts', encoding: 'json' });
     const rules = root.openDB<number, string>({ name: 'rules', encoding: 'json' });
     return new VerdictStore(root, verdicts, rules, path);

@@ -17,4 +17,12 @@ const program = new Command('krsi')
 
 for (const cmd of [replay, check, test, log, record, run, status, verdicts]) cmd.register(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // an error a command did not handle that says its exit code (a refused state path: 3): one line, that code
+  const code = (e as { exitCode?: unknown }).exitCode;
+  if (!(e instanceof Error) || typeof code !== 'number') throw e;
+  process.stderr.write(`krsi: ${e.message}\n`);
+  process.exit(code);
+}

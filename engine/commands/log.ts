@@ -7,7 +7,8 @@ import { visible } from '../output/visible.ts';
 const EXIT_CODES = `
 Exit codes:
   0  ok
-  1  a bad log line (located as file:line: field ...) or an unreadable log
+  1  a bad log line (located as file:line: field ...), a damaged block (log:seq: event block at seq ...),
+     an unreadable, damaged or refused log (a symlink, or a path others own or can write)
   2  usage error
 `;
 
@@ -35,7 +36,20 @@ export function register(program: Command): void {
     .option('--skip-bad', 'skip bad lines (each is reported on stderr) and count them, instead of stopping at the first')
     .addHelpText(
       'after',
-      `\nEvery event before a bad line is committed before the import stops; events already in the log are never lost.${EXIT_CODES}`,
+      `
+Every event before a bad line is committed before the import stops; events already in the log are never lost.
+
+Resuming: the log records, with the events, the last line it took from each source file (keyed by the
+file's device and inode). Importing the same file into it again reads on after that line, so an import
+that stopped (a bad line, a crash, Ctrl-C) is resumed by running it again, without duplicates; a file
+that grew is imported from where the last import ended. A file rewritten in place (same inode) counts as
+the same file. stdin (-) is not resumable: each import of it appends.
+
+One writer per log: an import into a log that another process is writing (krsi record, krsi run
+--record, another import) is refused, naming that process; a writer that died no longer counts.
+A new log is a 0700 directory of 0600 files; a log path that is a symlink, or that a user other than
+root owns or can write, is refused. A failed import into a new log leaves nothing behind when it stored
+no event.${EXIT_CODES}`,
     )
     .action((src: string, dst: string, opts: { skipBad?: boolean }) =>
       guarded(async () => {
@@ -47,10 +61,11 @@ export function register(program: Command): void {
             onProgress: (d, t) => progress.update(d, t),
           });
           progress.stop();
-          process.stderr.write(`imported ${r.imported} events into ${dst} (${r.total} in the log)${r.bad ? `, ${r.bad} bad lines skipped` : ''}\n`);
+          const resumed = r.resumedAfter ? `; resumed after line ${r.resumedAfter}, taken by an earlier import` : '';
+          process.stderr.write(`imported ${r.imported} events into ${dst} (${r.total} in the log)${r.bad ? `, ${r.bad} bad lines skipped` : ''}${resumed}\n`);
         } catch (e) {
           progress.stop();
-          if (e instanceof EventError) throw new Error(`${e.message}\n(the events before line ${e.line} are committed in ${dst}; --skip-bad goes on past bad lines)`);
+          if (e instanceof EventError && e.file !== dst) throw new Error(`${e.message}\n(the events before line ${e.line} are committed in ${dst}; run the import again to resume after them, with --skip-bad to go on past bad lines)`);
           throw e;
         }
       }),
@@ -63,12 +78,15 @@ export function register(program: Command): void {
     .argument('[jsonl]', 'output file, or - for stdout', '-')
     .option('--since <t>', 'first event time: integer ns, or a duration after the first event (30s, 2m)')
     .option('--until <t>', 'stop before this event time: integer ns, or a duration after the first event')
-    .addHelpText('after', EXIT_CODES)
-    .action((src: string, dst: string, opts: { since?: string; until?: string }) =>
+    .option('--skip-bad', 'skip bad lines and damaged blocks (each is reported on stderr) and count them, instead of stopping at the first')
+    .addHelpText('after', `\nThe output file is created 0600 (events hold environment values); a symlink there is refused.${EXIT_CODES}`)
+    .action((src: string, dst: string, opts: { since?: string; until?: string; skipBad?: boolean }) =>
       guarded(async () => {
         if (dst === '-') exitOnEpipe();
-        const n = await exportLog(src, dst, { since: opts.since, until: opts.until });
-        if (dst !== '-') process.stderr.write(`exported ${n} events to ${dst}\n`);
+        let bad = 0;
+        const onBad = (e: Error) => (bad++, process.stderr.write(`skipped ${e.message}\n`));
+        const n = await exportLog(src, dst, { since: opts.since, until: opts.until, skipBad: opts.skipBad, onBad });
+        if (dst !== '-' || bad) process.stderr.write(`exported ${n} events${dst !== '-' ? ` to ${dst}` : ''}${bad ? `, ${bad} bad lines or blocks skipped` : ''}\n`);
       }),
     );
 
@@ -85,7 +103,7 @@ export function register(program: Command): void {
           process.stderr.write(`krsi log info: --format must be text or json, got ${JSON.stringify(opts.format)}\n`);
           process.exit(2);
         }
-        const s = await logInfo(path, { skipBad: opts.skipBad });
+        const s = await logInfo(path, { skipBad: opts.skipBad, onBad: (e) => process.stderr.write(`skipped ${e.message}\n`) });
         if (opts.format === 'json') {
           process.stdout.write(JSON.stringify({ log: path, ...s }) + '\n');
           return;

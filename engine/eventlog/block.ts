@@ -1,4 +1,4 @@
-// The block codec of lmdb event logs (format krsi-eventlog-2): up to BLOCK events in one value.
+// The block codec of lmdb event logs (formats krsi-eventlog-2 and -3): up to BLOCK events in one value.
 //
 // A block carries its own string table and object shapes, so it decodes on its own (no shared state
 // in the database, nothing to keep in step between writer and reader), and a string that repeats
@@ -64,8 +64,8 @@ export class BlockEncoder {
     varint(head, this.stringBytes.length);
     const mid: number[] = [];
     varint(mid, this.shapeCount);
-    mid.push(...this.shapeBytes);
-    return Buffer.concat([Buffer.from(head), ...this.stringBytes, Buffer.from(mid), this.body.subarray(0, this.len)]);
+    // no spread: an object with 200k keys makes a shape of 200k+ numbers (more arguments than the stack holds)
+    return Buffer.concat([Buffer.from(head), ...this.stringBytes, Buffer.from(mid), Buffer.from(this.shapeBytes), this.body.subarray(0, this.len)]);
   }
 
   private room(n: number): void {
@@ -324,6 +324,9 @@ function compile(keys: string[], withSeq: boolean): Reader {
 /** beyond MAX_COMPILED shapes (objects used as maps, with ever new keys), a plain loop: compiling
  *  each would cost more than it saves */
 const MAX_COMPILED = 4096;
+/** nor objects with more keys than this (an env of 200k variables): a literal that large is slow to
+ *  compile and may not fit the parser's stack */
+const MAX_COMPILED_KEYS = 256;
 
 function generic(keys: string[], withSeq: boolean): Reader {
   return (s?: unknown) => {
@@ -345,7 +348,7 @@ function readerOf(keys: string[], withSeq: boolean): Reader {
   const sig = JSON.stringify(keys);
   let r = cache.get(sig);
   if (r === undefined) {
-    if (cache.size >= MAX_COMPILED) return generic(keys, withSeq);
+    if (cache.size >= MAX_COMPILED || keys.length > MAX_COMPILED_KEYS) return generic(keys, withSeq);
     r = compile(keys, withSeq);
     cache.set(sig, r);
   }

@@ -34,6 +34,8 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
   const validator = new LogValidator(file, o.after);
   const batchSize = o.batch ?? 4096;
   const setSeq = !o.noSeq;
+  const lineOf = o.lineOf;
+  const skipLines = o.skipLines ?? 0;
   let batch: KrsiEvent[] = [];
   let lineNo = 0;
   let bytes = 0;
@@ -45,6 +47,7 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
     if (ev.ts < bounds.since) return true;
     if (ev.ts >= bounds.until) return false;
     batch.push(ev);
+    lineOf?.push(line);
     return true;
   };
 
@@ -101,6 +104,7 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
         validator.reset(mark);
         if (!resolved) bounds.resolved = false;
         batch.length = kept;
+        if (lineOf) lineOf.length = kept;
       }
     }
     let p = a;
@@ -119,6 +123,12 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
   function* lines(text: string): Generator<KrsiEvent[], boolean> {
     const len = text.length;
     let pos = 0;
+    // lines an earlier import already took: counted, not parsed
+    while (lineNo < skipLines && pos <= len) {
+      const nl = text.indexOf('\n', pos);
+      pos = nl === -1 ? len + 1 : nl + 1;
+      lineNo++;
+    }
     while (pos <= len) {
       const a = pos;
       let b = pos;
@@ -145,11 +155,13 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
       if (batch.length >= batchSize) {
         yield batch;
         batch = [];
+        if (lineOf) lineOf.length = 0;
       }
       if (odd !== -1 && !take(text.slice(odd, oddEnd), ++lineNo)) return false;
       if (batch.length >= batchSize) {
         yield batch;
         batch = [];
+        if (lineOf) lineOf.length = 0;
       }
     }
     return true;

@@ -15,6 +15,11 @@ export interface ReadOptions {
   after?: { ts: number; what: string };
   /** leave `seq` absent when the log has none (export uses this to give back the events as stored) */
   noSeq?: boolean;
+  /** JSON Lines: lines 1..skipLines are not read (an import resumed after them) */
+  skipLines?: number;
+  /** JSON Lines: filled with the line number of each event of the batch just yielded (import uses it
+   *  to locate events it cannot store, and to record how far it got) */
+  lineOf?: number[];
   /** progress in bytes (JSON Lines) or events (lmdb); total 0 when unknown (stdin) */
   onProgress?(done: number, total: number): void;
 }

@@ -30,7 +30,7 @@ test('krsi log import stops at a bad line (exit 1, located) keeping what came be
   assert.equal(info.status, 0, info.stderr);
   const s = JSON.parse(info.stdout);
   assert.equal(s.count, 600);
-  assert.equal(s.version, 'krsi-eventlog-2');
+  assert.equal(s.version, 'krsi-eventlog-3');
   assert.equal(s.first_ts, events[0].ts);
   assert.equal(s.last_ts, events[599].ts);
 

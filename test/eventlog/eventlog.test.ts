@@ -95,7 +95,7 @@ describe('lmdb log', () => {
     const p = src();
     const log = join(dir, 'rt.lmdb');
     const r = await importLog(p, log);
-    assert.deepEqual(r, { imported: 20000, bad: 0, total: 20000 });
+    assert.deepEqual(r, { imported: 20000, bad: 0, total: 20000, resumedAfter: 0 });
     const out = join(dir, 'rt.jsonl');
     assert.equal(await exportLog(log, out), 20000);
     assert.equal(readFileSync(out, 'utf8'), readFileSync(p, 'utf8'));
@@ -118,9 +118,13 @@ describe('lmdb log', () => {
     // appending goes on after the last committed event
     const more = join(dir, 'more.jsonl');
     writeFileSync(more, lines(gen.slice(10000, 10010)));
-    assert.deepEqual(await importLog(more, log), { imported: 10, bad: 0, total: 10010 });
+    assert.deepEqual(await importLog(more, log), { imported: 10, bad: 0, total: 10010, resumedAfter: 0 });
+    // the same file again: the log recorded how far it got, so nothing is imported twice
+    assert.deepEqual(await importLog(more, log), { imported: 0, bad: 0, total: 10010, resumedAfter: 10 });
     // and refuses to go back in time: a located error for imports, a RangeError for direct appends
-    await assert.rejects(importLog(more, log), (e: EventError) => e.line === 1 && e.field === 'ts' && e.message.includes(`(the last event of ${log})`));
+    const copy = join(dir, 'more-copy.jsonl');
+    writeFileSync(copy, lines(gen.slice(10000, 10010)));
+    await assert.rejects(importLog(copy, log), (e: EventError) => e.line === 1 && e.field === 'ts' && e.message.includes(`(the last event of ${log})`));
     const w = LogWriter.open(log);
     assert.throws(() => w.append({ ...gen[0] }), /before the log's last ts/);
     await w.close();
@@ -131,7 +135,7 @@ describe('lmdb log', () => {
     writeFileSync(p, lines(gen.slice(0, 5)) + 'garbage\n' + lines([{ ...gen[5], type: 'nope' }]) + lines(gen.slice(6, 10)));
     const log = join(dir, 'skip.lmdb');
     const r = await importLog(p, log, { skipBad: true });
-    assert.deepEqual(r, { imported: 9, bad: 2, total: 9 });
+    assert.deepEqual(r, { imported: 9, bad: 2, total: 9, resumedAfter: 0 });
     const info = await logInfo(log);
     assert.equal(info.count, 9);
     assert.equal(info.first_ts, gen[0].ts);

@@ -1,6 +1,7 @@
-// Format 2 lmdb logs store events in blocks of BLOCK, keyed by the seq of their first event. These
-// tests look at the stored layout itself (raw lmdb), the block still filling (written again when it
-// grows, on disk within OPEN_BLOCK_MS), damaged blocks, and logs of format 1 (one value per event).
+// Format 2 and 3 lmdb logs store events in blocks of BLOCK, keyed by the seq of their first event
+// (format 3: each value a CRC-32 and the block). These tests look at the stored layout itself (raw
+// lmdb), the block still filling (written again when it grows, on disk within OPEN_BLOCK_MS), damaged
+// blocks, and logs of format 1 (one value per event).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -29,23 +30,23 @@ async function all(path: string, o = {}): Promise<KrsiEvent[]> {
   return out;
 }
 
-/** the raw events database: key -> value bytes (format 2) or decoded values (format 1) */
+/** the raw events database: key -> block bytes (format 3, without the checksum) or decoded values (format 1) */
 function raw(path: string, binary = true): Map<number, unknown> {
   const root = open({ path, maxDbs: 4, readOnly: true, noSubdir: false, compression: false });
   try {
     const db = binary ? root.openDB<Buffer, number>({ name: 'events', encoding: 'binary' }) : root.openDB<unknown, number>({ name: 'events', sharedStructuresKey: Symbol.for('structures') });
-    return new Map([...db.getRange({})].filter((e) => typeof e.key === 'number').map((e) => [e.key, binary ? Buffer.from(e.value as Buffer) : e.value]));
+    return new Map([...db.getRange({})].filter((e) => typeof e.key === 'number').map((e) => [e.key, binary ? Buffer.from(e.value as Buffer).subarray(4) : e.value]));
   } finally {
     void root.close();
   }
 }
 
-describe('lmdb log format 2: blocks', () => {
+describe('lmdb log format 3: checksummed blocks', () => {
   test('events are stored in blocks of BLOCK keyed by their first seq, and read back in order', async () => {
     const log = join(dir, 'layout');
     const evs = gen(2 * BLOCK + 500);
     const w = LogWriter.open(log);
-    assert.equal(w.format, 'krsi-eventlog-2');
+    assert.equal(w.format, 'krsi-eventlog-3');
     w.append(evs.map((e) => ({ ...e })));
     await w.close();
     const blocks = raw(log);
@@ -56,7 +57,7 @@ describe('lmdb log format 2: blocks', () => {
     const back = await all(log);
     assert.deepEqual(back.map((e) => e.seq), evs.map((_, i) => i + 1));
     assert.deepEqual(back.map(strip), evs.map(strip));
-    assert.deepEqual(lmdbInfo(log), { count: evs.length, first_ts: evs[0].ts, last_ts: evs.at(-1)!.ts, format: 'krsi-eventlog-2' });
+    assert.deepEqual(lmdbInfo(log), { count: evs.length, first_ts: evs[0].ts, last_ts: evs.at(-1)!.ts, format: 'krsi-eventlog-3' });
   });
 
   test('a writer opened on a log whose last block is not full goes on filling that block', async () => {
@@ -125,7 +126,7 @@ describe('lmdb log format 2: blocks', () => {
       (async () => {
         for await (const b of readEvents(log, { batch: 100 })) got.push(...b);
       })(),
-      (e: Error) => e.message.startsWith(`${log}: event block at seq ${BLOCK + 1}: damaged event block: truncated`),
+      (e: Error) => e.message.startsWith(`${log}:${BLOCK + 1}: event block at seq ${BLOCK + 1}: damaged: checksum mismatch`),
     );
     assert.equal(got.length, BLOCK);
   });
@@ -162,7 +163,7 @@ describe('lmdb log format 1 (one value per event) is still read and appended to'
     const root = open({ path: log, maxDbs: 4, noSubdir: false, compression: false });
     await root.openDB<unknown, string>({ name: 'meta' }).put('format', 'krsi-eventlog-9');
     await root.close();
-    await assert.rejects(all(log), /unsupported event log format "krsi-eventlog-9" \(this krsi reads krsi-eventlog-1 and krsi-eventlog-2\)/);
+    await assert.rejects(all(log), /unsupported event log format "krsi-eventlog-9" \(this krsi reads krsi-eventlog-1, krsi-eventlog-2 and krsi-eventlog-3\)/);
     assert.throws(() => LogWriter.open(log), /unsupported event log format/);
   });
 });
