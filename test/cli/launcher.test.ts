@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KRSI } from '../helpers/krsi.ts';
 
@@ -38,33 +38,70 @@ function port9229(): string[] {
   return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((t) => readFileSync(t, 'utf8').split('\n').filter((l) => / [0-9A-F]+:240D [0-9A-F]+:0000 0A /.test(l)));
 }
 
+// `krsi replay -` runs as long as its stdin is open; a bad line's "skipped" shows the CLI is running
+function startReplay(argv: string[]) {
+  const env = { ...process.env, KRSI_LOG_LEVEL: 'warn', PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
+  const p = spawn(argv[0], [...argv.slice(1), 'replay', '-', '--skip-bad', '--format', 'json'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  const r = { p, stdout: '', stderr: '', exited: once(p, 'exit') };
+  p.stdout.setEncoding('utf8').on('data', (d: string) => (r.stdout += d));
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (r.stderr += d));
+  return r;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function running(r: ReturnType<typeof startReplay>): Promise<void> {
+  r.p.stdin.write('not json\n');
+  for (let i = 0; i < 600 && !r.stderr.includes('skipped'); i++) await sleep(50);
+  assert.match(r.stderr, /skipped/, 'krsi never read its input');
+}
+
+// after SIGUSR1: krsi still runs, holds no listening socket, and ends normally with its summary
+async function unharmed(r: ReturnType<typeof startReplay>, before9229: number): Promise<void> {
+  // the inspector would start on its own thread: give it time
+  await sleep(1500);
+  assert.equal(r.p.exitCode, null, `krsi ended on SIGUSR1: ${r.stderr}`);
+  assert.deepEqual(listening(r.p.pid!), [], 'krsi listens on a TCP port');
+  assert.equal(port9229().length, before9229, 'something listens on 9229');
+  r.p.stdin.end();
+  const [code] = await r.exited;
+  assert.equal(code, 0, r.stderr);
+  assert.match(r.stdout, /"kind":"summary"/);
+}
+
 describe('SIGUSR1', () => {
   test('a running krsi gets SIGUSR1: no inspector listens, krsi goes on and exits normally', async () => {
     const before9229 = port9229().length;
-    // replay from stdin runs as long as stdin is open; a bad line's "skipped" shows the CLI is running
-    const p = spawn(process.execPath, [KRSI, 'replay', '-', '--skip-bad', '--format', 'json'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KRSI_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = once(p, 'exit');
+    const r = startReplay([process.execPath, KRSI]);
     try {
-      p.stdin.write('not json\n');
-      for (let i = 0; i < 600 && !stderr.includes('skipped'); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.match(stderr, /skipped/, 'krsi never read its input');
-      assert.ok(p.kill('SIGUSR1'));
-      // the inspector would start on its own thread: give it time
-      await new Promise((r) => setTimeout(r, 1500));
-      assert.equal(p.exitCode, null, `krsi ended on SIGUSR1: ${stderr}`);
-      assert.deepEqual(listening(p.pid!), [], 'krsi listens on a TCP port');
-      assert.equal(port9229().length, before9229, 'something listens on 9229');
-      assert.doesNotMatch(stderr, /Debugger listening/);
-      p.stdin.end();
-      const [code] = await exited;
-      assert.equal(code, 0, stderr);
-      assert.match(stdout, /"kind":"summary"/);
+      await running(r);
+      assert.ok(r.p.kill('SIGUSR1'));
+      await unharmed(r, before9229);
+      assert.doesNotMatch(r.stderr, /Debugger listening/);
     } finally {
-      if (p.exitCode === null) p.kill('SIGKILL');
+      if (r.p.exitCode === null) r.p.kill('SIGKILL');
+    }
+  });
+
+  test('SIGUSR1 during Node\'s start-up (run through the shebang): the inspector it may open is closed, its URL never published over HTTP', async () => {
+    const before9229 = port9229().length;
+    const r = startReplay([KRSI]);
+    try {
+      // as soon as Node has its own SIGUSR1 handler (before it, SIGUSR1 would just kill the process)
+      const pid = r.p.pid!;
+      for (let i = 0; i < 20_000 && !(parseInt(/SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1], 16) & 0x200); i++) await sleep(1);
+      assert.ok(r.p.kill('SIGUSR1'));
+      assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--inspect-publish-uid=stderr'), 'node runs without --inspect-publish-uid=stderr');
+      // what a local user would do while the inspector is up: ask it for the session's URL
+      for (let i = 0; i < 200; i++) {
+        const list = await fetch('http://127.0.0.1:9229/json/list', { signal: AbortSignal.timeout(500) }).then((res) => res.text(), () => '');
+        assert.doesNotMatch(list, /webSocketDebuggerUrl/, 'the inspector published its URL');
+        await sleep(3);
+      }
+      await running(r);
+      await unharmed(r, before9229);
+    } finally {
+      if (r.p.exitCode === null) r.p.kill('SIGKILL');
     }
   });
 });
