@@ -3,7 +3,8 @@
 // after krsi exits; a restarted krsi reuses the pinned maps (and links) once they check out with the kernel
 // (enforcers/pinset.ts), and replaces those that do not. While krsi runs it holds the links open and pins
 // again what someone unpins. unloadEnforcement() unpins everything (detaches).
-import { readFileSync, rmdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, readlinkSync, rmdirSync, symlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensureObject } from '../bpf/build.ts';
 import { supported } from '../bpf/support.ts';
@@ -18,6 +19,22 @@ import { closePinSet, keepPinned, openPinSet, pinSpec, type BadPin, type PinSet,
 
 /** how often a running krsi checks that its pins are still there */
 const PIN_CHECK_MS = Number(process.env.KRSI_PIN_CHECK_MS) || 2000;
+/** a symlink beside the pins whose target names the build of enforce.o the attached programs came from:
+ *  programs of another build (an older krsi) pass every other check, and are reloaded */
+export const BUILD_MARK = `${ENFORCE_PIN_DIR}/build`;
+
+/** the build of an object file: the start of its sha256 */
+function buildOf(path: string): string {
+  return `enforce.o-${createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)}`;
+}
+
+function markedBuild(): string | undefined {
+  try {
+    return readlinkSync(BUILD_MARK);
+  } catch {
+    return undefined;
+  }
+}
 
 const log = childLogger('enforce');
 
@@ -114,7 +131,13 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
   securePinDir(ENFORCE_PIN_DIR); // refuses (exit 3) a directory someone else could change, before anything is pinned
   let reused = false;
   const spec = enforceSpec();
+  const build = buildOf(ensureObject('enforce'));
   let { set, bad } = o.reload ? { set: undefined, bad: [] as BadPin[] } : openPinSet(spec);
+  if (set && markedBuild() !== build) {
+    log.info({ dir: ENFORCE_PIN_DIR, attached: markedBuild() ?? 'unknown', build }, 'the attached programs are from another build of enforce.o: reloading them');
+    closePinSet(set);
+    set = undefined;
+  }
   if (set) {
     reused = true;
     log.info({ dir: ENFORCE_PIN_DIR }, 'reusing pinned enforcement programs and maps (checked with the kernel)');
@@ -139,6 +162,7 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
     } catch (e) {
       // leave nothing half-attached: unpin the links this attempt made (maps keep their verdicts)
       for (const p of PROG_NAMES) unpinPath(LINK_PINS[p]);
+      unpinPath(BUILD_MARK);
       try {
         rmdirSync(ENFORCE_PIN_DIR); // only when empty (libbpf unpins the maps it pinned in a failed load)
       } catch {
@@ -148,7 +172,9 @@ export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle
     } finally {
       obj.close(); // pinned links stay attached, pinned maps stay
     }
-    log.info({ dir: ENFORCE_PIN_DIR, programs: PROG_NAMES.length }, 'enforcement programs attached and pinned');
+    unpinPath(BUILD_MARK);
+    symlinkSync(build, BUILD_MARK);
+    log.info({ dir: ENFORCE_PIN_DIR, programs: PROG_NAMES.length, build }, 'enforcement programs attached and pinned');
     ({ set, bad } = openPinSet(spec));
     if (!set) throw new PinRefused(`krsi: the enforcement pins do not check out after loading: ${listBad(bad)}`);
   }
@@ -198,6 +224,7 @@ export function unloadEnforcement(): number {
   let n = 0;
   for (const p of PROG_NAMES) if (unpinPath(LINK_PINS[p])) n++;
   for (const m of MAP_NAMES) if (unpinPath(MAP_PINS[m])) n++;
+  unpinPath(BUILD_MARK);
   // the pin dir, then its parent /sys/fs/bpf/krsi when nothing else is pinned there
   for (const dir of [ENFORCE_PIN_DIR, dirname(ENFORCE_PIN_DIR)]) {
     try {

@@ -70,6 +70,15 @@ describe(`pins and the exemption, in the VM [${vmKernelLabel(kernel)}]`, { skip:
     assert.equal(r.fakeMap.exec, 'EPERM');
   });
 
+  test('programs attached from another build of enforce.o (an older krsi) are reloaded; the same build is reused', () => {
+    const b = r.otherBuild;
+    assert.equal(b.sameReused, true);
+    assert.equal(b.reused, false);
+    assert.match(b.markBefore, /^enforce\.o-[0-9a-f]{16}$/);
+    assert.equal(b.markAfter, b.markBefore);
+    assert.equal(b.linkReplaced, true);
+  });
+
   test('a link pin unlinked while krsi runs does not detach the program; krsi pins it again', () => {
     const u = r.unlinkWhileRunning;
     assert.equal(u.execBefore, 'EPERM');

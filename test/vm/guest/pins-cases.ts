@@ -2,10 +2,10 @@
 // the exemption of a killed krsi. Writes what it observed to <results>/results.json; the host test asserts.
 // Usage: node pins-cases.js CLI_BUNDLE RESULTS_DIR   (CLI_BUNDLE: engine/cli.ts bundled, the real `krsi`)
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap } from '../../../bpf/libbpf.ts';
-import { loadEnforcement, unloadEnforcement } from '../../../enforcers/programs.ts';
+import { BUILD_MARK, loadEnforcement, unloadEnforcement } from '../../../enforcers/programs.ts';
 import {
   CONFIG_KEY, ENFORCE_PIN_DIR, KRSI_OP, LINK_PINS, MAP_PINS, decodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict, kernelFileId, type DecodedDenied,
 } from '../../../enforcers/maps.ts';
@@ -125,6 +125,23 @@ await section('fakeMap', async () => {
   obs.fakeMap = { reused: h.reused, exec: tryExec() };
   h.maps.deny_inode.delete(denyKey);
   h.close();
+});
+reset();
+
+// ---- programs of another build (an older krsi's, without today's fixes) pass every check but are reloaded ----
+await section('otherBuild', async () => {
+  const h0 = await loadEnforcement({ selfPid: 0 });
+  h0.close();
+  const mark = readlinkSync(BUILD_MARK);
+  const linkId = () => JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', LINK_PINS.krsi_exit], { encoding: 'utf8' })).id as number;
+  const before = linkId();
+  const same = await loadEnforcement({ selfPid: 0 }); // the same build: reused
+  same.close();
+  unlinkSync(BUILD_MARK);
+  symlinkSync('enforce.o-0000000000000000', BUILD_MARK);
+  const h = await loadEnforcement({ selfPid: 0 });
+  h.close();
+  obs.otherBuild = { sameReused: same.reused, reused: h.reused, markBefore: mark, markAfter: readlinkSync(BUILD_MARK), linkReplaced: linkId() !== before };
 });
 reset();
 
