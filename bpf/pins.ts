@@ -73,7 +73,12 @@ export function securePinDir(dir: string, base = BPFFS, owner = process.geteuid?
  * undefined; 'missing' when there is nothing there. Its directory is checked by securePinDir.
  */
 export function pinFileProblem(path: string, owner = process.geteuid?.() ?? 0): string | undefined {
-  const st = lstatOrUndefined(path);
+  let st: Stats | undefined;
+  try {
+    st = lstatOrUndefined(path);
+  } catch (e) {
+    return `cannot be checked (${(e as NodeJS.ErrnoException).code})`; // not root: the directory is 0700
+  }
   if (!st) return 'missing';
   if (st.isSymbolicLink()) return 'a symlink, not a pin';
   if (!st.isFile()) return 'not a pin (a directory or special file)';

@@ -76,6 +76,14 @@ describe('securePinDir (a temp dir as the bpffs root)', { skip: needRoot() }, ()
     }
   });
 
+  test('a pin a non-root caller cannot inspect (root\'s 0700 directory) is a problem, not a crash', () => {
+    mkdirSync(`${base}/private`, { mode: 0o700 });
+    chmodSync(base, 0o755);
+    const code = `const m = await import(${JSON.stringify(join(ROOT, 'bpf/pins.ts'))}); process.stdout.write(String(m.pinFileProblem(${JSON.stringify(`${base}/private/link`)})));`;
+    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', cwd: ROOT, timeout: 30_000 });
+    assert.equal(r.stdout, 'cannot be checked (EACCES)', r.stderr);
+  });
+
   test('root\'s existing 0755 directory is used; a world-writable base only with the sticky bit; paths outside the base refused', () => {
     mkdirSync(`${base}/r`, { mode: 0o755 });
     securePinDir(`${base}/r/enforce`, base);
