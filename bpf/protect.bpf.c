@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* protect.bpf.c - krsi's self-protection while enforcing: BPF-LSM programs that refuse, to every
- * process but krsi (config.krsi_tgid) and pid 1, what would switch enforcement off: an fd on krsi's maps,
+ * process but krsi and pid 1, what would switch enforcement off: an fd on krsi's maps,
  * detaching or replacing its links, unlinking or renaming its pins, unmounting their bpffs, ptrace-attaching
  * krsi. A signal that would stop krsi is reported, not refused. Each is a `denied` event (op TAMPER) in
- * enforce.bpf.c's ring buffer, counted in tamper_count. config.krsi_tgid 0 (no krsi alive): allow all.
- * Loaded by enforcers/protect.ts, which reuses enforce.bpf.c's pinned `config` and `denied_events` and
+ * enforce.bpf.c's ring buffer, counted in tamper_count.
+ * Loaded by enforcers/protect.ts, which sets krsi_tgid, reuses enforce.bpf.c's pinned `denied_events` and
  * fills protected_ids / protected_inodes / stop_allowed; the links are held by krsi run only, so the
  * programs detach when it exits. Structs: krsi.h. Hook signatures: Debian 12's 6.1 (lsm_hook_defs.h). */
 #include <stdbool.h>
@@ -46,15 +46,12 @@ struct vfsmount { struct super_block *mnt_sb; } __attribute__((preserve_access_i
 struct kernel_siginfo;
 struct cred;
 
-/* ---- maps ---- */
-/* enforce.bpf.c's, reused through their pins (enforcers/maps.ts MAP_PINS): same definitions */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct krsi_config);
-} config SEC(".maps");
+/* krsi's tgid, set before load and read-only after: not enforce.bpf.c's config.krsi_tgid, which a map fd
+ * opened while krsi was down could still rewrite (protection can refuse new fds, not revoke old ones) */
+const volatile __u32 krsi_tgid = 0;
 
+/* ---- maps ---- */
+/* enforce.bpf.c's ring buffer, reused through its pin (enforcers/maps.ts MAP_PINS): same definition */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -105,15 +102,14 @@ static __always_inline int earlier(int ret)
 	return e;
 }
 
-/* krsi's tgid when protection applies to the current task; 0: allow (no krsi alive, krsi itself, pid 1) */
+/* krsi's tgid when protection applies to the current task; 0: allow (krsi itself, pid 1) */
 static __always_inline __u32 guarded(void)
 {
-	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
-	struct krsi_config *c = bpf_map_lookup_elem(&config, &zero);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!c || !c->krsi_tgid || tgid == c->krsi_tgid || tgid == 1)
+	if (!krsi_tgid || tgid == krsi_tgid || tgid == 1)
 		return 0;
-	return c->krsi_tgid;
+	return krsi_tgid;
 }
 
 static __always_inline void bump(__u32 slot)
@@ -211,7 +207,7 @@ int BPF_PROG(krsi_protect_map, struct bpf_map *map, unsigned int fmode, int ret)
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
 	if (!guarded())
-		return 0;     /* no krsi alive, or krsi / pid 1 itself */
+		return 0;     /* krsi / pid 1 itself */
 	id = map->id;
 	if (is_protected(KRSI_OBJ_MAP, id))
 		return tamper(KRSI_DENY_TAMPER_MAP, id, fmode, true);
@@ -229,7 +225,7 @@ int BPF_PROG(krsi_protect_bpf, int cmd, union bpf_attr *attr, unsigned int size,
 	if (cmd != BPF_LINK_GET_FD_BY_ID && cmd != BPF_LINK_DETACH && cmd != BPF_LINK_UPDATE)
 		return 0;     /* not about links: allow */
 	if (!guarded())
-		return 0;     /* no krsi alive, or krsi / pid 1 itself */
+		return 0;     /* krsi / pid 1 itself */
 	/* link_id, link_detach.link_fd and link_update.link_fd all are the attr's first __u32 */
 	bpf_probe_read_kernel(&first, sizeof(first), attr);
 	id = cmd == BPF_LINK_GET_FD_BY_ID ? first : link_id_of_fd(first);
@@ -247,7 +243,7 @@ int BPF_PROG(krsi_protect_unlink, struct inode *dir, struct dentry *dentry, int 
 	if (ret)
 		return earlier(ret);
 	if (!guarded() || !pinned(dentry, &k))
-		return 0;     /* not a krsi pin, or krsi / pid 1 / no krsi alive */
+		return 0;     /* not a krsi pin, or krsi / pid 1 */
 	return tamper(KRSI_DENY_TAMPER_PIN, k.ino, k.dev, true);
 }
 
@@ -272,7 +268,7 @@ int BPF_PROG(krsi_protect_rename, struct inode *old_dir, struct dentry *old_dent
 	if (ret)
 		return earlier(ret);
 	if (!guarded())
-		return 0;     /* krsi / pid 1 / no krsi alive */
+		return 0;     /* krsi / pid 1 */
 	if (pinned(old_dentry, &k) || pinned(new_dentry, &k))
 		return tamper(KRSI_DENY_TAMPER_PIN, k.ino, k.dev, true);   /* moving a pin away, or over it */
 	return 0;

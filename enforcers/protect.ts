@@ -97,6 +97,28 @@ export function krsiObjects(extra: readonly string[] = []): { maps: Set<number>;
   return { maps, links, inodes, bpffsDev };
 }
 
+/** other processes holding an fd on one of krsi's maps or links now: protection refuses new fds, it cannot
+ *  take these back (opened while krsi was down, or before it protected itself) */
+export function foreignHolders(maps: ReadonlySet<number>, links: ReadonlySet<number>): { pid: number; comm: string; map?: number; link?: number }[] {
+  const out: { pid: number; comm: string; map?: number; link?: number }[] = [];
+  for (const p of readdirSync('/proc')) {
+    const pid = Number(p);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let fds: string[];
+    try { fds = readdirSync(`/proc/${pid}/fdinfo`); } catch { continue; }
+    for (const fd of fds) {
+      const ids = idsIn(`/proc/${pid}/fdinfo/${fd}`);
+      const map = ids.maps.find((i) => maps.has(i));
+      const link = ids.links.find((i) => links.has(i));
+      if (map === undefined && link === undefined) continue;
+      let comm = '';
+      try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone */ }
+      out.push({ pid, comm, ...(map !== undefined ? { map } : {}), ...(link !== undefined ? { link } : {}) });
+    }
+  }
+  return out;
+}
+
 export interface ProtectOptions {
   /** executables (paths, resolved to inodes now) whose processes may stop krsi without a report */
   allowStopFrom?: readonly string[];
@@ -123,8 +145,11 @@ export function startProtection(o: ProtectOptions = {}): ProtectHandle {
   const obj = BpfObject.open(ensureObject('protect'));
   let filled = { maps: 0, links: 0, inodes: 0 };
   try {
-    // enforce.bpf.c's maps: krsi_tgid (who is exempt) and the ring buffer the denied events go to
-    obj.setPinPath('config', MAP_PINS.config);
+    // who is exempt: fixed at load (a config map fd opened while krsi was down cannot change it)
+    const tgid = Buffer.alloc(4);
+    tgid.writeUInt32LE(process.pid);
+    obj.setGlobal('krsi_tgid', tgid);
+    // enforce.bpf.c's ring buffer: the refusals join its denied events
     obj.setPinPath('denied_events', MAP_PINS.denied_events);
     obj.load();
     const stop = obj.map('stop_allowed');
@@ -138,11 +163,13 @@ export function startProtection(o: ProtectOptions = {}): ProtectHandle {
       for (const f of k.inodes.values()) inodes.update(encodeInodeKey(f), ONE);
       if (k.bpffsDev !== undefined) inodes.update(encodeInodeKey({ dev: k.bpffsDev, ino: 0 }), ONE); // sb_umount's key
       filled = { maps: k.maps.size, links: k.links.size, inodes: k.inodes.size };
+      return k;
     };
     fill();
     for (const p of PROTECT_PROGS) obj.attach(p);
     // the protection links themselves (ids known only now)
-    fill();
+    const k = fill();
+    for (const h of foreignHolders(k.maps, k.links)) log.warn(h, 'another process holds an fd on krsi\'s map or link, opened before self-protection: it can still use it (stop that process)');
     log.info({ ...filled, allowStopFrom: o.allowStopFrom ?? [] }, 'self-protection on: krsi\'s maps, links, pins and process are refused to others');
     return {
       counts() {
@@ -158,7 +185,7 @@ export function startProtection(o: ProtectOptions = {}): ProtectHandle {
         return out;
       },
       protectedObjects: () => filled,
-      refresh: fill,
+      refresh: () => void fill(),
       close: () => obj.close(),
     };
   } catch (e) {

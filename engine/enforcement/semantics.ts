@@ -20,8 +20,9 @@ export type DenyReason = keyof typeof KRSI_DENY;
 
 /**
  * Self-protection (bpf/protect.bpf.c, `krsi run` in enforce mode unless --no-self-protect): op TAMPER,
- * never a verdict bit. Each row: the hook, what it refuses to every process but krsi (config.krsi_tgid)
- * and pid 1 while krsi_tgid is set, and what the denied event's key holds (enforcers/maps.ts decodeDenied).
+ * never a verdict bit. Each row: the hook, what it refuses to every process but krsi (its tgid, fixed when
+ * the programs load; they detach when krsi exits) and pid 1, and what the denied event's key holds
+ * (enforcers/maps.ts decodeDenied).
  * The replay model has no row for it: it is about the live krsi process, not about a rule's verdicts.
  */
 export const TAMPER: readonly { reason: DenyReason; hook: string; refuses: string; key: string }[] = [
