@@ -5,7 +5,6 @@
 // file:line:column and JSON pointer, all collected) -> run (one Engine per case) -> compare.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import type { PointerInfo } from 'json-source-map';
 import type { EventType, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
 import { EventError, validateEvent } from '../signals/validate.ts';
@@ -13,7 +12,7 @@ import type { Mode, Output, Severity, VerdictOp } from './types.ts';
 import type { CompiledRule, CompiledRuleSet } from './rules/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from './rules/load.ts';
 import { parseDuration } from './duration.ts';
-import { parseJson } from './rules/json.ts';
+import { parseJson, type PointerInfo } from './rules/json.ts';
 import { limitIssues, MAX_CASE_EVENTS } from './rules/limits.ts';
 import { Engine } from './engine.ts';
 import { readEvents } from './eventlog/index.ts';

@@ -2,10 +2,9 @@
 // (json.ts), refused when over a limit (limits.ts): such a document is not validated further.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { PointerInfo } from 'json-source-map';
 import type { IssueCollector, Locate } from './issues.ts';
 import { messageFor } from './messages.ts';
-import { parseJson } from './json.ts';
+import { parseJson, type PointerInfo } from './json.ts';
 import { limitIssues, MAX_ITEMS, type LimitOptions } from './limits.ts';
 
 export interface RuleSource {
