@@ -2,14 +2,17 @@
 // the dialect is RE2's (re2js, a pure-JavaScript RE2), which has no backreferences or lookaround.
 // RE2 is ~3-10x slower than V8's RegExp on short simple patterns, so a pattern in a small subset whose
 // meaning is the same in both and that V8 cannot backtrack on (no repetition but `?`, at most
-// MAX_V8_PATHS ways through the pattern, ASCII only, no `.`, no negated class) runs on V8's RegExp;
-// every other pattern runs on RE2. test/operators/regex.test.ts checks the two agree on the subset.
+// MAX_V8_PATHS ways through the pattern of MAX_V8_WORK atoms in all, ASCII only, no `.`, no negated
+// class) runs on V8's RegExp; every other pattern runs on RE2. test/operators/regex.test.ts checks the two
+// agree on the subset; bench/regex.ts measures both.
 import { RE2JS } from 're2js';
 
 /** longer patterns are refused (RE2 compiles in time linear in the pattern, but an event can supply one) */
 export const MAX_REGEX_LENGTH = 4096;
-/** a V8 pattern tries at most this many paths from each start position */
+/** a V8 pattern has at most this many paths, of at most this many atoms in all: the most it can try from
+ *  one start position, so its time is linear in the string with a small factor */
 const MAX_V8_PATHS = 256;
+const MAX_V8_WORK = 256;
 
 export interface Regex {
   test(s: string): boolean;
@@ -44,62 +47,65 @@ const printable = (c: string) => c >= ' ' && c <= '~';
 /** the pattern is in the subset V8 runs exactly like RE2 and without backtracking blow-up */
 export function v8Safe(src: string): boolean {
   let i = 0;
-  // each returns the number of paths through what it parsed, or -1 outside the subset
-  const alt = (): number => {
-    let n = seq();
-    while (n >= 0 && src[i] === '|') {
+  // each returns the paths through what it parsed and their total length in atoms (the most a backtracking
+  // engine can try from one start position), or null outside the subset or over the limits
+  type Cost = { paths: number; work: number } | null;
+  const LEAF = { paths: 1, work: 1 };
+  const within = (c: Cost): Cost => (c && c.paths <= MAX_V8_PATHS && c.work <= MAX_V8_WORK ? c : null);
+  const alt = (): Cost => {
+    let c = seq();
+    while (c && src[i] === '|') {
       i++;
-      const m = seq();
-      n = m < 0 ? -1 : n + m;
+      const d = seq();
+      c = d && within({ paths: c.paths + d.paths, work: c.work + d.work });
     }
-    return n > MAX_V8_PATHS ? -1 : n;
+    return c;
   };
-  const seq = (): number => {
-    let n = 1;
-    while (i < src.length && src[i] !== '|' && src[i] !== ')') {
+  const seq = (): Cost => {
+    let c: Cost = { paths: 1, work: 0 };
+    while (c && i < src.length && src[i] !== '|' && src[i] !== ')') {
       const assertion = src[i] === '^' || src[i] === '$' || src.startsWith('\\b', i); // V8 refuses them quantified
       let a = atom();
-      if (a < 0) return -1;
+      if (!a) return null;
       if (src[i] === '?') {
-        if (assertion) return -1;
+        if (assertion) return null;
         i++;
-        a += 1;
+        a = { paths: a.paths + 1, work: a.work };
       }
-      n *= a;
-      if (n > MAX_V8_PATHS) return -1;
+      // every path of what came before continues with every path of a
+      c = within({ paths: c.paths * a.paths, work: c.work * a.paths + a.work * c.paths });
     }
-    return n;
+    return c;
   };
-  const atom = (): number => {
+  const atom = (): Cost => {
     const c = src[i++];
-    if (c === '^' || c === '$') return 1;
-    if (c === '\\') return ESCAPES.has(src[i++]) ? 1 : -1;
-    if (c === '[') return charClass();
+    if (c === '^' || c === '$') return LEAF;
+    if (c === '\\') return ESCAPES.has(src[i++]) ? LEAF : null;
+    if (c === '[') return charClass() ? LEAF : null;
     if (c === '(') {
       if (src[i] === '?') {
-        if (src[i + 1] !== ':') return -1;
+        if (src[i + 1] !== ':') return null;
         i += 2;
       }
       const n = alt();
-      return n < 0 || src[i++] !== ')' ? -1 : n;
+      return n && src[i++] === ')' ? n : null;
     }
-    return printable(c) && !META.has(c) ? 1 : -1;
+    return printable(c) && !META.has(c) ? LEAF : null;
   };
-  const charClass = (): number => {
-    if (src[i] === '^' || src[i] === ']') return -1;
+  const charClass = (): boolean => {
+    if (src[i] === '^' || src[i] === ']') return false;
     while (i < src.length && src[i] !== ']') {
       const c = src[i++];
       if (c === '\\') {
-        if (!CLASS_ESCAPES.has(src[i++])) return -1;
-      } else if (!printable(c) || c === '[' || c === '^' || c === '-') return -1;
+        if (!CLASS_ESCAPES.has(src[i++])) return false;
+      } else if (!printable(c) || c === '[' || c === '^' || c === '-') return false;
       else if (src[i] === '-' && src[i + 1] !== ']') {
         const hi = src[i + 1];
-        if (!printable(hi) || hi === '\\' || hi === '[' || hi === '^' || hi < c) return -1;
+        if (!printable(hi) || hi === '\\' || hi === '[' || hi === '^' || hi < c) return false;
         i += 2;
       }
     }
-    return src[i++] === ']' ? 1 : -1;
+    return src[i++] === ']';
   };
-  const n = alt();
-  return n >= 0 && i === src.length;
+  return alt() !== null && i === src.length;
 }

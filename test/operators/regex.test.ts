@@ -86,9 +86,12 @@ test('the dialect is RE2: inline flag groups, POSIX classes and Unicode classes 
   }
 });
 
-test('the bundled patterns run on V8; repetition, (?i), "." and negated classes run on RE2', () => {
+test('the bundled patterns run on V8; repetition, (?i), ".", negated classes and long alternations run on RE2', () => {
   for (const p of ['(^|:)(/tmp|/var/tmp|/dev/shm|/run/shm)(/|:|$)', '^(nc|ncat|socat)$', '\\.so(\\.[0-9])?$', '[A-Z_][A-Z0-9_]']) assert.equal(compileRegex(p).engine, 'v8', p);
-  for (const p of ['a+', 'a*', 'a{2}', '(?i)a', 'a.b', '[^a]', '[[:alpha:]]', '\\s', '(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)', 'é', '[a-]']) {
+  assert.equal(compileRegex('x'.repeat(256)).engine, 'v8');
+  // over 256 paths, or over 256 atoms along all paths (what backtracking may try from each position): RE2
+  const long = [`(${'a'.repeat(200)}|${'a'.repeat(199)}b)`, 'x'.repeat(257), '(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)'];
+  for (const p of ['a+', 'a*', 'a{2}', '(?i)a', 'a.b', '[^a]', '[[:alpha:]]', '\\s', 'é', '[a-]', ...long]) {
     assert.equal(compileRegex(p).engine, 're2', p);
   }
 });

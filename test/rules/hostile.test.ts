@@ -70,6 +70,7 @@ test('"__proto__" where it is not data is RESERVED_KEY: it no longer turns a rul
     ['prototype in a correlation', rule({ extra: ', "correlation": {"count": {"by": ["pid"], "within": "1s", "threshold": 2, "prototype": {}}}' })],
     ['a list name', `{"lists": {"__proto__": ["a"]}, ${rule({ match: '{"all": [{"fact": "comm", "operator": "inList", "value": "__proto__"}]}' }).slice(1)}`],
     ['a list named constructor', `{"lists": {"constructor": ["a"]}, ${rule().slice(1)}`],
+    ['an escaped __proto__', rule({ extra: ', "\\u005f_proto__": {"mode": "enforce"}' })],
     ['a step', rule({ extra: ', "correlation": {"sequence": {"by": ["pid"], "within": "1s", "steps": [{"match": {"all": []}, "__proto__": {"id": "x"}}, {"match": {"all": []}}]}}' })],
   ]) {
     const r2 = load(t);
