@@ -41,7 +41,13 @@ export interface ExecEvent extends BaseEvent {
   env?: Record<string, string>;
   /** SHA-256 of the new executable (64 hex digits), when a signal or importer computed it */
   sha256?: string;
+  /** why the live hashing stage left the event without sha256 (signals/hash.ts) */
+  sha256_error?: Sha256Error;
 }
+
+/** the reasons an exec event carries no sha256 (EVENTS.md, `sha256_error`) */
+export const SHA256_ERRORS = ['gone', 'replaced', 'too_large', 'unreadable', 'timeout', 'queue_full', 'unavailable'] as const;
+export type Sha256Error = (typeof SHA256_ERRORS)[number];
 
 export interface ForkEvent extends BaseEvent {
   type: 'fork';

@@ -3,58 +3,76 @@
 // reads `sha256` on exec (needsExeHash), or when events are recorded (a log should carry what replay
 // may need): otherwise the signals pass through untouched, at no cost.
 //
-// Per exec event: stat /proc/<pid>/exe (the very file the process runs, also when it was deleted or
-// renamed), or exe.path when the process is already gone; the file must be the event's inode. The
-// hash is cached per (dev, ino, size, mtime, ctime) in a bounded LRU: an exec storm of one binary costs
-// one stat per event. Files up to syncMaxBytes are hashed synchronously (about a millisecond at most);
-// larger ones through a crypto stream without blocking the event loop. Events stay in order: a batch
-// with an exec whose hash is being computed waits, and every later batch waits behind it (the engine
-// needs non-decreasing time); batches without pending hashes pass synchronously when nothing waits.
-// Failures (process and path gone, file replaced, too large, read error) are counted by reason; the
-// event then goes on without sha256 (a rule on sha256 cannot match it), never dropped.
-import { closeSync, createReadStream, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
-import { createHash } from 'node:crypto';
+// Off the event path: every stat, open and read of an executable happens in a child process
+// (signals/hash-reader.ts), never on krsi's event loop nor in its libuv threadpool, because any of them
+// can block for ever on a file an attacker serves (FUSE, a hung NFS server). The reader caches hashes
+// per (dev, ino, size, mtime, ctime), refuses files over maxBytes, and reads one file at a time.
+//
+// Events stay in order and are never held back beyond the deadline: a batch with exec events waits for
+// their answers at most deadlineMs after it arrived, and every later batch waits behind it (the engine
+// needs non-decreasing time). An exec event that gets no hash carries `sha256_error` saying why (gone,
+// replaced, too_large, unreadable, timeout, queue_full, unavailable), counted by reason; a rule on
+// sha256 cannot match it, a rule can read sha256_error. The waiting batches are bounded (maxQueued
+// events): past that the oldest goes on at once with `queue_full`: the hash is dropped, never the event.
+// A reader with an answer outstanding for stuckMs is killed and replaced; when `maxStuck` killed readers
+// have not died yet (a read the kernel cannot interrupt), hashing is `unavailable` until one does.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Subject } from 'rxjs';
-import type { ExecEvent, KrsiEvent } from './events.ts';
+import { SHA256_ERRORS, type ExecEvent, type KrsiEvent, type Sha256Error } from './events.ts';
 import type { LiveSignals } from './live.ts';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import { childLogger } from '../engine/log.ts';
+import { READER_ARG, type HashJob, type ReaderConfig, type ReaderMessage } from './hash-reader.ts';
 
 const log = childLogger('hash');
 
 export interface ExeHashOptions {
-  /** cached hashes (LRU), default 4096 */
+  /** cached hashes (LRU, in the reader), default 4096 */
   cacheSize?: number;
-  /** files up to this size are hashed synchronously, default 256 KiB (about a millisecond); larger ones asynchronously */
-  syncMaxBytes?: number;
-  /** files above this size are not hashed (a `too_large` failure), default 512 MiB */
+  /** files above this size are not hashed (`too_large`), default 256 MiB */
   maxBytes?: number;
+  /** how long an exec event may wait for its hash, default 250 ms; then it goes on with `timeout` */
+  deadlineMs?: number;
+  /** events that may wait (in batches behind a hash); past that the oldest batch goes on, default 65536 */
+  maxQueued?: number;
+  /** how long a reader may take to start (krsi's first seconds, after a replacement): deadlines count from
+   *  its start, events wait for it at most this long on top, default 2000 ms */
+  startupMs?: number;
+  /** a reader with an answer outstanding this long is killed and replaced, default 5000 ms */
+  stuckMs?: number;
+  /** killed readers still alive at which hashing stops (`unavailable`), default 3 */
+  maxStuck?: number;
   /** where /proc is (tests) */
   procRoot?: string;
 }
 
-export type HashFailure = 'gone' | 'replaced' | 'too_large' | 'read';
+/** why an exec event carries no sha256 (its `sha256_error`): what the reader says, or the stage */
+export type HashFailure = Sha256Error;
+const HASH_FAILURES: readonly HashFailure[] = SHA256_ERRORS;
+
+export type HashOutcome = { sha256: string; error?: undefined } | { sha256?: undefined; error: HashFailure };
 
 export interface HashStats {
   /** exec events that got a sha256 */
   hashed: number;
-  /** of those, served from the cache (or joined a hash in progress) */
+  /** answers served from the reader's cache */
   hits: number;
   /** files read and hashed */
   misses: number;
-  /** of the misses, hashed asynchronously (above syncMaxBytes) */
-  async: number;
   /** bytes read for hashing */
   bytes: number;
-  /** exec events left without sha256, by reason */
+  /** exec events that went on without sha256, by reason (their sha256_error) */
   failed: number;
   failures: Record<HashFailure, number>;
-  /** cached hashes now */
+  /** cached hashes (as the reader last said) */
   cached: number;
-  /** hashes in progress now */
+  /** answers outstanding now */
   pending: number;
   /** batches waiting for a hash now */
   waiting: number;
+  /** readers killed because an answer was outstanding for stuckMs */
+  restarts: number;
 }
 
 /** does any rule read the `sha256` fact of exec events (a condition, a key, a field or a template) */
@@ -77,215 +95,297 @@ function mentionsSha256(node: unknown, key?: string): boolean {
   return false;
 }
 
+
+/** the reader script: hash-reader.ts beside this module (.js once compiled), run without a JIT */
+function readerArgs(cfg: ReaderConfig): string[] {
+  const self = fileURLToPath(import.meta.url);
+  const script = self.replace(/hash\.([cm]?[jt]s)$/, 'hash-reader.$1');
+  // from the TypeScript sources (tests, development): through the same loader as this process
+  const loader = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  // --jitless: no executable memory, so no W+X mprotect for krsi's own rules to see
+  return [...loader, '--jitless', script, JSON.stringify(cfg), READER_ARG];
+}
+
+/** the parent's side of the reader: jobs out, answers in, a watchdog, replacement of a stuck reader */
 export class ExeHasher {
-  private readonly cache = new Map<string, string>();
-  private readonly inflight = new Map<string, Promise<string | undefined>>();
-  private readonly cacheSize: number;
-  private readonly syncMax: number;
-  private readonly maxBytes: number;
-  private readonly proc: string;
-  private readonly s = { hashed: 0, hits: 0, misses: 0, async: 0, bytes: 0, failed: 0 };
-  private readonly failures: Record<HashFailure, number> = { gone: 0, replaced: 0, too_large: 0, read: 0 };
+  readonly deadlineMs: number;
+  readonly maxQueued: number;
+  private readonly cfg: ReaderConfig;
+  private readonly stuckMs: number;
+  private readonly maxStuck: number;
+  private child?: ChildProcess;
+  private ready?: Promise<void>;
+  /** when the reader answered it was up (Date.now()), undefined while it starts */
+  private readyAt?: number;
+  private readonly startupMs: number;
+  /** called when a reader is up (the stage re-arms its deadline) */
+  onReady?: () => void;
+  private readonly waiting = new Map<number, { resolve: (o: HashOutcome) => void; at: number }>();
+  private nextId = 1;
+  /** killed readers that have not exited */
+  private stuck = 0;
+  private outbox: HashJob[] = [];
+  private watchdog?: NodeJS.Timeout;
+  private closed = false;
+  private readonly s = { hashed: 0, hits: 0, misses: 0, bytes: 0, failed: 0, cached: 0, restarts: 0 };
+  private readonly failures = Object.fromEntries(HASH_FAILURES.map((f) => [f, 0])) as Record<HashFailure, number>;
   /** batches waiting, set by the stage */
-  waiting = 0;
+  queued = 0;
 
   constructor(o: ExeHashOptions = {}) {
-    this.cacheSize = o.cacheSize ?? 4096;
-    this.syncMax = o.syncMaxBytes ?? 256 << 10;
-    this.maxBytes = o.maxBytes ?? 512 << 20;
-    this.proc = o.procRoot ?? '/proc';
+    this.cfg = { cacheSize: o.cacheSize ?? 4096, maxBytes: o.maxBytes ?? 256 << 20, procRoot: o.procRoot ?? '/proc' };
+    this.deadlineMs = o.deadlineMs ?? 250;
+    this.maxQueued = o.maxQueued ?? 65536;
+    this.stuckMs = o.stuckMs ?? 5000;
+    this.startupMs = o.startupMs ?? 2000;
+    this.maxStuck = o.maxStuck ?? 3;
   }
 
   stats(): HashStats {
-    return { ...this.s, failures: { ...this.failures }, cached: this.cache.size, pending: this.inflight.size, waiting: this.waiting };
+    return { ...this.s, failures: { ...this.failures }, pending: this.waiting.size, waiting: this.queued };
+  }
+
+  /** the reader's pid (tests) */
+  get readerPid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** starts the reader (if it is not running); resolves once it answers, or fails */
+  start(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('exe hasher closed'));
+    if (this.child && this.ready) return this.ready;
+    if (this.stuck >= this.maxStuck) return Promise.reject(new Error(`${this.stuck} exe hash readers stuck`));
+    const child = spawn(process.execPath, readerArgs(this.cfg), {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // no NODE_OPTIONS of krsi's caller
+      serialization: 'json',
+    });
+    this.child = child;
+    this.ready = new Promise<void>((resolve, reject) => {
+      child.once('message', () => {
+        if (this.child !== child) return;
+        this.readyAt = Date.now();
+        this.send();
+        resolve();
+        this.onReady?.();
+      });
+      child.once('exit', (code, sig) => reject(new Error(`exe hash reader exited (${sig ?? code}) before it was ready`)));
+      child.once('error', reject);
+    });
+    this.ready.catch(() => {});
+    child.on('message', (m: ReaderMessage) => this.answers(m));
+    child.on('error', (e) => log.warn({ err: String(e) }, 'exe hash reader failed'));
+    child.once('exit', (code, sig) => {
+      if (this.child === child) {
+        // died on its own: what it had is unavailable, the next job starts a new one
+        if (!this.closed) log.warn({ code, sig }, 'exe hash reader exited');
+        this.child = this.ready = this.readyAt = undefined;
+        this.failAll('unavailable');
+      }
+    });
+    // it never keeps krsi alive on its own: referenced only until it is ready and while answers are outstanding
+    child.unref();
+    void this.ready.then(() => this.child === child && !this.waiting.size && child.channel?.unref(), () => {});
+    this.watchdog ??= setInterval(() => this.check(), Math.max(10, this.stuckMs / 4));
+    this.watchdog.unref();
+    return this.ready;
   }
 
   /**
-   * the sha256 of the event's executable: a string now (cached, or small enough to hash at once), a
-   * promise (being hashed asynchronously; resolves to undefined on failure), or undefined (failed,
-   * counted). Never throws.
+   * when an exec event that arrived at `arrival` (Date.now()) goes on without its hash: deadlineMs after
+   * it arrived or after the reader came up, whichever is later; while a reader starts, at most startupMs later
    */
-  hash(e: ExecEvent): string | Promise<string | undefined> | undefined {
-    const found = this.locate(e);
-    if (typeof found === 'string') return this.fail(found, e);
-    const { file, st } = found;
-    const key = cacheKey(st);
-    const cached = this.cache.get(key);
-    if (cached !== undefined) {
-      this.cache.delete(key); // most recently used last
-      this.cache.set(key, cached);
-      this.s.hits++, this.s.hashed++;
-      return cached;
-    }
-    const running = this.inflight.get(key);
-    if (running) {
-      this.s.hits++;
-      return running.then((h) => {
-        if (h !== undefined) this.s.hashed++;
-        else this.fail('read', e);
-        return h;
-      });
-    }
-    if (Number(st.size) > this.maxBytes) return this.fail('too_large', e);
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch {
-      return this.fail('gone', e);
-    }
-    this.s.misses++;
-    let opened: string;
-    try {
-      // the key of what was opened (a change between stat and open gets its own key)
-      const fst = fstatSync(fd, { bigint: true });
-      opened = cacheKey(fst);
-      if (Number(fst.ino) !== e.exe.ino) {
-        closeSync(fd);
-        return this.fail('replaced', e);
-      }
-      if (Number(fst.size) <= this.syncMax) {
-        const data = readFileSync(fd);
-        closeSync(fd);
-        this.s.bytes += data.length;
-        const h = createHash('sha256').update(data).digest('hex');
-        this.remember(opened, h);
-        this.s.hashed++;
-        return h;
-      }
-    } catch (err) {
-      try { closeSync(fd); } catch { /* already closed */ }
-      log.debug({ pid: e.pid, path: e.exe.path, err: String(err) }, 'exe hash: read failed');
-      return this.fail('read', e);
-    }
-    this.s.async++;
-    const p = hashStream(file, fd).then(
-      ({ hex, bytes }) => {
-        this.s.bytes += bytes;
-        this.s.hashed++;
-        this.remember(opened, hex);
-        return hex;
-      },
-      (err) => {
-        log.debug({ pid: e.pid, path: e.exe.path, err: String(err) }, 'exe hash: read failed');
-        this.fail('read', e);
-        return undefined;
-      },
-    ).finally(() => this.inflight.delete(opened));
-    this.inflight.set(opened, p);
-    return p;
+  deadlineOf(arrival: number): number {
+    return this.readyAt !== undefined ? Math.max(arrival, this.readyAt) + this.deadlineMs : arrival + this.deadlineMs + this.startupMs;
   }
 
-  /** the file the exec event ran, with its stat, or why there is none */
-  private locate(e: ExecEvent): { file: string; st: BigIntStats } | HashFailure {
-    let replaced = false;
-    for (const file of [`${this.proc}/${e.pid}/exe`, e.exe.path]) {
-      if (!file || file.startsWith('/.../')) continue; // a path cut to its tail names nothing
-      let st: BigIntStats | undefined;
-      try {
-        st = statSync(file, { bigint: true, throwIfNoEntry: false });
-      } catch {
-        continue; // EACCES, ELOOP, ...
-      }
-      if (!st) continue;
-      // the inode decides: the pid may have exec'd again or been reused, the path may name a new
-      // file. The device is not compared: on overlayfs stat() reports the layer's pseudo device while
-      // the kernel reports the real one (see enforcers/maps.ts kernelFileId)
-      if (Number(st.ino) === e.exe.ino && st.isFile()) return { file, st };
-      replaced = true;
+  /** the hash of the event's executable, or why not; resolves (never rejects) by stuckMs at the latest */
+  hash(e: ExecEvent, arrival = Date.now()): Promise<HashOutcome> {
+    if (this.closed || (!this.child && this.stuck >= this.maxStuck)) return Promise.resolve({ error: 'unavailable' });
+    if (!this.child) void this.start().catch((err) => log.warn({ err: String(err) }, 'exe hash reader did not start'));
+    const id = this.nextId++;
+    const job: HashJob = { id, pid: e.pid, ino: e.exe.ino, path: e.exe.path, deadline: arrival };
+    if (!this.outbox.length && this.readyAt !== undefined) queueMicrotask(() => this.send());
+    this.outbox.push(job);
+    if (!this.waiting.size) this.child?.channel?.ref();
+    return new Promise((resolve) => this.waiting.set(id, { resolve, at: Date.now() }));
+  }
+
+  /** counts one exec event's outcome (the stage calls it once per event) */
+  count(o: HashOutcome): void {
+    if (o.sha256 !== undefined) this.s.hashed++;
+    else {
+      this.s.failed++;
+      this.failures[o.error]++;
     }
-    return replaced ? 'replaced' : 'gone';
   }
 
-  private fail(why: HashFailure, e: ExecEvent): undefined {
-    this.s.failed++;
-    this.failures[why]++;
-    log.debug({ pid: e.pid, path: e.exe.path, ino: e.exe.ino, why }, 'exe not hashed');
-    return undefined;
+  /** stops the reader; what is outstanding resolves `unavailable` */
+  close(): void {
+    this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    const child = this.child;
+    this.child = this.ready = this.readyAt = undefined;
+    child?.kill('SIGKILL');
+    for (const j of this.outbox.splice(0)) this.settle(j.id, { error: 'unavailable' });
+    this.failAll('unavailable');
   }
 
-  private remember(key: string, hex: string): void {
-    this.cache.set(key, hex);
-    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+  /** the jobs so far to a reader that is up (deadline: from arrival to the reader's clock) */
+  private send(): void {
+    if (this.readyAt === undefined) return; // sent once it is up
+    const jobs = this.outbox;
+    this.outbox = [];
+    if (!jobs.length) return;
+    for (const j of jobs) j.deadline = this.deadlineOf(j.deadline);
+    const child = this.child;
+    if (!child?.connected) {
+      for (const j of jobs) this.settle(j.id, { error: 'unavailable' });
+      return;
+    }
+    child.send(jobs, (err) => {
+      if (err) for (const j of jobs) this.settle(j.id, { error: 'unavailable' });
+    });
+  }
+
+  private answers(m: ReaderMessage): void {
+    this.s.cached = m.cached;
+    for (const a of m.answers) {
+      if (a.hit) this.s.hits++;
+      else if (a.sha256 !== undefined && a.bytes) this.s.misses++;
+      this.s.bytes += a.bytes ?? 0;
+      this.settle(a.id, a.sha256 !== undefined ? { sha256: a.sha256 } : { error: a.error ?? 'unreadable' });
+    }
+  }
+
+  private settle(id: number, o: HashOutcome): void {
+    const w = this.waiting.get(id);
+    if (!w) return;
+    this.waiting.delete(id);
+    if (!this.waiting.size) this.child?.channel?.unref();
+    w.resolve(o);
+  }
+
+  private failAll(why: HashFailure): void {
+    for (const id of [...this.waiting.keys()]) this.settle(id, { error: why });
+  }
+
+  /** the watchdog: a reader with an answer outstanding for stuckMs is stuck in a read; kill, replace */
+  private check(): void {
+    const child = this.child;
+    if (!child) return;
+    const now = Date.now();
+    let oldest = now;
+    for (const w of this.waiting.values()) if (w.at < oldest) oldest = w.at;
+    if (now - oldest < this.stuckMs) return;
+    this.s.restarts++;
+    this.child = this.ready = this.readyAt = undefined;
+    this.stuck++;
+    child.once('exit', () => this.stuck--);
+    child.kill('SIGKILL');
+    log.warn({ pid: child.pid, stuck: this.stuck }, `exe hash reader stuck for ${this.stuckMs} ms (a file that does not answer): killed`);
+    this.failAll('timeout');
+    // the next one starts now: the next exec event should not wait for its start-up
+    if (this.stuck < this.maxStuck) void this.start().catch((err) => log.warn({ err: String(err) }, 'exe hash reader did not start'));
   }
 }
 
-function cacheKey(st: BigIntStats): string {
-  // ctime too: mtime can be set back by the file's owner, ctime cannot
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-}
-
-async function hashStream(file: string, fd: number): Promise<{ hex: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  // autoClose: the stream closes fd at the end or on error
-  for await (const chunk of createReadStream(file, { fd, highWaterMark: 256 << 10 })) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { hex: h.digest('hex'), bytes };
-}
-
-/** LiveSignals whose exec events carry sha256, in the original order; stop() waits for pending hashes */
+/** LiveSignals whose exec events carry sha256 or sha256_error, in the original order */
 export interface HashedSignals extends LiveSignals {
   hasher: ExeHasher;
   /** ts of the oldest event held back for a hash, if any: a heartbeat must not move time past it */
   heldFrom(): number | undefined;
 }
 
+interface Held {
+  batch: KrsiEvent[];
+  /** exec events still without an answer */
+  open: Set<ExecEvent>;
+  /** Date.now() when it came */
+  arrival: number;
+}
+
 /** the hashing stage over live signals (see the top of this file) */
 export function withExeHashes(live: LiveSignals, hasher: ExeHasher = new ExeHasher()): HashedSignals {
   const batches = new Subject<KrsiEvent[]>();
   const events = new Subject<KrsiEvent>();
-  const queue: { batch: KrsiEvent[]; ready?: Promise<unknown> }[] = [];
-  let pumping: Promise<void> | undefined;
+  const queue: Held[] = [];
+  let queuedEvents = 0;
+  let timer: NodeJS.Timeout | undefined;
   let ended = false;
+  let drained: (() => void) | undefined;
+  void hasher.start().catch((err) => log.warn({ err: String(err) }, 'exe hash reader did not start'));
+  hasher.onReady = () => pump(); // the deadlines moved
 
   const emit = (batch: KrsiEvent[]) => {
     batches.next(batch);
     if (events.observed) for (const e of batch) events.next(e);
   };
-  // hands the queued batches over in order, each when its hashes are done
-  const pump = async () => {
-    while (queue.length) {
-      await queue[0].ready;
-      const { batch } = queue.shift()!;
-      hasher.waiting = queue.length;
-      emit(batch);
+  /** the head goes on; its exec events still open get `why` */
+  const release = (why?: HashFailure) => {
+    const h = queue.shift()!;
+    for (const e of h.open) {
+      e.sha256_error = why ?? 'timeout';
+      hasher.count({ error: e.sha256_error });
     }
-    pumping = undefined;
+    h.open.clear();
+    queuedEvents -= h.batch.length;
+    hasher.queued = queue.length;
+    emit(h.batch);
   };
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    batches.complete();
-    events.complete();
+  /** hands over the answered batches at the head, then those past their deadline */
+  const pump = () => {
+    const now = Date.now();
+    while (queue.length && (!queue[0].open.size || hasher.deadlineOf(queue[0].arrival) <= now)) release('timeout');
+    if (timer) clearTimeout(timer);
+    timer = queue.length ? setTimeout(pump, Math.max(0, hasher.deadlineOf(queue[0].arrival) - Date.now())) : undefined;
+    if (!queue.length) drained?.();
   };
 
   const sub = live.batches$.subscribe({
     next(batch) {
-      let waits: Promise<unknown>[] | undefined;
-      for (const e of batch) {
-        if (e.type !== 'exec' || e.sha256 !== undefined) continue;
-        const h = hasher.hash(e);
-        if (typeof h === 'string') e.sha256 = h;
-        else if (h) (waits ??= []).push(h.then((x) => { if (x !== undefined) e.sha256 = x; }));
+      const open = new Set<ExecEvent>();
+      for (const e of batch) if (e.type === 'exec' && e.sha256 === undefined && e.sha256_error === undefined) open.add(e);
+      if (!open.size && !queue.length) return emit(batch);
+      const held: Held = { batch, open, arrival: Date.now() };
+      queue.push(held);
+      queuedEvents += batch.length;
+      hasher.queued = queue.length;
+      for (const e of open) {
+        void hasher.hash(e, held.arrival).then((o) => {
+          if (!held.open.delete(e)) return; // went on already (deadline, queue full)
+          if (o.sha256 !== undefined) e.sha256 = o.sha256;
+          else e.sha256_error = o.error;
+          hasher.count(o);
+          if (!held.open.size && queue[0] === held) pump();
+        });
       }
-      if (!waits && !pumping) return emit(batch);
-      queue.push({ batch, ready: waits && Promise.all(waits) });
-      hasher.waiting = queue.length;
-      pumping ??= pump();
+      // bounded: the oldest batches go on at once, their hashes dropped (counted), never their events
+      while (queuedEvents > hasher.maxQueued && queue.length > 1) release('queue_full');
+      if (!timer) pump();
     },
     error(err) {
-      void (pumping ?? Promise.resolve()).then(() => {
+      void settled().then(() => {
         ended = true;
         batches.error(err);
         events.error(err);
       });
     },
     complete() {
-      void (pumping ?? Promise.resolve()).then(end);
+      void settled().then(end);
     },
   });
+  /** resolves once nothing waits (each held batch goes on by its deadline at the latest) */
+  function settled(): Promise<void> {
+    if (!queue.length) return Promise.resolve();
+    return new Promise<void>((r) => (drained = r));
+  }
+  function end() {
+    if (ended) return;
+    ended = true;
+    batches.complete();
+    events.complete();
+  }
 
   return {
     hasher,
@@ -298,11 +398,12 @@ export function withExeHashes(live: LiveSignals, hasher: ExeHasher = new ExeHash
     stats: () => live.stats(),
     async stop() {
       await live.stop(); // the last events go through the stage
-      while (pumping) await pumping;
+      await settled();
       sub.unsubscribe();
+      hasher.close();
       end();
       const s = hasher.stats();
-      if (s.failed) log.warn({ failures: s.failures, hashed: s.hashed }, `${s.failed} exec events without sha256 (executable not readable)`);
+      if (s.failed) log.warn({ failures: s.failures, hashed: s.hashed }, `${s.failed} exec events without sha256 (see their sha256_error)`);
     },
   };
 }

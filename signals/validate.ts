@@ -4,7 +4,7 @@
 //   sample.jsonl:17: field exe.ino: expected an integer
 // Hand-written checks rather than a schema validator: replay validates every event of a log, so this
 // sits on the hot path (millions of events per second).
-import { EVENT_TYPES, type EventType, type KrsiEvent } from './events.ts';
+import { EVENT_TYPES, SHA256_ERRORS, type EventType, type KrsiEvent } from './events.ts';
 
 export interface At {
   file: string;
@@ -112,6 +112,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         for (const k in env) if (typeof env[k] !== 'string') fail(at, `env.${k}`, 'a string', env[k]);
       }
       if (o.sha256 !== undefined) sha256(o, at);
+      if (o.sha256_error !== undefined && !(SHA256_ERRORS as readonly unknown[]).includes(o.sha256_error)) fail(at, 'sha256_error', `one of ${SHA256_ERRORS.join('|')}`, o.sha256_error);
       break;
     case 'fork':
       uint(o, 'child_pid', at);

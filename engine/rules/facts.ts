@@ -12,6 +12,7 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   path: ['unlink'], target: ['unlink'],
   start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
   name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
+  sha256_error: ['exec'],
   modules: ['module_list'],
   op: ['denied'], key: ['denied'], rule: ['denied'],
 };
@@ -55,7 +56,7 @@ export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
   path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
-  name: S, file: FILE_ID, sha256: S, modules: { arr: S }, op: S, key: 'any', rule: S,
+  name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {
     obj: {
       pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,

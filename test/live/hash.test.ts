@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readSync, realpathSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needLiveBpf } from '../helpers/prereq.ts';
@@ -91,6 +91,90 @@ test('live: exec events carry the executable\'s sha256 and a sha256 rule fires o
     assert.ok(summary.hash && summary.hash.hashed >= 2, `hash stats: ${JSON.stringify(summary.hash)}`);
   } finally {
     await live?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Exe hashing off the event path: a 500 MiB sparse executable exec'd right before a normal one. The big
+// one's exec event carries sha256_error (over the size cap: too_large; under a cap that admits it: the
+// deadline passes first, timeout) and a rule reads it; the normal exec is not held behind the big file:
+// its alert comes sooner after its exec than hashing the big file takes (measured in the same run).
+test('live: a huge executable does not hold back the exec after it; its event carries sha256_error', { skip: needLiveBpf() }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-hash-big-'));
+  try {
+    const big = join(dir, 'big');
+    copyFileSync('/bin/true', big);
+    truncateSync(big, 500 << 20); // sparse: an ELF with 500 MiB of holes still runs
+    const small = join(dir, 'small');
+    copyFileSync('/bin/true', small);
+    // what hashing the big file costs here, now, read as the reader does (the relative yardstick)
+    const t = performance.now();
+    const fd = openSync(big, 'r');
+    const h = createHash('sha256');
+    const buf = Buffer.alloc(1 << 20);
+    for (let n; (n = readSync(fd, buf)) > 0;) h.update(buf.subarray(0, n));
+    closeSync(fd);
+    const bigHashMs = performance.now() - t;
+
+    const { loadRuleSources } = await import('../../engine/rules/load.ts');
+    const { runLive } = await import('../../engine/commands/run.ts');
+    const { startSignals } = await import('../../signals/live.ts');
+    const { ExeHasher } = await import('../../signals/hash.ts');
+    const loaded = loadRuleSources([{
+      file: 'big.json',
+      text: JSON.stringify({
+        rules: [
+          {
+            id: 'not-hashed', description: 'exec without a hash', tags: ['t'], severity: 'low', mode: 'monitor',
+            match: { all: [{ fact: 'type', operator: 'equal', value: 'exec' }, { fact: 'sha256_error', operator: 'exists', value: true }, { fact: 'exe', path: '$.path', operator: 'startsWith', value: dir }] },
+            actions: [{ type: 'alert', message: '{exe.path} {sha256_error}' }],
+          },
+          {
+            id: 'small-ran', description: 'the small one', tags: ['t'], severity: 'low', mode: 'monitor',
+            match: { all: [{ fact: 'type', operator: 'equal', value: 'exec' }, { fact: 'exe', path: '$.path', operator: 'equal', value: small }] },
+            actions: [{ type: 'alert', message: 'sha={sha256} err={sha256_error}' }],
+          },
+        ],
+      }),
+    }]);
+    assert.ok(loaded.ok && loaded.set, JSON.stringify(loaded.issues));
+
+    for (const [cap, want] of [[undefined, 'too_large'], [1 << 30, 'timeout']] as const) {
+      // the deadline well under what the big file takes, so that under a cap that admits it the deadline passes first
+      const hasher = new ExeHasher({ maxBytes: cap, deadlineMs: Math.min(300, bigHashMs / 3) });
+      const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+      let stop!: () => void;
+      const outs: { o: Output; at: number }[] = [];
+      const running = runLive({ rules: loaded.set, live, stop: new Promise<void>((r) => (stop = r)), hashExe: hasher }, (o) => outs.push({ o, at: performance.now() }));
+      try {
+        await hasher.start();
+        const a = spawn(big, [], { stdio: 'ignore' });
+        await new Promise((r) => a.once('spawn', r));
+        const smallAt = performance.now();
+        const b = spawn(small, [], { stdio: 'ignore' });
+        await Promise.all([new Promise((r) => a.once('exit', r)), new Promise((r) => b.once('exit', r))]);
+        for (let i = 0; i < 200 && outs.filter((x) => x.o.kind === 'alert').length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+        const alerts = outs.filter((x): x is { o: AlertOut; at: number } => x.o.kind === 'alert');
+        const bigAlert = alerts.find((x) => x.o.rule === 'not-hashed');
+        const smallAlert = alerts.find((x) => x.o.rule === 'small-ran');
+        assert.equal(bigAlert?.o.message, `${big} ${want}`, `cap ${cap}: ${JSON.stringify(alerts.map((x) => x.o.message))}`);
+        assert.equal(smallAlert?.o.message, `sha=${sha(small)} err=?`, 'the normal exec is hashed');
+        const heldMs = smallAlert!.at - smallAt;
+        // held behind the big file, it would come when that hash is done: about bigHashMs after
+        assert.ok(heldMs < bigHashMs / 2, `cap ${cap}: the normal exec came ${heldMs.toFixed(0)} ms after it ran; hashing the big file takes ${bigHashMs.toFixed(0)} ms`);
+        if (cap) {
+          // the big file is hashed all the same (into the cache): the normal exec came before that was done
+          for (let i = 0; i < 1500 && hasher.stats().bytes < 500 << 20; i++) await new Promise((r) => setTimeout(r, 10));
+          const bigDone = performance.now();
+          assert.ok(hasher.stats().bytes >= 500 << 20, `the big file read: ${JSON.stringify(hasher.stats())}`);
+          assert.ok(smallAlert!.at < bigDone, 'the normal exec went on before the big file\'s hash was done');
+        }
+      } finally {
+        stop();
+        await running; // stops the signals (detached) and the hasher
+      }
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
-// The exe hashing stage without the kernel: real files and real processes, synthetic exec events.
+// The exe hashing stage without the kernel: real files, real processes (the reader is one), synthetic exec events.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,27 +57,36 @@ describe('needsExeHash', () => {
   });
 });
 
-describe('ExeHasher', () => {
+describe('ExeHasher (the reader child process)', () => {
   let dir: string;
   const children: ChildProcess[] = [];
+  const hashers: ExeHasher[] = [];
+  /** a hasher whose reader is up (started from the TypeScript sources it takes longer than a deadline) */
+  const hasher = async (o?: ConstructorParameters<typeof ExeHasher>[0]) => {
+    const h = new ExeHasher(o);
+    hashers.push(h);
+    await h.start();
+    return h;
+  };
   before(() => (dir = mkdtempSync(join(tmpdir(), 'krsi-hash-'))));
   after(() => {
     for (const c of children) c.kill('SIGKILL');
+    for (const h of hashers) h.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('by path when the process is gone; cached per file version', () => {
+  test('by path when the process is gone; cached per file version', async () => {
     const f = join(dir, 'a');
     copyFileSync('/bin/true', f);
-    const h = new ExeHasher();
-    assert.equal(h.hash(execOf(f)), sha('/bin/true'));
-    assert.equal(h.hash(execOf(f)), sha('/bin/true'));
-    assert.deepEqual([h.stats().misses, h.stats().hits, h.stats().hashed], [1, 1, 2]);
+    const h = await hasher();
+    assert.equal((await h.hash(execOf(f))).sha256, sha('/bin/true'));
+    assert.equal((await h.hash(execOf(f))).sha256, sha('/bin/true'));
+    assert.deepEqual([h.stats().misses, h.stats().hits, h.stats().cached], [1, 1, 1]);
     // the same inode rewritten (same size): a new ctime/mtime, hashed again
     const other = readFileSync('/bin/true');
     other[other.length - 1] ^= 0xff;
     writeFileSync(f, other);
-    assert.equal(h.hash(execOf(f)), createHash('sha256').update(other).digest('hex'));
+    assert.equal((await h.hash(execOf(f))).sha256, createHash('sha256').update(other).digest('hex'));
     assert.equal(h.stats().misses, 2);
   });
 
@@ -91,49 +100,57 @@ describe('ExeHasher', () => {
     await new Promise((r) => c.once('spawn', r));
     for (let i = 0; i < 100 && statSync(`/proc/${c.pid}/exe`).ino !== ino; i++) await new Promise((r) => setTimeout(r, 10));
     unlinkSync(f);
-    const h = new ExeHasher();
-    assert.equal(h.hash(exec(c.pid!, { dev: 0, ino, path: f })), want);
+    assert.equal((await (await hasher()).hash(exec(c.pid!, { dev: 0, ino, path: f }))).sha256, want);
     c.kill('SIGKILL');
   });
 
-  test('a path now naming another file is not hashed (replaced), a missing one neither (gone)', () => {
+  test('a path now naming another file is not hashed (replaced), a missing one neither (gone)', async () => {
     const f = join(dir, 'b');
     copyFileSync('/bin/true', f);
     const ev = execOf(f);
     copyFileSync('/bin/false', f + '.new');
     renameSync(f + '.new', f);
-    const h = new ExeHasher();
-    assert.equal(h.hash(ev), undefined);
-    assert.equal(h.hash({ ...ev, exe: { ...ev.exe, path: join(dir, 'nothing') } }), undefined);
-    assert.equal(h.hash({ ...ev, exe: { ...ev.exe, path: '/.../b' } }), undefined, 'a path cut to its tail');
-    const s = h.stats();
-    assert.deepEqual([s.failed, s.failures.replaced, s.failures.gone, s.hashed], [3, 1, 2, 0]);
+    const h = await hasher();
+    assert.deepEqual(await h.hash(ev), { error: 'replaced' });
+    assert.deepEqual(await h.hash({ ...ev, exe: { ...ev.exe, path: join(dir, 'nothing') } }), { error: 'gone' });
+    assert.deepEqual(await h.hash({ ...ev, exe: { ...ev.exe, path: '/.../b' } }), { error: 'gone' }, 'a path cut to its tail');
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    assert.deepEqual(await h.hash({ ...ev, exe: { ...ev.exe, path: fifo, ino: statSync(fifo).ino } }), { error: 'replaced' }, 'a FIFO is no executable (and never opened)');
   });
 
-  test('large files asynchronously, one read for concurrent execs; too large ones not at all', async () => {
+  test('one read for concurrent execs of a file; too large ones not read at all', async () => {
     const f = join(dir, 'big');
     writeFileSync(f, randomBytes(3 << 20));
-    const h = new ExeHasher({ syncMaxBytes: 1 << 20 });
-    const p1 = h.hash(execOf(f));
-    const p2 = h.hash(execOf(f));
-    assert.ok(p1 instanceof Promise && p2 instanceof Promise, 'not hashed synchronously');
-    assert.equal(h.stats().pending, 1);
-    assert.deepEqual(await Promise.all([p1, p2]), [sha(f), sha(f)]);
-    const s = h.stats();
-    assert.deepEqual([s.misses, s.async, s.hits, s.hashed, s.bytes, s.pending], [1, 1, 1, 2, 3 << 20, 0]);
-    assert.equal(h.hash(execOf(f)), sha(f), 'then cached');
-    assert.equal(new ExeHasher({ maxBytes: 1 << 20 }).hash(execOf(f)), undefined);
+    const h = await hasher();
+    const [a, b] = await Promise.all([h.hash(execOf(f)), h.hash(execOf(f))]);
+    assert.deepEqual([a.sha256, b.sha256], [sha(f), sha(f)]);
+    assert.deepEqual([h.stats().misses, h.stats().bytes, h.stats().pending], [1, 3 << 20, 0]);
+    assert.equal((await h.hash(execOf(f))).sha256, sha(f), 'then cached');
+    assert.equal(h.stats().hits, 1);
+    const small = await hasher({ maxBytes: 1 << 20 });
+    assert.deepEqual(await small.hash(execOf(f)), { error: 'too_large' });
+    assert.equal(small.stats().bytes, 0, 'not read');
   });
 
-  test('the LRU keeps cacheSize entries', () => {
-    const h = new ExeHasher({ cacheSize: 2 });
+  test('the LRU keeps cacheSize entries', async () => {
+    const h = await hasher({ cacheSize: 2 });
     const files = ['c1', 'c2', 'c3'].map((n) => join(dir, n));
     files.forEach((f, i) => writeFileSync(f, `file ${i}`));
-    for (const f of files) h.hash(execOf(f));
+    for (const f of files) await h.hash(execOf(f));
     assert.equal(h.stats().cached, 2);
-    h.hash(execOf(files[2]));
-    h.hash(execOf(files[0]));
+    await h.hash(execOf(files[2]));
+    await h.hash(execOf(files[0]));
     assert.deepEqual([h.stats().hits, h.stats().misses], [1, 4], 'c3 kept, c1 evicted');
+  });
+
+  test('closed: unavailable, and the reader process is gone', async () => {
+    const h = await hasher();
+    const pid = h.readerPid!;
+    h.close();
+    assert.deepEqual(await h.hash(execOf('/bin/true')), { error: 'unavailable' });
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}/exe`); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(!existsSync(`/proc/${pid}/exe`));
   });
 });
 
@@ -152,40 +169,41 @@ describe('withExeHashes: the stage keeps the order', () => {
   }
   const fork = (): KrsiEvent => ({ ts: ts++, type: 'fork', pid: 1, ppid: 0, uid: 0, comm: 'x', exe: { dev: 1, ino: 1, path: '/x' }, child_pid: 2 });
 
-  test('batches without a pending hash pass synchronously; one waiting for a big file holds the later ones', async () => {
+  test('batches without exec pass synchronously when nothing waits; one waiting for a hash holds the later ones', async () => {
     const small = join(dir, 'small');
     const big = join(dir, 'big');
     copyFileSync('/bin/true', small);
     writeFileSync(big, randomBytes(2 << 20));
     const { raw, live } = stub();
-    const hashed = withExeHashes(live, new ExeHasher({ syncMaxBytes: 1 << 20 }));
+    const hashed = withExeHashes(live);
+    await hashed.hasher.start();
     const seen: KrsiEvent[][] = [];
     hashed.batches$.subscribe((b) => seen.push(b));
-    const f0 = fork();
-    raw.next([f0, execOf(small)]);
+    raw.next([fork()]);
     assert.equal(seen.length, 1, 'no wait: delivered at once');
     assert.equal(hashed.heldFrom(), undefined);
-    assert.equal((seen[0][1] as ExecEvent).sha256, sha(small));
 
     const e2 = execOf(big);
     const f3 = fork();
     const e4 = execOf(small);
     raw.next([e2]);
     raw.next([f3, e4]);
-    assert.equal(seen.length, 1, 'the big file holds its batch and the next');
+    assert.equal(seen.length, 1, 'the exec holds its batch and the next');
     assert.equal(hashed.hasher.stats().waiting, 2);
     assert.equal(hashed.heldFrom(), e2.ts, 'the heartbeat may not pass the held exec');
     await hashed.stop();
     assert.deepEqual(seen.flat().map((e) => e.ts), [...seen.flat().map((e) => e.ts)].sort((a, b) => a - b), 'in order');
-    assert.deepEqual(seen.map((b) => b.length), [2, 1, 2]);
+    assert.deepEqual(seen.map((b) => b.length), [1, 1, 2]);
     assert.equal((seen[1][0] as ExecEvent).sha256, sha(big));
     assert.equal((seen[2][1] as ExecEvent).sha256, sha(small));
     assert.equal(hashed.heldFrom(), undefined);
+    assert.equal(hashed.hasher.stats().hashed, 2);
   });
 
-  test('an exec that cannot be hashed goes on without sha256; stop() completes the stream', async () => {
+  test('an exec that cannot be hashed goes on with sha256_error; stop() completes the stream', async () => {
     const { raw, live } = stub();
     const hashed = withExeHashes(live);
+    await hashed.hasher.start();
     const seen: KrsiEvent[] = [];
     let completed = false;
     hashed.events$.subscribe({ next: (e) => seen.push(e), complete: () => (completed = true) });
@@ -194,8 +212,42 @@ describe('withExeHashes: the stage keeps the order', () => {
     await hashed.stop();
     assert.equal(seen.length, 1);
     assert.equal((seen[0] as ExecEvent).sha256, undefined);
+    assert.equal((seen[0] as ExecEvent).sha256_error, 'gone');
     assert.equal(hashed.hasher.stats().failures.gone, 1);
     assert.ok(completed);
+  });
+
+  test('bounded: past maxQueued events the oldest batches go on at once with queue_full (the hash dropped, never the event)', async () => {
+    const { raw, live } = stub();
+    const hashed = withExeHashes(live, new ExeHasher({ maxQueued: 4, deadlineMs: 10_000 }));
+    await hashed.hasher.start();
+    const seen: KrsiEvent[][] = [];
+    hashed.batches$.subscribe((b) => seen.push(b));
+    const evs = Array.from({ length: 7 }, () => execOf('/bin/true'));
+    for (const e of evs) raw.next([e]);
+    assert.equal(seen.length, 3, 'the 3 oldest went on at once');
+    assert.deepEqual(seen.flat().map((e) => (e as ExecEvent).sha256_error), ['queue_full', 'queue_full', 'queue_full']);
+    await hashed.stop();
+    assert.equal(seen.length, 7, 'every event delivered');
+    assert.deepEqual(seen.flat().map((e) => e.ts), evs.map((e) => e.ts), 'in order');
+    assert.deepEqual(evs.slice(3).map((e) => e.sha256), Array(4).fill(sha('/bin/true')));
+    assert.equal(hashed.hasher.stats().failures.queue_full, 3);
+  });
+
+  test('the deadline: an exec event not answered in time goes on with timeout', async () => {
+    const { raw, live } = stub();
+    // deadline 0: answered, at best, after the event had to go
+    const hashed = withExeHashes(live, new ExeHasher({ deadlineMs: 0 }));
+    await hashed.hasher.start(); // deadlines count from the reader's start
+    const seen: KrsiEvent[] = [];
+    hashed.events$.subscribe((e) => seen.push(e));
+    const ev = execOf('/bin/true');
+    raw.next([ev]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(seen.length, 1);
+    assert.equal(ev.sha256_error, 'timeout');
+    await hashed.stop();
+    assert.equal(ev.sha256, undefined, 'a late answer does not change an event already delivered');
   });
 });
 
