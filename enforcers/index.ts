@@ -161,6 +161,7 @@ export async function deniedDifferential(
     ({ pid: d.pid, op: d.op, rule: d.rule ?? '', ...(typeof d.reason === 'string' ? { reason: d.reason } : {}) });
   for await (const batch of batches) {
     for (const ev of batch) {
+      if (ev.type === 'denied' && ev.op === 'tamper') continue; // self-protection: not a rule's verdict, the model has none
       if (ev.type !== 'denied') {
         engine.push(ev, (o) => { if (o.kind === 'denied') byModel.push(o); });
         continue;

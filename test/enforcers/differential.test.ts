@@ -40,3 +40,12 @@ test('kernel denials of a quarantined process match the model; denials without a
   assert.notDeepEqual(b.model, b.kernel);
   assert.equal(b.modelOnly.length, 1, 'the mprotect the kernel allowed but the model denies');
 });
+
+test('self-protection events (op tamper) are no rule denial: the differential leaves them out', async () => {
+  const evs: KrsiEvent[] = [
+    { ...base(1000, 1, 70), type: 'denied', op: 'tamper', key: { map_id: 4, fmode: 3 }, reason: 'TAMPER_MAP' } as KrsiEvent,
+    { ...base(2000, 2, 70), type: 'denied', op: 'tamper', key: { target: 9, signal: 19 }, reason: 'TAMPER_SIGNAL' } as KrsiEvent,
+  ];
+  const d = await deniedDifferential(one(evs), rules.set!);
+  assert.deepEqual([d.kernel, d.model, d.modelOnly], [[], [], []]);
+});

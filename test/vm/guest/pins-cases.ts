@@ -148,7 +148,9 @@ reset();
 // ---- krsi run: a link pin unlinked while it runs does not detach; then SIGKILL ----
 let P = 0;
 await section('unlinkWhileRunning', async () => {
-  const k = spawn(process.execPath, [cli, 'run', '--mode', 'enforce', '--rules', rules, '--format', 'json', '--state', join(D, 'state')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // --no-self-protect: krsi's own re-pinning is what is tested here; self-protection would refuse the unlink
+  // (and this process's map fd) first (test/vm/protect.test.ts)
+  const k = spawn(process.execPath, [cli, 'run', '--mode', 'enforce', '--no-self-protect', '--rules', rules, '--format', 'json', '--state', join(D, 'state')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let kerr = '';
   k.stderr!.setEncoding('utf8').on('data', (d: string) => (kerr += d));
   const kexit = new Promise<number | null>((res) => k.once('exit', (c) => res(c)));
