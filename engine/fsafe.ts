@@ -5,7 +5,7 @@
 // directory above it is group/world-writable without the sticky bit (anyone could swap what is in
 // it); what krsi creates is 0700 (directories) and 0600 (files).
 import { chmodSync, lstatSync, mkdirSync, realpathSync, type Stats } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 /** a refused path; exitCode: 1 for logs, 3 for the state directory (the CLI's codes) */
 export class UnsafePathError extends Error {
@@ -39,19 +39,31 @@ function refuse(path: string, why: string, o: SafeOptions): never {
   throw new UnsafePathError(`${path}: ${o.what} refused: ${why}`, o.exitCode);
 }
 
-/** the directories holding `path` (resolved, up to /) must be trusted: see the header */
-function checkParents(path: string, o: SafeOptions): string {
+/** a directory (or a symlink on the way) that others could change: refused */
+function checkAncestor(path: string, d: string, o: SafeOptions): void {
+  const st = lstatSync(d);
+  if (!trustedUid(st.uid)) refuse(path, `${d} is owned by uid ${st.uid}, not root`, o);
+  // a symlink's own mode is always 0777: only its owner and its directory count
+  if (!st.isSymbolicLink() && st.mode & 0o022 && !(st.mode & 0o1000)) refuse(path, `${d} is writable by others (mode ${(st.mode & 0o7777).toString(8)}) without the sticky bit`, o);
+}
+
+/** the directories holding `path` must be trusted: see the header. Both chains are checked: the path
+ *  as given (a symlink on the way, and the directory holding it, must be root's too: else its owner
+ *  could point it elsewhere after the check) and the resolved one (where the files really are). */
+function checkParents(path: string, o: SafeOptions): void {
   let dir = dirname(resolve(path));
   // the nearest existing directory (a missing state directory is created below it)
   while (lstatOrUndefined(dir) === undefined && dir !== dirname(dir)) dir = dirname(dir);
-  const real = realpathSync(dir);
-  for (let d = real; ; d = dirname(d)) {
-    const st = lstatSync(d);
-    if (!trustedUid(st.uid)) refuse(path, `${d} is owned by uid ${st.uid}, not root`, o);
-    if (st.mode & 0o022 && !(st.mode & 0o1000)) refuse(path, `${d} is writable by others (mode ${(st.mode & 0o7777).toString(8)}) without the sticky bit`, o);
+  for (let d = dir; ; d = dirname(d)) {
+    checkAncestor(path, d, o);
     if (d === dirname(d)) break;
   }
-  return join(real, basename(resolve(path)));
+  const real = realpathSync(dir);
+  if (real !== dir)
+    for (let d = real; ; d = dirname(d)) {
+      checkAncestor(path, d, o);
+      if (d === dirname(d)) break;
+    }
 }
 
 /** checks an existing file or directory itself: no symlink, owned by root (or us), not writable by others */

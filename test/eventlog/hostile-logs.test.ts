@@ -305,6 +305,11 @@ describe('files: 0600/0700, and paths others control are refused', () => {
     mkdirSync(users);
     chownSync(users, 65534, 65534);
     locatedError(krsi('log', 'import', src, join(users, 'log')), users, /owned by uid 65534/);
+    // a symlink on the way, in a user's directory, to a root-owned one: the user can repoint it after the check
+    const rootDir = join(dir, 'root-owned');
+    mkdirSync(rootDir, { mode: 0o700 });
+    symlinkSync(rootDir, join(users, 'to-root'));
+    locatedError(krsi('log', 'import', src, join(users, 'to-root', 'log')), users, /owned by uid 65534/);
     // the state directory: exit 3
     const stateLink = join(dir, 'state-link');
     mkdirSync(join(dir, 'real-state'), { mode: 0o700 });
