@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRuleSources, formatIssue, type RuleIssue } from '../../engine/rules/load.ts';
 
@@ -154,4 +157,21 @@ test('100k-element arrays: check finishes, limits are located (was a quadratic s
   assert.equal(res.bigIn.ok, true, JSON.stringify(res.bigIn));
   assert.equal(res.badList.ok, false);
   assert.equal(res.badList.issues >= 100000, true);
+});
+
+test('krsi check (the real CLI) prints each limit as file:line:column, rule id and code, and exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-hostile-'));
+  try {
+    const deep = join(dir, 'deep.json');
+    writeFileSync(deep, rule({ match: `{"all": [${'{"not": '.repeat(1500)}${LEAF}${'}'.repeat(1500)}]}` }));
+    const proto = join(dir, 'proto.json');
+    writeFileSync(proto, rule({ extra: ',\n  "__proto__": {"mode": "enforce"}' }).replace('"id": "r"', '"id": "p"'));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'engine/cli.ts'), 'check', deep, proto], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /deep\.json:2:\d+: error \[r\] TOO_DEEP: nested deeper than 64 arrays and objects/);
+    assert.match(r.stdout, /proto\.json:4:3: error \[p\] RESERVED_KEY: key "__proto__" is not allowed here/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
