@@ -18,6 +18,8 @@ import { EventError, LogValidator } from '../../signals/validate.ts';
 import type { ReadOptions, TimeBounds } from './types.ts';
 
 const CHUNK = 1 << 20;
+/** longest line read: a longer one is a located error (V8 strings end at 512 MiB; JSON.parse needs more) */
+const MAX_LINE = 64 << 20;
 /** lines parsed per JSON.parse call (about 40 KiB of text for typical events: fits the young generation) */
 const RUN_LINES = 256;
 /** two top-level objects on one line: such a line could be misread as part of a multi-line object */
@@ -171,12 +173,25 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
     let more = true;
     // complete lines are split off on '\n' bytes (never inside a UTF-8 sequence) and decoded at once
     let carry: Buffer | undefined;
+    // a line still without its '\n': its chunks (joined once, not per chunk) and their length
+    let parts: Buffer[] = [];
+    let partLen = 0;
     for await (const chunk of input as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       const last = chunk.lastIndexOf(10);
       if (last === -1) {
-        carry = carry ? Buffer.concat([carry, chunk]) : chunk;
+        if (carry) parts.push(carry);
+        parts.push(chunk);
+        partLen += (carry?.length ?? 0) + chunk.length;
+        carry = undefined;
+        // /dev/zero, or a file with no newline: a located error, not memory until the process dies
+        if (partLen > MAX_LINE) throw new EventError({ file, line: lineNo + 1 }, '', `a line longer than ${MAX_LINE >> 20} MiB`);
         continue;
+      }
+      if (parts.length) {
+        carry = Buffer.concat(carry ? [...parts, carry] : parts);
+        parts = [];
+        partLen = 0;
       }
       const head = carry ? Buffer.concat([carry, chunk.subarray(0, last)]) : chunk.subarray(0, last);
       carry = last + 1 < chunk.length ? chunk.subarray(last + 1) : undefined;
@@ -189,6 +204,10 @@ export async function* readJsonl(path: string, o: ReadOptions, bounds: TimeBound
       }
       if (!more) break;
       o.onProgress?.(bytes, total);
+    }
+    if (parts.length) {
+      carry = Buffer.concat(carry ? [...parts, carry] : parts);
+      parts = [];
     }
     if (more && carry) {
       try {

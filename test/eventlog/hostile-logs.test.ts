@@ -247,6 +247,10 @@ describe('one writer per log; resumable imports', () => {
     // again: nothing new
     assert.match(krsi('log', 'import', src, log).stderr, /imported 0 events/);
 
+    // endless input without a newline: a located error, no log left
+    const zero = join(dir, 'zero-log');
+    locatedError(krsi('log', 'import', '/dev/zero', zero), '/dev/zero:1', /a line longer than 64 MiB/);
+    assert.equal(existsSync(zero), false, 'no empty log left behind');
     const none = join(dir, 'none');
     locatedError(krsi('log', 'import', join(dir, 'no-such.jsonl'), none), 'no-such.jsonl');
     assert.equal(existsSync(none), false, 'no empty log left behind');
