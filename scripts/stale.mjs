@@ -21,6 +21,7 @@ export function staleDist(root) {
   const dir = typeof root === 'string' ? root : fileURLToPath(root);
   const built = mtime(join(dir, 'dist', '.built'));
   if (built < 0) return 'dist/ is not built';
+  for (const f of ['tsconfig.json', 'tsconfig.build.json']) if (mtime(join(dir, f)) > built) return `dist/ is older than ${join(dir, f)}`;
   for (const d of SOURCE_DIRS) {
     let entries;
     try {
