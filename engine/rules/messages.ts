@@ -8,7 +8,12 @@ interface MessageDef {
   text: (a: Args) => string;
 }
 
-const q = (s: unknown) => JSON.stringify(s);
+/** a value quoted for a message; a long one is cut (a hostile file's names can be megabytes) */
+const q = (s: unknown) => {
+  const j = JSON.stringify(s) ?? String(s);
+  return j.length > MAX_QUOTE ? `${j.slice(0, MAX_QUOTE)}…(${j.length} characters)` : j;
+};
+const MAX_QUOTE = 120;
 const suggest = (a: Args) => (a.suggestion ? ` (did you mean ${q(a.suggestion)}?)` : '');
 
 export const MESSAGES = {
@@ -74,11 +79,14 @@ export type IssueCode = keyof typeof MESSAGES;
 
 export function messageFor(code: IssueCode, args: Args = {}): { severity: 'error' | 'warning'; message: string } {
   const def: MessageDef = MESSAGES[code];
-  return { severity: def.severity, message: def.text(args) };
+  const message = def.text(args);
+  // reasons quote values too (a duration, a placeholder): no message carries a megabyte of a hostile file
+  return { severity: def.severity, message: message.length > 1000 ? `${message.slice(0, 1000)}…` : message };
 }
 
 /** closest candidate by edit distance, when close enough to be a likely typo */
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
+  if (name.length > 64) return undefined; // no typo is that long, and the distance is quadratic
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {

@@ -175,3 +175,16 @@ test('krsi check (the real CLI) prints each limit as file:line:column, rule id a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('megabyte names: messages quote at most a cut of them (they held the whole name) and no suggestion is searched', () => {
+  const big = 'x'.repeat(1_000_000);
+  const text = rule({
+    match: `{"all": [{"fact": "type", "operator": "equal", "value": "${big}"}, {"fact": "${big}", "operator": "${big}", "value": 1}]}`,
+    extra: `, "${big}": 1, "correlation": {"count": {"by": ["pid"], "within": "${big}s", "threshold": 2}}`,
+  });
+  const r = load(text);
+  const codes = r.issues.map((i) => i.code).sort();
+  for (const c of ['UNKNOWN_EVENT_TYPE', 'UNKNOWN_FACT', 'UNKNOWN_OPERATOR', 'UNKNOWN_FIELD', 'BAD_DURATION']) assert.ok(codes.includes(c), `${c}: ${codes}`);
+  for (const i of r.issues) assert.ok(i.message.length <= 1001, `${i.code}: ${i.message.length} characters`);
+  assert.match(one(r.issues, 'UNKNOWN_FIELD').message, /…\(1000002 characters\)$/);
+});
