@@ -111,7 +111,8 @@ export function isLmdbLog(path: string): boolean {
 }
 
 function lastKey(events: Database<unknown, number>): number {
-  for (const k of events.getKeys({ reverse: true, limit: 1 })) if (typeof k === 'number') return k;
+  // numbers sort before strings: start from the highest number, past any stray non-numeric key
+  for (const k of events.getKeys({ reverse: true, start: Number.MAX_SAFE_INTEGER, limit: 1 })) if (typeof k === 'number') return k;
   return 0;
 }
 
@@ -443,6 +444,10 @@ export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds
     // has one event per key, format 2 a block of events whose first has the key's seq
     for (const { key, value } of h.events.getRange({ start: next, end, snapshot: true })) {
       let evs: KrsiEvent[];
+      if (typeof key !== 'number' || !Number.isSafeInteger(key) || key < next) {
+        yield* bad(blockError(h, next, `a stored key ${JSON.stringify(key)} that is not the seq of a block`));
+        continue;
+      }
       try {
         if (key !== next) throw blockError(h, next, `missing (the next block is at seq ${key})`);
         evs = v1 ? [value as KrsiEvent] : readBlock(h, key, value as Uint8Array, setSeq);

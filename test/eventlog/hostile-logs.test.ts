@@ -119,6 +119,20 @@ describe('damaged lmdb logs are located errors, never a signal', () => {
     locatedError(krsi('replay', log), `${log}:5: field ts`);
   });
 
+  test('keys that are not block seqs (a string, an odd number) are located errors, skipped with --skip-bad', async () => {
+    const { log, evs } = await makeLog('odd-keys', 2 * BLOCK + 5, 15);
+    const root = open({ path: log, maxDbs: 4, noSubdir: false, compression: false });
+    const db = root.openDB<Buffer, number | string>({ name: 'events', encoding: 'binary' });
+    await db.put(7, seal(7, encodeBlock([evs[6]])));
+    await db.put('x', Buffer.from('junk'));
+    await root.close();
+    locatedError(krsi('log', 'export', log), `${log}:${BLOCK + 1}: event block at seq ${BLOCK + 1}`);
+    const r = krsi('log', 'export', log, '--skip-bad');
+    assert.equal(r.signal, null);
+    assert.ok(r.status === 0 || r.status === 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
   test('swapped pages are an error, not an empty log', async () => {
     const { log } = await makeLog('swap', 3000, 4);
     const file = join(log, 'data.mdb');
