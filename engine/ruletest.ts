@@ -126,7 +126,8 @@ class Reader {
   }
 
   fail(pointer: string, message: string): undefined {
-    this.issues.push({ ...this.where(pointer), message });
+    // messages quote names from the file, which a hostile one makes megabytes long
+    this.issues.push({ ...this.where(pointer), message: message.length > 1000 ? `${message.slice(0, 1000)}…` : message });
     return undefined;
   }
 

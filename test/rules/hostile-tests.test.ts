@@ -102,3 +102,11 @@ test('a test file nested 5000 deep says so at the place, not "invalid JSON"', ()
   assert.doesNotMatch(got[0].message, /invalid JSON/);
   assert.equal(got[0].line, 1);
 });
+
+test('a megabyte-long unknown field name is reported with a cut message', () => {
+  const big = 'k'.repeat(1_000_000);
+  const got = issues(JSON.stringify({ cases: [{ name: 'a', events: [], expect: { none: true }, [big]: 1 }] }));
+  assert.equal(got.length, 1, JSON.stringify(got).slice(0, 500));
+  assert.ok(got[0].message.length <= 1001, `${got[0].message.length} characters`);
+  assert.match(got[0].message, /^unknown field "kkk/);
+});
