@@ -1,8 +1,8 @@
 // bench/hash: what live exe hashing (signals/hash.ts) costs.
-//   - per exec event, cached: ExeHasher.hash() for a running process (stat /proc/PID/exe) and for one
-//     that is gone (stat of exe.path), against the bare loop over the same events (baseline)
-//   - cold hashing: sync (readFileSync + digest) and async (crypto stream) MB/s on a 64 MiB file, with
-//     the event loop's longest stall while each runs (gaps of a 1 ms timer; the idle gap is the baseline) (what "without blocking the event loop" buys)
+//   - per exec event, cached: ExeHasher.hash() (a round trip to the reader process) for a running process
+//     (stat /proc/PID/exe) and for one that is gone (stat of exe.path), one at a time and many at once
+//   - cold hashing in the reader: MiB/s on a 64 MiB file, with krsi's event loop's longest stall while
+//     it runs (gaps of a 1 ms timer; the idle gap is the baseline)
 //   - live (root): an exec storm from the load generator through the signals, with and without the
 //     hashing stage in the same run: exec events drained per second, hash hits/misses/failures
 // Medians of several rounds; figures, not assertions.
@@ -19,8 +19,6 @@ import type { ExecEvent, KrsiEvent } from '../signals/events.ts';
 const QUICK = process.argv.includes('--quick');
 const ROUNDS = QUICK ? 3 : 7;
 const N = QUICK ? 20_000 : 100_000;
-/** events per round for the cold-hash rounds */
-const N_COLD = QUICK ? 50 : 200;
 const dir = mkdtempSync(join(tmpdir(), 'krsi-bench-hash-'));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -36,13 +34,13 @@ function execEvent(pid: number, path: string): ExecEvent {
   return { ts: 1, type: 'exec', pid, ppid: 1, uid: 0, comm: 'b', exe: { dev: st.dev, ino: st.ino, path }, filename: path };
 }
 
-/** ns per event of f over N events, median of ROUNDS */
-function perEvent(f: (e: ExecEvent) => unknown, ev: ExecEvent, n = N): number {
+/** ms per call of f over n calls in a row, each awaited (an exec event's wait for its answer) */
+async function perCall(f: () => Promise<unknown>, n: number): Promise<number> {
   const r: number[] = [];
   for (let k = 0; k < ROUNDS; k++) {
     const t = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) f(ev);
-    r.push(Number(process.hrtime.bigint() - t) / n);
+    for (let i = 0; i < n; i++) await f();
+    r.push(Number(process.hrtime.bigint() - t) / 1e6 / n);
   }
   return median(r);
 }
@@ -52,18 +50,22 @@ async function cached(): Promise<void> {
   copyFileSync('/bin/sleep', bin);
   const child = spawn(bin, ['60'], { stdio: 'ignore' });
   await new Promise((r) => child.once('spawn', r));
+  const h = new ExeHasher();
   try {
-    const h = new ExeHasher();
+    await h.start();
     const alive = execEvent(child.pid!, bin);
     const gone = execEvent(deadPid(), bin);
-    h.hash(alive); // fill the cache
-    let sink = 0;
-    const base = perEvent((e) => (sink += e.pid), alive);
-    const viaProc = perEvent((e) => h.hash(e), alive);
-    const viaPath = perEvent((e) => h.hash(e), gone);
-    console.log(`cached hash per exec event: running process ${fmt(viaProc)} ns (stat /proc/PID/exe), process gone ${fmt(viaPath)} ns (stat /proc fails, stat path); bare loop ${fmt(base, 1)} ns; ${fmt(1e9 / viaProc)} and ${fmt(1e9 / viaPath)} exec events/s per core`);
-    void sink;
+    await h.hash(alive); // fill the cache
+    const n = N / 20;
+    const viaProc = await perCall(() => h.hash(alive), n);
+    const viaPath = await perCall(() => h.hash(gone), n);
+    // many at once, as in a batch: the answers of one turn come back in one message
+    const t = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: n }, () => h.hash(alive)));
+    const batched = Number(process.hrtime.bigint() - t) / 1e3 / n;
+    console.log(`cached hash per exec event (round trip to the reader process): one at a time ${fmt(viaProc * 1e3)} µs via /proc/PID/exe, ${fmt(viaPath * 1e3)} µs by path (process gone); ${fmt(n)} at once ${fmt(batched, 1)} µs each (${fmt(1e6 / batched)} exec events/s)`);
   } finally {
+    h.close();
     child.kill('SIGKILL');
   }
 }
@@ -73,13 +75,13 @@ async function cold(): Promise<void> {
   const size = 64 << 20;
   writeFileSync(big, randomBytes(size));
   const ev = execEvent(deadPid(), big);
-  /** syncMaxBytes, or undefined: no hashing, the timer alone for 100 ms (the stall baseline) */
-  const run = async (syncMaxBytes: number | undefined) => {
+  /** hash: no hashing, the timer alone for 100 ms (the stall baseline) */
+  const run = async (hash: boolean) => {
     const secs: number[] = [];
     const stalls: number[] = [];
     for (let k = 0; k < Math.min(ROUNDS, 5); k++) {
-      const h = new ExeHasher({ syncMaxBytes, cacheSize: 0 });
-      // a 1 ms timer keeps ticking: the loop delay histogram sees how long it could not run
+      const h = new ExeHasher({ cacheSize: 0, deadlineMs: 60_000 });
+      await h.start();
       // a 1 ms timer: the longest gap between its ticks is how long the loop could not run
       let prev = performance.now();
       let gap = 0;
@@ -91,30 +93,19 @@ async function cold(): Promise<void> {
       await new Promise((r) => setTimeout(r, 20));
       gap = 0;
       const t = process.hrtime.bigint();
-      if (syncMaxBytes === undefined) await new Promise((r) => setTimeout(r, 100));
-      else if ((await h.hash(ev)) === undefined) throw new Error('not hashed');
+      if (!hash) await new Promise((r) => setTimeout(r, 100));
+      else if ((await h.hash(ev)).sha256 === undefined) throw new Error('not hashed');
       await new Promise((r) => setTimeout(r, 2));
       secs.push(Number(process.hrtime.bigint() - t) / 1e9);
       clearInterval(tick);
       stalls.push(gap);
+      h.close();
     }
     return { mbs: size / (1 << 20) / median(secs), stall: median(stalls) };
   };
-  const idle = await run(undefined);
-  const sync = await run(Infinity);
-  const async_ = await run(0);
-  console.log(`cold hash of 64 MiB: sync ${fmt(sync.mbs)} MiB/s, event loop stalled ${fmt(sync.stall, 1)} ms; async (crypto stream) ${fmt(async_.mbs)} MiB/s, longest stall ${fmt(async_.stall, 1)} ms; idle loop (baseline) longest stall ${fmt(idle.stall, 1)} ms`);
-  // hashed at once (the default bound is 256 KiB): the loop is blocked this long per new file
-  const parts: string[] = [];
-  for (const size of [256 << 10, 1 << 20]) {
-    const f = join(dir, `f${size}`);
-    writeFileSync(f, randomBytes(size));
-    const h = new ExeHasher({ cacheSize: 0, syncMaxBytes: size });
-    const e = execEvent(deadPid(), f);
-    if (typeof h.hash(e) !== 'string') throw new Error('not hashed at once');
-    parts.push(`${size >> 10} KiB ${fmt(perEvent((x) => h.hash(x), e, N_COLD) / 1e3)} µs`);
-  }
-  console.log(`cold sync hash per file (stat, open, read, digest): ${parts.join(', ')}`);
+  const idle = await run(false);
+  const read = await run(true);
+  console.log(`cold hash of 64 MiB in the reader process: ${fmt(read.mbs)} MiB/s, krsi's event loop longest stall ${fmt(read.stall, 1)} ms; idle loop (baseline) longest stall ${fmt(idle.stall, 1)} ms`);
 }
 
 async function live(): Promise<void> {

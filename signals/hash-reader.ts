@@ -27,7 +27,7 @@ export interface HashAnswer {
   id: number;
   sha256?: string;
   error?: ReadFailure;
-  /** served from the cache */
+  /** served from the cache, or by a read of the same file version that another job started */
   hit?: boolean;
   /** bytes read for it */
   bytes?: number;
@@ -135,7 +135,8 @@ export class Reader {
         this.active--;
         this.byKey.delete(r.key);
         if (res.hex !== undefined) this.remember(res.key!, res.hex);
-        jobs().forEach((j, i) => this.answer({ id: j.id, sha256: res.hex, error: res.error, bytes: i ? 0 : res.bytes }));
+        // the others joined the read: counted as hits, as the old in-process hasher did
+        jobs().forEach((j, i) => this.answer({ id: j.id, sha256: res.hex, error: res.error, bytes: i ? 0 : res.bytes, hit: i > 0 && res.hex !== undefined }));
         this.startReads();
       });
     }

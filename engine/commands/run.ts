@@ -242,9 +242,11 @@ without it krsi run exits 3 saying so, and never runs as monitor instead. See \`
 
 Exec events carry the sha256 of the executable when a loaded rule reads \`sha256\` on exec (the bundled
 known-vulnerable-binary does) or with --record: hashed once per file version (dev, inode, size, mtime,
-ctime; 4096 cached), read through /proc/PID/exe while the process lives, else its path; files over
-256 KiB are hashed without blocking, the events keep their order. An executable that cannot be read
-(process and file gone, or replaced) leaves its exec event without sha256; the count is printed.
+ctime; 4096 cached), read through /proc/PID/exe while the process lives, else its path, in a child
+process (a file whose reads never return stalls only that process, which is replaced); files over 256 MiB
+are not hashed. The events keep their order; an exec event waits at most 250 ms for its hash. One that
+gets none carries sha256_error (gone, replaced, too_large, unreadable, timeout, queue_full, unavailable),
+which rules can read; the count is printed.
 
 --metrics PORT (127.0.0.1:PORT) or HOST:PORT (off by default) serves Prometheus metrics at /metrics, with
 no authentication: an address other hosts can reach is used only when given, with a warning. It exposes

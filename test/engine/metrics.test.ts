@@ -87,7 +87,12 @@ describe('metrics', () => {
         { ...base, ts: 1002, type: 'exec', pid: 4_000_003, exe: { dev: 1, ino: 1, path: join(dir, 'gone') }, filename: 'gone' },
       ]);
       batches.next([1, 2, 3].map((i) => ({ ...base, ts: 2000 + i, type: 'fork' as const, pid: 50, child_pid: 60 + i })));
-      const text = await (await fetch(server.url)).text();
+      // exec events wait for their hash (a round trip to the reader process): until all are through
+      let text = '';
+      for (let i = 0; i < 250 && sample(text, 'krsi_events_total', { type: 'fork' }) !== 3; i++) {
+        text = await (await fetch(server.url)).text();
+        await new Promise((r) => setTimeout(r, 20));
+      }
 
       assert.equal(sample(text, 'krsi_events_total', { type: 'exec' }), 3);
       assert.equal(sample(text, 'krsi_events_total', { type: 'fork' }), 3);
