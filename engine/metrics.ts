@@ -71,7 +71,8 @@ export class KrsiMetrics {
     this.counter('krsi_exe_hash_cache_hits_total', 'exec events whose sha256 came from the cache', [], (s) => s.hash?.hits);
     this.counter('krsi_exe_hash_cache_misses_total', 'executables read and hashed', [], (s) => s.hash?.misses);
     this.counter('krsi_exe_hash_bytes_total', 'bytes read for exe hashing', [], (s) => s.hash?.bytes);
-    this.counter('krsi_exe_hash_failures_total', 'exec events left without sha256, by reason', ['reason'], (s) => entries(s.hash?.failures, 'reason'));
+    this.counter('krsi_exe_hash_failures_total', 'exec events left without sha256, by reason (their sha256_error)', ['reason'], (s) => entries(s.hash?.failures, 'reason'));
+    this.counter('krsi_exe_hash_reader_restarts_total', 'exe hash reader processes killed because an answer was late by stuckMs (a file that does not answer)', [], (s) => s.hash?.restarts);
 
     // state sizes
     this.gauge('krsi_process_table_entries', 'processes in the engine\'s process table', [], (s) => s.engine?.procs.size);
