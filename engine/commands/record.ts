@@ -8,10 +8,16 @@ import { ExeHasher, withExeHashes, type HashStats } from '../../signals/hash.ts'
 
 /** records until stop resolves (default: SIGINT/SIGTERM or durationMs); returns events recorded and lost */
 export async function recordLive(
-  o: { log: string; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; /** H11: sha256 on exec events (default on) */ hashExe?: boolean },
+  o: { log: string; /** the log already opened (the command opens it before loading programs) */ writer?: LogWriter; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; /** H11: sha256 on exec events (default on) */ hashExe?: boolean },
 ): Promise<{ events: number; lost: number; hash?: HashStats }> {
-  const writer = LogWriter.open(o.log);
-  const raw = o.live ?? (await startLive('record', o.signals ?? {}));
+  const writer = o.writer ?? LogWriter.open(o.log);
+  let raw: LiveSignals;
+  try {
+    raw = o.live ?? (await startLive('record', o.signals ?? {}));
+  } catch (e) {
+    await writer.close();
+    throw e;
+  }
   // H11: the log carries sha256 on exec events, so replay can run any rule on it
   const hasher = o.hashExe === false ? undefined : new ExeHasher();
   const live = hasher ? withExeHashes(raw, hasher) : raw;
@@ -54,10 +60,18 @@ export function register(program: Command): void {
       'Exec events carry the sha256 of the new executable (cached per file version; see krsi run --help), unless --no-hash-exe.\n')
     .action(async (log: string, opts: { duration?: string; watchEnv?: string[]; hashExe: boolean }) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'record') : undefined;
+      // the log first: a refused, damaged or locked log (another writer) is an error before any program loads
+      let writer: LogWriter;
+      try {
+        writer = LogWriter.open(log);
+      } catch (e) {
+        process.stderr.write(`krsi record: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      }
       const live = await startLive('record', { watchEnv: opts.watchEnv });
       process.stderr.write(`krsi record: recording into ${log}${durationMs !== undefined ? ` for ${durationMs / 1000}s` : ''}; Ctrl-C stops\n`);
       try {
-        const r = await recordLive({ log, durationMs, live, hashExe: opts.hashExe });
+        const r = await recordLive({ log, writer, durationMs, live, hashExe: opts.hashExe });
         process.stderr.write(`krsi record: ${r.events} events recorded into ${log}${r.lost ? `; ${r.lost} events lost (ring buffer full)` : ''}\n`);
         if (r.hash?.failed) process.stderr.write(`krsi record: ${r.hash.failed} exec events without sha256 (${hashFailures(r.hash)})\n`); // H11
       } catch (e) {

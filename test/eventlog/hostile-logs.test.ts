@@ -209,6 +209,10 @@ describe('one writer per log; resumable imports', () => {
       writeFileSync(src, jsonl(gen(5, 9).map((e, i) => ({ ...e, ts: 9e15 + i }))));
       locatedError(krsi('log', 'import', src, log), log, new RegExp(`being written by pid ${holder.pid}`));
       assert.throws(() => LogWriter.open(log), new RegExp(`being written by pid ${holder.pid}`));
+      // krsi record refuses it before loading any BPF program (so this needs no root or BPF)
+      const rec = krsi('record', log, '--duration', '1');
+      assert.equal(rec.status, 1, rec.stderr);
+      assert.match(rec.stderr, new RegExp(`krsi record: ${log}: the log is being written by pid ${holder.pid}`));
       holder.kill('SIGKILL');
       await new Promise((res) => holder.on('exit', res));
       // the lock file still names the dead pid: taken over
