@@ -3,7 +3,7 @@
 // engine and the outputs are compared with the expectations. The format is documented in
 // rules/tests/README.md. Stages: read (JSON with positions) -> validate (every problem located by
 // file:line:column and JSON pointer, all collected) -> run (one Engine per case) -> compare.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { EventType, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
@@ -13,7 +13,7 @@ import type { CompiledRule, CompiledRuleSet } from './rules/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from './rules/load.ts';
 import { parseDuration } from './duration.ts';
 import { parseJson, type PointerInfo } from './rules/json.ts';
-import { limitIssues, MAX_CASE_EVENTS } from './rules/limits.ts';
+import { limitIssues, readBoundedFile, MAX_CASE_EVENTS } from './rules/limits.ts';
 import { Engine } from './engine.ts';
 import { readEvents } from './eventlog/index.ts';
 
@@ -412,7 +412,7 @@ function readMatchers(r: Reader, v: unknown, pointer: string, kind: OutKind | 'a
 export function loadTestFile(path: string): TestFile {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedFile(path);
   } catch (e) {
     throw new RuleTestError([{ file: path, line: 1, column: 1, pointer: '', message: `cannot read: ${(e as Error).message}` }]);
   }

@@ -1,6 +1,7 @@
 // Limits on what a rule file or rule test file may hold, checked on the parsed data before anything else
 // reads it, so validation time stays linear and no key can act on an object's prototype. Documented in
 // rules/README.md ("Limits"). The depth limit is checked on the text (json.ts).
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 /** an array inside a rule (conditions, steps, actions, tags, by) may hold at most this many items:
  *  ajv's allErrors validation is quadratic in the errors of one array of sub-schemas */
@@ -51,3 +52,24 @@ export function limitIssues(data: unknown, o: LimitOptions): LimitIssue[] {
 
 /** a rule test case may expand to at most this many events (repeats included) */
 export const MAX_CASE_EVENTS = 100_000;
+
+/** a rule file or rule test file may be at most this large */
+export const MAX_FILE_BYTES = 64 * 1024 * 1024;
+
+/** a file's text, read without blocking on a FIFO or a device and never past MAX_FILE_BYTES (even when it
+ *  grows while read); throws an Error whose message says why it is refused */
+export function readBoundedFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES / 2 ** 20} MiB (${st.size} bytes)`);
+    const buf = Buffer.alloc(Math.min(st.size, MAX_FILE_BYTES) + 1);
+    let n = 0;
+    for (let got; n < buf.length && (got = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += got;
+    if (n > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES / 2 ** 20} MiB`);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}

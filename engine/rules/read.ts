@@ -1,11 +1,11 @@
 // Stage 1 — read: each rule file's text -> a document with its data and a JSON pointer -> line/column map
 // (json.ts), refused when over a limit (limits.ts): such a document is not validated further.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { IssueCollector, Locate } from './issues.ts';
 import { messageFor } from './messages.ts';
 import { parseJson, type PointerInfo } from './json.ts';
-import { limitIssues, MAX_ITEMS, type LimitOptions } from './limits.ts';
+import { limitIssues, readBoundedFile, MAX_ITEMS, type LimitOptions } from './limits.ts';
 
 export interface RuleSource {
   file: string;
@@ -100,7 +100,7 @@ export async function readSources(paths: string[], onMissing: (file: string, rea
     }
     for (const f of files) {
       try {
-        out.push({ file: f, text: await readFile(f, 'utf8') });
+        out.push({ file: f, text: readBoundedFile(f) });
       } catch (e) {
         onMissing(f, (e as Error).message);
       }

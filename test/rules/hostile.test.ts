@@ -188,3 +188,33 @@ test('megabyte names: messages quote at most a cut of them (they held the whole 
   for (const i of r.issues) assert.ok(i.message.length <= 1001, `${i.code}: ${i.message.length} characters`);
   assert.match(one(r.issues, 'UNKNOWN_FIELD').message, /…\(1000002 characters\)$/);
 });
+
+test('a FIFO, a device or a file over 64 MiB among the rules is READ_ERROR, not a hang or an exhausted heap', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-hostile-'));
+  try {
+    writeFileSync(join(dir, 'a.json'), rule());
+    spawnSync('mkfifo', [join(dir, 'fifo.json')]);
+    spawnSync('truncate', ['-s', '65M', join(dir, 'huge.json')]);
+    // in a child with a timeout: reading the FIFO blocked for ever, /dev/zero filled the heap
+    const script = `
+      import { loadRuleSourcesFromPaths } from './engine/rules/load.ts';
+      import { loadTestFile, RuleTestError } from './engine/ruletest.ts';
+      const r = await loadRuleSourcesFromPaths([${JSON.stringify(dir)}, '/dev/zero']);
+      console.log(JSON.stringify(r.issues.map((i) => [i.file, i.code, i.message])));
+      for (const f of ['/dev/zero', ${JSON.stringify(join(dir, 'fifo.json'))}]) {
+        try { loadTestFile(f); } catch (e) { if (!(e instanceof RuleTestError)) throw e; console.log(JSON.stringify(e.issues[0].message)); }
+      }`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.signal, null, `killed by ${r.signal} (timeout: blocked reading)`);
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    const [issues, zero, fifo] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const byFile = Object.fromEntries((issues as string[][]).map(([f, code, msg]) => [f.slice(f.lastIndexOf('/') + 1), `${code} ${msg}`]));
+    assert.match(byFile['fifo.json'], /^READ_ERROR .*not a regular file/);
+    assert.match(byFile['huge.json'], /^READ_ERROR .*larger than 64 MiB/);
+    assert.match(byFile['zero'], /^READ_ERROR .*not a regular file/);
+    assert.match(zero, /not a regular file/);
+    assert.match(fifo, /not a regular file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
