@@ -17,6 +17,7 @@
 // A reader with an answer outstanding for stuckMs is killed and replaced; when `maxStuck` killed readers
 // have not died yet (a read the kernel cannot interrupt), hashing is `unavailable` until one does.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Subject } from 'rxjs';
 import { SHA256_ERRORS, type ExecEvent, type KrsiEvent, type Sha256Error } from './events.ts';
@@ -156,7 +157,7 @@ export class ExeHasher {
     if (this.child && this.ready) return this.ready;
     if (this.stuck >= this.maxStuck) return Promise.reject(new Error(`${this.stuck} exe hash readers stuck`));
     const child = spawn(process.execPath, readerArgs(this.cfg), {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // no NODE_OPTIONS of krsi's caller
       serialization: 'json',
     });
@@ -174,6 +175,11 @@ export class ExeHasher {
     });
     this.ready.catch(() => {});
     child.on('message', (m: ReaderMessage) => this.answers(m));
+    // what it says goes to krsi's log, but V8's notice that --jitless turns WebAssembly off
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      for (const line of d.split('\n')) if (line && !line.includes('--expose_wasm')) log.warn({ pid: child.pid }, `exe hash reader: ${line}`);
+    });
+    (child.stderr as Socket).unref(); // nor does its stderr keep krsi alive
     child.on('error', (e) => log.warn({ err: String(e) }, 'exe hash reader failed'));
     child.once('exit', (code, sig) => {
       if (this.child === child) {
