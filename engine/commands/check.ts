@@ -11,7 +11,9 @@ function display(file: string): string {
   return rel.startsWith('..') ? file : rel;
 }
 
-/** the source line of an issue and a caret under its column */
+const SNIPPET_HALF = 80;
+
+/** the source line of an issue (up to 80 characters either side of its column) and a caret under it */
 function snippet(i: RuleIssue, files: Map<string, string[] | null>): string[] {
   if (!files.has(i.file)) {
     try {
@@ -20,12 +22,15 @@ function snippet(i: RuleIssue, files: Map<string, string[] | null>): string[] {
       files.set(i.file, null);
     }
   }
-  const line = files.get(i.file)?.[i.line - 1];
-  if (line === undefined) return [];
+  const whole = files.get(i.file)?.[i.line - 1];
+  if (whole === undefined) return [];
+  // a window around the column: a one-line file of megabytes would print itself once per issue
+  const from = Math.max(0, i.column - 1 - SNIPPET_HALF);
+  const line = (from > 0 ? '…' : '') + whole.replace(/\r$/, '').slice(from, i.column - 1 + SNIPPET_HALF) + (whole.length > i.column - 1 + SNIPPET_HALF ? '…' : '');
   const num = String(i.line);
   const pad = ' '.repeat(num.length);
-  const lead = line.slice(0, i.column - 1).replace(/[^\t]/g, ' ');
-  return [`  ${num} | ${line.replace(/\r$/, '')}`, `  ${pad} | ${lead}^`];
+  const lead = ((from > 0 ? '…' : '') + whole.slice(from, i.column - 1)).replace(/[^\t]/g, ' ');
+  return [`  ${num} | ${line}`, `  ${pad} | ${lead}^`];
 }
 
 export async function runCheck(opts: { rules?: string[]; format?: string; snippet?: boolean }, out: (s: string) => void): Promise<number> {

@@ -44,3 +44,22 @@ test('krsi check prints every error of every file, a summary, and exits 1; 0 whe
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('krsi check --snippet on a one-line file shows a window around each issue, not the whole line each time', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-check-'));
+  try {
+    const items = Array(2000).fill('null').join(',');
+    writeFileSync(join(dir, 'a.json'), `{"lists": {"l": [${items}]}, "rules": []}`);
+    const out: string[] = [];
+    assert.equal(await runCheck({ rules: [join(dir, 'a.json')], snippet: true }, (s) => out.push(s)), 1);
+    assert.equal(out.filter((l) => l.includes('WRONG_TYPE')).length, 2000);
+    assert.ok(out.every((l) => l.length < 300), `longest line: ${Math.max(...out.map((l) => l.length))}`);
+    // the caret is still under the issue: the 1000th null
+    const k = out.findIndex((l) => l.includes(`:1:${18 + 999 * 5}:`));
+    assert.ok(k >= 0, 'the 1000th null is reported');
+    const caret = out[k + 2].indexOf('^');
+    assert.equal(out[k + 1].slice(caret, caret + 4), 'null');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
