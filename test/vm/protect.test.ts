@@ -9,18 +9,23 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { vmAvailable, runTsInVm, bundleForVm, REPO_ROOT, type VmResult } from './vm.ts';
+import { vmAvailable, runTsInVm, bundleForVm, REPO_ROOT, VM_KERNELS, vmKernelLabel, type VmKernel, type VmResult } from './vm.ts';
 import { needCc, needClang } from '../helpers/prereq.ts';
 import { ensureObject } from '../../bpf/build.ts';
 
 const EPERM = 1;
 const EACCES = 13;
-const skip = vmAvailable() ?? needCc() ?? needClang();
 
 interface Cmd { code: number | null; out: string; pid: number }
 interface Out { kind: string; op: string; pid: number; reason?: string; key?: Record<string, number>; enforced?: boolean; verdict?: string; rule?: string }
 
-describe('self-protection in the VM', { skip }, () => {
+// every case on each kernel of the matrix (Debian's 6.1 and 6.12): one boot per kernel
+for (const kernel of VM_KERNELS) cases(kernel);
+
+function cases(kernel: VmKernel): void {
+const skip = vmAvailable(kernel) ?? needCc() ?? needClang();
+
+describe(`self-protection in the VM [${vmKernelLabel(kernel)}]`, { skip }, () => {
   let dir = '';
   let cli = '';
   let vm: VmResult;
@@ -32,11 +37,11 @@ describe('self-protection in the VM', { skip }, () => {
     assert.equal(cc.status, 0, cc.stderr);
     for (const o of ['signals', 'enforce', 'protect']) ensureObject(o); // CO-RE objects, built here
     cli = await bundleForVm(join(REPO_ROOT, 'engine/cli.ts')); // `krsi` without tsx's start-up cost under TCG
-    vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/protect-cases.ts'), [cli, join(dir, 'protecthelper'), dir], { rw: dir, timeoutMs: 900_000 });
+    vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/protect-cases.ts'), [cli, join(dir, 'protecthelper'), dir], { rw: dir, timeoutMs: 900_000, kernel });
     const f = join(dir, 'results.json');
     assert.ok(existsSync(f), `guest wrote no results (code ${vm.code}):\n${vm.stdout}\n${vm.stderr}`);
     r = JSON.parse(readFileSync(f, 'utf8'));
-    console.log(`# self-protection VM run: ${vm.ms} ms; steps:\n# ${r.steps.join('\n# ')}`);
+    console.log(`# self-protection VM run [${vmKernelLabel(kernel)}, guest ${r.kernel}]: ${vm.ms} ms; steps:\n# ${r.steps.join('\n# ')}`);
     for (const [k, c] of Object.entries({ ...r.attacks, ...r.off } as Record<string, Cmd>)) if (c?.out !== undefined) console.log(`# ${k}: ${c.code} ${c.out.split('\n').pop()}`);
   });
   after(() => {
@@ -150,3 +155,4 @@ describe('self-protection in the VM', { skip }, () => {
     assert.equal(r.exit2, 0, r.stderr2);
   });
 });
+}

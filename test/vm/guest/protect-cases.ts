@@ -4,13 +4,14 @@
 // Usage: node protect-cases.js CLI_BUNDLE PROTECTHELPER RESULTS_DIR
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { loadEnforcement, unloadEnforcement } from '../../../enforcers/programs.ts';
 
 const [cli, helperSrc, results] = process.argv.slice(2);
 const D = '/mnt/protect';
 const PIN = '/sys/fs/bpf/krsi/enforce';
-const r: Record<string, unknown> = { steps: [] as string[] };
+const r: Record<string, unknown> = { steps: [] as string[], kernel: release() };
 const step = (s: string) => { (r.steps as string[]).push(`${new Date().toISOString()} ${s}`); process.stderr.write(`protect: ${s}\n`); };
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
