@@ -125,6 +125,37 @@ describe('exe hashing: a FUSE file whose reads never return', { skip }, () => {
     assert.deepEqual(seen.flat().map((e) => e.ts), [...seen.flat().map((e) => e.ts)].sort((a, b) => a - b), 'in order');
   });
 
+  test('a stat that never returns (the lookup is left unanswered): the event goes on, the reader is replaced', async () => {
+    const smnt = join(dir, 'smnt');
+    mkdirSync(smnt);
+    const sfs = spawn(join(dir, 'hangfs'), [smnt, '1', '4096', 'stat'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      assert.notEqual(await within(new Promise<void>((r) => sfs.stdout!.on('data', (d) => String(d).includes('ready') && r())), 5000), 'TIMEOUT');
+      const { raw, live } = stub();
+      const hasher = new ExeHasher({ deadlineMs: 200, stuckMs: 1000 });
+      const hashed = withExeHashes(live, hasher);
+      await (hasher as { start?(): Promise<void> }).start?.();
+      const seen: KrsiEvent[] = [];
+      hashed.events$.subscribe((e) => seen.push(e));
+      const ev = exec(join(smnt, 'f0'), 100);
+      raw.next([ev]);
+      for (let i = 0; i < 100 && !seen.length; i++) await sleep(20);
+      assert.equal(ev.sha256_error, 'timeout', 'the exec event went on by its deadline');
+      for (let i = 0; i < 150 && hasher.stats().restarts === 0; i++) await sleep(20);
+      assert.equal(hasher.stats().restarts, 1, 'the reader stuck in stat was replaced');
+      await (hasher as { start?(): Promise<void> }).start?.();
+      const ok = exec('/bin/true');
+      raw.next([ok]);
+      for (let i = 0; i < 100 && seen.length < 2; i++) await sleep(20);
+      assert.equal(ok.sha256, sha('/bin/true'), 'the new reader hashes');
+      assert.notEqual(await within(hashed.stop(), 5000), 'TIMEOUT');
+    } finally {
+      sfs.kill('SIGKILL');
+      await new Promise((r) => (sfs.exitCode !== null ? r(null) : sfs.once('exit', r)));
+      spawnSync('umount', ['-l', smnt]);
+    }
+  });
+
   test('a process whose exe hash read hangs still exits', async () => {
     // a separate node process (as krsi run): hashes a hanging file, then exits
     const script = `
