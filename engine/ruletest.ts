@@ -15,6 +15,7 @@ import { parseDuration } from './duration.ts';
 import { parseJson, type PointerInfo } from './rules/json.ts';
 import { limitIssues, readBoundedFile, MAX_CASE_EVENTS } from './rules/limits.ts';
 import { Engine } from './engine.ts';
+import { visible } from './output/visible.ts';
 import { readEvents } from './eventlog/index.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -537,8 +538,8 @@ function matches(m: Matcher, o: Output): boolean {
 export function describeMatcher(m: Matcher, none = false): string {
   const f: string[] = [];
   for (const k of ['rule', 'pid', 'op', 'severity', 'verdict', 'seq', 'applied'] as const) if (m[k] !== undefined) f.push(`${k}=${m[k]}`);
-  if (m.message !== undefined) f.push(`message~${JSON.stringify(m.message)}`);
-  if (m.subject) f.push(`subject=${JSON.stringify(m.subject)}`);
+  if (m.message !== undefined) f.push(`message~${visible(JSON.stringify(m.message))}`);
+  if (m.subject) f.push(`subject=${visible(JSON.stringify(m.subject))}`);
   if (m.ttl_ns !== undefined) f.push(`ttl=${m.ttl_ns}ns`);
   if (m.events) f.push(`events=[${m.events.join(',')}]`);
   const what = `${m.kind === 'any' ? 'output' : m.kind}${f.length ? ' ' + f.join(' ') : ''}`;
@@ -546,13 +547,14 @@ export function describeMatcher(m: Matcher, none = false): string {
   return m.count !== undefined ? `${m.count} × ${what}` : `${what} (at least one)`;
 }
 
-/** an output in one line */
+/** an output in one line: event-derived strings (messages, subjects) with control and bidi characters as
+ *  escapes, so an event cannot add lines or drive the terminal */
 export function describeOutput(o: Output): string {
   switch (o.kind) {
     case 'alert':
-      return `alert ${o.rule} pid=${o.pid} ts=${o.ts} events=[${o.events.join(',')}] "${o.message}"`;
+      return `alert ${o.rule} pid=${o.pid} ts=${o.ts} events=[${o.events.join(',')}] "${visible(o.message)}"`;
     case 'verdict':
-      return `verdict ${o.rule} pid=${o.pid} op=${o.op} subject=${JSON.stringify(o.subject)} ttl=${o.ttl_ns}ns ${o.applied ? 'applied' : 'not applied'} events=[${o.events.join(',')}]`;
+      return `verdict ${o.rule} pid=${o.pid} op=${o.op} subject=${visible(JSON.stringify(o.subject))} ttl=${o.ttl_ns}ns ${o.applied ? 'applied' : 'not applied'} events=[${o.events.join(',')}]`;
     case 'denied':
       return `denied ${o.rule} pid=${o.pid} op=${o.op} seq=${o.seq} verdict=${o.verdict}`;
     default:

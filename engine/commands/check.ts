@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import type { Command } from 'commander';
 import { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths, type RuleIssue } from '../rules/load.ts';
+import { visible } from '../output/visible.ts';
 
 function display(file: string): string {
   if (!isAbsolute(file)) return file;
@@ -44,12 +45,13 @@ export async function runCheck(opts: { rules?: string[]; format?: string; snippe
     for (const i of issues) out(JSON.stringify(i));
   } else {
     const files = new Map<string, string[] | null>();
+    // file names and quoted values come from the files: control and bidi characters shown as escapes
     for (const i of issues) {
-      out(formatIssue(i));
-      if (opts.snippet) for (const l of snippet(i, files)) out(l);
+      out(visible(formatIssue(i)));
+      if (opts.snippet) for (const l of snippet(i, files)) out(visible(l));
     }
     const rules = r.set ? `${r.set.rules.length} rule(s), ${Object.keys(r.set.lists).length} list(s) loaded` : 'nothing loaded';
-    out(`${errors} error(s), ${warnings} warning(s): ${rules} from ${paths.map(display).join(', ')}`);
+    out(visible(`${errors} error(s), ${warnings} warning(s): ${rules} from ${paths.map(display).join(', ')}`));
   }
   return errors > 0 ? 1 : 0;
 }

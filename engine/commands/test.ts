@@ -2,6 +2,10 @@
 // Exit codes: 0 every case passed; 1 a case failed, a test file is bad, or its rules do not load.
 import type { Command } from 'commander';
 import { BUNDLED_TESTS_DIR, formatCaseResult, formatTestIssue, relPath, runTestFiles, type CaseResult } from '../ruletest.ts';
+import { visible } from '../output/visible.ts';
+
+/** text output carries event-derived strings (alert messages, paths): control and bidi characters as escapes */
+const show = (s: string) => s.split('\n').map(visible).join('\n');
 
 interface Opts {
   rules?: string[];
@@ -42,14 +46,14 @@ export function register(program: Command): void {
           process.stdout.write(JSON.stringify({ kind: 'case', ...rest, file: relPath(r.file), ...(o.verbose ? { outputs } : {}) }) + '\n');
           return;
         }
-        if (r.file !== current) process.stdout.write(`${relPath((current = r.file))}\n`);
-        process.stdout.write(formatCaseResult(r, o.verbose) + '\n');
+        if (r.file !== current) process.stdout.write(`${show(relPath((current = r.file)))}\n`);
+        process.stdout.write(show(formatCaseResult(r, o.verbose)) + '\n');
       };
       const res = await runTestFiles(files.length ? files : [BUNDLED_TESTS_DIR], { rules: o.rules, grep: o.grep, onCase });
       for (const f of res.files) {
         if (!f.issues) continue;
         if (json) process.stdout.write(JSON.stringify({ kind: 'file-error', file: relPath(f.file), issues: f.issues }) + '\n');
-        else process.stdout.write(`${relPath(f.file)}\n${f.issues.map((i) => '  ' + formatTestIssue({ ...i, file: relPath(i.file) })).join('\n')}\n`);
+        else process.stdout.write(`${show(relPath(f.file))}\n${f.issues.map((i) => '  ' + show(formatTestIssue({ ...i, file: relPath(i.file) }))).join('\n')}\n`);
       }
       const summary = `${res.files.length} file${res.files.length === 1 ? '' : 's'}, ${res.passed + res.failed} cases: ${res.passed} passed, ${res.failed} failed${res.broken ? `, ${res.broken} bad file${res.broken === 1 ? '' : 's'}` : ''}`;
       if (json) process.stdout.write(JSON.stringify({ kind: 'summary', files: res.files.length, passed: res.passed, failed: res.failed, bad_files: res.broken }) + '\n');

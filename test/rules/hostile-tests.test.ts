@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuleTestError, parseTestFile, runCase, type TestIssue } from '../../engine/ruletest.ts';
 import { MAX_CASE_EVENTS } from '../../engine/rules/limits.ts';
@@ -109,4 +112,29 @@ test('a megabyte-long unknown field name is reported with a cut message', () => 
   assert.equal(got.length, 1, JSON.stringify(got).slice(0, 500));
   assert.ok(got[0].message.length <= 1001, `${got[0].message.length} characters`);
   assert.match(got[0].message, /^unknown field "kkk/);
+});
+
+test('krsi test and krsi check print control and bidi characters from events and files as escapes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-hostile-tests-'));
+  try {
+    const path = '/tmp/x\u001b[2J\nDENIED forged\u202e';
+    const f = join(dir, 't.json');
+    writeFileSync(f, JSON.stringify({
+      rules: fileURLToPath(new URL('../../rules/', import.meta.url)), only: ['self-deleting-executable'],
+      processes: { implant: { ...implant, comm: 'x\u001b]0;title\u0007' } },
+      cases: [{ name: 'a \u001b[31mred', events: [{ ...unlink, path }], expect: { none: true } }],
+    }));
+    const rf = join(dir, 'r\u001b[2J.json');
+    writeFileSync(rf, '{"rules": [{"id": "r", "description": "d", "tags": [], "severity": "low", "match": {"all": [{"fact": "type", "operator": "equal", "value": "x\u202e"}]}, "actions": [{"type": "alert"}]}]}');
+    for (const args of [['test', '-v', f], ['check', '--snippet', rf]]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'engine/cli.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 1, r.stderr);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(r.stdout, /[\u001b\u0007\u202e]/, args[0]);
+      assert.match(r.stdout, /\\x1b/, args[0]);
+      assert.ok(!r.stdout.split('\n').some((l) => l.startsWith('DENIED')), args[0]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
