@@ -67,8 +67,8 @@ export class Reader {
   private readonly reads: Read[] = [];
   /** the reads queued or running, by cache key */
   private readonly byKey = new Map<string, Read>();
-  /** reads running now */
-  private active = 0;
+  /** the reads running now, each with the latest deadline of its requesters */
+  private readonly running = new Set<{ deadline: number }>();
 
   constructor(
     private readonly cfg: ReaderConfig,
@@ -90,7 +90,11 @@ export class Reader {
     // one read per file version, queued or running: the others join it
     const joined = this.byKey.get(key);
     if (joined) joined.joined.push(job);
-    else {
+    else if (this.saturated()) {
+      // every read slot is taken by reads already late (files changed and exec'd in a loop, or
+      // that do not answer): this one could not be done in time, say so now instead of at the deadline
+      return this.answer({ id: job.id, error: 'timeout' });
+    } else {
       const r = { job, file, key, joined: [] };
       this.byKey.set(key, r);
       this.reads.push(r);
@@ -118,10 +122,16 @@ export class Reader {
     return replaced ? 'replaced' : 'gone';
   }
 
+  /** every read slot busy with a read whose requesters are all past their deadline */
+  private saturated(): boolean {
+    const now = Date.now();
+    return this.running.size >= MAX_READS && [...this.running].every((r) => r.deadline < now);
+  }
+
   /** starts queued reads, MAX_READS at once: a read that never returns holds one slot, not the others */
   private startReads(): void {
     const now = Date.now();
-    while (this.reads.length && this.active < MAX_READS) {
+    while (this.reads.length && this.running.size < MAX_READS) {
       const r = this.reads.shift()!;
       const jobs = () => [r.job, ...r.joined];
       // nobody waits for it any more: the next exec of the file asks again
@@ -130,9 +140,10 @@ export class Reader {
         for (const j of jobs()) this.answer({ id: j.id, error: 'timeout' });
         continue;
       }
-      this.active++;
+      const slot = { deadline: Math.max(...jobs().map((j) => j.deadline)) };
+      this.running.add(slot);
       void this.read(r.file, r.job).then((res) => {
-        this.active--;
+        this.running.delete(slot);
         this.byKey.delete(r.key);
         if (res.hex !== undefined) this.remember(res.key!, res.hex);
         // the others joined the read: counted as hits, as the old in-process hasher did
