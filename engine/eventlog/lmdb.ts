@@ -34,6 +34,7 @@ import type { ReadOptions, TimeBounds } from './types.ts';
 import { EventDecoder } from './decode.ts';
 import { BlockEncoder, BlockError, decodeBlock } from './block.ts';
 import { seal, unseal } from './checksum.ts';
+import { quickValid } from './quickcheck.ts';
 import { lockLog, type WriterLock } from './lock.ts';
 import { checkPath, secureDir, secureFiles, type SafeOptions } from '../fsafe.ts';
 import { checkLmdbFile } from '../lmdbfile.ts';
@@ -428,6 +429,7 @@ export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds
     const setSeq = !o.noSeq;
     // every event is validated, whatever meta `validated` says: the file may have changed since
     const validator = new LogValidator(path);
+    let [lastTs, lastSeq] = validator.mark();
     let batch: KrsiEvent[] = [];
     let done = 0;
     /** a bad event or block: thrown after the events before it, or with skipBad counted and skipped */
@@ -471,12 +473,20 @@ export async function* readLmdb(path: string, o: ReadOptions, bounds: TimeBounds
       next = key + (v1 ? 1 : BLOCK);
       const to = Math.min(evs.length, end - key);
       for (let i = Math.max(0, first - key); i < to; i++) {
-        let ev = evs[i];
-        try {
-          ev = validator.check(ev, key + i);
-        } catch (e) {
-          yield* bad(e);
-          continue;
+        const ev = evs[i];
+        // the fast yes (quickcheck.ts) and the ordering rule here; else the validator decides and locates
+        if (quickValid(ev) && ev.ts >= lastTs) {
+          lastTs = ev.ts;
+          lastSeq = key + i;
+        } else {
+          validator.reset([lastTs, lastSeq]);
+          try {
+            validator.check(ev, key + i);
+          } catch (e) {
+            yield* bad(e);
+            continue;
+          }
+          [lastTs, lastSeq] = validator.mark();
         }
         if (setSeq && ev.seq === undefined) ev.seq = key + i;
         batch.push(ev);
