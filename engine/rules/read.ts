@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { IssueCollector, Locate } from './issues.ts';
 import { messageFor } from './messages.ts';
 import { parseJson, type PointerInfo } from './json.ts';
-import { limitIssues, readBoundedFile, MAX_ITEMS, type LimitOptions } from './limits.ts';
+import { limitIssues, readBoundedFile, type LimitOptions } from './limits.ts';
 
 export interface RuleSource {
   file: string;
@@ -22,7 +22,7 @@ export interface RuleDocument {
   duplicates?: { pointer: string; key: string; line: number; column: number }[];
 }
 
-const RULE_LIMITS: LimitOptions = { dataKeys: new Set(['value', 'params']), limitArraysUnder: /^\/rules\/\d+\// };
+const RULE_LIMITS: LimitOptions = { dataKeys: new Set(['value', 'params']), limitItemsOf: /^\/rules\/\d+$/ };
 
 /** the id of the rule a pointer is in, if the data has one */
 export function ruleAt(data: unknown, pointer: string): string | undefined {
@@ -51,7 +51,7 @@ export function readDocuments(sources: RuleSource[], issues: IssueCollector): Ru
     for (const l of over) {
       const info = p.pointers[l.pointer];
       const pos = (l.atKey && info?.key) || info?.value || { line: 0, column: 0 };
-      const args = l.code === 'TOO_MANY' ? { limit: MAX_ITEMS, what: 'items in an array inside a rule' } : { key: l.key };
+      const args = l.code === 'TOO_MANY' ? { limit: l.limit, what: l.what } : { key: l.key };
       issues.issues.push({ ...messageFor(l.code, args), code: l.code, file: s.file, line: pos.line + 1, column: pos.column + 1, pointer: l.pointer, rule: ruleAt(p.data, l.pointer) });
     }
     docs.push({ file: s.file, text: s.text, data: over.length ? undefined : p.data, pointers: p.pointers, duplicates: p.duplicates });

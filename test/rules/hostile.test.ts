@@ -218,3 +218,16 @@ test('a FIFO, a device or a file over 64 MiB among the rules is READ_ERROR, not 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('1000 x 1000 failing conditions in one rule: TOO_MANY for the rule (each array was within its limit; 29 s)', () => {
+  const inner = `{"any": [${Array(1000).fill('null').join(',')}]}`;
+  const text = rule({ match: `{"all": [${Array(1000).fill(inner).join(',')}]}` });
+  const r = load(text);
+  const i = one(r.issues, 'TOO_MANY');
+  assert.deepEqual([i.pointer, i.rule, i.line, i.column], ['/rules/0', 'r', 1, text.indexOf('{"id"') + 1]);
+  assert.match(i.message, /at most 10000 items in all the arrays of one rule/);
+  assert.equal(r.issues.length, 1);
+  // just within the limit, the rule is validated as usual: one WRONG_TYPE per null
+  const ok = load(rule({ match: `{"all": [${Array(98).fill(`{"any": [${Array(98).fill('null').join(',')}]}`).join(',')}]}` }));
+  assert.equal(ok.issues.filter((x) => x.code === 'WRONG_TYPE').length, 98 * 98);
+});
