@@ -84,7 +84,7 @@ no event.${EXIT_CODES}`,
       guarded(async () => {
         if (dst === '-') exitOnEpipe();
         let bad = 0;
-        const onBad = (e: Error) => (bad++, process.stderr.write(`skipped ${e.message}\n`));
+        const onBad = (e: Error) => (bad++, process.stderr.write(`skipped ${visible(e.message)}\n`));
         const n = await exportLog(src, dst, { since: opts.since, until: opts.until, skipBad: opts.skipBad, onBad });
         if (dst !== '-' || bad) process.stderr.write(`exported ${n} events${dst !== '-' ? ` to ${dst}` : ''}${bad ? `, ${bad} bad lines or blocks skipped` : ''}\n`);
       }),
@@ -103,7 +103,7 @@ no event.${EXIT_CODES}`,
           process.stderr.write(`krsi log info: --format must be text or json, got ${JSON.stringify(opts.format)}\n`);
           process.exit(2);
         }
-        const s = await logInfo(path, { skipBad: opts.skipBad, onBad: (e) => process.stderr.write(`skipped ${e.message}\n`) });
+        const s = await logInfo(path, { skipBad: opts.skipBad, onBad: (e) => process.stderr.write(`skipped ${visible(e.message)}\n`) });
         if (opts.format === 'json') {
           process.stdout.write(JSON.stringify({ log: path, ...s }) + '\n');
           return;
