@@ -82,4 +82,16 @@ describe('krsi replay: a real file named with control characters', () => {
     assert.equal(objs[0].message, `${exe} executed with LD_PRELOAD=${preload}`, 'JSON: the exact strings');
     assert.doesNotMatch(json.stdout, /[\u0000-\u0009\u000b-\u001f]/, 'JSON: no raw C0 control');
   });
+
+  test('a skipped bad line quoted on stderr (replay, log info) shows its C1 and bidi characters as escapes', () => {
+    const log = join(dir, 'bad.jsonl');
+    writeFileSync(log, JSON.stringify({ ts: 1, type: 'exec\u009b2J\u202e\u2028x', pid: 1 }) + '\n');
+    for (const args of [['replay', log, '--skip-bad'], ['log', 'info', log, '--skip-bad']]) {
+      const r = spawnSync(process.execPath, [KRSI, ...args], { encoding: 'utf8', timeout: 60_000 });
+      const skipped = r.stderr.split('\n').filter((l) => l.startsWith('skipped'));
+      assert.equal(skipped.length, 1, `${args[0]}: ${r.stderr}`);
+      assert.doesNotMatch(skipped[0], ACTIVE, JSON.stringify(skipped[0]));
+      assert.ok(skipped[0].includes('exec\\x9b2J\\u{202e}\\u{2028}x'), skipped[0]);
+    }
+  });
 });
