@@ -6,15 +6,13 @@
 // uncaught exception. The PRNG is seeded: a failure names the case, and the same seed replays it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LogWriter, lmdbInfo, readEvents } from '../../engine/eventlog/index.ts';
 import { generateEvents } from '../../bench/gen.ts';
+import { krsiAsync } from '../helpers/krsi.ts';
 
-const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 const SEED = Number(process.env.KRSI_FUZZ_SEED ?? 8);
 const LMDB_CASES = 2000;
 const JSONL_CASES = 1000;
@@ -220,12 +218,7 @@ describe('fuzz: damaged logs end in their events or a located error', () => {
       while (next < cases.length) {
         const k = next++;
         const { args, what } = cases[k];
-        const res = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, [KRSI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000, killSignal: 'SIGKILL' });
-          let stderr = '';
-          child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-          child.on('close', (code, signal) => resolve({ code, signal, stderr }));
-        });
+        const res = await krsiAsync(args, 60_000);
         if (res.signal || (res.code !== 0 && res.code !== 1) || /\n\s+at /.test(res.stderr)) failures.push(`case ${k} (${what}): exit ${res.code} signal ${res.signal}: ${res.stderr.slice(-400)}`);
       }
     };

@@ -16,14 +16,14 @@ import { encodeBlock } from '../../engine/eventlog/block.ts';
 import { seal } from '../../engine/eventlog/checksum.ts';
 import { generateEvents } from '../../bench/gen.ts';
 import { needRoot } from '../helpers/prereq.ts';
+import { krsiAsync, krsiSync } from '../helpers/krsi.ts';
 
-const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 const INDEX = fileURLToPath(new URL('../../engine/eventlog/index.ts', import.meta.url));
 let dir: string;
 before(() => (dir = mkdtempSync(join(tmpdir(), 'krsi-hostile-'))));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const krsi = (...args: string[]) => spawnSync(process.execPath, [KRSI, ...args], { encoding: 'utf8', timeout: 60_000, maxBuffer: 1 << 28 });
+const krsi = (...args: string[]) => krsiSync(args);
 const gen = (count: number, seed = 1) => [...generateEvents({ count, seed })];
 const jsonl = (evs: object[]) => evs.map((e) => JSON.stringify(e) + '\n').join('');
 
@@ -232,12 +232,10 @@ describe('one writer per log; resumable imports', () => {
     writeFileSync(a, jsonl(evs.slice(0, 200_000)));
     writeFileSync(b, jsonl(evs.slice(200_000)));
     const log = join(dir, 'two');
-    const run = (src: string) => new Promise<{ status: number | null; stderr: string }>((res) => {
-      const c = spawn(process.execPath, [KRSI, 'log', 'import', src, log], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      c.stderr.on('data', (d) => (stderr += d));
-      c.on('exit', (status) => res({ status, stderr }));
-    });
+    const run = async (src: string) => {
+      const r = await krsiAsync(['log', 'import', src, log]);
+      return { status: r.code, stderr: r.stderr };
+    };
     const rs = await Promise.all([run(a), run(b)]);
     const ok = rs.filter((r) => r.status === 0);
     // before: both said "imported 200000 events" and the log held 200000 (the second overwrote the first)
