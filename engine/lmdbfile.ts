@@ -34,6 +34,9 @@ const M_DBS = PAGEHDRSZ + 24;
 const M_LAST_PG = M_DBS + 2 * DB_SIZE;
 const M_TXNID = M_LAST_PG + 8;
 const MAX_DEPTH = 32;
+/** the free-page database: its values are page lists (u64 count, then that many u64), which a writer
+ *  reads as far as the count says */
+const FREE_DB = 'the free database';
 
 interface Meta {
   at: number;
@@ -140,7 +143,7 @@ class Checker {
     if (this.size < need) this.fail(`truncated: ${this.size} bytes, but the meta at byte ${m.at} (txn ${m.txnid}) uses pages up to ${m.lastPg} (${need} bytes)`);
     this.lastPg = m.lastPg;
     this.seen = new Set();
-    this.tree(m.free, 'the free database', false);
+    this.tree(m.free, FREE_DB, false);
     this.tree(m.main, 'the main database', true);
   }
 
@@ -193,10 +196,15 @@ class Checker {
       }
       const dsize = lo + hi * 0x10000;
       if (nflags & ~(F_BIGDATA | F_SUBDATA) || nflags & F_DUPDATA) this.fail(`${where}: unsupported node flags 0x${nflags.toString(16)}`);
+      let count: number | undefined;
       if (nflags & F_BIGDATA) {
         if (data + 24 > this.psize) this.fail(`${where}: overflow reference runs past the page`);
-        this.overflow(u64(p, data), u64(p, data + 16), dsize, where);
-      } else if (data + dsize > this.psize) this.fail(`${where}: ${dsize} bytes of data run past the page`);
+        count = this.overflow(u64(p, data), u64(p, data + 16), dsize, where);
+      } else {
+        if (data + dsize > this.psize) this.fail(`${where}: ${dsize} bytes of data run past the page`);
+        if (dsize >= 8) count = u64(p, data);
+      }
+      if (name === FREE_DB && (dsize < 8 || count === undefined || count < 0 || count > (dsize - 8) / 8)) this.fail(`${where}: a free-page list of ${count} pages in ${dsize} bytes`);
       if (nflags & F_SUBDATA) {
         if (!named || nflags & F_BIGDATA || dsize !== DB_SIZE) this.fail(`${where}: a bad named-database record`);
         const key = p.toString('latin1', at + NODESIZE, data);
@@ -205,16 +213,18 @@ class Checker {
     }
   }
 
-  /** an F_BIGDATA value: `pages` pages from `pgno`, holding `dsize` bytes after the page header */
-  private overflow(pgno: number, pages: number, dsize: number, where: string): void {
+  /** an F_BIGDATA value: `pages` pages from `pgno`, holding `dsize` bytes after the page header;
+   *  returns its first 8 bytes as a u64 (the count of a free-page list) */
+  private overflow(pgno: number, pages: number, dsize: number, where: string): number {
     if (pages < 1 || pgno < 2 || pgno + pages - 1 > this.lastPg) this.fail(`${where}: overflow pages ${pgno}+${pages} outside pages 2..${this.lastPg}`);
     if (PAGEHDRSZ + dsize > pages * this.psize) this.fail(`${where}: ${dsize} bytes do not fit in ${pages} overflow pages`);
-    const h = Buffer.alloc(PAGEHDRSZ);
-    readSync(this.fd, h, 0, PAGEHDRSZ, pgno * this.psize);
+    const h = Buffer.alloc(PAGEHDRSZ + 8);
+    readSync(this.fd, h, 0, PAGEHDRSZ + 8, pgno * this.psize);
     const own = u64(h, 0);
     if (own !== pgno) this.fail(`${where}: overflow page ${pgno} says it is page ${own} (pages moved or overwritten)`);
     if ((h.readUInt16LE(18) & P_OVERFLOW) === 0) this.fail(`${where}: page ${pgno} is not an overflow page`);
     if (this.seen.has(pgno)) this.fail(`${where}: page ${pgno} is reached twice`);
     this.seen.add(pgno);
+    return u64(h, PAGEHDRSZ);
   }
 }

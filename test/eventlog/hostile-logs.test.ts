@@ -133,6 +133,26 @@ describe('damaged lmdb logs are located errors, never a signal', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
 
+  test('a damaged free-page list: appending to the log is a located error (the writer died with SIGSEGV)', async () => {
+    const { log } = await makeLog('free', 3000, 16);
+    const w = LogWriter.open(log);
+    w.append(gen(2000, 17).map((e) => ({ ...e, ts: e.ts + 1e12 })));
+    await w.close();
+    const file = join(log, 'data.mdb');
+    const data = readFileSync(file);
+    // the newer meta's free database root (lmdb.c: MDB_meta's dbs[0].md_root), its first node's list count
+    const meta = data.readBigUInt64LE(4096 + 152) > data.readBigUInt64LE(152) ? 4096 : 0;
+    const page = Number(data.readBigUInt64LE(meta + 88)) * 4096;
+    assert.ok(data.readUInt16LE(page + 20) >= 2, 'the free database has a node');
+    const node = page + 24 + data.readUInt16LE(page + 24);
+    assert.equal(data.readUInt16LE(node + 4) & 1, 0, 'an inline list');
+    data.writeBigUInt64LE(0x10000000n, node + 8 + data.readUInt16LE(node + 6));
+    writeFileSync(file, data);
+    const src = join(dir, 'free.jsonl');
+    writeFileSync(src, jsonl(gen(3000, 18).map((e, i) => ({ ...e, ts: 8e15 + i }))));
+    locatedError(krsi('log', 'import', src, log), log, /free-page list/);
+  });
+
   test('swapped pages are an error, not an empty log', async () => {
     const { log } = await makeLog('swap', 3000, 4);
     const file = join(log, 'data.mdb');
