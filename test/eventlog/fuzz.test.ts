@@ -1,4 +1,4 @@
-// Fuzzing the log readers with damaged real logs (issue 8): bit flips, truncation at many offsets,
+// Fuzzing the log readers (and a writer appending) with damaged real logs (issue 8): bit flips, truncation at many offsets,
 // zeroed and swapped pages of lmdb logs; flipped bytes, cuts, deep and huge values in JSON Lines.
 // Most cases run in this process (a native crash kills the test run, which is a failure too); a few
 // hundred go through the real CLI, each with a timeout. Asserted: every read ends, either with its
@@ -166,6 +166,19 @@ describe('fuzz: damaged logs end in their events or a located error', () => {
           lmdbInfo(log);
         } catch (e) {
           assert.ok((e as Error).message.includes(log), `lmdbInfo's error names the log: ${(e as Error).stack}`);
+        }
+        // a writer appending to it (it also reads the free-page lists)
+        if (c % 4 === 1) {
+          try {
+            const w = LogWriter.open(log);
+            try {
+              w.append([...generateEvents({ count: 50, seed: c, startTs: 8e15 })]);
+            } finally {
+              await w.close();
+            }
+          } catch (e) {
+            assert.ok(e instanceof Error && e.message.includes(log), `the writer's error names the log: ${(e as Error).stack}`);
+          }
         }
       } catch (e) {
         throw new Error(`seed ${SEED} case ${c} (${what}): ${(e as Error).message}`);
