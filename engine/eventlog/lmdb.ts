@@ -72,7 +72,12 @@ function checkLogFiles(path: string): void {
 /** `fast`: format 1 values are decoded with EventDecoder (replay); writers use lmdb's own encoder */
 function openLog(path: string, readOnly: boolean, fast = false): Handles {
   if (readOnly) checkLogFiles(path);
-  const root = open({ path, maxDbs: 4, readOnly, compression: false, noSubdir: false });
+  let root: RootDatabase;
+  try {
+    root = open({ path, maxDbs: 4, readOnly, compression: false, noSubdir: false });
+  } catch (e) {
+    throw new Error(`${path}: cannot open the log: ${(e as Error).message}`);
+  }
   let meta: Database<unknown, string>;
   let format: unknown;
   try {
