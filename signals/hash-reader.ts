@@ -221,4 +221,9 @@ function main(): void {
 
 /** the argument that makes this module the reader's main (the parent passes it; an import never does) */
 export const READER_ARG = 'krsi-hash-reader';
-if (process.argv[3] === READER_ARG && process.send) main();
+if (process.argv[3] === READER_ARG && process.send) {
+  // a root process: SIGUSR1 must not open Node's inspector in it (as in bin/krsi.js, a listener of our own
+  // replaces that signal handler; --inspect-publish-uid=stderr keeps a URL from being served meanwhile)
+  process.on('SIGUSR1', () => {});
+  main();
+}

@@ -104,7 +104,7 @@ function readerArgs(cfg: ReaderConfig): string[] {
   // from the TypeScript sources (tests, development): through the same loader as this process
   const loader = script.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
   // --jitless: no executable memory, so no W+X mprotect for krsi's own rules to see
-  return [...loader, '--jitless', script, JSON.stringify(cfg), READER_ARG];
+  return [...loader, '--jitless', '--inspect-publish-uid=stderr', script, JSON.stringify(cfg), READER_ARG];
 }
 
 /** the parent's side of the reader: jobs out, answers in, a watchdog, replacement of a stuck reader */

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readlinkSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EMPTY, Subject } from 'rxjs';
@@ -73,6 +73,24 @@ describe('ExeHasher (the reader child process)', () => {
     for (const c of children) c.kill('SIGKILL');
     for (const h of hashers) h.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('SIGUSR1 to the reader (a root process) opens no inspector; it keeps hashing', async () => {
+    const h = await hasher();
+    const pid = h.readerPid!;
+    const inodes = () => readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } });
+    const listens = () => {
+      const mine = new Set(inodes().map((l) => /^socket:\[(\d+)\]$/.exec(l)?.[1]).filter(Boolean));
+      return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((t) => readFileSync(t, 'utf8').split('\n').slice(1))
+        .map((l) => l.trim().split(/\s+/)).filter((c) => c[3] === '0A' && mine.has(c[9]));
+    };
+    process.kill(pid, 'SIGUSR1');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(listens(), [], 'the reader listens on a socket after SIGUSR1');
+    const f = join(dir, 'usr1');
+    copyFileSync('/bin/true', f);
+    assert.equal((await h.hash(execOf(f))).sha256, sha('/bin/true'));
+    assert.equal(h.readerPid, pid, 'the same reader answered');
   });
 
   test('by path when the process is gone; cached per file version', async () => {
