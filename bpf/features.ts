@@ -8,7 +8,7 @@ import { ensureObject } from './build.ts';
 import { BpfObject } from './libbpf.ts';
 
 /** the objects whose programs krsi loads */
-export const FEATURE_OBJECTS = ['signals', 'enforce'] as const;
+export const FEATURE_OBJECTS = ['signals', 'enforce', 'protect'] as const;
 
 export interface ProgramFeature {
   object: string;

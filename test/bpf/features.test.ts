@@ -32,11 +32,11 @@ test('sectionNeeds: a hook, a BTF tracepoint, a tracepoint and a kprobe, each pr
   assert.match(sectionNeeds('lsm/bpf_map', undefined, undefined, syms).needs, /bpf_lsm_bpf_map/);
 });
 
-test('kernelFeatures lists every program of the signal and enforcement objects with what it needs', { skip: noBtf ?? needLibbpf() ?? needClang() }, () => {
+test('kernelFeatures lists every program of the signal, enforcement and self-protection objects with what it needs', { skip: noBtf ?? needLibbpf() ?? needClang() }, () => {
   const f = kernelFeatures();
   assert.equal(f.btf, true);
   const sections = f.programs.map((p) => p.section);
-  for (const s of ['lsm/bprm_check_security', 'lsm/file_mprotect', 'lsm/kernel_read_file', 'lsm/kernel_load_data', 'tp_btf/sched_process_exec', 'tp_btf/module_load']) {
+  for (const s of ['lsm/bpf_map', 'lsm/ptrace_access_check', 'lsm/bprm_check_security', 'lsm/file_mprotect', 'lsm/kernel_read_file', 'lsm/kernel_load_data', 'tp_btf/sched_process_exec', 'tp_btf/module_load']) {
     assert.ok(sections.includes(s), `${s} in ${sections.join(', ')}`);
   }
   // this host kernel has BPF LSM hooks in its BTF even though it refuses LSM programs
