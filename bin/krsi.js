@@ -20,7 +20,7 @@ if (inspector?.url() && !asked) inspector.close();
 // in a checkout (the sources are here), dist/ must have been built from them: say so instead of running old code
 const root = new URL('..', import.meta.url);
 if (existsSync(new URL('engine/cli.ts', root))) {
-  const { staleDist } = await import('../scripts/stale.mjs');
+  const { staleDist } = await import('./stale.mjs');
   const why = staleDist(root);
   if (why) {
     process.stderr.write(`krsi: ${why}: run npm run build\n`);

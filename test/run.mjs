@@ -14,7 +14,7 @@ const files = [];
     else if (name.endsWith('.test.ts')) files.push(p);
   }
 })(root);
-const build = spawnSync(process.execPath, [join(root, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' });
+const build = spawnSync(process.execPath, [join(root, '..', 'bin', 'build.mjs')], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
 const filters = process.argv.slice(2);
 const chosen = filters.length ? files.filter((f) => filters.some((s) => f.includes(s))) : files;

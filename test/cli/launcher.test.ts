@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KRSI } from '../helpers/krsi.ts';
 
-const STALE = fileURLToPath(new URL('../../scripts/stale.mjs', import.meta.url));
+const STALE = fileURLToPath(new URL('../../bin/stale.mjs', import.meta.url));
 
 /** TCP sockets in LISTEN state that `pid` holds, as "addr:port" (hex, from /proc/net/tcp and tcp6) */
 function listening(pid: number): string[] {
@@ -110,9 +110,9 @@ describe('in a checkout', () => {
   // a checkout's shape in a temp dir: the launcher, one source, a "compiled" dist/engine/cli.js
   function layout(o: { source: boolean; stamp?: number }): string {
     const dir = mkdtempSync(join(tmpdir(), 'krsi-launcher-'));
-    for (const d of ['bin', 'scripts', 'dist/engine']) mkdirSync(join(dir, d), { recursive: true });
+    for (const d of ['bin', 'dist/engine']) mkdirSync(join(dir, d), { recursive: true });
     copyFileSync(KRSI, join(dir, 'bin', 'krsi.js'));
-    copyFileSync(STALE, join(dir, 'scripts', 'stale.mjs'));
+    copyFileSync(STALE, join(dir, 'bin', 'stale.mjs'));
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
     writeFileSync(join(dir, 'dist', 'engine', 'cli.js'), "process.stdout.write('dist ran\\n');");
     for (const d of ['engine', 'signals', 'enforcers', 'bpf']) mkdirSync(join(dir, d), { recursive: true });

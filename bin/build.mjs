@@ -1,10 +1,10 @@
 // npm run build (and npm's prepare, so `npm ci` and `npm pack` run it): the TypeScript sources compiled into
 // dist/ (tsc, incremental: a no-op when nothing changed) and the CO-RE BPF objects into bpf/build/ (clang).
 // `krsi` runs only dist/: nothing compiles TypeScript, reads a tsconfig or writes a cache at run time.
-//   node scripts/build.mjs          without clang the BPF objects are skipped with a warning
-//   node scripts/build.mjs --pack   they are required (a package must carry them: its hosts need no clang);
+//   node bin/build.mjs          without clang the BPF objects are skipped with a warning
+//   node bin/build.mjs --pack   they are required (a package must carry them: its hosts need no clang);
 //                                   implied under `npm pack` / `npm publish`
-//   node scripts/build.mjs --force  runs tsc even when dist/ looks current
+//   node bin/build.mjs --force  runs tsc even when dist/ looks current
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,7 +13,7 @@ import { staleDist } from './stale.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pack = process.argv.includes('--pack') || ['pack', 'publish'].includes(process.env.npm_command ?? '');
-// scripts/stale.mjs compares this stamp with the sources; dated when the build started, so an edit made while tsc
+// bin/stale.mjs compares this stamp with the sources; dated when the build started, so an edit made while tsc
 // ran still counts as newer than dist/
 const STAMP = `${root}dist/.built`;
 const started = new Date();

@@ -1,3 +1,3 @@
-// types of scripts/stale.mjs, for test/helpers/krsi.ts
+// types of bin/stale.mjs, for test/helpers/krsi.ts
 export declare const SOURCE_DIRS: string[];
 export declare function staleDist(root: string | URL): string | undefined;

@@ -1,6 +1,6 @@
 // Is dist/ older than the sources it was built from? For a checkout only (an installed package has no
 // sources): bin/krsi.js refuses to run a stale dist/, test/helpers/krsi.ts rebuilds it.
-// scripts/build.mjs writes dist/.built, dated when the build started.
+// bin/build.mjs writes dist/.built, dated when the build started.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
