@@ -13,11 +13,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "krsi.h"
+#include "lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
-#define MAX_ERRNO 4095
 #define PROT_EXEC 0x4
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
@@ -117,26 +117,6 @@ struct {
 } denied_events SEC(".maps");
 
 /* ---- helpers ---- */
-/* what a hook returns, provably in [-MAX_ERRNO, 0]: from 6.12 the verifier refuses an LSM program unless it can
- * prove that range at every exit. The value is range-checked and the checked register itself is returned
- * (clang would otherwise test a sign-extended copy and return the unchecked original, or compute
- * `enforce ? -EPERM : 0` as a negation the verifier cannot bound); anything outside the range is a refusal */
-static __always_inline int lsm_ret(int ret)
-{
-	long e = ret;
-
-	asm volatile("" : "+r"(e));
-	if (e < -MAX_ERRNO || e > 0)
-		return -EPERM;
-	return e;
-}
-
-/* an earlier BPF-LSM program's refusal, passed on */
-static __always_inline int earlier(int ret)
-{
-	return lsm_ret(ret);
-}
-
 static __always_inline struct krsi_config *cfg(void)
 {
 	__u32 zero = 0;
