@@ -66,6 +66,42 @@ export function btfNames(buf: Buffer): Set<string> {
   return names;
 }
 
+/** how many parameters the kernel function `name` takes, from a raw BTF blob (FUNC -> its FUNC_PROTO's vlen);
+ *  undefined when the blob has no such function. An LSM hook's arguments (bpf_lsm_<hook>) change between
+ *  kernels: 6.16 gave the bpf hook a fourth, `bool kernel` */
+export function funcParamCount(buf: Buffer, name: string): number | undefined {
+  if (buf.length < 24 || buf.readUInt16LE(0) !== 0xeb9f) throw new Error('not a BTF blob (bad magic)');
+  const hdr = buf.readUInt32LE(4);
+  const typeOff = hdr + buf.readUInt32LE(8);
+  const typeEnd = typeOff + buf.readUInt32LE(12);
+  const strOff = hdr + buf.readUInt32LE(16);
+  const want = Buffer.from(`${name}\0`, 'latin1');
+  const protoVlen = new Map<number, number>();
+  let protoOf: number | undefined;
+  let id = 1; // type ids count from 1 in the order of the types
+  for (let p = typeOff; p + 12 <= typeEnd; id++) {
+    const info = buf.readUInt32LE(p + 4);
+    const kind = (info >>> 24) & 0x1f;
+    const vlen = info & 0xffff;
+    if (kind === 13) protoVlen.set(id, vlen); // FUNC_PROTO
+    else if (kind === KIND.FUNC && protoOf === undefined) {
+      const off = strOff + buf.readUInt32LE(p);
+      if (buf.compare(want, 0, want.length, off, off + want.length) === 0) protoOf = buf.readUInt32LE(p + 8);
+    }
+    p += 12 + trailing(kind, vlen);
+  }
+  return protoOf === undefined ? undefined : protoVlen.get(protoOf);
+}
+
+/** the running kernel's parameter count of an LSM hook (bpf_lsm_<hook>), or undefined when unknown */
+export function lsmHookArgs(hook: string, btfPath = '/sys/kernel/btf/vmlinux'): number | undefined {
+  try {
+    return funcParamCount(readFileSync(btfPath), `bpf_lsm_${hook}`);
+  } catch {
+    return undefined;
+  }
+}
+
 function tracefsRoot(): string | undefined {
   return ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].find((d) => existsSync(`${d}/events`));
 }

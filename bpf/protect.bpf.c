@@ -14,11 +14,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "krsi.h"
+#include "lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
-#define MAX_ERRNO 4095
 #define PTRACE_MODE_ATTACH 0x02
 #define SIGINT_ 2
 #define SIGCHLD_ 17
@@ -90,18 +90,6 @@ struct {
 } tamper_count SEC(".maps");
 
 /* ---- helpers ---- */
-/* an earlier LSM's refusal, passed on through a range check the 6.12 verifier can follow (as in
- * enforce.bpf.c: the checked register itself is returned) */
-static __always_inline int earlier(int ret)
-{
-	long e = ret;
-
-	asm volatile("" : "+r"(e));
-	if (e < -MAX_ERRNO || e > 0)
-		return -EPERM;
-	return e;
-}
-
 /* krsi's tgid when protection applies to the current task; 0: allow (krsi itself, pid 1) */
 static __always_inline __u32 guarded(void)
 {
@@ -131,7 +119,7 @@ static __always_inline int tamper(__u32 reason, __u64 what, __u32 dev, bool refu
 	ev = bpf_ringbuf_reserve(&denied_events, sizeof(*ev), 0);
 	if (!ev) {
 		bump(0);   /* record lost: counted, the refusal still holds */
-		return refuse ? -EPERM : 0;
+		return lsm_ret(refuse ? -EPERM : 0);
 	}
 	ev->hdr.ts = bpf_ktime_get_boot_ns();
 	ev->hdr.kind = KRSI_EV_DENIED;
@@ -158,7 +146,7 @@ static __always_inline int tamper(__u32 reason, __u64 what, __u32 dev, bool refu
 	ev->inode.dev = dev;
 	ev->inode._pad = 0;
 	bpf_ringbuf_submit(ev, 0);
-	return refuse ? -EPERM : 0;
+	return lsm_ret(refuse ? -EPERM : 0);
 }
 
 static __always_inline bool is_protected(__u32 kind, __u32 id)
@@ -215,10 +203,27 @@ int BPF_PROG(krsi_protect_map, struct bpf_map *map, unsigned int fmode, int ret)
 }
 
 /* ---- bpf(2) on a krsi link: an fd by id, detach, or replacing its program ---- */
+/* how many arguments the kernel's bpf hook takes, set by enforcers/protect.ts from the kernel's BTF before load:
+ * 3 (cmd, attr, size) up to 6.15; 6.16 added `bool kernel`. The LSM's ret comes after them, so a program
+ * written for one reads the other's `kernel` flag as ret (and refused every bpf() made from inside the
+ * kernel). The branch not taken is never verified: the value is known at load */
+const volatile __u32 bpf_hook_args = 3;
+
 SEC("lsm/bpf")
-int BPF_PROG(krsi_protect_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+int krsi_protect_bpf(unsigned long long *ctx)
 {
+	int cmd = (int)ctx[0];
+	union bpf_attr *attr = (union bpf_attr *)ctx[1];
 	__u32 first = 0, id = 0;
+	int ret;
+
+	/* two loads at constant offsets (the verifier refuses a ctx access at a computed one) */
+	if (bpf_hook_args == 4) {
+		ret = (int)ctx[4];
+		asm volatile("" : "+r"(ret));
+	} else {
+		ret = (int)ctx[3];
+	}
 
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */

@@ -10,7 +10,8 @@ import koffi from 'koffi';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureObject } from '../bpf/build.ts';
-import { BpfObject, PIN_ROOT, libbpfPath } from '../bpf/libbpf.ts';
+import { BpfError, BpfObject, PIN_ROOT, libbpfPath } from '../bpf/libbpf.ts';
+import { lsmHookArgs } from '../bpf/features.ts';
 import { KRSI_DENY } from '../engine/enforcement/semantics.ts';
 import { childLogger } from '../engine/log.ts';
 import { LAYOUTS, MAP_PINS, encodeInodeKey, kernelFileId } from './maps.ts';
@@ -149,6 +150,12 @@ export function startProtection(o: ProtectOptions = {}): ProtectHandle {
     const tgid = Buffer.alloc(4);
     tgid.writeUInt32LE(process.pid);
     obj.setGlobal('krsi_tgid', tgid);
+    // the bpf hook's argument count on this kernel (6.16 added one), so its program reads ret where it is
+    const args = lsmHookArgs('bpf');
+    if (args !== undefined && args !== 3 && args !== 4) throw new BpfError(`the bpf LSM hook takes ${args} arguments on this kernel; krsi knows 3 and 4`, 22);
+    const n = Buffer.alloc(4);
+    n.writeUInt32LE(args ?? 3);
+    obj.setGlobal('bpf_hook_args', n);
     // enforce.bpf.c's ring buffer: the refusals join its denied events
     obj.setPinPath('denied_events', MAP_PINS.denied_events);
     obj.load();

@@ -44,3 +44,32 @@ test('kernelFeatures lists every program of the signal, enforcement and self-pro
   assert.equal(f.programs.find((p) => p.section === 'tp_btf/sched_process_exec')?.present, true);
   assert.equal(f.enums['kernel_read_file_id.READING_MODULE'], true);
 });
+
+// An LSM hook's arguments change between kernels (6.16 gave the bpf hook a `bool kernel`); a program that
+// names one argument too few reads the next one as `ret`. Every BPF_PROG on an lsm/ section is checked against
+// the running kernel's BTF; the bpf hook's program reads its ret at the index the kernel has (bpf_hook_args).
+test('every LSM program takes the arguments its hook has in this kernel\'s BTF', { skip: noBtf }, async () => {
+  const { funcParamCount } = await import('../../bpf/features.ts');
+  const btf = readFileSync(VMLINUX);
+  const { readdirSync } = await import('node:fs');
+  const dir = new URL('../../bpf/', import.meta.url);
+  let checked = 0;
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.bpf.c'))) {
+    const src = readFileSync(new URL(f, dir), 'utf8');
+    for (const m of src.matchAll(/SEC\("lsm\/(\w+)"\)\s*\nint\s+(BPF_PROG\(\s*\w+\s*,([^)]*)\)|\w+\(unsigned long long \*ctx\))/g)) {
+      const hook = m[1];
+      const kernel = funcParamCount(btf, `bpf_lsm_${hook}`);
+      assert.ok(kernel !== undefined, `${f}: no bpf_lsm_${hook} in this kernel`);
+      if (m[3] === undefined) {
+        // a raw-ctx program: it must know every count this hook has had (the bpf hook: 3, and 4 from 6.16)
+        assert.equal(hook, 'bpf', `${f}: lsm/${hook} reads its ctx by hand`);
+        assert.ok(kernel === 3 || kernel === 4, `bpf hook with ${kernel} arguments`);
+      } else {
+        const args = m[3].split(',').length - 1; // the last one is the earlier LSM's ret
+        assert.equal(args, kernel, `${f}: lsm/${hook} names ${args} arguments before ret; this kernel's hook has ${kernel}`);
+      }
+      checked++;
+    }
+  }
+  assert.ok(checked >= 12, `${checked} LSM programs checked`);
+});
