@@ -204,6 +204,13 @@ export async function serveMetrics(m: KrsiMetrics, addr: string): Promise<Metric
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
+    // every local user can reach it: a bounded number of short-lived connections, so idle sockets cannot
+    // eat krsi's fds (krsi needs them for its pins and control socket)
+    server.maxConnections = 32;
+    server.headersTimeout = 5_000;
+    server.requestTimeout = 10_000;
+    server.keepAliveTimeout = 2_000;
+    server.setTimeout(5_000); // a socket idle that long is closed, request or not
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve();

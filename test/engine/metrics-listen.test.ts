@@ -89,3 +89,32 @@ describe('--metrics address', () => {
     assert.doesNotMatch(local, /unauthenticated/i, local);
   });
 });
+
+describe('--metrics under a local flood', () => {
+  test('idle connections are capped and timed out: a scrape gets through once they are dropped', async () => {
+    const { connect } = await import('node:net');
+    const s = await serveMetrics(new KrsiMetrics({ defaultMetrics: false }), '0');
+    const socks: import('node:net').Socket[] = [];
+    try {
+      const port = Number(new URL(s.url).port);
+      const closed: boolean[] = [];
+      for (let i = 0; i < 40; i++) {
+        const c = connect(port, '127.0.0.1');
+        const idx = i;
+        closed[idx] = false;
+        c.on('close', () => (closed[idx] = true)).on('error', () => {});
+        socks.push(c);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(closed.filter(Boolean).length >= 8, `connections past the cap are closed (${closed.filter(Boolean).length} of 40)`);
+      // the idle ones (no request sent) are dropped by the server's header timeout
+      const end = Date.now() + 20_000;
+      while (closed.some((c) => !c) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+      assert.ok(closed.every(Boolean), 'idle connections outlived the server\'s timeouts');
+      assert.equal(await get(s.url), 200);
+    } finally {
+      for (const c of socks) c.destroy();
+      await s.close();
+    }
+  });
+});
