@@ -84,6 +84,15 @@ export async function serveControl(enf: Enforcer, path = CONTROL_SOCK): Promise<
     if (!who || who.uid !== 0) {
       log.warn({ peer: who }, 'control socket: refused a peer that is not root');
       s.end(JSON.stringify({ ok: false, error: 'only root may use the krsi control socket' }) + '\n');
+      s.resume(); // read the peer's FIN, or the connection (and server.close()) never ends
+      return;
+    }
+    // a process under a tgid verdict (quarantined, or the child of one) may not lift verdicts: quarantine
+    // would otherwise stop its exec and mprotect but not a 'clear' through this socket
+    if (enf.denied(who.pid)) {
+      log.warn({ peer: who }, 'control socket: refused a process that is under a deny_tgid verdict');
+      s.end(JSON.stringify({ ok: false, error: 'a process under a krsi verdict may not use the control socket' }) + '\n');
+      s.resume();
       return;
     }
     let buf = '';
@@ -96,7 +105,8 @@ export async function serveControl(enf: Enforcer, path = CONTROL_SOCK): Promise<
       try {
         const req = JSON.parse(buf.slice(0, nl)) as ControlRequest;
         res = handle(enf, req);
-        log.info({ cmd: req.cmd, peer: who.pid, ...(req.cmd === 'add' ? { verdict: req.verdict.id } : req.cmd === 'rm' ? { ids: req.ids } : {}) }, 'control request');
+        // lifting verdicts is what an intruder would do: a warning, not an info line
+        log[req.cmd === 'rm' || req.cmd === 'clear' ? 'warn' : 'info']({ cmd: req.cmd, peer: who.pid, ...(req.cmd === 'add' ? { verdict: req.verdict.id } : req.cmd === 'rm' ? { ids: req.ids } : {}) }, 'control request');
       } catch (e) {
         res = { ok: false, error: (e as Error).message };
       }

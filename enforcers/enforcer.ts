@@ -387,6 +387,13 @@ export class Enforcer {
     }
   }
 
+  /** does the kernel hold a live deny_tgid entry on this pid (a quarantined or denied process, or the child
+   *  of one)? Such a process must not lift verdicts through krsi's control socket */
+  denied(pid: number): boolean {
+    const v = this.maps.get({ map: 'deny_tgid', tgid: pid });
+    return v !== undefined && (v.expires === 0 || v.expires > this.clock().boot);
+  }
+
   /** the verdicts krsi holds on a pid's deny_tgid entry (its own and inherited copies) */
   private tgidRecords(pid: number): [string, { stored: StoredVerdict; key: EntryKey }][] {
     return [...this.verdicts].filter(([, v]) => v.key.map === 'deny_tgid' && v.key.tgid === pid);

@@ -103,3 +103,35 @@ test('no krsi run: controlRequest says so (undefined); a stale socket is replace
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a process under a tgid verdict cannot lift verdicts through the control socket', { skip: needRoot() }, async () => {
+  const s = await session();
+  // a root process that waits for a line, then sends {"cmd":"clear"} and prints the answer
+  const client = spawn(process.execPath, ['-e', `
+    const net = require('node:net');
+    process.stdin.once('data', () => {
+      const c = net.connect(${JSON.stringify(s.sock)}, () => c.write(JSON.stringify({ cmd: 'clear' }) + '\\n'));
+      let out = ''; c.setEncoding('utf8').on('data', (d) => (out += d)).on('close', () => { process.stdout.write(out); process.exit(0); });
+    });`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
+  try {
+    await new Promise((r) => client.once('spawn', r));
+    const now = Number(process.hrtime.bigint());
+    const v = { id: `t:quarantine:pid:${client.pid}`, rule: 't', op: 'quarantine' as const, subject: { kind: 'pid' as const, pid: client.pid! }, ts: now, ttl_ns: 0, expires: 0, mode: 'enforce' as const };
+    assert.equal(s.enf.apply(v as never), true);
+    let out = '';
+    client.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const done = new Promise((r) => client.once('exit', r));
+    const keep = setTimeout(() => client.kill('SIGKILL'), 20_000); // keeps the loop alive while the client works
+    client.stdin.write('go\n');
+    await done;
+    clearTimeout(keep);
+    await new Promise((r) => setImmediate(r));
+    const res = JSON.parse(out) as { ok: boolean; error?: string };
+    assert.equal(res.ok, false, out);
+    assert.match(res.error ?? '', /under a krsi verdict/);
+    assert.ok(s.enf.list().some((x) => x.id === v.id), 'the quarantine is still there');
+  } finally {
+    client.kill('SIGKILL');
+    await s.close();
+  }
+});
