@@ -202,6 +202,15 @@ export class Enforcer {
   /** ns from apply() to its map entry written, most recent last (bounded) */
   readonly applyNs: number[] = [];
 
+  /** the node binary krsi runs on, as the kernel keys it: an inode verdict on it is refused */
+  private readonly runtime: { dev: number; ino: number } | undefined = (() => {
+    try {
+      return kernelFileId(process.execPath);
+    } catch {
+      return undefined;
+    }
+  })();
+
   constructor(readonly store: VerdictStore, readonly maps: MapWriter, private readonly o: EnforcerOptions) {
     this.modules = o.modules ?? new ModuleResolver();
     this.clock = o.clock ?? clockNow;
@@ -310,6 +319,11 @@ export class Enforcer {
     const key = verdictKey(v, this.modules);
     if ('unresolved' in key) {
       log.warn({ verdict: v.id }, key.unresolved);
+      return false;
+    }
+    if (key.map === 'deny_inode' && this.runtime && key.dev === this.runtime.dev && key.ino === this.runtime.ino) {
+      // node runs krsi's own helpers (the exe hash reader) and `krsi verdicts`, the way to lift a verdict
+      log.warn({ verdict: v.id, path: process.execPath }, 'verdict names the node binary krsi runs on: never denied (it would lock krsi and its admins out)');
       return false;
     }
     const n = this.clock();

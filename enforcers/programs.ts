@@ -119,7 +119,27 @@ export function openPinned<N extends MapName>(names: readonly N[]): Record<N, Bp
  * /sys/fs/bpf/krsi/enforce/, set config.krsi_tgid = selfPid. Throws EnforcementUnavailable when BPF LSM
  * is not active, BpfError when loading fails.
  */
+/** the initial (host) pid namespace's inode number, fixed by the kernel (PROC_PID_INIT_INO) */
+const HOST_PID_NS = 0xeffffffc;
+
+/** why krsi's pids mean nothing to the kernel here, or undefined: in a pid namespace other than the host's,
+ *  process.pid is that namespace's number, while the programs compare host tgids (krsi would exempt an
+ *  unrelated host process and not itself, and pid verdicts would land on the wrong processes). Told by the
+ *  namespace's inode, which a container's own /proc cannot hide (its NSpid line can) */
+export function pidNamespaceProblem(link = '/proc/self/ns/pid'): string | undefined {
+  let ns: string;
+  try {
+    ns = readlinkSync(link);
+  } catch {
+    return undefined; // no /proc: nothing to tell
+  }
+  const ino = Number(/^pid:\[(\d+)\]$/.exec(ns)?.[1]);
+  return ino && ino !== HOST_PID_NS ? `krsi runs in a pid namespace other than the host's (${ns}): run it in the host's pid namespace (hostPID) to enforce` : undefined;
+}
+
 export async function loadEnforcement(o: LoadOptions): Promise<EnforcementHandle> {
+  const ns = pidNamespaceProblem();
+  if (ns) throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${ns}`);
   const why = lsmUnavailable();
   if (why) throw new EnforcementUnavailable(`krsi: enforcement unavailable: ${why}`);
   const s = supported();

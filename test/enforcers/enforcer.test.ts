@@ -143,6 +143,17 @@ describe('enforcer', () => {
     assert.equal(maps.get({ map: 'deny_tgid', tgid: 100 })?.ops, 7, 'the process still cannot exec');
   }));
 
+  test('an inode verdict on the node binary krsi runs on is never applied (krsi\'s hash reader and krsi verdicts run on it)', withEnforcer(async (mk) => {
+    const { kernelFileId } = await import('../../enforcers/maps.ts');
+    const node = kernelFileId(process.execPath);
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps });
+    const v: Verdict = { id: `r:exec:inode:${node.dev}:${node.ino}`, rule: 'r', op: 'exec', subject: { kind: 'inode', dev: node.dev, ino: node.ino }, ts: 1_000, ttl_ns: 0, expires: 0, mode: 'enforce' };
+    assert.equal(e.apply(v), false);
+    assert.equal(maps.get({ map: 'deny_inode', dev: node.dev, ino: node.ino }), undefined);
+    assert.equal(e.apply(inoV(5)), true, 'another inode is applied');
+  }));
+
   test('a verdict already expired is not applied; an unknown module name is not applied', withEnforcer(async (mk) => {
     const e = mk({ modules: new ModuleResolver('/nonexistent') });
     assert.equal(e.apply(pidV(100, 10, 100)), false);
