@@ -13,7 +13,6 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "krsi.h"
-#include "lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -42,6 +41,8 @@ struct task_struct {
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
 struct vm_area_struct;
+
+#include "lsm.h"   /* after the CO-RE declarations it reads */
 
 /* ---- maps (pin paths: enforcers/maps.ts MAP_PINS) ---- */
 struct {
@@ -161,8 +162,6 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 				const struct krsi_inode_key *k)
 {
 	bool enforce = c && c->enforce;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct krsi_denied_event *ev;
 
 	bump(reason);
@@ -171,24 +170,7 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 		bump(0);   /* record lost: counted, the verdict still holds */
 		return lsm_ret(enforce ? -EPERM : 0);
 	}
-	ev->hdr.ts = bpf_ktime_get_boot_ns();
-	ev->hdr.kind = KRSI_EV_DENIED;
-	ev->hdr.pid = pid_tgid >> 32;
-	ev->hdr.tid = (__u32)pid_tgid;
-	ev->hdr.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	ev->hdr._pad = 0;
-	ev->hdr.cgroup = bpf_get_current_cgroup_id();
-	ev->hdr.exe.ino = 0;
-	ev->hdr.exe.dev = 0;
-	ev->hdr.exe.nlink = 0;
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	if (exe) {
-		struct inode *ino = BPF_CORE_READ(exe, f_inode);
-		ev->hdr.exe.ino = BPF_CORE_READ(ino, i_ino);
-		ev->hdr.exe.dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	}
-	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+	denied_header(&ev->hdr);
 	ev->op = op;
 	ev->reason = reason;
 	ev->rule_id = rule_id;

@@ -14,7 +14,6 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "krsi.h"
-#include "lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -49,6 +48,8 @@ struct cred;
 /* krsi's tgid, set before load and read-only after: not enforce.bpf.c's config.krsi_tgid, which a map fd
  * opened while krsi was down could still rewrite (protection can refuse new fds, not revoke old ones) */
 const volatile __u32 krsi_tgid = 0;
+
+#include "lsm.h"   /* after the CO-RE declarations it reads */
 
 /* ---- maps ---- */
 /* enforce.bpf.c's ring buffer, reused through its pin (enforcers/maps.ts MAP_PINS): same definition */
@@ -110,10 +111,7 @@ static __always_inline void bump(__u32 slot)
 /* a denied event (op TAMPER) and its count; returns what the hook returns: -EPERM, or 0 when only reported */
 static __always_inline int tamper(__u32 reason, __u64 what, __u32 dev, bool refuse)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct krsi_denied_event *ev;
-	struct file *exe;
 
 	bump(reason);
 	ev = bpf_ringbuf_reserve(&denied_events, sizeof(*ev), 0);
@@ -121,23 +119,7 @@ static __always_inline int tamper(__u32 reason, __u64 what, __u32 dev, bool refu
 		bump(0);   /* record lost: counted, the refusal still holds */
 		return lsm_ret(refuse ? -EPERM : 0);
 	}
-	ev->hdr.ts = bpf_ktime_get_boot_ns();
-	ev->hdr.kind = KRSI_EV_DENIED;
-	ev->hdr.pid = pid_tgid >> 32;
-	ev->hdr.tid = (__u32)pid_tgid;
-	ev->hdr.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	ev->hdr._pad = 0;
-	ev->hdr.cgroup = bpf_get_current_cgroup_id();
-	ev->hdr.exe.ino = 0;
-	ev->hdr.exe.dev = 0;
-	ev->hdr.exe.nlink = 0;
-	exe = BPF_CORE_READ(task, mm, exe_file);
-	if (exe) {
-		ev->hdr.exe.ino = BPF_CORE_READ(exe, f_inode, i_ino);
-		ev->hdr.exe.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
-	}
-	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+	denied_header(&ev->hdr);
 	ev->op = KRSI_OP_TAMPER;
 	ev->reason = reason;
 	ev->rule_id = 0;
