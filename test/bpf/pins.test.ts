@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,9 +79,19 @@ describe('securePinDir (a temp dir as the bpffs root)', { skip: needRoot() }, ()
   test('a pin a non-root caller cannot inspect (root\'s 0700 directory) is a problem, not a crash', () => {
     mkdirSync(`${base}/private`, { mode: 0o700 });
     chmodSync(base, 0o755);
-    const code = `const m = await import(${JSON.stringify(join(ROOT, 'bpf/pins.ts'))}); process.stdout.write(String(m.pinFileProblem(${JSON.stringify(`${base}/private/link`)})));`;
-    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', cwd: ROOT, timeout: 30_000 });
-    assert.equal(r.stdout, 'cannot be checked (EACCES)', r.stderr);
+    // the non-root process runs the compiled module from a world-readable copy: the checkout may be in a
+    // directory others cannot read (root's 0700 clone), and pins.js imports only node: builtins
+    const pub = mkdtempSync(join(tmpdir(), 'krsi-pins-pub-'));
+    try {
+      chmodSync(pub, 0o755);
+      copyFileSync(join(ROOT, 'dist/bpf/pins.js'), join(pub, 'pins.mjs'));
+      chmodSync(join(pub, 'pins.mjs'), 0o644);
+      const code = `const m = await import(${JSON.stringify(join(pub, 'pins.mjs'))}); process.stdout.write(String(m.pinFileProblem(${JSON.stringify(`${base}/private/link`)})));`;
+      const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', cwd: pub, timeout: 30_000 });
+      assert.equal(r.stdout, 'cannot be checked (EACCES)', r.stderr);
+    } finally {
+      rmSync(pub, { recursive: true, force: true });
+    }
   });
 
   test('root\'s existing 0755 directory is used; a world-writable base only with the sticky bit; paths outside the base refused', () => {
