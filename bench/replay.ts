@@ -31,7 +31,7 @@ import { loadRuleDirs } from '../engine/rules/load.ts';
 import { Engine } from '../engine/engine.ts';
 import { createJreBaseline } from '../engine/rules/jre.ts';
 import { importLog } from '../engine/eventlog/index.ts';
-import { replayLog } from '../engine/commands/replay.ts';
+import { replayLog } from '../cli/commands/replay.ts';
 import { generateBatches, writeJsonl, type GenOptions } from './gen.ts';
 
 const { values: args } = parseArgs({

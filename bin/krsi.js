@@ -19,7 +19,7 @@ if (inspector?.url() && !asked) inspector.close();
 
 // in a checkout (the sources are here), dist/ must have been built from them: say so instead of running old code
 const root = new URL('..', import.meta.url);
-if (existsSync(new URL('engine/cli.ts', root))) {
+if (existsSync(new URL('cli/main.ts', root))) {
   const { staleDist } = await import('./stale.mjs');
   const why = staleDist(root);
   if (why) {
@@ -28,4 +28,4 @@ if (existsSync(new URL('engine/cli.ts', root))) {
   }
 }
 
-await import('../dist/engine/cli.js');
+await import('../dist/cli/main.js');

@@ -5,8 +5,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** the directories tsconfig.build.json compiles */
-export const SOURCE_DIRS = ['engine', 'signals', 'enforcers', 'bpf'];
+/** the directories tsconfig.build.json compiles (the same list) */
+export const SOURCE_DIRS = ['cli', 'engine', 'signals', 'enforcers', 'bpf', 'lib'];
 
 function mtime(p) {
   try {

@@ -4,7 +4,7 @@
 import koffi from 'koffi';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import { BPFFS, PinRefused, pinFileProblem, securePinDir } from './pins.ts';
 
 const log = childLogger('libbpf');

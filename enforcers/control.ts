@@ -8,7 +8,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Verdict } from '../engine/types.ts';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import type { Entry, Enforcer, KConfig } from './enforcer.ts';
 
 const log = childLogger('control');

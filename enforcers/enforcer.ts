@@ -28,7 +28,7 @@ import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
 import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, kernelList, live, mergeEntry, unsetEntry, type DenyReason, type MergedEntry } from '../engine/enforcement/semantics.ts';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import type { BpfMap } from '../bpf/libbpf.ts';
 import {
   CONFIG_KEY, REASON_NAMES, kernelFileId, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,

@@ -5,7 +5,7 @@ import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Output, Verdict, VerdictOut } from '../engine/types.ts';
 import type { DeniedEvent, FileId, KrsiEvent } from '../signals/events.ts';
 import { verdictId } from '../engine/enforcement/semantics.ts';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import { supported, type Support } from '../bpf/support.ts';
 import { Enforcer, quantiles } from './enforcer.ts';
 import { bootTimeNs } from './store.ts';

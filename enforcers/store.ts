@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import koffi from 'koffi';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Verdict } from '../engine/types.ts';
-import { UnsafePathError, checkPath, secureDir, secureFiles, type SafeOptions } from '../engine/fsafe.ts';
-import { checkLmdbFile } from '../engine/lmdbfile.ts';
+import { UnsafePathError, checkPath, secureDir, secureFiles, type SafeOptions } from '../lib/fsafe.ts';
+import { checkLmdbFile } from '../lib/lmdbfile.ts';
 
 /** the state directory and the store: refused paths and damaged files exit 3 (a prerequisite) */
 const SAFE: SafeOptions = { what: 'state directory', exitCode: 3 };
@@ -96,7 +96,7 @@ export class VerdictStore {
   }
 
   /** opens (creating) <dir>/verdicts.mdb: the directory 0700 and the files 0600, after the path checks
-   *  (engine/fsafe.ts) and, for an existing store, the file check lmdb needs (engine/lmdbfile.ts) */
+   *  (lib/fsafe.ts) and, for an existing store, the file check lmdb needs (lib/lmdbfile.ts) */
   static open(dir: string): VerdictStore {
     secureDir(dir, SAFE);
     const path = join(dir, 'verdicts.mdb');

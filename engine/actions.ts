@@ -11,7 +11,7 @@ import type { AlertOut, Mode, Subject, Verdict, VerdictOut } from './types.ts';
 import type { Firing } from './correlation/index.ts';
 import { verdictId } from './enforcement/semantics.ts';
 import { fmtNs } from './correlation/index.ts';
-import { formatSubject } from './output/text.ts';
+import { visible as v } from '../lib/visible.ts';
 
 type Part = string | { path: string[] };
 
@@ -253,6 +253,20 @@ export function toVerdict(o: VerdictOut): Verdict {
     expires: o.expires,
     mode: o.mode,
   };
+}
+
+/** a verdict's subject, for people (names shown with control characters escaped) */
+export function formatSubject(s: Subject): string {
+  switch (s.kind) {
+    case 'pid':
+      return `pid ${s.pid}`;
+    case 'inode':
+      return `inode ${s.dev}:${s.ino}`;
+    case 'module':
+      return `module ${v(s.name)}`;
+    case 'module_file':
+      return `module file ${s.dev}:${s.ino}`;
+  }
 }
 
 export type { Facts };

@@ -21,7 +21,8 @@ import { CountCorrelator } from './correlation/count.ts';
 import { DistinctCorrelator } from './correlation/distinct.ts';
 import { AbsentCorrelator } from './correlation/absent.ts';
 import { RuleActions, alertOut, renderTemplate, subjectEvent, subjectOf, verdictOf, verdictOut } from './actions.ts';
-import { childLogger } from './log.ts';
+import { childLogger } from '../lib/log.ts';
+import { usesProc } from './rules/reads.ts';
 
 const log = childLogger('engine');
 
@@ -73,10 +74,6 @@ export interface EngineStats {
   enforcement: ReturnType<EnforcementModel['sizes']>;
 }
 
-/** does the rule refer to the `proc` fact anywhere (a fact name, a key/field path, a template) */
-export function usesProc(rule: CompiledRule): boolean {
-  return /"proc"|\bproc\./.test(JSON.stringify(rule.source));
-}
 
 /** plain rules: the per-event match fires on its own */
 class MatchRunner implements Correlator {

@@ -11,11 +11,11 @@ import { EventError, validateEvent } from '../signals/validate.ts';
 import type { Mode, Output, Severity, VerdictOp } from './types.ts';
 import type { CompiledRule, CompiledRuleSet } from './rules/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from './rules/load.ts';
-import { parseDuration } from './duration.ts';
+import { parseDuration } from '../lib/duration.ts';
 import { parseJson, type PointerInfo } from './rules/json.ts';
 import { limitIssues, readBoundedFile, MAX_CASE_EVENTS } from './rules/limits.ts';
 import { Engine } from './engine.ts';
-import { visible } from './output/visible.ts';
+import { visible } from '../lib/visible.ts';
 import { readEvents } from './eventlog/index.ts';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Live exe hashing: a user-space enrichment stage that sets `sha256` on exec events (signals/events.ts),
 // so rules can match an executable by content wherever the copy lives. It only runs when a loaded rule
-// reads `sha256` on exec (needsExeHash), or when events are recorded (a log should carry what replay
+// reads `sha256` on exec (engine/rules/reads.ts needsExeHash), or when events are recorded (a log should carry what replay
 // may need): otherwise the signals pass through untouched, at no cost.
 //
 // Off the event path: every stat, open and read of an executable happens in a child process
@@ -22,8 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Subject } from 'rxjs';
 import { SHA256_ERRORS, type ExecEvent, type KrsiEvent, type Sha256Error } from './events.ts';
 import type { LiveSignals } from './live.ts';
-import type { CompiledRuleSet } from '../engine/rules/types.ts';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import { READER_ARG, type HashJob, type ReaderConfig, type ReaderMessage } from './hash-reader.ts';
 
 const log = childLogger('hash');
@@ -75,27 +74,6 @@ export interface HashStats {
   /** readers killed because an answer was outstanding for stuckMs */
   restarts: number;
 }
-
-/** does any rule read the `sha256` fact of exec events (a condition, a key, a field or a template) */
-export function needsExeHash(rules: CompiledRuleSet): boolean {
-  return rules.rules.some((r) => (r.types === '*' || r.types.includes('exec')) && mentionsSha256(r.source));
-}
-
-const SHA_PATH = /^sha256(\.|$)/;
-
-function mentionsSha256(node: unknown, key?: string): boolean {
-  if (typeof node === 'string') {
-    if ((key === 'fact' || key === 'field' || key === 'from' || key === 'by') && SHA_PATH.test(node)) return true;
-    return key === 'message' && /\{\s*sha256\s*\}/.test(node);
-  }
-  if (Array.isArray(node)) return node.some((n) => mentionsSha256(n, key));
-  if (node && typeof node === 'object') {
-    // a fact-to-fact comparison names the other fact in value: {fact: "sha256"}
-    return Object.entries(node).some(([k, v]) => (k === 'value' && v && typeof v === 'object' ? mentionsSha256(v) : mentionsSha256(v, k)));
-  }
-  return false;
-}
-
 
 /** the reader script: hash-reader.ts beside this module (.js once compiled), run without a JIT */
 function readerArgs(cfg: ReaderConfig): string[] {

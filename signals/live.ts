@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Observable, Subject, Subscription, concatMap } from 'rxjs';
 import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
-import { childLogger } from '../engine/log.ts';
+import { childLogger } from '../lib/log.ts';
 import type { KrsiEvent } from './events.ts';
 import { Decoder, EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from './decode.ts';
 import { moduleList$, moduleListUnavailable } from './modules.ts';

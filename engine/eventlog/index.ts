@@ -8,7 +8,7 @@ import type { KrsiEvent } from '../../signals/events.ts';
 import { readJsonl } from './jsonl.ts';
 import { LogWriter, detectFormat, lmdbInfo, readLmdb } from './lmdb.ts';
 import { TimeBounds, type ReadOptions } from './types.ts';
-import { packagePath } from '../package.ts';
+import { packagePath } from '../../lib/package.ts';
 
 export { LogWriter, isLmdbLog, lmdbInfo, detectFormat, type LogInfo } from './lmdb.ts';
 export { parseBound, type ReadOptions } from './types.ts';

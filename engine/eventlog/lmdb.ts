@@ -12,8 +12,8 @@
 // Formats krsi-eventlog-1 (one msgpack value per event, keyed by seq) and -2 are still read, and
 // appended to as such; `krsi log export OLD - | krsi log import - NEW` converts one.
 //
-// Hostile files: before lmdb maps a log, its directory and files pass the path checks (engine/fsafe.ts)
-// and data.mdb the structural check (engine/lmdbfile.ts), so a cut or damaged file is a located error,
+// Hostile files: before lmdb maps a log, its directory and files pass the path checks (lib/fsafe.ts)
+// and data.mdb the structural check (lib/lmdbfile.ts), so a cut or damaged file is a located error,
 // not SIGBUS/SIGSEGV. One writer per log (lock.ts). New logs are 0700 directories of 0600 files.
 //
 // Durability: appends go through lmdb's asynchronous batched transactions. A full block is written
@@ -36,8 +36,8 @@ import { BlockEncoder, BlockError, decodeBlock } from './block.ts';
 import { seal, unseal } from './checksum.ts';
 import { quickValid } from './quickcheck.ts';
 import { lockLog, type WriterLock } from './lock.ts';
-import { checkPath, secureDir, secureFiles, type SafeOptions } from '../fsafe.ts';
-import { checkLmdbFile } from '../lmdbfile.ts';
+import { checkPath, secureDir, secureFiles, type SafeOptions } from '../../lib/fsafe.ts';
+import { checkLmdbFile } from '../../lib/lmdbfile.ts';
 
 const FORMAT_1 = 'krsi-eventlog-1';
 const FORMAT_2 = 'krsi-eventlog-2';

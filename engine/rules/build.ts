@@ -1,7 +1,7 @@
 // Stage 3/4 — compile validated rule documents into a CompiledRuleSet, and index rules by event type.
 import type { EventType } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
-import { parseDuration } from '../duration.ts';
+import { parseDuration } from '../../lib/duration.ts';
 import type { OperatorContext } from '../operators/index.ts';
 import { compileCondition, compileField, compileKey, inferTypes, intersect, typeList, union, type TypeSet } from './compile.ts';
 import type { RuleDocument } from './read.ts';

@@ -2,8 +2,8 @@
 // Every issue is collected and located; a rule set with any error loads nothing.
 //   loadRuleSources(sources) -> { ok, set?, issues }     (never throws for bad rules)
 //   loadRuleDirs(paths)      -> CompiledRuleSet          (throws RuleLoadError)
-import { childLogger } from '../log.ts';
-import { packagePath } from '../package.ts';
+import { childLogger } from '../../lib/log.ts';
+import { packagePath } from '../../lib/package.ts';
 import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue } from './issues.ts';
 import { locator, readDocuments, readSources, type RuleSource } from './read.ts';
 import { collectLists, validateSchema, validateSemantics } from './validate.ts';

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { OPERATORS, type OperatorContext } from '../operators/index.ts';
-import { checkDuration, parseDuration } from '../duration.ts';
+import { checkDuration, parseDuration } from '../../lib/duration.ts';
 import { closest, type IssueCode } from './messages.ts';
 import type { IssueCollector } from './issues.ts';
 import type { RuleDocument } from './read.ts';
@@ -12,7 +12,7 @@ import { FACTS, FACT_NAMES, FACT_SHAPES, checkShapePath, shapeAt, OP_SUBJECTS, S
 import { inferTypes, intersect, isFactRef, parseField, parsePath, type TypeSet } from './compile.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { ConditionJson } from './types.ts';
-import { packagePath } from '../package.ts';
+import { packagePath } from '../../lib/package.ts';
 
 const require = createRequire(import.meta.url);
 export const RULE_SCHEMA = require(packagePath('rules', 'schema.json')) as Record<string, unknown>;

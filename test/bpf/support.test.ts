@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { needLiveBpf } from '../helpers/prereq.ts';
 import { supported } from '../../bpf/support.ts';
-import { formatStatus } from '../../engine/commands/status.ts';
+import { formatStatus } from '../../cli/commands/status.ts';
 
 const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 

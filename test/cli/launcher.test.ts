@@ -107,16 +107,16 @@ describe('SIGUSR1', () => {
 });
 
 describe('in a checkout', () => {
-  // a checkout's shape in a temp dir: the launcher, one source, a "compiled" dist/engine/cli.js
+  // a checkout's shape in a temp dir: the launcher, one source, a "compiled" dist/cli/main.js
   function layout(o: { source: boolean; stamp?: number }): string {
     const dir = mkdtempSync(join(tmpdir(), 'krsi-launcher-'));
-    for (const d of ['bin', 'dist/engine']) mkdirSync(join(dir, d), { recursive: true });
+    for (const d of ['bin', 'dist/cli']) mkdirSync(join(dir, d), { recursive: true });
     copyFileSync(KRSI, join(dir, 'bin', 'krsi.js'));
     copyFileSync(STALE, join(dir, 'bin', 'stale.mjs'));
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-    writeFileSync(join(dir, 'dist', 'engine', 'cli.js'), "process.stdout.write('dist ran\\n');");
-    for (const d of ['engine', 'signals', 'enforcers', 'bpf']) mkdirSync(join(dir, d), { recursive: true });
-    if (o.source) writeFileSync(join(dir, 'engine', 'cli.ts'), 'throw new Error("the TypeScript source ran");');
+    writeFileSync(join(dir, 'dist', 'cli', 'main.js'), "process.stdout.write('dist ran\\n');");
+    for (const d of ['cli', 'engine', 'signals', 'enforcers', 'bpf', 'lib']) mkdirSync(join(dir, d), { recursive: true });
+    if (o.source) writeFileSync(join(dir, 'cli', 'main.ts'), 'throw new Error("the TypeScript source ran");');
     if (o.stamp !== undefined) {
       writeFileSync(join(dir, 'dist', '.built'), '');
       utimesSync(join(dir, 'dist', '.built'), new Date(o.stamp), new Date(o.stamp));
@@ -140,7 +140,7 @@ describe('in a checkout', () => {
     const dir = layout({ source: true, stamp: Date.now() - 60_000 });
     try {
       const r = run(dir);
-      assert.equal(r.stderr, `krsi: dist/ is older than ${join(dir, 'engine', 'cli.ts')}: run npm run build\n`);
+      assert.equal(r.stderr, `krsi: dist/ is older than ${join(dir, 'cli', 'main.ts')}: run npm run build\n`);
       assert.equal(r.status, 3);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -74,12 +74,12 @@ describe('npm pack, installed into an empty directory', { skip }, () => {
     const pkg = join(inst, 'node_modules', 'krsi');
     const files = filesUnder(pkg);
     assert.deepEqual(files.filter((f) => /\.[mc]?ts$/.test(f)), []);
-    for (const f of ['bin/krsi.js', 'dist/engine/cli.js', 'bpf/build/signals.o', 'bpf/build/enforce.o', 'bpf/build/probe.o', 'rules/schema.json', 'rules/samples/sample.jsonl']) {
+    for (const f of ['bin/krsi.js', 'dist/cli/main.js', 'bpf/build/signals.o', 'bpf/build/enforce.o', 'bpf/build/probe.o', 'rules/schema.json', 'rules/samples/sample.jsonl']) {
       assert.ok(existsSync(join(pkg, f)), `${f} missing from the package`);
     }
     for (const dev of ['tsx', 'typescript', 'esbuild', 'get-tsconfig']) assert.ok(!existsSync(join(inst, 'node_modules', dev)), `${dev} installed`);
     // every run-time source compiled, the ones spawned as scripts (not imported) too
-    const sources = ['engine', 'signals', 'enforcers', 'bpf'].flatMap((d) => readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: 'utf8' }).map((f) => join(d, f)));
+    const sources = ['cli', 'engine', 'signals', 'enforcers', 'bpf', 'lib'].flatMap((d) => readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: 'utf8' }).map((f) => join(d, f)));
     const missing = sources.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => f.replace(/\.ts$/, '.js')).filter((f) => !existsSync(join(pkg, 'dist', f)));
     assert.deepEqual(missing, [], 'sources missing from dist/');
   });

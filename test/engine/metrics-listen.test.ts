@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { KrsiMetrics, isLoopback, parseListen, serveMetrics } from '../../engine/metrics.ts';
+import { KrsiMetrics, isLoopback, parseListen, serveMetrics } from '../../cli/metrics.ts';
 
 const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 

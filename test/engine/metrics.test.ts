@@ -12,9 +12,9 @@ import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
 import type { EnforceSession } from '../../enforcers/index.ts';
 import type { Output } from '../../engine/types.ts';
-import { KrsiMetrics, parseListen, serveMetrics } from '../../engine/metrics.ts';
+import { KrsiMetrics, parseListen, serveMetrics } from '../../cli/metrics.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
-import { runLive } from '../../engine/commands/run.ts';
+import { runLive } from '../../cli/commands/run.ts';
 import { sample } from '../helpers/prom.ts';
 
 const RULES = (sha: string) => JSON.stringify({

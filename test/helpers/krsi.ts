@@ -1,11 +1,11 @@
 // Runs the real CLI for tests: bin/krsi.js (dist/, which npm test builds first). When dist/ is older
 // than the sources (someone editing this checkout while tests run), the launcher refuses with exit 3;
-// then the same CLI runs from the sources (engine/cli.ts through tsx) instead of failing the test.
+// then the same CLI runs from the sources (cli/main.ts through tsx) instead of failing the test.
 import { spawn, spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
-const CLI_TS = fileURLToPath(new URL('../../engine/cli.ts', import.meta.url));
+const CLI_TS = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const STALE = /^krsi: dist\/ is (older than|not built)/;
 
 /** krsi ARGS, synchronously (a 60 s timeout unless given) */

@@ -8,8 +8,8 @@ import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatText } from '../../engine/output/index.ts';
-import { visible } from '../../engine/output/visible.ts';
+import { formatText } from '../../cli/output/index.ts';
+import { visible } from '../../lib/visible.ts';
 import type { AlertOut, DeniedOut, VerdictOut } from '../../engine/types.ts';
 
 const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));

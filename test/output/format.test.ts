@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { OutputSink, formatJson, formatText, formatTtl } from '../../engine/output/index.ts';
+import { OutputSink, formatJson, formatText, formatTtl } from '../../cli/output/index.ts';
 import type { AlertOut, DeniedOut, SummaryOut, VerdictOut } from '../../engine/types.ts';
 
 const alert: AlertOut = {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCheck } from '../../engine/commands/check.ts';
+import { runCheck } from '../../cli/commands/check.ts';
 
 const RULE = (id: string, op: string) => `{ "rules": [ { "id": "${id}", "description": "d", "tags": [], "severity": "low",
   "match": { "all": [ { "fact": "comm", "operator": "${op}", "value": "x" } ] }, "actions": [ { "type": "alert" } ] } ] }`;

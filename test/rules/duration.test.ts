@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDuration, DurationError } from '../../engine/duration.ts';
+import { parseDuration, DurationError } from '../../lib/duration.ts';
 
 test('parseDuration: units and integer nanoseconds', () => {
   assert.equal(parseDuration('500ms'), 500e6);

@@ -173,10 +173,10 @@ function spawnNode(args: string[]): Promise<Ran> {
 }
 
 /** the real CLI: bin/krsi.js (dist/, which npm test builds first); when dist/ is older than the sources (other
- *  work in this checkout), the same CLI from the sources (engine/cli.ts through tsx) */
+ *  work in this checkout), the same CLI from the sources (cli/main.ts through tsx) */
 async function cli(args: string[]): Promise<Ran> {
   const r = await spawnNode([join(ROOT, 'bin/krsi.js'), ...args]);
-  if (r.code === 3 && /dist\/ is (older|not built)/.test(r.stderr)) return spawnNode(['--import', 'tsx', join(ROOT, 'engine/cli.ts'), ...args]);
+  if (r.code === 3 && /dist\/ is (older|not built)/.test(r.stderr)) return spawnNode(['--import', 'tsx', join(ROOT, 'cli/main.ts'), ...args]);
   return r;
 }
 

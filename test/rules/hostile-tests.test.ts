@@ -127,7 +127,7 @@ test('krsi test and krsi check print control and bidi characters from events and
     const rf = join(dir, 'r\u001b[2J.json');
     writeFileSync(rf, '{"rules": [{"id": "r", "description": "d", "tags": [], "severity": "low", "match": {"all": [{"fact": "type", "operator": "equal", "value": "x\u202e"}]}, "actions": [{"type": "alert"}]}]}');
     for (const args of [['test', '-v', f], ['check', '--snippet', rf]]) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'engine/cli.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
       assert.equal(r.status, 1, r.stderr);
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(r.stdout, /[\u001b\u0007\u202e]/, args[0]);

@@ -166,7 +166,7 @@ test('krsi check (the real CLI) prints each limit as file:line:column, rule id a
     writeFileSync(deep, rule({ match: `{"all": [${'{"not": '.repeat(1500)}${LEAF}${'}'.repeat(1500)}]}` }));
     const proto = join(dir, 'proto.json');
     writeFileSync(proto, rule({ extra: ',\n  "__proto__": {"mode": "enforce"}' }).replace('"id": "r"', '"id": "p"'));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'engine/cli.ts'), 'check', deep, proto], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), 'check', deep, proto], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 1, r.stderr);
     assert.equal(r.stderr, '');
     assert.match(r.stdout, /deep\.json:2:\d+: error \[r\] TOO_DEEP: nested deeper than 64 arrays and objects/);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { EMPTY, Subject } from 'rxjs';
 import type { ExecEvent, KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import { ExeHasher, needsExeHash, withExeHashes } from '../../signals/hash.ts';
+import { ExeHasher, withExeHashes } from '../../signals/hash.ts';
+import { needsExeHash } from '../../engine/rules/reads.ts';
 import { loadRuleSources, loadRuleDirs, BUNDLED_RULES_DIR } from '../../engine/rules/load.ts';
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
@@ -271,7 +272,7 @@ describe('withExeHashes: the stage keeps the order', () => {
 
 describe('krsi record: recorded exec events carry sha256', () => {
   test('recordLive hashes by default, not with hashExe: false (stub source, real lmdb log)', async () => {
-    const { recordLive } = await import('../../engine/commands/record.ts');
+    const { recordLive } = await import('../../cli/commands/record.ts');
     const { readEvents } = await import('../../engine/eventlog/index.ts');
     const dir = mkdtempSync(join(tmpdir(), 'krsi-hash-rec-'));
     try {

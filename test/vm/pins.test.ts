@@ -28,7 +28,7 @@ describe(`pins and the exemption, in the VM [${vmKernelLabel(kernel)}]`, { skip:
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'krsi-vm-pins-'));
     ensureObject('enforce');
-    cli = await bundleForVm(join(REPO_ROOT, 'engine/cli.ts')); // the real CLI, without tsx's start-up under TCG
+    cli = await bundleForVm(join(REPO_ROOT, 'cli/main.ts')); // the real CLI, without tsx's start-up under TCG
     vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/pins-cases.ts'), [cli, dir], { rw: dir, timeoutMs: 500_000, kernel });
     const f = join(dir, 'results.json');
     assert.ok(existsSync(f), `guest wrote no results (code ${vm.code}):\n${vm.stdout}\n${vm.stderr}`);

@@ -36,7 +36,7 @@ describe(`self-protection in the VM [${vmKernelLabel(kernel)}]`, { skip }, () =>
     const cc = spawnSync('cc', ['-O2', '-Wall', '-static', '-o', join(dir, 'protecthelper'), join(REPO_ROOT, 'test/vm/helpers/protecthelper.c')], { encoding: 'utf8' });
     assert.equal(cc.status, 0, cc.stderr);
     for (const o of ['signals', 'enforce', 'protect']) ensureObject(o); // CO-RE objects, built here
-    cli = await bundleForVm(join(REPO_ROOT, 'engine/cli.ts')); // `krsi` without tsx's start-up cost under TCG
+    cli = await bundleForVm(join(REPO_ROOT, 'cli/main.ts')); // `krsi` without tsx's start-up cost under TCG
     vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/protect-cases.ts'), [cli, join(dir, 'protecthelper'), dir], { rw: dir, timeoutMs: 900_000, kernel });
     const f = join(dir, 'results.json');
     assert.ok(existsSync(f), `guest wrote no results (code ${vm.code}):\n${vm.stdout}\n${vm.stderr}`);

@@ -1,6 +1,6 @@
 // Runs inside the VM (test/vm/pins.test.ts boots it once): krsi's pins against an attacker on the host, and
 // the exemption of a killed krsi. Writes what it observed to <results>/results.json; the host test asserts.
-// Usage: node pins-cases.js CLI_BUNDLE RESULTS_DIR   (CLI_BUNDLE: engine/cli.ts bundled, the real `krsi`)
+// Usage: node pins-cases.js CLI_BUNDLE RESULTS_DIR   (CLI_BUNDLE: cli/main.ts bundled, the real `krsi`)
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 // The summary replay and run end with: what was emitted, per rule and in all, and the event rate.
-import type { CompiledRuleSet } from '../rules/types.ts';
-import type { Output, SummaryOut } from '../types.ts';
+import type { CompiledRuleSet } from '../../engine/rules/types.ts';
+import type { Output, SummaryOut } from '../../engine/types.ts';
 
 /** an empty summary with a zero row for every rule */
 export function emptySummary(rules: CompiledRuleSet): SummaryOut {

@@ -1,12 +1,12 @@
 // krsi replay: run a recorded event log through the rules and show the alerts, the verdicts, and the
 // events the kernel would have refused (the enforcement model applied to later events of the log).
 import { Option, type Command } from 'commander';
-import type { CompiledRuleSet } from '../rules/types.ts';
-import type { Mode, Output, SummaryOut } from '../types.ts';
-import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../eventlog/index.ts';
+import type { CompiledRuleSet } from '../../engine/rules/types.ts';
+import type { Mode, Output, SummaryOut } from '../../engine/types.ts';
+import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../../engine/eventlog/index.ts';
 import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
 import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
-import { visible } from '../output/visible.ts';
+import { visible } from '../../lib/visible.ts';
 
 export interface ReplayOptions {
   log: string;
@@ -31,7 +31,7 @@ export function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSe
 /** Replays a log through the engine; every output goes to `emit`, the summary last (and returned). */
 export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, drain: () => Promise<void> = async () => {}): Promise<SummaryOut> {
   // loaded when used: the CLI starts without the engine for other commands
-  const { Engine } = await import('../engine.ts');
+  const { Engine } = await import('../../engine/engine.ts');
   const engine = new Engine({ rules: o.rules, mode: o.mode });
   const s = emptySummary(o.rules);
   const count = countingInto(s, emit);
@@ -121,7 +121,7 @@ export function register(program: Command): void {
         }
       }
       // every issue (warnings too) printed located; any error loads nothing
-      const { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths } = await import('../rules/load.ts');
+      const { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths } = await import('../../engine/rules/load.ts');
       const loaded = await loadRuleSourcesFromPaths(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
       for (const i of loaded.issues) process.stderr.write(formatIssue(i) + '\n');
       if (!loaded.ok || !loaded.set) {

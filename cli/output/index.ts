@@ -1,12 +1,13 @@
 // Output of replay/run: formatters (text for people, JSON Lines for tools) and a buffered sink that
 // writes them to stdout with backpressure.
 import { once } from 'node:events';
-import type { Output } from '../types.ts';
+import type { Output } from '../../engine/types.ts';
 import { formatJson } from './json.ts';
 import { formatText, type TextContext } from './text.ts';
 
 export { formatJson } from './json.ts';
-export { formatText, formatSubject, formatTtl, type TextContext } from './text.ts';
+export { formatText, formatTtl, type TextContext } from './text.ts';
+export { formatSubject } from '../../engine/actions.ts';
 export { createProgress, type Progress } from './progress.ts';
 
 export type Format = 'text' | 'json';

@@ -2,27 +2,28 @@
 // (text, or the JSON Lines objects of `krsi replay --format json`); --record also writes the events
 // into an lmdb log that `krsi replay` reproduces. SIGINT/SIGTERM: detach, flush the log, exit 0.
 import { Option, type Command } from 'commander';
-import type { CompiledRuleSet } from '../rules/types.ts';
-import type { Mode, Output, SummaryOut } from '../types.ts';
+import type { CompiledRuleSet } from '../../engine/rules/types.ts';
+import type { Mode, Output, SummaryOut } from '../../engine/types.ts';
 import type { KrsiEvent } from '../../signals/events.ts';
-import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../rules/load.ts';
-import { Engine } from '../engine.ts';
-import { LogWriter } from '../eventlog/index.ts';
+import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../../engine/rules/load.ts';
+import { Engine } from '../../engine/engine.ts';
+import { LogWriter } from '../../engine/eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
 import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
 import { selectRules } from './replay.ts';
-import { parseDuration } from '../duration.ts';
+import { parseDuration } from '../../lib/duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { bootNs } from '../../signals/clock.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
-import { ExeHasher, needsExeHash, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing
+import { ExeHasher, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts';
+import { needsExeHash } from '../../engine/rules/reads.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts'; // H11: metrics
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { startProtection, type ProtectHandle } from '../../enforcers/protect.ts'; // self-protection
 import { serveControl, type ControlServer } from '../../enforcers/control.ts'; // self-protection
 
-/** exit codes (engine/cli.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
+/** exit codes (cli/main.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
 export const EXIT_PREREQ = 3;
 
 function fail(cmd: string, msg: string, code: number): never {

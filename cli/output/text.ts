@@ -1,8 +1,9 @@
 // Text output for people: one line per alert, verdict or denial, times relative to the first event,
 // and a summary block at the end. Every string that can come from an event (or a rule or log that an
 // attacker wrote) goes through visible(): a control character never reaches the terminal raw.
-import type { Output, Subject, SummaryOut } from '../types.ts';
-import { visible as v } from './visible.ts';
+import type { Output, SummaryOut } from '../../engine/types.ts';
+import { formatSubject } from '../../engine/actions.ts';
+import { visible as v } from '../../lib/visible.ts';
 
 export interface TextContext {
   /** ts of the log's first event; times print as +seconds after it */
@@ -14,18 +15,6 @@ function rel(ts: number, ctx: TextContext): string {
   return `+${((ts - ctx.t0) / 1e9).toFixed(6)}s`;
 }
 
-export function formatSubject(s: Subject): string {
-  switch (s.kind) {
-    case 'pid':
-      return `pid ${s.pid}`;
-    case 'inode':
-      return `inode ${s.dev}:${s.ino}`;
-    case 'module':
-      return `module ${v(s.name)}`;
-    case 'module_file':
-      return `module file ${s.dev}:${s.ino}`;
-  }
-}
 
 export function formatTtl(ns: number): string {
   if (!ns) return 'no expiry';

@@ -1,4 +1,4 @@
-// krsi command line. Each command lives in engine/commands/<name>.ts and exports register(program).
+// krsi command line. Each command lives in cli/commands/<name>.ts and exports register(program).
 // Exit codes: 0 ok; 1 rule/log errors or failed tests; 2 usage; 3 missing prerequisite (root, libbpf, BPF LSM).
 import { Command } from 'commander';
 import * as replay from './commands/replay.ts';

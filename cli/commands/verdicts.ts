@@ -8,10 +8,10 @@ import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict
 import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
 import { CONTROL_SOCK, controlRequest, type ControlRequest, type ControlResponse } from '../../enforcers/control.ts';
-import { VALID_SUBJECTS, verdictId } from '../enforcement/semantics.ts';
-import { parseDuration } from '../duration.ts';
-import { formatSubject } from '../output/text.ts';
-import type { Subject, Verdict, VerdictOp } from '../types.ts';
+import { VALID_SUBJECTS, verdictId } from '../../engine/enforcement/semantics.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { formatSubject } from '../../engine/actions.ts';
+import type { Subject, Verdict, VerdictOp } from '../../engine/types.ts';
 
 const OPS: VerdictOp[] = ['exec', 'mprotect_exec', 'module_load', 'quarantine'];
 

@@ -1,8 +1,8 @@
 // krsi log import|export|info: move event logs between JSON Lines and lmdb, and describe them.
 import type { Command } from 'commander';
-import { EventError, exportLog, importLog, logInfo } from '../eventlog/index.ts';
+import { EventError, exportLog, importLog, logInfo } from '../../engine/eventlog/index.ts';
 import { createProgress, exitOnEpipe } from '../output/index.ts';
-import { visible } from '../output/visible.ts';
+import { visible } from '../../lib/visible.ts';
 
 const EXIT_CODES = `
 Exit codes:

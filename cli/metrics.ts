@@ -9,9 +9,9 @@ import { EV } from '../signals/decode.ts';
 import type { LiveSignals } from '../signals/live.ts';
 import type { ExeHasher, HashStats } from '../signals/hash.ts';
 import type { EnforceSession } from '../enforcers/index.ts';
-import type { Engine, EngineStats } from './engine.ts';
+import type { Engine, EngineStats } from '../engine/engine.ts';
 import { bootNs } from '../signals/clock.ts';
-import { childLogger } from './log.ts';
+import { childLogger } from '../lib/log.ts';
 
 const log = childLogger('metrics');
 

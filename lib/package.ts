@@ -1,11 +1,11 @@
 // Where krsi's own files are (rules/, bpf/, samples, schema): found from the package root, the directory
-// holding package.json, so the same code finds them from the sources (engine/package.ts) and from the
-// compiled JavaScript (dist/engine/package.js), in a checkout and in an installed package.
+// holding package.json, so the same code finds them from the sources (lib/package.ts) and from the
+// compiled JavaScript (dist/lib/package.js), in a checkout and in an installed package.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// engine/.. in the sources, dist/engine/.. = dist/ when compiled (dist/ has no package.json)
+// lib/.. in the sources, dist/lib/.. = dist/ when compiled (dist/ has no package.json)
 const up = fileURLToPath(new URL('..', import.meta.url));
 
 /** the package root, with a trailing separator */

@@ -1,7 +1,7 @@
 // krsi record: live events from the BPF signals into an lmdb log (replayable by `krsi replay`).
 // SIGINT/SIGTERM (or --duration): detach, flush the log, exit 0.
 import type { Command } from 'commander';
-import { LogWriter } from '../eventlog/index.ts';
+import { LogWriter } from '../../engine/eventlog/index.ts';
 import type { LiveSignals, SignalsOptions } from '../../signals/live.ts';
 import { hashFailures, parseSeconds, startLive, untilStopped } from './run.ts';
 import { ExeHasher, withExeHashes, type HashStats } from '../../signals/hash.ts'; // H11: exe hashing

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import type { Command } from 'commander';
-import { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths, type RuleIssue } from '../rules/load.ts';
-import { visible } from '../output/visible.ts';
+import { BUNDLED_RULES_DIR, formatIssue, loadRuleSourcesFromPaths, type RuleIssue } from '../../engine/rules/load.ts';
+import { visible } from '../../lib/visible.ts';
 
 function display(file: string): string {
   if (!isAbsolute(file)) return file;
