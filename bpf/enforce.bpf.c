@@ -2,8 +2,8 @@
 /* enforce.bpf.c - krsi's BPF-LSM enforcement programs (the "allow or deny" step).
  * Each program: return an earlier LSM's non-zero ret; never deny pid 1 or krsi; look up; allow on a
  * miss or an expired entry; else write a denied event, count it, and return -EPERM (monitor: 0).
- * Semantics: engine/enforcement/semantics.ts (SEMANTICS). Structs: krsi.h (enforcement section);
- * should match: enforcers/maps.ts (test/bpf/layout.test.ts). Maps are pinned by enforcers/programs.ts
+ * Semantics: engine/enforcement/semantics.ts (SEMANTICS). Structs and constants: krsi.h;
+ * should match: bpf/abi.ts (test/bpf/layout.test.ts). Maps are pinned by enforcers/programs.ts
  * under /sys/fs/bpf/krsi/enforce/ so enforcement outlives krsi.
  * Hook signatures checked against Debian 12's 6.1 kernel (include/linux/lsm_hook_defs.h). */
 #include <stdbool.h>
@@ -20,15 +20,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define PROT_EXEC 0x4
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
-#define KRSI_DENY_SLOTS 8
-/* how long a tgid whose module file was refused (deny_inode or the denylist) may not load a module from
- * memory: long enough for an insmod's immediate init_module fallback (engine/enforcement/semantics.ts
- * MODULE_REFUSAL_NS says the same) */
-#define MODULE_REFUSAL_NS 5000000000ULL
 
 /* ---- the kernel fields we read (CO-RE) ---- */
 struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
-struct inode { unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct inode { unsigned long i_ino; struct super_block *i_sb; unsigned int __i_nlink; } __attribute__((preserve_access_index));
 struct file { struct inode *f_inode; } __attribute__((preserve_access_index));
 struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
@@ -42,7 +37,8 @@ struct task_struct {
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
 struct vm_area_struct;
 
-#include "lsm.h"   /* after the CO-RE declarations it reads */
+#include "hdr.h"   /* fill_hdr(): after the CO-RE declarations it reads */
+#include "lsm.h"
 
 /* ---- maps (pin paths: enforcers/maps.ts MAP_PINS) ---- */
 struct {
@@ -170,7 +166,7 @@ static __always_inline int deny(struct krsi_config *c, __u32 op, __u32 reason, _
 		bump(0);   /* record lost: counted, the verdict still holds */
 		return lsm_ret(enforce ? -EPERM : 0);
 	}
-	denied_header(&ev->hdr);
+	fill_hdr(&ev->hdr, KRSI_EV_DENIED);
 	ev->op = op;
 	ev->reason = reason;
 	ev->rule_id = rule_id;
@@ -296,9 +292,9 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_TGID, v->rule_id, &k);    /* a denied process */
 	if (!c || !c->module_mode)
 		return 0;     /* module lists off: allow */
-	if ((c->module_mode & 2) && (v = live(&module_deny, &k)))
+	if ((c->module_mode & KRSI_MODULE_DENYLIST) && (v = live(&module_deny, &k)))
 		return refuse_module_file(c, tgid, KRSI_DENY_MODULE_DENY, v->rule_id, &k);   /* on the denylist */
-	if ((c->module_mode & 1) && !live(&module_allow, &k))
+	if ((c->module_mode & KRSI_MODULE_ALLOWLIST) && !live(&module_allow, &k))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, &k);   /* not on the allowlist */
 	return 0;         /* allowed by the lists */
 }
@@ -328,7 +324,7 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 	r = bpf_map_lookup_elem(&module_refused, &tgid);
 	if (r && bpf_ktime_get_boot_ns() < r->until)
 		return deny(c, KRSI_OP_MODULE_LOAD, r->reason, r->rule_id, 0);   /* the fallback of a refused file load */
-	if (c && (c->module_mode & 1))
+	if (c && (c->module_mode & KRSI_MODULE_ALLOWLIST))
 		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, 0);   /* allowlist: an unnamed blob cannot be on it */
 	return 0;         /* no allowlist: allow */
 }

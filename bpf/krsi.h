@@ -1,7 +1,7 @@
-/* krsi.h - the one header shared by krsi's BPF programs (signals.bpf.c, enforce.bpf.c) and
- * mirrored in TypeScript. Only #defines, enums and structs live here.
- * Events should match: signals/decode.ts (layout test: test/bpf/layout.test.ts).
- * Enforcement maps should match: enforcers/maps.ts (same layout test).
+/* krsi.h - every struct, enum and constant krsi's BPF programs (signals.bpf.c, enforce.bpf.c,
+ * protect.bpf.c) share with user space, and nothing else: #defines, enums and structs.
+ * Should match: bpf/abi.ts, the one TypeScript mirror (test/bpf/layout.test.ts compares the two, and
+ * the BTF of the compiled objects). The `denied` record is documented in signals/EVENTS.md.
  * All integers are little-endian host order; every struct is padded explicitly. */
 #ifndef KRSI_H
 #define KRSI_H
@@ -13,6 +13,11 @@
 #define KRSI_ENV_NAME_LEN 32
 #define KRSI_ENV_VAL_LEN  192
 #define KRSI_MODNAME_LEN  56    /* MODULE_NAME_LEN */
+#define KRSI_DENY_SLOTS   8     /* deny_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
+#define KRSI_TAMPER_SLOTS 12    /* tamper_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
+/* how long a tgid whose module file was refused (deny_inode or the denylist) may not load a module from
+ * memory: long enough for an insmod's immediate init_module fallback */
+#define MODULE_REFUSAL_NS 5000000000ULL
 
 /* event kinds in the ring buffer; the TypeScript decoder switches on this */
 enum krsi_event_kind {
@@ -96,7 +101,7 @@ struct krsi_module_event {
 	char name[KRSI_MODNAME_LEN];
 };
 
-/* ---- enforcement (enforce.bpf.c, enforcers/maps.ts) ---- */
+/* ---- enforcement (enforce.bpf.c, protect.bpf.c) ---- */
 
 /* operations refused; also the bits of a tgid verdict */
 enum krsi_op {
@@ -122,9 +127,8 @@ enum krsi_deny_reason {
 	KRSI_DENY_TAMPER_SIGNAL  = 10, /* a stopping signal to krsi, reported not refused: ino = tgid, dev = sig */
 	KRSI_DENY_TAMPER_MOUNT   = 11, /* umount of the bpffs holding krsi's pins: dev */
 };
-#define KRSI_TAMPER_SLOTS 12  /* tamper_count slots, indexed by reason (slot 0: records lost) */
 
-/* key of protect.bpf.c's protected_ids: a BPF object of krsi's (should match: enforcers/protect.ts) */
+/* key of protect.bpf.c's protected_ids: a BPF object of krsi's */
 enum krsi_obj_kind {
 	KRSI_OBJ_MAP  = 1,
 	KRSI_OBJ_LINK = 2,
@@ -148,14 +152,22 @@ struct krsi_verdict {
 	__u32 rule_id;   /* index into the rule table user space keeps */
 };
 
+/* bits of krsi_config.module_mode (both: the denylist is checked first) */
+enum krsi_module_mode {
+	KRSI_MODULE_OFF       = 0,
+	KRSI_MODULE_ALLOWLIST = 1,
+	KRSI_MODULE_DENYLIST  = 2,
+};
+
 /* single-entry array map "config" */
 struct krsi_config {
 	__u32 krsi_tgid;        /* never denied */
 	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
-	__u32 module_mode;      /* bits: 1 allowlist, 2 denylist (both: denylist checked first); 0 off */
+	__u32 module_mode;      /* enum krsi_module_mode bits */
 	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
 };
 
+/* the `denied` record (signals/EVENTS.md): written by enforce.bpf.c and protect.bpf.c into denied_events */
 struct krsi_denied_event {
 	struct krsi_hdr hdr;
 	__u32 op;        /* enum krsi_op (single bit) */

@@ -6,7 +6,8 @@
  * enforce.bpf.c's ring buffer, counted in tamper_count.
  * Loaded by enforcers/protect.ts, which sets krsi_tgid, reuses enforce.bpf.c's pinned `denied_events` and
  * fills protected_ids / protected_inodes / stop_allowed; the links are held by krsi run only, so the
- * programs detach when it exits. Structs: krsi.h. Hook signatures: Debian 12's 6.1 (lsm_hook_defs.h). */
+ * programs detach when it exits. Structs and constants: krsi.h (should match: bpf/abi.ts). Hook signatures:
+ * Debian 12's 6.1 (lsm_hook_defs.h). */
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -27,7 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* ---- the kernel fields we read (CO-RE) ---- */
 struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
-struct inode { unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct inode { unsigned long i_ino; struct super_block *i_sb; unsigned int __i_nlink; } __attribute__((preserve_access_index));
 struct dentry { struct inode *d_inode; } __attribute__((preserve_access_index));
 struct file { struct inode *f_inode; void *private_data; } __attribute__((preserve_access_index));
 struct fdtable { unsigned int max_fds; struct file **fd; } __attribute__((preserve_access_index));
@@ -49,7 +50,8 @@ struct cred;
  * opened while krsi was down could still rewrite (protection can refuse new fds, not revoke old ones) */
 const volatile __u32 krsi_tgid = 0;
 
-#include "lsm.h"   /* after the CO-RE declarations it reads */
+#include "hdr.h"   /* fill_hdr(): after the CO-RE declarations it reads */
+#include "lsm.h"
 
 /* ---- maps ---- */
 /* enforce.bpf.c's ring buffer, reused through its pin (enforcers/maps.ts MAP_PINS): same definition */
@@ -119,7 +121,7 @@ static __always_inline int tamper(__u32 reason, __u64 what, __u32 dev, bool refu
 		bump(0);   /* record lost: counted, the refusal still holds */
 		return lsm_ret(refuse ? -EPERM : 0);
 	}
-	denied_header(&ev->hdr);
+	fill_hdr(&ev->hdr, KRSI_EV_DENIED);
 	ev->op = KRSI_OP_TAMPER;
 	ev->reason = reason;
 	ev->rule_id = 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, mprotect, module load and unload.
  * Every event starts with struct krsi_hdr and goes into one ring buffer ("events").
- * Event structs live in krsi.h; should match: signals/decode.ts (test/bpf/layout.test.ts).
+ * Event structs live in krsi.h; should match: bpf/abi.ts (test/bpf/layout.test.ts).
  * Kernel fields are declared as tiny CO-RE structs (preserve_access_index), no vmlinux.h. */
 #include <stdbool.h>
 #include <linux/types.h>
@@ -59,6 +59,8 @@ struct task_struct {
 struct linux_binprm { struct file *file; const char *filename; } __attribute__((preserve_access_index));
 struct module { char name[KRSI_MODNAME_LEN]; } __attribute__((preserve_access_index));
 
+#include "hdr.h"   /* file_id(), fill_hdr(): after the CO-RE declarations they read (callers check is_self() first) */
+
 /* ---- load-time settings (set between open and load) ---- */
 const volatile __u32 self_tgid = 0;            /* krsi itself: its events are dropped (its JIT mprotects would loop) */
 const volatile __u32 watch_count = 3;          /* used entries of watch_names */
@@ -113,42 +115,10 @@ static __always_inline void count_lost(__u32 kind)
 		*n += 1;
 }
 
-static __always_inline void file_id(struct file *f, struct krsi_file_id *id)
-{
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
-	id->ino = BPF_CORE_READ(ino, i_ino);
-	id->dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	id->nlink = BPF_CORE_READ(ino, __i_nlink);
-}
-
 /* krsi's own events are dropped, checked before anything is reserved or read */
 static __always_inline bool is_self(void)
 {
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
-}
-
-/* fill the common header from the current task (callers checked is_self() first) */
-static __always_inline void fill_hdr(struct krsi_hdr *h, __u32 kind)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-
-	h->ts = bpf_ktime_get_boot_ns();
-	h->kind = kind;
-	h->pid = tgid;
-	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->uid = (__u32)bpf_get_current_uid_gid();
-	h->_pad = 0;
-	h->cgroup = bpf_get_current_cgroup_id();
-	h->exe.ino = 0;
-	h->exe.dev = 0;
-	h->exe.nlink = 0;
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	if (exe)
-		file_id(exe, &h->exe);
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
 /* reserve a ring buffer record, counting failures */

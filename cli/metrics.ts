@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { EVENT_TYPES, type KrsiEvent } from '../signals/events.ts';
-import { EV } from '../signals/decode.ts';
+import { EV } from '../bpf/abi.ts';
 import type { LiveSignals } from '../signals/live.ts';
 import type { ExeHasher, HashStats } from '../signals/hash.ts';
 import type { EnforceSession } from '../enforcers/index.ts';

@@ -12,23 +12,20 @@ import { join } from 'node:path';
 import { ensureObject } from '../bpf/build.ts';
 import { BpfError, BpfObject, PIN_ROOT, libbpfPath } from '../bpf/libbpf.ts';
 import { lsmHookArgs } from '../bpf/features.ts';
-import { KRSI_DENY } from '../engine/enforcement/semantics.ts';
+import { KRSI_DENY, KRSI_OBJ, KRSI_TAMPER_SLOTS } from '../bpf/abi.ts';
 import { childLogger } from '../lib/log.ts';
 import { LAYOUTS, MAP_PINS, encodeInodeKey, kernelFileId } from './maps.ts';
 
 const log = childLogger('protect');
 
-/** enum krsi_obj_kind */
-export const KRSI_OBJ = { MAP: 1, LINK: 2 } as const;
 /** the LSM programs of bpf/protect.bpf.c */
 export const PROTECT_PROGS = [
   'krsi_protect_map', 'krsi_protect_bpf', 'krsi_protect_unlink', 'krsi_protect_rmdir', 'krsi_protect_rename',
   'krsi_protect_umount', 'krsi_protect_ptrace', 'krsi_protect_kill',
 ] as const;
-const TAMPER_SLOTS = 12; // KRSI_TAMPER_SLOTS
 const ONE = Buffer.from([1]);
 
-/** struct krsi_obj_key (layout: enforcers/maps.ts LAYOUTS) */
+/** struct krsi_obj_key (layout: bpf/abi.ts LAYOUTS) */
 export function encodeObjKey(kind: number, id: number): Buffer {
   const L = LAYOUTS.krsi_obj_key;
   const b = Buffer.alloc(L.size);
@@ -182,7 +179,7 @@ export function startProtection(o: ProtectOptions = {}): ProtectHandle {
       counts() {
         const out: Record<string, number> = {};
         const m = obj.map('tamper_count');
-        for (let slot = 0; slot < TAMPER_SLOTS; slot++) {
+        for (let slot = 0; slot < KRSI_TAMPER_SLOTS; slot++) {
           const k = Buffer.alloc(4);
           k.writeUInt32LE(slot);
           const v = m.lookup(k);

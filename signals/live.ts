@@ -7,7 +7,8 @@ import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type Bpf
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../lib/log.ts';
 import type { KrsiEvent } from './events.ts';
-import { Decoder, EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from './decode.ts';
+import { EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from '../bpf/abi.ts';
+import { Decoder } from './decode.ts';
 import { moduleList$, moduleListUnavailable } from './modules.ts';
 
 const log = childLogger('signals');

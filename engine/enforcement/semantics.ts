@@ -7,16 +7,9 @@ import { PROT_EXEC } from '../../signals/events.ts';
 import type { Subject, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
 
-/** enum krsi_op: operations refused; also the bits of a deny_tgid / deny_inode entry */
-export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7, TAMPER: 8 } as const;
-
-/** enum krsi_deny_reason */
-export const KRSI_DENY = {
-  INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5,
-  // self-protection (op TAMPER): see TAMPER below
-  TAMPER_MAP: 6, TAMPER_LINK: 7, TAMPER_PIN: 8, TAMPER_PTRACE: 9, TAMPER_SIGNAL: 10, TAMPER_MOUNT: 11,
-} as const;
-export type DenyReason = keyof typeof KRSI_DENY;
+/** enum krsi_op, enum krsi_deny_reason, enum krsi_module_mode, MODULE_REFUSAL_NS: bpf/abi.ts, the one mirror of bpf/krsi.h */
+import { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason } from '../../bpf/abi.ts';
+export { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason };
 
 /**
  * Self-protection (bpf/protect.bpf.c, `krsi run` in enforce mode unless --no-self-protect): op TAMPER,
@@ -33,14 +26,6 @@ export const TAMPER: readonly { reason: DenyReason; hook: string; refuses: strin
   { reason: 'TAMPER_PTRACE', hook: 'ptrace_access_check', refuses: 'attach-mode access to krsi: ptrace, /proc/PID/mem, process_vm_readv/writev, pidfd_getfd', key: '{target, mode}' },
   { reason: 'TAMPER_SIGNAL', hook: 'task_kill', refuses: 'nothing: a signal that can stop krsi is reported (enforced false), unless from pid 1 or an --allow-stop-from executable', key: '{target, signal}' },
 ];
-
-/** struct krsi_config.module_mode bits: 0 off, 1 allowlist, 2 denylist (3: both, denylist checked first) */
-export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
-
-/** after a module file is refused by deny_inode (INODE) or the denylist (MODULE_DENY), the same tgid's
- *  module load from memory (init_module, the fallback of busybox insmod) is refused for this long, with the
- *  same reason and rule (kernel: the module_refused map; bpf/enforce.bpf.c MODULE_REFUSAL_NS) */
-export const MODULE_REFUSAL_NS = 5_000_000_000;
 
 /** the ops bits a verdict sets */
 export const OP_BITS: Record<VerdictOp, number> = {

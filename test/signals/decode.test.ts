@@ -1,7 +1,11 @@
-// The ring buffer decoder on hand-built records laid out as bpf/krsi.h says (offsets from LAYOUTS).
+// The ring buffer decoder on hand-built records laid out as bpf/krsi.h says (offsets from bpf/abi.ts LAYOUTS),
+// and the one `denied` decoder: a record reads the same through signals' Decoder and the enforcer's ring.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Decoder, EV, LAYOUTS, devFromKernel, devToKernel, exitCodeFromStatus, pathFromWalk } from '../../signals/decode.ts';
+import { statSync } from 'node:fs';
+import { Decoder, exitCodeFromStatus, pathFromWalk } from '../../signals/decode.ts';
+import { EV, KRSI_DENY, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
+import * as maps from '../../enforcers/maps.ts';
 
 const F = (s: string, f: string) => LAYOUTS[s].fields[f];
 
@@ -24,6 +28,15 @@ test('kernel dev encoding <-> st_dev (stat -c %d)', () => {
   assert.equal(devFromKernel((254 << 20) | 0), 65024);
   assert.equal(devFromKernel(300), 1048620); // 0:300, a minor above 255
   for (const k of [0, 2049, (259 << 20) | 3, (4095 << 20) | 0xfffff]) assert.equal(devToKernel(devFromKernel(k)), k >>> 0);
+  assert.equal(devToKernel(0x801), (8 << 20) | 1);
+  assert.equal(devToKernel(45), 45); // 0:45 (tmpfs, overlay anonymous devs)
+  // a major and a minor above 255 (259:0x12345)
+  const kdev = (259 << 20) | 0x12345;
+  assert.equal(devFromKernel(kdev), 0x45 | (259 << 8) | (0x12300 << 12));
+  assert.equal(devToKernel(devFromKernel(kdev)), kdev);
+  // this machine's root fs round-trips
+  const d = statSync('/').dev;
+  assert.equal(devFromKernel(devToKernel(d)), d);
 });
 
 test('exit status and exe path walk', () => {
@@ -131,4 +144,83 @@ test('exit of a pid never seen does not push another pid out of the remembered e
   const fork = record('krsi_fork_event', EV.fork, 1);
   fork.writeUInt32LE(5, F('krsi_fork_event', 'child_pid'));
   assert.equal(d.decode(fork)?.exe.path, '/a');
+});
+
+/** a struct krsi_denied_event as enforce.bpf.c's deny() and protect.bpf.c's tamper() write it */
+function denied(o: { op: number; reason: number; rule_id?: number; enforced?: number; kdev?: number; ino?: number }, pid = 321): Buffer {
+  const b = record('krsi_denied_event', EV.denied, pid);
+  b.writeUInt32LE(322, F('krsi_hdr', 'tid'));
+  b.writeBigUInt64LE(5n, F('krsi_hdr', 'cgroup'));
+  b.writeUInt32LE(o.op, F('krsi_denied_event', 'op'));
+  b.writeUInt32LE(o.reason, F('krsi_denied_event', 'reason'));
+  b.writeUInt32LE(o.rule_id ?? 0, F('krsi_denied_event', 'rule_id'));
+  b.writeUInt32LE(o.enforced ?? 1, F('krsi_denied_event', 'enforced'));
+  b.writeBigUInt64LE(BigInt(o.ino ?? 0), F('krsi_denied_event', 'inode') + F('krsi_inode_key', 'ino'));
+  b.writeUInt32LE(o.kdev ?? 0, F('krsi_denied_event', 'inode') + F('krsi_inode_key', 'dev'));
+  return b;
+}
+
+const { EXEC, MPROTECT_EXEC, MODULE_LOAD, TAMPER } = KRSI_OP;
+const R = KRSI_DENY;
+const SDA1 = (8 << 20) | 1; // kernel dev_t of 8:1, st_dev 2049
+
+/** every record the kernel writes, with the op, reason and key signals/EVENTS.md documents for it */
+const CASES: [string, Parameters<typeof denied>[0], { op: string; reason: string; key: Record<string, unknown>; enforced?: boolean }][] = [
+  ['exec of a denied binary', { op: EXEC, reason: R.INODE, rule_id: 3, kdev: SDA1, ino: 1234 }, { op: 'exec', reason: 'INODE', key: { dev: 2049, ino: 1234 } }],
+  ['exec by a denied tgid (the file is in the record, the key is the pid)', { op: EXEC, reason: R.TGID, rule_id: 4, kdev: SDA1, ino: 1234 }, { op: 'exec', reason: 'TGID', key: { pid: 321 } }],
+  ['mprotect by a denied tgid', { op: MPROTECT_EXEC, reason: R.TGID, rule_id: 4 }, { op: 'mprotect_exec', reason: 'TGID', key: { pid: 321 } }],
+  ['mprotect over the counter, monitor mode', { op: MPROTECT_EXEC, reason: R.MPROTECT_LIMIT, enforced: 0 }, { op: 'mprotect_exec', reason: 'MPROTECT_LIMIT', key: { counter: 'mprotect_limit', pid: 321 }, enforced: false }],
+  ['a denied module file', { op: MODULE_LOAD, reason: R.INODE, rule_id: 5, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'INODE', key: { dev: 2049, ino: 77 } }],
+  ['a module file on the denylist', { op: MODULE_LOAD, reason: R.MODULE_DENY, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'MODULE_DENY', key: { dev: 2049, ino: 77 } }],
+  ['a module file off the allowlist', { op: MODULE_LOAD, reason: R.MODULE_ALLOW, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'MODULE_ALLOW', key: { dev: 2049, ino: 77 } }],
+  ['a module from memory, allowlist on', { op: MODULE_LOAD, reason: R.MODULE_ALLOW }, { op: 'module_load', reason: 'MODULE_ALLOW', key: { module: '(from memory)' } }],
+  ['the memory fallback of a refused module file', { op: MODULE_LOAD, reason: R.INODE, rule_id: 5 }, { op: 'module_load', reason: 'INODE', key: { module: '(from memory)' } }],
+  ['a module load by a denied tgid', { op: MODULE_LOAD, reason: R.TGID, rule_id: 4, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'TGID', key: { pid: 321 } }],
+  ['tamper: a map fd', { op: TAMPER, reason: R.TAMPER_MAP, ino: 41, kdev: 3 }, { op: 'tamper', reason: 'TAMPER_MAP', key: { map_id: 41, fmode: 3 } }],
+  ['tamper: a link', { op: TAMPER, reason: R.TAMPER_LINK, ino: 7, kdev: 34 }, { op: 'tamper', reason: 'TAMPER_LINK', key: { link_id: 7, cmd: 34 } }],
+  ['tamper: a pin', { op: TAMPER, reason: R.TAMPER_PIN, ino: 1234, kdev: SDA1 }, { op: 'tamper', reason: 'TAMPER_PIN', key: { dev: 2049, ino: 1234 } }],
+  ['tamper: umount', { op: TAMPER, reason: R.TAMPER_MOUNT, kdev: SDA1 }, { op: 'tamper', reason: 'TAMPER_MOUNT', key: { dev: 2049 } }],
+  ['tamper: ptrace', { op: TAMPER, reason: R.TAMPER_PTRACE, ino: 300, kdev: 0x12 }, { op: 'tamper', reason: 'TAMPER_PTRACE', key: { target: 300, mode: 0x12 } }],
+  ['tamper: a stopping signal, reported only', { op: TAMPER, reason: R.TAMPER_SIGNAL, ino: 300, kdev: 19, enforced: 0 }, { op: 'tamper', reason: 'TAMPER_SIGNAL', key: { target: 300, signal: 19 }, enforced: false }],
+  ['values this decoder does not know', { op: 16, reason: 99, kdev: SDA1, ino: 9 }, { op: 'op16', reason: 'reason99', key: { dev: 2049, ino: 9 } }],
+];
+
+test('denied: one decoder, the same event through signals\' Decoder and the enforcer\'s ring (enforcers/maps.ts)', () => {
+  assert.equal(maps.decodeDenied, decodeDenied, 'the enforcer reads its ring with bpf/abi.ts decodeDenied');
+  for (const [what, rec, want] of CASES) {
+    const b = denied(rec);
+    const ring = maps.decodeDenied(b);
+    const log = new Decoder({ procExe: false }).decode(b);
+    assert.deepEqual(ring, {
+      ts: 123456789, type: 'denied', pid: 321, ppid: 1, uid: 1000, comm: 'evil', exe: { dev: 2049, ino: 77, path: '' }, tid: 322, cgroup: 5,
+      op: want.op, key: want.key, reason: want.reason, rule_id: rec.rule_id ?? 0, enforced: want.enforced ?? true,
+    }, what);
+    // the same object, the same JSON line (key order included)
+    assert.equal(JSON.stringify(log), JSON.stringify(ring), what);
+  }
+});
+
+test('denied: in place in a ring at any offset; the Decoder adds the exe path it remembers, the enforcer its rule name', () => {
+  const exec = record('krsi_exec_event', EV.exec, 321);
+  exec.write('vuln/bin/usr', F('krsi_exec_event', 'exe_path'));
+  const recs = CASES.map(([, rec]) => denied(rec));
+  const ring = Buffer.concat([Buffer.from([1, 2, 3]), exec, ...recs]);
+  const d = new Decoder({ procExe: false });
+  let o = 3;
+  assert.equal(d.decodeAt(ring, o, exec.length)?.exe.path, '/usr/bin/vuln');
+  o += exec.length;
+  for (const r of recs) {
+    const ev = decodeDenied(r)!;
+    assert.deepEqual(d.decodeAt(ring, o, r.length), { ...ev, exe: { ...ev.exe, path: '/usr/bin/vuln' } });
+    o += r.length;
+  }
+  assert.equal(d.bad, 0);
+  const named = maps.decodeDenied(denied(CASES[0][1]), (id) => (id === 3 ? 'vuln-bin' : undefined))!;
+  assert.equal(named.rule, 'vuln-bin');
+  assert.equal(Object.keys(named).at(-1), 'rule');
+  // too short, or not a denied record: both paths refuse it
+  const short = denied(CASES[0][1]).subarray(0, LAYOUTS.krsi_denied_event.size - 1);
+  assert.equal(maps.decodeDenied(short), undefined);
+  assert.equal(d.decode(short), undefined);
+  assert.equal(maps.decodeDenied(record('krsi_denied_event', EV.exec, 5)), undefined);
 });
