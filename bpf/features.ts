@@ -40,28 +40,41 @@ function trailing(kind: number, vlen: number): number {
   }
 }
 
-/** the names of BTF functions and typedefs, and enumerators as "enum_name.VALUE", in a raw BTF blob */
-export function btfNames(buf: Buffer): Set<string> {
-  const names = new Set<string>();
+/** calls fn for each type of a raw BTF blob in id order (ids count from 1; `at` is the offset of its
+ *  struct btf_type); returns where the string section starts */
+function eachBtfType(buf: Buffer, fn: (id: number, at: number, kind: number, vlen: number) => void): number {
   if (buf.length < 24 || buf.readUInt16LE(0) !== 0xeb9f) throw new Error('not a BTF blob (bad magic)');
   const hdr = buf.readUInt32LE(4);
   const typeOff = hdr + buf.readUInt32LE(8);
   const typeEnd = typeOff + buf.readUInt32LE(12);
-  const strOff = hdr + buf.readUInt32LE(16);
-  const str = (off: number) => buf.toString('latin1', strOff + off, buf.indexOf(0, strOff + off));
-  for (let p = typeOff; p + 12 <= typeEnd;) {
-    const nameOff = buf.readUInt32LE(p);
+  let id = 1;
+  for (let p = typeOff; p + 12 <= typeEnd; id++) {
     const info = buf.readUInt32LE(p + 4);
     const kind = (info >>> 24) & 0x1f;
     const vlen = info & 0xffff;
+    fn(id, p, kind, vlen);
+    p += 12 + trailing(kind, vlen);
+  }
+  return hdr + buf.readUInt32LE(16);
+}
+
+/** the names of BTF functions and typedefs, and enumerators as "enum_name.VALUE", in a raw BTF blob */
+export function btfNames(buf: Buffer): Set<string> {
+  const names = new Set<string>();
+  const found: [number, number, number][] = [];
+  const strOff = eachBtfType(buf, (_, at, kind, vlen) => {
+    if (kind === KIND.FUNC || kind === KIND.TYPEDEF || kind === KIND.ENUM || kind === KIND.ENUM64) found.push([at, kind, vlen]);
+  });
+  const str = (off: number) => buf.toString('latin1', strOff + off, buf.indexOf(0, strOff + off));
+  for (const [at, kind, vlen] of found) {
+    const nameOff = buf.readUInt32LE(at);
     if (kind === KIND.FUNC) names.add(`func:${str(nameOff)}`);
     else if (kind === KIND.TYPEDEF) names.add(`typedef:${str(nameOff)}`);
-    else if (kind === KIND.ENUM || kind === KIND.ENUM64) {
+    else {
       const e = str(nameOff);
       const w = kind === KIND.ENUM ? 8 : 12;
-      for (let i = 0; i < vlen; i++) names.add(`enum:${e}.${str(buf.readUInt32LE(p + 12 + i * w))}`);
+      for (let i = 0; i < vlen; i++) names.add(`enum:${e}.${str(buf.readUInt32LE(at + 12 + i * w))}`);
     }
-    p += 12 + trailing(kind, vlen);
   }
   return names;
 }
@@ -70,27 +83,18 @@ export function btfNames(buf: Buffer): Set<string> {
  *  undefined when the blob has no such function. An LSM hook's arguments (bpf_lsm_<hook>) change between
  *  kernels: 6.16 gave the bpf hook a fourth, `bool kernel` */
 export function funcParamCount(buf: Buffer, name: string): number | undefined {
-  if (buf.length < 24 || buf.readUInt16LE(0) !== 0xeb9f) throw new Error('not a BTF blob (bad magic)');
-  const hdr = buf.readUInt32LE(4);
-  const typeOff = hdr + buf.readUInt32LE(8);
-  const typeEnd = typeOff + buf.readUInt32LE(12);
-  const strOff = hdr + buf.readUInt32LE(16);
   const want = Buffer.from(`${name}\0`, 'latin1');
   const protoVlen = new Map<number, number>();
-  let protoOf: number | undefined;
-  let id = 1; // type ids count from 1 in the order of the types
-  for (let p = typeOff; p + 12 <= typeEnd; id++) {
-    const info = buf.readUInt32LE(p + 4);
-    const kind = (info >>> 24) & 0x1f;
-    const vlen = info & 0xffff;
+  const funcs: number[] = [];
+  const strOff = eachBtfType(buf, (id, at, kind, vlen) => {
     if (kind === 13) protoVlen.set(id, vlen); // FUNC_PROTO
-    else if (kind === KIND.FUNC && protoOf === undefined) {
-      const off = strOff + buf.readUInt32LE(p);
-      if (buf.compare(want, 0, want.length, off, off + want.length) === 0) protoOf = buf.readUInt32LE(p + 8);
-    }
-    p += 12 + trailing(kind, vlen);
+    else if (kind === KIND.FUNC) funcs.push(at);
+  });
+  for (const at of funcs) {
+    const off = strOff + buf.readUInt32LE(at);
+    if (buf.compare(want, 0, want.length, off, off + want.length) === 0) return protoVlen.get(buf.readUInt32LE(at + 8));
   }
-  return protoOf === undefined ? undefined : protoVlen.get(protoOf);
+  return undefined;
 }
 
 /** the running kernel's parameter count of an LSM hook (bpf_lsm_<hook>), or undefined when unknown */

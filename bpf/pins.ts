@@ -1,9 +1,10 @@
 // Pins only root can touch: the directories krsi pins into, and the pin files it reuses, checked on the
 // filesystem before anything is pinned there or trusted from there (the kernel-side checks of a pin's
-// object — type, name, attach point — are in bpf/libbpf.ts). A non-root user who can unlink a link pin
-// detaches an LSM program; one who owns a pin directory can plant or remove pins in it.
+// object — type, name, attach point — are in bpf/info.ts and bpf/pinning.ts). A non-root user who can
+// unlink a link pin detaches an LSM program; one who owns a pin directory can plant or remove pins in it.
 import { chmodSync, lstatSync, mkdirSync, statfsSync, type Stats } from 'node:fs';
 import { dirname, relative, sep } from 'node:path';
+import { lstatOrUndefined } from '../lib/fsafe.ts';
 
 export const BPFFS = '/sys/fs/bpf';
 export const BPF_FS_MAGIC = 0xcafe4a11;
@@ -14,15 +15,6 @@ export class PinRefused extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'PinRefused';
-  }
-}
-
-function lstatOrUndefined(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
   }
 }
 

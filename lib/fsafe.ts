@@ -26,7 +26,8 @@ export interface SafeOptions {
 
 const trustedUid = (uid: number) => uid === 0 || uid === process.geteuid?.();
 
-function lstatOrUndefined(p: string): Stats | undefined {
+/** lstat, or undefined when nothing is there (any other error throws) */
+export function lstatOrUndefined(p: string): Stats | undefined {
   try {
     return lstatSync(p);
   } catch (e) {

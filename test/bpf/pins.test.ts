@@ -1,11 +1,11 @@
-// Pins only root can touch (bpf/pins.ts, and the pin paths of bpf/libbpf.ts): directory ownership on real
+// Pins only root can touch (bpf/pins.ts, and the pin paths of bpf/pinning.ts): directory ownership on real
 // directories (a temp dir standing for bpffs), then real pins on the host's bpffs (a hash map and a
 // tracepoint link of the basic fixture: no LSM needed), with a symlink, another user's pin, another
 // kind of object in place of a map, and a fresh bpffs mount in a private mount namespace.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,14 +79,16 @@ describe('securePinDir (a temp dir as the bpffs root)', { skip: needRoot() }, ()
   test('a pin a non-root caller cannot inspect (root\'s 0700 directory) is a problem, not a crash', () => {
     mkdirSync(`${base}/private`, { mode: 0o700 });
     chmodSync(base, 0o755);
-    // the non-root process runs the compiled module from a world-readable copy: the checkout may be in a
-    // directory others cannot read (root's 0700 clone), and pins.js imports only node: builtins
+    // the non-root process runs the compiled modules from a world-readable copy: the checkout may be in a
+    // directory others cannot read (root's 0700 clone); pins.js imports only lib/fsafe.js and node: builtins
     const pub = mkdtempSync(join(tmpdir(), 'krsi-pins-pub-'));
     try {
+      for (const d of ['', 'bpf', 'lib']) mkdirSync(join(pub, d), { recursive: true, mode: 0o755 });
       chmodSync(pub, 0o755);
-      copyFileSync(join(ROOT, 'dist/bpf/pins.js'), join(pub, 'pins.mjs'));
-      chmodSync(join(pub, 'pins.mjs'), 0o644);
-      const code = `const m = await import(${JSON.stringify(join(pub, 'pins.mjs'))}); process.stdout.write(String(m.pinFileProblem(${JSON.stringify(`${base}/private/link`)})));`;
+      writeFileSync(join(pub, 'package.json'), '{"type":"module"}');
+      for (const f of ['bpf/pins.js', 'lib/fsafe.js']) copyFileSync(join(ROOT, 'dist', f), join(pub, f));
+      for (const f of ['package.json', 'bpf/pins.js', 'lib/fsafe.js']) chmodSync(join(pub, f), 0o644);
+      const code = `const m = await import(${JSON.stringify(join(pub, 'bpf/pins.js'))}); process.stdout.write(String(m.pinFileProblem(${JSON.stringify(`${base}/private/link`)})));`;
       const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', cwd: pub, timeout: 30_000 });
       assert.equal(r.stdout, 'cannot be checked (EACCES)', r.stderr);
     } finally {

@@ -2,13 +2,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { needLiveBpf } from '../helpers/prereq.ts';
 import { supported } from '../../bpf/support.ts';
 import { formatStatus } from '../../cli/commands/status.ts';
-
-const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
+import { krsiSync } from '../helpers/krsi.ts';
 
 describe('supported()', () => {
   test('is cached and consistent with the host', () => {
@@ -43,7 +40,7 @@ describe('supported()', () => {
   });
 
   test('krsi status --format json prints the probe and exits 0', () => {
-    const r = spawnSync(process.execPath, [KRSI, 'status', '--format', 'json'], { encoding: 'utf8' });
+    const r = krsiSync(['status', '--format', 'json']);
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout);
     assert.equal(typeof s.lsmLoads, 'boolean');
