@@ -3,6 +3,7 @@
 // release() after the exit event was evaluated). Bounded: at `cap` entries the oldest is evicted.
 import type { KrsiEvent } from '../signals/events.ts';
 import type { ProcFacts } from './rules/types.ts';
+import { setYoungest } from '../lib/bounded-map.ts';
 
 export const MAX_ANCESTORS = 16;
 const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -80,14 +81,7 @@ export class ProcessTable {
   }
 
   private insert(pid: number, p: ProcFacts): void {
-    // a reused pid (no exit seen) replaces the stale entry; move it to the young end
-    if (this.procs.has(pid)) this.procs.delete(pid);
-    else if (this.procs.size >= this.cap) {
-      // Map iterates in insertion order: the first key is the oldest entry
-      const oldest = this.procs.keys().next().value as number;
-      this.procs.delete(oldest);
-      this.evictions++;
-    }
-    this.procs.set(pid, p);
+    // a reused pid (no exit seen) replaces the stale entry, at the young end
+    if (setYoungest(this.procs, pid, p, this.cap)) this.evictions++;
   }
 }

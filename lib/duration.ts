@@ -1,7 +1,8 @@
-// Durations in rule files: "500ms", "10s", "2m", "1h", "1d", or an integer number of nanoseconds.
-// Everything inside the engine is nanoseconds of event time.
+// Durations: read from rule files ("500ms", "10s", "2m", "1h", "1d", or an integer number of nanoseconds)
+// and written for people in the same units. Everything inside the engine is nanoseconds of event time.
 
-const UNIT_NS: Record<string, number> = { ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
+/** every unit krsi reads: rule files take ms..d; --since/--until (engine/eventlog) take ns and us too */
+export const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
 const DURATION_RE = /^([0-9]+)(ms|s|m|h|d)$/;
 /** nanoseconds are exact integers up to 2^53-1: about 104 days */
 const TOO_LARGE = `too large (at most ${Number.MAX_SAFE_INTEGER} ns, about 104 days)`;
@@ -36,4 +37,21 @@ export function checkDuration(d: unknown): string | undefined {
   } catch (e) {
     return (e as Error).message;
   }
+}
+
+// what durations are written in: the units of rule files, largest first
+const UNITS_DESC = (['d', 'h', 'm', 's', 'ms'] as const).map((u) => [u, UNIT_NS[u]] as const);
+
+/**
+ * Nanoseconds for people. Exact (the default): in the largest unit that divides it, as rule files write
+ * it ("90s", "2m", "1d"; else "1500ns"). { approx: true }: in the largest unit it has one of, to a tenth
+ * ("1.5m", "0.2s"), for a time that is never round (a verdict's time left).
+ */
+export function formatDuration(ns: number, o: { approx?: boolean } = {}): string {
+  if (o.approx) {
+    const [u, n] = UNITS_DESC.find(([, n]) => n > 1e6 && ns >= n) ?? ['s', 1e9];
+    return `${(ns / n).toFixed(1)}${u}`;
+  }
+  const unit = UNITS_DESC.find(([, n]) => ns !== 0 && ns % n === 0);
+  return unit ? `${ns / unit[1]}${unit[0]}` : `${ns}ns`;
 }

@@ -1,7 +1,7 @@
 // krsi test [FILES...]: run rule test files (default: the bundled rules/tests/*.json).
 // Exit codes: 0 every case passed; 1 a case failed, a test file is bad, or its rules do not load.
 import type { Command } from 'commander';
-import { BUNDLED_TESTS_DIR, formatCaseResult, formatTestIssue, relPath, runTestFiles, type CaseResult } from '../../engine/ruletest.ts';
+import { BUNDLED_TESTS_DIR, formatCaseResult, formatTestIssue, relPath, runTestFiles, type CaseResult } from '../../engine/ruletest/index.ts';
 import { visible } from '../../lib/visible.ts';
 
 /** text output carries event-derived strings (alert messages, paths): control and bidi characters as escapes */

@@ -3,6 +3,7 @@
 // attacker wrote) goes through visible(): a control character never reaches the terminal raw.
 import type { Output, SummaryOut } from '../../engine/types.ts';
 import { formatSubject } from '../../engine/actions.ts';
+import { formatDuration } from '../../lib/duration.ts';
 import { visible as v } from '../../lib/visible.ts';
 
 export interface TextContext {
@@ -15,12 +16,9 @@ function rel(ts: number, ctx: TextContext): string {
   return `+${((ts - ctx.t0) / 1e9).toFixed(6)}s`;
 }
 
-
+/** a verdict's ttl: 0 is a verdict that does not expire */
 export function formatTtl(ns: number): string {
-  if (!ns) return 'no expiry';
-  const units: [number, string][] = [[86400e9, 'd'], [3600e9, 'h'], [60e9, 'm'], [1e9, 's'], [1e6, 'ms']];
-  for (const [n, u] of units) if (ns >= n && ns % n === 0) return `${ns / n}${u}`;
-  return `${ns}ns`;
+  return ns ? formatDuration(ns) : 'no expiry';
 }
 
 function seqs(events: number[]): string {

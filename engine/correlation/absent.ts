@@ -18,9 +18,10 @@
 // Absent state is not cleared on exit: a process that exits did not do B.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
-import { type Correlator, type Sink, fmtNs, stepTypes, takes } from './index.ts';
+import { type Correlator, type Sink, stepTypes, takes } from './index.ts';
 import { correlationOf } from './keyed.ts';
-import { KeyedWindow } from './store.ts';
+import { KeyedWindow } from './keyed-window.ts';
+import { formatDuration } from '../../lib/duration.ts';
 
 interface Pending {
   deadline: number;
@@ -129,7 +130,7 @@ export class AbsentCorrelator implements Correlator {
         steps: this.ids,
         subject: p.ev,
         key: k || undefined,
-        why: `${this.ids[1]} lacks ${JSON.stringify(p.value)} named by ${this.ids[0]} within ${fmtNs(this.within)}`,
+        why: `${this.ids[1]} lacks ${JSON.stringify(p.value)} named by ${this.ids[0]} within ${formatDuration(this.within)}`,
       });
     }
   }
@@ -143,7 +144,7 @@ export class AbsentCorrelator implements Correlator {
       steps: [this.ids[0]],
       subject: p.ev,
       key: p.key || undefined,
-      why: `${this.ids[0]} not followed by ${this.ids[1]}${p.key ? ` for ${p.key}` : ''} within ${fmtNs(this.within)}`,
+      why: `${this.ids[0]} not followed by ${this.ids[1]}${p.key ? ` for ${p.key}` : ''} within ${formatDuration(this.within)}`,
     });
   }
 

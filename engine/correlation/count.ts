@@ -4,8 +4,9 @@
 // starts afresh. So a sustained burst fires once per window, not on every further event.
 // `until` clears the key; a pid-keyed count ends when that pid exits.
 import type { CompiledRule, Facts } from '../rules/types.ts';
-import { type Sink, fmtNs, keyText } from './index.ts';
+import { type Sink, keyText } from './index.ts';
 import { RearmingCorrelator, correlationOf } from './keyed.ts';
+import { formatDuration } from '../../lib/duration.ts';
 
 interface CountState {
   deadline: number;
@@ -60,7 +61,7 @@ export class CountCorrelator extends RearmingCorrelator<CountState> {
       subject: f,
       key: k,
       count: t,
-      why: `${t} matching events by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${t}): seq ${seqs[0]} .. ${seqs[seqs.length - 1]}`,
+      why: `${t} matching events by ${keyText(this.keyFields, k)} within ${formatDuration(this.within)} (threshold ${t}): seq ${seqs[0]} .. ${seqs[seqs.length - 1]}`,
     });
   }
 }

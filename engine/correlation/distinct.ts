@@ -3,8 +3,9 @@
 // `within` after the firing event. `until` clears the key; a pid-keyed state ends when the pid exits.
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, Facts } from '../rules/types.ts';
-import { type Sink, fmtNs, keyText } from './index.ts';
+import { type Sink, keyText } from './index.ts';
 import { RearmingCorrelator, correlationOf } from './keyed.ts';
+import { formatDuration } from '../../lib/duration.ts';
 
 interface DistinctState {
   deadline: number;
@@ -56,7 +57,7 @@ export class DistinctCorrelator extends RearmingCorrelator<DistinctState> {
       subject: f,
       key: k,
       count: events.length,
-      why: `${events.length} distinct values by ${keyText(this.keyFields, k)} within ${fmtNs(this.within)} (threshold ${this.threshold})`,
+      why: `${events.length} distinct values by ${keyText(this.keyFields, k)} within ${formatDuration(this.within)} (threshold ${this.threshold})`,
     });
   }
 }

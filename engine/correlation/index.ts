@@ -3,7 +3,7 @@
 // Time is event time only (the ts of the event being evaluated, or the engine's advance()).
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts } from '../rules/types.ts';
-import type { StoreStats } from './store.ts';
+import type { StoreStats } from './keyed-window.ts';
 
 export interface Firing {
   /** event time of the firing: the completing event's ts, or the deadline for an absence */
@@ -62,14 +62,6 @@ export function takes(s: CompiledStep, type: EventType): boolean {
 /** is this correlation keyed by the pid alone (its state ends when the pid exits) */
 export function pidKeyed(keyFields: string[]): boolean {
   return keyFields.length === 1 && keyFields[0] === 'pid';
-}
-
-export function fmtNs(ns: number): string {
-  if (ns % 3_600_000_000_000 === 0 && ns) return `${ns / 3_600_000_000_000}h`;
-  if (ns % 60_000_000_000 === 0 && ns) return `${ns / 60_000_000_000}m`;
-  if (ns % 1_000_000_000 === 0 && ns) return `${ns / 1_000_000_000}s`;
-  if (ns % 1_000_000 === 0 && ns) return `${ns / 1_000_000}ms`;
-  return `${ns}ns`;
 }
 
 /** "pid=42", "uid,exe.ino=0,1234": the key as people read it (the loader joins parts with \x1f) */

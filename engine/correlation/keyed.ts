@@ -6,7 +6,7 @@
 import type { EventType } from '../../signals/events.ts';
 import type { CompiledCorrelation, CompiledRule, CompiledStep, Facts, KeyFn } from '../rules/types.ts';
 import { type Correlator, type Sink, pidKeyed, stepTypes } from './index.ts';
-import { KeyedWindow, type StoreStats, type Windowed } from './store.ts';
+import { KeyedWindow, type StoreStats, type Windowed } from './keyed-window.ts';
 
 type Kind = CompiledCorrelation['kind'];
 export type CorrelationOf<K extends Kind> = Extract<CompiledCorrelation, { kind: K }>;

@@ -6,8 +6,9 @@
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import type { CompiledRule, CompiledStep, Facts } from '../rules/types.ts';
-import { type Sink, fmtNs, keyText, stepTypes, takes } from './index.ts';
+import { type Sink, keyText, stepTypes, takes } from './index.ts';
 import { KeyedCorrelator, correlationOf } from './keyed.ts';
+import { formatDuration } from '../../lib/duration.ts';
 
 interface SeqState {
   deadline: number;
@@ -82,7 +83,7 @@ export class SequenceCorrelator extends KeyedCorrelator<SeqState> {
       steps: this.stepIds.slice(0, events.length),
       subject: last,
       key,
-      why: `sequence ${this.stepIds.join(' -> ')} by ${keyText(this.keyFields, key)} within ${fmtNs(this.within)}`,
+      why: `sequence ${this.stepIds.join(' -> ')} by ${keyText(this.keyFields, key)} within ${formatDuration(this.within)}`,
     });
   }
 }

@@ -12,8 +12,8 @@ import { packagePath } from '../../lib/package.ts';
 
 export { LogWriter, isLmdbLog, lmdbInfo, detectFormat, type LogInfo } from './lmdb.ts';
 export { parseBound, type ReadOptions } from './types.ts';
-export { EventError } from '../../signals/validate.ts';
-import { EventError } from '../../signals/validate.ts';
+export { EventError } from '../../signals/event-contract.ts';
+import { EventError } from '../../signals/event-contract.ts';
 
 /** the bundled sample log, replayed by `krsi replay` without a LOG argument */
 export const SAMPLE_LOG = packagePath('rules', 'samples', 'sample.jsonl');

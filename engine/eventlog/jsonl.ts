@@ -1,5 +1,5 @@
 // Streaming JSON Lines event reader: reads the file in chunks (never whole), parses, validates
-// (signals/validate.ts) and yields batches of events in file order. A bad line throws a located
+// (signals/event-contract.ts) and yields batches of events in file order. A bad line throws a located
 // EventError after the events before it have been yielded, or with skipBad is counted and skipped.
 // `seq`, when absent, is the event's line number.
 //
@@ -14,7 +14,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { KrsiEvent } from '../../signals/events.ts';
-import { EventError, LogValidator } from '../../signals/validate.ts';
+import { EventError, LogValidator } from '../../signals/event-contract.ts';
 import type { ReadOptions, TimeBounds } from './types.ts';
 
 const CHUNK = 1 << 20;

@@ -1,5 +1,5 @@
 // A fast yes for the events lmdb readers validate (every event read back is validated: the file may
-// have changed since it was written). validateEvent (signals/validate.ts) is the rule; it reads each
+// have changed since it was written). validateEvent (signals/event-contract.ts) is the rule; it reads each
 // field through helpers taking the field name, which are keyed, megamorphic loads: a fifth of a
 // replay's time. quickValid reads the common fields by name and says true only for an event that
 // validateEvent accepts; anything else (a rare field, a bad value) returns false and the reader asks

@@ -1,5 +1,6 @@
 // Options shared by the event log readers (JSON Lines and lmdb).
-import type { EventError } from '../../signals/validate.ts';
+import type { EventError } from '../../signals/event-contract.ts';
+import { UNIT_NS } from '../../lib/duration.ts';
 
 export interface ReadOptions {
   /** go on after a bad line (it is reported to onBad and skipped); default: throw the located error */
@@ -24,8 +25,6 @@ export interface ReadOptions {
   onProgress?(done: number, total: number): void;
 }
 
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
-
 /** a --since/--until value: integer ns (absolute), or a duration with a unit (relative to the first event) */
 export function parseBound(v: number | string, name: string): { abs?: number; rel?: number } {
   if (typeof v === 'number' || /^\d+$/.test(v)) {
@@ -35,7 +34,7 @@ export function parseBound(v: number | string, name: string): { abs?: number; re
   }
   const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)$/.exec(v.trim());
   if (!m) throw new RangeError(`${name}: expected integer nanoseconds or a duration such as 500ms, 30s, 2m, 1h; got ${JSON.stringify(v)}`);
-  return { rel: Math.round(Number(m[1]) * UNITS[m[2]]) };
+  return { rel: Math.round(Number(m[1]) * UNIT_NS[m[2]]) };
 }
 
 /** since/until resolved against the first event of the log (for relative bounds) */

@@ -1,17 +1,11 @@
 // Located, collected loader issues (Zod-style: one error class carrying issues[]).
 import { messageFor, type IssueCode } from './messages.ts';
+import type { SourceLoc } from './types.ts';
 
-export interface RuleIssue {
+export interface RuleIssue extends SourceLoc {
   severity: 'error' | 'warning';
   code: string;
   message: string;
-  file: string;
-  /** 1-based */
-  line: number;
-  /** 1-based */
-  column: number;
-  /** JSON pointer inside the file, e.g. /rules/2/match/all/0/operator */
-  pointer: string;
   rule?: string;
 }
 

@@ -1,6 +1,6 @@
 // Limits on what a rule file or rule test file may hold, checked on the parsed data before anything else
 // reads it, so validation time stays linear and no key can act on an object's prototype. Documented in
-// rules/README.md ("Limits"). The depth limit is checked on the text (json.ts).
+// rules/README.md ("Limits"). The depth limit is checked on the text (located-json.ts).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 /** an array inside a rule (conditions, steps, actions, tags, by) may hold at most this many items, and all
@@ -33,7 +33,7 @@ export interface LimitOptions {
 
 const seg = (s: string) => '/' + s.replace(/~/g, '~0').replace(/\//g, '~1');
 
-/** every reserved key and over-long array in data (whose depth json.ts has bounded) */
+/** every reserved key and over-long array in data (whose depth located-json.ts has bounded) */
 export function limitIssues(data: unknown, o: LimitOptions): LimitIssue[] {
   const out: LimitIssue[] = [];
   // the items counted so far in the limited value being walked (a rule), if any

@@ -7,7 +7,7 @@ import { packagePath } from '../../lib/package.ts';
 import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue } from './issues.ts';
 import { locator, readDocuments, readSources, type RuleSource } from './read.ts';
 import { collectLists, validateSchema, validateSemantics } from './validate.ts';
-import { buildRuleSet } from './build.ts';
+import { buildRuleSet } from './ruleset.ts';
 import { messageFor } from './messages.ts';
 import type { CompiledRuleSet } from './types.ts';
 

@@ -1,10 +1,10 @@
 // Stage 1 — read: each rule file's text -> a document with its data and a JSON pointer -> line/column map
-// (json.ts), refused when over a limit (limits.ts): such a document is not validated further.
+// (located-json.ts), refused when over a limit (limits.ts): such a document is not validated further.
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { IssueCollector, Locate } from './issues.ts';
 import { messageFor } from './messages.ts';
-import { parseJson, type PointerInfo } from './json.ts';
+import { parseJson, type PointerInfo } from './located-json.ts';
 import { limitIssues, readBoundedFile, type LimitOptions } from './limits.ts';
 
 export interface RuleSource {

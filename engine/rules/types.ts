@@ -87,7 +87,9 @@ export interface RuleFileJson {
 /** where something came from, for errors and explanations */
 export interface SourceLoc {
   file: string;
+  /** 1-based */
   line: number;
+  /** 1-based */
   column: number;
   /** JSON pointer inside the file, e.g. /rules/2/match/all/0/operator */
   pointer: string;

@@ -1,19 +1,17 @@
 // krsi log import|export|info through the CLI.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateEvents } from '../../bench/gen.ts';
+import { krsiSync } from '../helpers/krsi.ts';
 
-const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 let dir: string;
 before(() => (dir = mkdtempSync(join(tmpdir(), 'krsi-log-cli-'))));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const krsi = (...args: string[]) => spawnSync(process.execPath, [KRSI, ...args], { encoding: 'utf8', timeout: 60_000 });
+const krsi = (...args: string[]) => krsiSync(args);
 
 test('krsi log import stops at a bad line (exit 1, located) keeping what came before; export and info', () => {
   const events = [...generateEvents({ count: 1000, seed: 5 })];

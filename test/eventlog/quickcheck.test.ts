@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quickValid } from '../../engine/eventlog/quickcheck.ts';
-import { validateEvent } from '../../signals/validate.ts';
+import { validateEvent } from '../../signals/event-contract.ts';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import { generateEvents } from '../../bench/gen.ts';
 

@@ -1,9 +1,9 @@
-// Every bundled rule test file (rules/tests/*.json) through engine/ruletest.ts: one node:test per case,
+// Every bundled rule test file (rules/tests/*.json) through engine/ruletest/: one node:test per case,
 // so `npm test` covers every bundled rule, positives and negatives, and the bundled sample log.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
-import { BUNDLED_TESTS_DIR, RuleCache, formatCaseResult, loadTestFile, runCase, testFilePaths } from '../../engine/ruletest.ts';
+import { BUNDLED_TESTS_DIR, RuleCache, formatCaseResult, loadTestFile, runCase, testFilePaths } from '../../engine/ruletest/index.ts';
 
 const cache = new RuleCache();
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadRuleDirs } from '../../engine/rules/load.ts';
-import { BUNDLED_TESTS_DIR, loadTestFile, testFilePaths, type TestCase } from '../../engine/ruletest.ts';
+import { BUNDLED_TESTS_DIR, loadTestFile, testFilePaths, type TestCase } from '../../engine/ruletest/index.ts';
 import { Engine } from '../../engine/engine.ts';
 import { readEvents, SAMPLE_LOG } from '../../engine/eventlog/index.ts';
 import type { Mode, Output } from '../../engine/types.ts';

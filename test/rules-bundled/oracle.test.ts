@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { loadRuleDirs } from '../../engine/rules/load.ts';
 import { JreOracle } from '../../engine/rules/jre.ts';
 import type { CompiledRule, ConditionJson, Facts, Predicate } from '../../engine/rules/types.ts';
-import { BUNDLED_TESTS_DIR, loadTestFile, testFilePaths } from '../../engine/ruletest.ts';
+import { BUNDLED_TESTS_DIR, loadTestFile, testFilePaths } from '../../engine/ruletest/index.ts';
 import { readEvents, SAMPLE_LOG } from '../../engine/eventlog/index.ts';
 import type { KrsiEvent } from '../../signals/events.ts';
 

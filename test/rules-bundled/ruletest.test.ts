@@ -1,30 +1,18 @@
-// engine/ruletest.ts itself: located errors in test files, the expectation semantics (counts, none,
+// engine/ruletest/ itself: located errors in test files, the expectation semantics (counts, none,
 // exact), repeat expansion, and `krsi test` exit codes and diff output.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { RuleTestError, formatCaseResult, parseTestFile, runCase, type TestIssue } from '../../engine/ruletest.ts';
+import { formatCaseResult, parseTestFile, runCase } from '../../engine/ruletest/index.ts';
+import { krsiSync } from '../helpers/krsi.ts';
+import { implant, issues, selfUnlink } from '../rules/ruletest-fixtures.ts';
 
-const implant = { pid: 4121, ppid: 1, uid: 0, comm: 'kworkerd', exe: { path: '/tmp/.x/kworkerd', dev: 38, ino: 70200 } };
-const selfUnlink = { ts: '1s', type: 'unlink', process: 'implant', path: '/tmp/.x/kworkerd', target: { dev: 38, ino: 70200, nlink: 0 } };
 
 /** a test file's text: pretty-printed so errors have distinct lines */
 function file(cases: unknown[], extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ only: ['self-deleting-executable'], processes: { implant }, ...extra, cases }, null, 2);
-}
-
-function issues(text: string): TestIssue[] {
-  try {
-    parseTestFile('t.json', text);
-  } catch (e) {
-    if (e instanceof RuleTestError) return e.issues;
-    throw e;
-  }
-  assert.fail('expected a RuleTestError');
 }
 
 async function run(c: Record<string, unknown>) {
@@ -127,8 +115,6 @@ describe('expectations', () => {
 });
 
 describe('krsi test', () => {
-  const bin = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
-
   test('exit 0 when every case passes, 1 with the diff when one fails, 1 for a bad file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'krsi-ruletest-'));
     try {
@@ -138,13 +124,13 @@ describe('krsi test', () => {
       writeFileSync(pass, file([{ name: 'fires', events: [selfUnlink], expect: { alerts: [{ rule: 'self-deleting-executable', count: 1 }] } }]));
       writeFileSync(fail, file([{ name: 'wrongly expects nothing', events: [selfUnlink], expect: { none: true } }]));
       writeFileSync(bad, '{"cases": [{"name": 1}]}');
-      const ok = spawnSync(process.execPath, [bin, 'test', pass], { encoding: 'utf8' });
+      const ok = krsiSync(['test', pass]);
       assert.equal(ok.status, 0, ok.stdout + ok.stderr);
       assert.match(ok.stdout, /✓ fires[\s\S]*1 passed, 0 failed/);
-      const ko = spawnSync(process.execPath, [bin, 'test', pass, fail], { encoding: 'utf8' });
+      const ko = krsiSync(['test', pass, fail]);
       assert.equal(ko.status, 1);
       assert.match(ko.stdout, /✗ wrongly expects nothing\n.*expected: no output\n.*got: alert self-deleting-executable pid=4121/);
-      const b = spawnSync(process.execPath, [bin, 'test', bad], { encoding: 'utf8' });
+      const b = krsiSync(['test', bad]);
       assert.equal(b.status, 1);
       assert.match(b.stdout, /bad\.json:1:\d+: error \/cases\/0\/name: must be a non-empty string/);
     } finally {

@@ -4,16 +4,15 @@
 // child processes with timeouts, which may only exit 0, 1 or 2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EVENT_TYPES } from '../../signals/events.ts';
 import { BUNDLED_RULES_DIR, loadRuleSources, type LoadResult } from '../../engine/rules/load.ts';
-import { BUNDLED_TESTS_DIR, RuleCache, RuleTestError, parseTestFile, runCase } from '../../engine/ruletest.ts';
+import { BUNDLED_TESTS_DIR, RuleCache, RuleTestError, parseTestFile, runCase } from '../../engine/ruletest/index.ts';
 import type { Facts } from '../../engine/rules/types.ts';
 import { Gen, prng, randomEvent } from './differential-harness.ts';
+import { krsiAsync } from '../helpers/krsi.ts';
 import { ATTACKER_STRINGS, hostileText } from './hostile-gen.ts';
 
 const JUNK: unknown[] = [null, 0, -1, 1.5, '', 'x', '10s', 'exec', true, [], [1], {}, { fact: 'pid' }, { all: [] }, 'startsWith', '$.ino'];
@@ -157,29 +156,6 @@ test('300 hostile rule test files: parse errors are located, cases run to a resu
   assert.ok(parsed > 15 && located > 75, `parsed ${parsed}, refused ${located}`);
 });
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-type Ran = { code: number | null; signal: string | null; stdout: string; stderr: string };
-
-function spawnNode(args: string[]): Promise<Ran> {
-  return new Promise((done) => {
-    const p = spawn(process.execPath, args, { cwd: ROOT, timeout: 90_000 });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b) => (stdout += b));
-    p.stderr.on('data', (b) => (stderr += b));
-    p.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
-  });
-}
-
-/** the real CLI: bin/krsi.js (dist/, which npm test builds first); when dist/ is older than the sources (other
- *  work in this checkout), the same CLI from the sources (cli/main.ts through tsx) */
-async function cli(args: string[]): Promise<Ran> {
-  const r = await spawnNode([join(ROOT, 'bin/krsi.js'), ...args]);
-  if (r.code === 3 && /dist\/ is (older|not built)/.test(r.stderr)) return spawnNode(['--import', 'tsx', join(ROOT, 'cli/main.ts'), ...args]);
-  return r;
-}
-
 test('the real CLI: 240 hostile rule files through krsi check and 80 test files through krsi test exit 0, 1 or 2', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'krsi-fuzz-cli-'));
   const g = new Gen(prng(90));
@@ -209,7 +185,7 @@ test('the real CLI: 240 hostile rule files through krsi check and 80 test files 
   const worker = async () => {
     while (next < runs.length) {
       const run = runs[next++];
-      const r = await cli(run.args);
+      const r = await krsiAsync(run.args, 90_000);
       const uncaught = /\n\s+at .+:\d+:\d+\)?\n/.test(r.stderr);
       if (r.signal || r.code === null || r.code > 2 || uncaught) failures.push(`krsi ${run.args[0]} (files kept in ${dir}): exit ${r.code} signal ${r.signal}\n${r.stderr.slice(-3000)}`);
     }

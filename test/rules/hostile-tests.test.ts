@@ -7,23 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RuleTestError, parseTestFile, runCase, type TestIssue } from '../../engine/ruletest.ts';
+import { RuleTestError, parseTestFile, runCase } from '../../engine/ruletest/index.ts';
 import { MAX_CASE_EVENTS } from '../../engine/rules/limits.ts';
+import { implant, issues, selfUnlink as unlink } from './ruletest-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const implant = { pid: 4121, ppid: 1, uid: 0, comm: 'kworkerd', exe: { path: '/tmp/.x/kworkerd', dev: 38, ino: 70200 } };
-const unlink = { ts: '1s', type: 'unlink', process: 'implant', path: '/tmp/.x/kworkerd', target: { dev: 38, ino: 70200, nlink: 0 } };
 const expect = { alerts: [{ rule: 'self-deleting-executable', count: 1 }] };
-
-function issues(text: string): TestIssue[] {
-  try {
-    parseTestFile('t.json', text);
-  } catch (e) {
-    if (e instanceof RuleTestError) return e.issues;
-    throw e;
-  }
-  return assert.fail('expected a RuleTestError');
-}
 
 /** 1-based line/column of the first occurrence of needle */
 function at(text: string, needle: string): [number, number] {
@@ -33,7 +22,7 @@ function at(text: string, needle: string): [number, number] {
 
 test('a huge repeat.count is refused at the field (krsi test hung expanding it)', () => {
   const script = `
-    import { RuleTestError, parseTestFile } from './engine/ruletest.ts';
+    import { RuleTestError, parseTestFile } from './engine/ruletest/index.ts';
     const ev = ${JSON.stringify(unlink)};
     const texts = [
       { processes: { implant: ${JSON.stringify(implant)} }, cases: [{ name: 'a', events: [{ ...ev, repeat: { count: 1e15, every: '1ms' } }], expect: { none: true } }] },

@@ -198,7 +198,7 @@ test('a FIFO, a device or a file over 64 MiB among the rules is READ_ERROR, not 
     // in a child with a timeout: reading the FIFO blocked for ever, /dev/zero filled the heap
     const script = `
       import { loadRuleSourcesFromPaths } from './engine/rules/load.ts';
-      import { loadTestFile, RuleTestError } from './engine/ruletest.ts';
+      import { loadTestFile, RuleTestError } from './engine/ruletest/index.ts';
       const r = await loadRuleSourcesFromPaths([${JSON.stringify(dir)}, '/dev/zero']);
       console.log(JSON.stringify(r.issues.map((i) => [i.file, i.code, i.message])));
       for (const f of ['/dev/zero', ${JSON.stringify(join(dir, 'fifo.json'))}]) {

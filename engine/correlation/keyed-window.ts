@@ -5,6 +5,7 @@
 // states extend their deadline in place (count, distinct: `extendable`) gives a live front a second
 // chance during a sweep instead: it is rotated to the young end, a few per sweep, so dead keys behind
 // a long-lived one are still reclaimed without re-inserting on every event.
+import { setYoungest } from '../../lib/bounded-map.ts';
 
 export interface Windowed {
   /** the state is live while now <= deadline (event time, ns) */
@@ -53,13 +54,7 @@ export class KeyedWindow<S extends Windowed> {
   /** insert a new state (or replace one), as the youngest; sweeps dead states and enforces the cap */
   set(key: string, s: S, now: number): void {
     if (now > this.nextDeadline) this.sweep(now);
-    if (this.m.has(key)) this.m.delete(key);
-    else if (this.m.size >= this.cap) {
-      const oldest = this.m.keys().next().value as string;
-      this.m.delete(oldest);
-      this.evictions++;
-    }
-    this.m.set(key, s);
+    if (setYoungest(this.m, key, s, this.cap)) this.evictions++;
     if (s.deadline < this.nextDeadline) this.nextDeadline = s.deadline;
   }
 

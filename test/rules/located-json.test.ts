@@ -1,11 +1,11 @@
-// engine/rules/json.ts: positions from the linear scan equal json-source-map's (which the loader used before)
+// engine/rules/located-json.ts: positions from the linear scan equal json-source-map's (which the loader used before)
 // on every bundled rule and test file and on random documents; the data is JSON.parse's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonMap from 'json-source-map';
-import { parseJson } from '../../engine/rules/json.ts';
+import { parseJson } from '../../engine/rules/located-json.ts';
 import { BUNDLED_RULES_DIR } from '../../engine/rules/load.ts';
 import { Gen, prng } from './differential-harness.ts';
 import { hostileMutate } from './hostile-gen.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EVENT_TYPES } from '../../signals/events.ts';
-import { EventError, LogValidator, validateEvent } from '../../signals/validate.ts';
+import { EventError, LogValidator, validateEvent } from '../../signals/event-contract.ts';
 
 const at = { file: 'sample.jsonl', line: 17 };
 const exe = { path: '/usr/bin/bash', dev: 2049, ino: 1234 };

@@ -6,7 +6,7 @@
 // most of its garbage. This decoder reads the subset of MessagePack that krsi events use and returns
 // repeated ASCII strings from a small cache (no allocation); anything else (an unknown structure,
 // extension types, 64-bit integers, non-ASCII text, ...) goes to msgpackr itself, so the result is
-// always what msgpackr gives. test/eventlog/decode.test.ts compares the two.
+// always what msgpackr gives. test/eventlog/msgpack-values.test.ts compares the two.
 import { Packr } from 'msgpackr';
 
 /** thrown inside the fast path: decode this value with msgpackr */

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { EventDecoder } from '../../engine/eventlog/decode.ts';
+import { EventDecoder } from '../../engine/eventlog/msgpack-values.ts';
 import { generateEvents } from '../../bench/gen.ts';
 
 let dir: string;
