@@ -10,7 +10,7 @@ import type { ActionJson, CompiledRule, ConditionJson, Facts } from './rules/typ
 import type { AlertOut, Mode, Subject, Verdict, VerdictOut } from './types.ts';
 import type { Firing } from './correlation/index.ts';
 import { verdictId } from './enforcement/semantics.ts';
-import { fmtNs } from './correlation/index.ts';
+import { formatDuration as fmtNs } from '../lib/duration.ts';
 import { visible as v } from '../lib/visible.ts';
 
 type Part = string | { path: string[] };

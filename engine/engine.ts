@@ -15,7 +15,7 @@ import type { DeniedOut, Mode, Output, SummaryOut } from './types.ts';
 import { ProcessTable, type ProcessTableStats } from './process-table.ts';
 import { EnforcementModel } from './enforcement/model.ts';
 import type { Correlator, Firing, Sink } from './correlation/index.ts';
-import type { StoreStats } from './correlation/store.ts';
+import type { StoreStats } from './correlation/keyed-window.ts';
 import { SequenceCorrelator } from './correlation/sequence.ts';
 import { CountCorrelator } from './correlation/count.ts';
 import { DistinctCorrelator } from './correlation/distinct.ts';

@@ -9,7 +9,7 @@ import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts
 import { enforcementLoaded } from '../../enforcers/programs.ts';
 import { CONTROL_SOCK, controlRequest, type ControlRequest, type ControlResponse } from '../../enforcers/control.ts';
 import { VALID_SUBJECTS, verdictId } from '../../engine/enforcement/semantics.ts';
-import { parseDuration } from '../../lib/duration.ts';
+import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import { formatSubject } from '../../engine/actions.ts';
 import type { Subject, Verdict, VerdictOp } from '../../engine/types.ts';
 
@@ -32,16 +32,15 @@ function fail(msg: string, code: number): never {
   process.exit(code);
 }
 
-function fmtNs(ns: number): string {
-  if (ns <= 0) return 'expired';
-  const s = ns / 1e9;
-  return s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${(s / 60).toFixed(1)}m` : `${s.toFixed(1)}s`;
+/** time left until a deadline */
+function timeLeft(ns: number): string {
+  return ns <= 0 ? 'expired' : formatDuration(ns, { approx: true });
 }
 
 function entryText(e: Entry, ruleName: (id: number) => string | undefined): string {
   const k = e.key.map === 'deny_tgid' ? `tgid ${e.key.tgid}` : `${e.key.dev}:${e.key.ino}`;
   const boot = bootTimeNs();
-  const exp = e.value.expires === 0 ? 'never' : fmtNs(e.value.expires - boot);
+  const exp = e.value.expires === 0 ? 'never' : timeLeft(e.value.expires - boot);
   return `  ${e.key.map.padEnd(12)} ${k.padEnd(24)} ops ${e.value.ops} expires ${exp} rule_id ${e.value.rule_id}${e.value.rule_id ? ` (${ruleName(e.value.rule_id) ?? '?'})` : ''}`;
 }
 
@@ -100,7 +99,7 @@ function printStored(list: StoredVerdict[], json: boolean): void {
   for (const s of list) {
     const v = s.verdict;
     if (json) { process.stdout.write(JSON.stringify({ kind: 'verdict', ...v, deadline: s.deadline }) + '\n'); continue; }
-    const left = s.deadline === 0 ? 'never' : s.boot_id === n.bootId ? fmtNs(s.deadline - n.boot) : fmtNs((s.expires_wall - n.wall) * 1e6);
+    const left = s.deadline === 0 ? 'never' : s.boot_id === n.bootId ? timeLeft(s.deadline - n.boot) : timeLeft((s.expires_wall - n.wall) * 1e6);
     process.stdout.write(`  ${v.id}\n    rule ${v.rule}  op ${v.op}  ${formatSubject(v.subject)}  expires ${left}\n`);
   }
 }
