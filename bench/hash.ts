@@ -13,7 +13,8 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExeHasher, withExeHashes } from '../signals/hash.ts';
+import { ExeHasher } from '../signals/hash.ts';
+import { liveEvents } from '../cli/live.ts';
 import type { ExecEvent, KrsiEvent } from '../signals/events.ts';
 
 const QUICK = process.argv.includes('--quick');
@@ -120,12 +121,14 @@ async function live(): Promise<void> {
   const seconds = QUICK ? 1.5 : 3;
   const storm = (hashed: boolean) => async () => {
     const raw = await startSignals({ lostInterval: 0, modulesInterval: 0 });
-    const src = hashed ? withExeHashes(raw) : raw;
+    const hasher = hashed ? new ExeHasher() : undefined;
+    let ended!: () => void;
+    const end = new Promise<void>((r) => (ended = r));
     let execs = 0;
     let withSha = 0;
     let first = 0;
     let last = 0;
-    const sub = src.batches$.subscribe((b: KrsiEvent[]) => {
+    const sub = liveEvents(raw, { hasher }).subscribe({ complete: () => ended(), next: (b: KrsiEvent[]) => {
       for (const e of b) {
         if (e.type !== 'exec' || e.comm !== 'krsi-loadgen') continue;
         execs++;
@@ -134,7 +137,13 @@ async function live(): Promise<void> {
       const now = Number(process.hrtime.bigint());
       if (!first) first = now;
       last = now;
-    });
+    } });
+    /** the rest of the ring, and the hashes still running */
+    const stop = async () => {
+      await raw.stop();
+      await end;
+      hasher?.close();
+    };
     try {
       // the generator runs beside the event loop (not spawnSync: the ring drains meanwhile)
       const out = await new Promise<string>((resolve, reject) => {
@@ -147,10 +156,10 @@ async function live(): Promise<void> {
       const [ops, ns] = out.trim().split(' ').map(Number);
       await new Promise((r) => setTimeout(r, 300));
       const inTime = execs;
-      await src.stop(); // the rest of the ring, and the hashes still running
-      return { ops, rate: ops / (ns / 1e9), execs, inTime, withSha, lost: raw.lost(), drainS: (last - first) / 1e9, stats: hashed ? (src as ReturnType<typeof withExeHashes>).hasher.stats() : undefined };
+      await stop();
+      return { ops, rate: ops / (ns / 1e9), execs, inTime, withSha, lost: raw.lost(), drainS: (last - first) / 1e9, stats: hasher?.stats() };
     } finally {
-      await src.stop();
+      await stop();
       sub.unsubscribe();
     }
   };

@@ -26,7 +26,10 @@ import type { Output } from '../engine/types.ts';
 import { bootNs } from '../signals/clock.ts';
 import type { KrsiEvent } from '../signals/events.ts';
 import { startSignals, type LiveSignals } from '../signals/live.ts';
-import { ExeHasher, withExeHashes } from '../signals/hash.ts';
+import { ExeHasher } from '../signals/hash.ts';
+import { liveEvents } from '../cli/live.ts';
+import { krsiEngine } from '../engine/pipeline.ts';
+import { each } from '../lib/rx/each.ts';
 import { copyFileSync, truncateSync } from 'node:fs';
 
 const QUICK = process.argv.includes('--quick');
@@ -100,30 +103,31 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** the engine (or nothing: rules undefined) on the live stream: counts generator events (by comm) and alert latencies */
-function attachEngine(live: LiveSignals, o: { rules?: CompiledRuleSet; latency?: boolean } = {}) {
+/** the production pipeline (cli/live.ts: signals → [exe-hashes] → krsiEngine) on `live`, with counters */
+function attachEngine(live: LiveSignals, o: { rules?: CompiledRuleSet; latency?: boolean; hasher?: ExeHasher } = {}) {
   const engine = o.rules ? new Engine({ rules: o.rules, simulate: false }) : undefined;
   const lat: number[] = [];
   const drainLat: number[] = [];
   const st = { events: 0, gen: 0, first: 0, last: 0 };
-  let seq = 0;
   const emit = (out: Output) => {
     if (o.latency && out.kind === 'alert') lat.push(bootNs() - out.ts);
   };
-  const sub = live.batches$.subscribe((batch: KrsiEvent[]) => {
-    const now = Number(process.hrtime.bigint());
-    const boot = o.latency ? bootNs() : 0;
-    for (const e of batch) {
-      if (o.latency && e.comm === 'krsi-loadgen') drainLat.push(boot - e.ts);
-      e.seq = ++seq;
-      engine?.push(e, emit);
-      if (e.comm === 'krsi-loadgen') {
-        st.gen++;
-        if (!st.first) st.first = now;
-        st.last = now;
+  const counted = liveEvents(live, { hasher: o.hasher }).pipe(
+    each('bench', (batch: KrsiEvent[]) => {
+      const now = Number(process.hrtime.bigint());
+      const boot = o.latency ? bootNs() : 0;
+      for (const e of batch) {
+        if (o.latency && e.comm === 'krsi-loadgen') drainLat.push(boot - e.ts);
+        if (e.comm === 'krsi-loadgen') {
+          st.gen++;
+          if (!st.first) st.first = now;
+          st.last = now;
+        }
       }
-    }
-    st.events += batch.length;
-  });
+      st.events += batch.length;
+    }),
+  );
+  const sub = engine ? counted.pipe(krsiEngine({ engine })).subscribe(emit) : counted.subscribe();
   return { st, lat, drainLat, stop: () => sub.unsubscribe() };
 }
 
@@ -267,9 +271,9 @@ async function main(): Promise<void> {
     const res: { median: number; p99: number }[] = [];
     for (const [what, loop, cap] of runs) {
       const raw = await startSignals({ lostInterval: 0, modulesInterval: 0, ringBytes: 64 << 20 });
-      const live = withExeHashes(raw, new ExeHasher({ maxBytes: cap }));
-      await live.hasher.start();
-      const eng = attachEngine(live, { rules: benchRules, latency: true });
+      const hasher = new ExeHasher({ maxBytes: cap });
+      await hasher.start();
+      const eng = attachEngine(raw, { rules: benchRules, latency: true, hasher });
       // touch: a new ctime, a new file version each time (no cache hit)
       const looper = loop ? spawn('sh', ['-c', 'while :; do touch "$0"; "$0"; done', big], { stdio: 'ignore' }) : undefined;
       try {
@@ -280,7 +284,7 @@ async function main(): Promise<void> {
         const ms = eng.lat.map((n) => n / 1e6).sort((a, b) => a - b);
         const r = { median: quantile(ms, 0.5), p99: quantile(ms, 0.99) };
         res.push(r);
-        const h = live.hasher.stats();
+        const h = hasher.stats();
         const base = res[0];
         report(
           `hashload, ${what}: mprotect ${fmt(gen.ops / gen.seconds)}/s for ${HASHLOAD_S}s, drained ${((100 * eng.st.gen) / gen.ops).toFixed(2)}%, lost ${fmt(raw.lost() - lost0)}; ` +
@@ -290,7 +294,8 @@ async function main(): Promise<void> {
       } finally {
         looper?.kill('SIGKILL');
         eng.stop();
-        await live.stop();
+        await raw.stop();
+        hasher.close();
       }
     }
   }

@@ -1,6 +1,7 @@
 // krsi command line. Each command lives in cli/commands/<name>.ts and exports register(program).
 // Exit codes: 0 ok; 1 rule/log errors or failed tests; 2 usage; 3 missing prerequisite (root, libbpf, BPF LSM).
 import { Command } from 'commander';
+import { formatTrace, pipelineTrace } from '../lib/rx/trace.ts';
 import * as replay from './commands/replay.ts';
 import * as check from './commands/check.ts';
 import * as test from './commands/test.ts';
@@ -9,6 +10,14 @@ import * as record from './commands/record.ts';
 import * as run from './commands/run.ts';
 import * as status from './commands/status.ts';
 import * as verdicts from './commands/verdicts.ts';
+
+// KRSI_PIPELINE_TRACE=1: on exit, the pipeline stages the command ran and what each passed on (stderr)
+if (process.env.KRSI_PIPELINE_TRACE) {
+  process.on('exit', () => {
+    const t = pipelineTrace();
+    if (t.length) process.stderr.write(`krsi: pipeline: ${formatTrace(t)}\n`);
+  });
+}
 
 const program = new Command('krsi')
   .description('KRSI runtime security: BPF signals, JSON correlation rules, BPF-LSM enforcement')

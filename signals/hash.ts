@@ -8,20 +8,16 @@
 // can block for ever on a file an attacker serves (FUSE, a hung NFS server). The reader caches hashes
 // per (dev, ino, size, mtime, ctime), refuses files over maxBytes, and reads one file at a time.
 //
-// Events stay in order and are never held back beyond the deadline: a batch with exec events waits for
-// their answers at most deadlineMs after it arrived, and every later batch waits behind it (the engine
-// needs non-decreasing time). An exec event that gets no hash carries `sha256_error` saying why (gone,
+// The pipeline stage that holds batches for their hashes, in order and never beyond a deadline, is
+// signals/exe-hashes.ts. An exec event that gets no hash carries `sha256_error` saying why (gone,
 // replaced, too_large, unreadable, timeout, queue_full, unavailable), counted by reason; a rule on
-// sha256 cannot match it, a rule can read sha256_error. The waiting batches are bounded (maxQueued
-// events): past that the oldest goes on at once with `queue_full`: the hash is dropped, never the event.
+// sha256 cannot match it, a rule can read sha256_error.
 // A reader with an answer outstanding for stuckMs is killed and replaced; when `maxStuck` killed readers
 // have not died yet (a read the kernel cannot interrupt), hashing is `unavailable` until one does.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { Subject } from 'rxjs';
 import { SHA256_ERRORS, type ExecEvent, type KrsiEvent, type Sha256Error } from './events.ts';
-import type { LiveSignals } from './live.ts';
 import { childLogger } from '../lib/log.ts';
 import { READER_ARG, type HashJob, type ReaderConfig, type ReaderMessage } from './hash-reader.ts';
 
@@ -108,8 +104,11 @@ export class ExeHasher {
   private closed = false;
   private readonly s = { hashed: 0, hits: 0, misses: 0, bytes: 0, failed: 0, cached: 0, restarts: 0 };
   private readonly failures = Object.fromEntries(HASH_FAILURES.map((f) => [f, 0])) as Record<HashFailure, number>;
-  /** batches waiting, set by the stage */
+  /** batches waiting, set by the stage (signals/exe-hashes.ts) */
   queued = 0;
+  /** ts of the oldest event the stage holds back for a hash, if any: a heartbeat must not move event
+   *  time past it. Set by the stage */
+  heldFrom: () => number | undefined = () => undefined;
 
   constructor(o: ExeHashOptions = {}) {
     this.cfg = { cacheSize: o.cacheSize ?? 4096, maxBytes: o.maxBytes ?? 256 << 20, procRoot: o.procRoot ?? '/proc' };
@@ -272,122 +271,4 @@ export class ExeHasher {
     // the next one starts now: the next exec event should not wait for its start-up
     if (this.stuck < this.maxStuck) void this.start().catch((err) => log.warn({ err: String(err) }, 'exe hash reader did not start'));
   }
-}
-
-/** LiveSignals whose exec events carry sha256 or sha256_error, in the original order */
-export interface HashedSignals extends LiveSignals {
-  hasher: ExeHasher;
-  /** ts of the oldest event held back for a hash, if any: a heartbeat must not move time past it */
-  heldFrom(): number | undefined;
-}
-
-interface Held {
-  batch: KrsiEvent[];
-  /** exec events still without an answer */
-  open: Set<ExecEvent>;
-  /** Date.now() when it came */
-  arrival: number;
-}
-
-/** the hashing stage over live signals (see the top of this file) */
-export function withExeHashes(live: LiveSignals, hasher: ExeHasher = new ExeHasher()): HashedSignals {
-  const batches = new Subject<KrsiEvent[]>();
-  const events = new Subject<KrsiEvent>();
-  const queue: Held[] = [];
-  let queuedEvents = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let ended = false;
-  let drained: (() => void) | undefined;
-  void hasher.start().catch((err) => log.warn({ err: String(err) }, 'exe hash reader did not start'));
-  hasher.onReady = () => pump(); // the deadlines moved
-
-  const emit = (batch: KrsiEvent[]) => {
-    batches.next(batch);
-    if (events.observed) for (const e of batch) events.next(e);
-  };
-  /** the head goes on; its exec events still open get `why` */
-  const release = (why?: HashFailure) => {
-    const h = queue.shift()!;
-    for (const e of h.open) {
-      e.sha256_error = why ?? 'timeout';
-      hasher.count({ error: e.sha256_error });
-    }
-    h.open.clear();
-    queuedEvents -= h.batch.length;
-    hasher.queued = queue.length;
-    emit(h.batch);
-  };
-  /** hands over the answered batches at the head, then those past their deadline */
-  const pump = () => {
-    const now = Date.now();
-    while (queue.length && (!queue[0].open.size || hasher.deadlineOf(queue[0].arrival) <= now)) release('timeout');
-    if (timer) clearTimeout(timer);
-    timer = queue.length ? setTimeout(pump, Math.max(0, hasher.deadlineOf(queue[0].arrival) - Date.now())) : undefined;
-    if (!queue.length) drained?.();
-  };
-
-  const sub = live.batches$.subscribe({
-    next(batch) {
-      const open = new Set<ExecEvent>();
-      for (const e of batch) if (e.type === 'exec' && e.sha256 === undefined && e.sha256_error === undefined) open.add(e);
-      if (!open.size && !queue.length) return emit(batch);
-      const held: Held = { batch, open, arrival: Date.now() };
-      queue.push(held);
-      queuedEvents += batch.length;
-      hasher.queued = queue.length;
-      for (const e of open) {
-        void hasher.hash(e, held.arrival).then((o) => {
-          if (!held.open.delete(e)) return; // went on already (deadline, queue full)
-          if (o.sha256 !== undefined) e.sha256 = o.sha256;
-          else e.sha256_error = o.error;
-          hasher.count(o);
-          if (!held.open.size && queue[0] === held) pump();
-        });
-      }
-      // bounded: the oldest batches go on at once, their hashes dropped (counted), never their events
-      while (queuedEvents > hasher.maxQueued && queue.length > 1) release('queue_full');
-      if (!timer) pump();
-    },
-    error(err) {
-      void settled().then(() => {
-        ended = true;
-        batches.error(err);
-        events.error(err);
-      });
-    },
-    complete() {
-      void settled().then(end);
-    },
-  });
-  /** resolves once nothing waits (each held batch goes on by its deadline at the latest) */
-  function settled(): Promise<void> {
-    if (!queue.length) return Promise.resolve();
-    return new Promise<void>((r) => (drained = r));
-  }
-  function end() {
-    if (ended) return;
-    ended = true;
-    batches.complete();
-    events.complete();
-  }
-
-  return {
-    hasher,
-    heldFrom: () => queue[0]?.batch[0]?.ts,
-    events$: events.asObservable(),
-    batches$: batches.asObservable(),
-    lost: () => live.lost(),
-    lostByKind: () => live.lostByKind(),
-    unavailable: live.unavailable,
-    stats: () => live.stats(),
-    async stop() {
-      await live.stop(); // the last events go through the stage
-      await settled();
-      sub.unsubscribe();
-      hasher.close();
-      end();
-      const s = hasher.stats();
-      if (s.failed) log.warn({ failures: s.failures, hashed: s.hashed }, `${s.failed} exec events without sha256 (see their sha256_error)`);
-    },
-  };
 }

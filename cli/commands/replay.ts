@@ -3,9 +3,12 @@
 import { Option, type Command } from 'commander';
 import type { CompiledRuleSet } from '../../engine/rules/types.ts';
 import type { Mode, Output, SummaryOut } from '../../engine/types.ts';
+import type { KrsiEvent } from '../../signals/events.ts';
+import { lastValueFrom } from 'rxjs';
+import { each } from '../../lib/rx/each.ts';
+import { selectRules } from '../../engine/rules/select.ts';
 import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../../engine/eventlog/index.ts';
 import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
-import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
 import { visible } from '../../lib/visible.ts';
 
 export interface ReplayOptions {
@@ -21,42 +24,39 @@ export interface ReplayOptions {
   onFirstEvent?(ts: number): void;
 }
 
-/** keeps only the rules named in `ids` (and rebuilds the type index) */
-export function selectRules(set: CompiledRuleSet, ids: string[]): CompiledRuleSet {
-  const keep = new Set(ids);
-  const byType = new Map([...set.byType].map(([t, rules]) => [t, rules.filter((r) => keep.has(r.id))]));
-  return { ...set, rules: set.rules.filter((r) => keep.has(r.id)), byType };
-}
-
-/** Replays a log through the engine; every output goes to `emit`, the summary last (and returned). */
-export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, drain: () => Promise<void> = async () => {}): Promise<SummaryOut> {
+/** Replays a log through the pipeline (fromLog → krsiEngine → sinks); every output goes to `emit`, the
+ *  summary last (and returned). `drain` paces the reading: it resolves when the sinks can take more. */
+export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, drain?: () => Promise<void>): Promise<SummaryOut> {
   // loaded when used: the CLI starts without the engine for other commands
-  const { Engine } = await import('../../engine/engine.ts');
-  const engine = new Engine({ rules: o.rules, mode: o.mode });
-  const s = emptySummary(o.rules);
-  const count = countingInto(s, emit);
-  const t = process.hrtime.bigint();
-  const events = readEvents(o.log, {
-    skipBad: o.skipBad,
-    since: o.since,
-    until: o.until,
-    onBad: (e) => (s.bad_lines++, o.onBad?.(e)),
-    onProgress: o.progress && ((d, n) => o.progress!.update(d, n)),
-  });
+  const [{ krsiEngine }, { fromLog }] = await Promise.all([import('../../engine/pipeline.ts'), import('../../engine/rx/from-log.ts')]);
+  let bad = 0;
+  const source = fromLog(
+    o.log,
+    {
+      skipBad: o.skipBad,
+      since: o.since,
+      until: o.until,
+      onBad: (e) => (bad++, o.onBad?.(e)),
+      onProgress: o.progress && ((d, n) => o.progress!.update(d, n)),
+    },
+    drain,
+  );
+  const first = o.onFirstEvent;
+  const firstEvent = first ? each<KrsiEvent[]>('first-event', (b) => b.length && first(b[0].ts)) : undefined;
+  let summary: SummaryOut | undefined;
+  const outputs = (firstEvent ? source.pipe(firstEvent) : source).pipe(
+    krsiEngine({ rules: o.rules, mode: o.mode, summary: { badLines: () => bad } }),
+    each<Output>('output', (x) => {
+      if (x.kind === 'summary') summary = x;
+      emit(x);
+    }),
+  );
   try {
-    for await (const batch of events) {
-      if (s.events === 0) o.onFirstEvent?.(batch[0].ts);
-      for (let i = 0; i < batch.length; i++) engine.push(batch[i], count);
-      s.events += batch.length;
-      await drain();
-    }
-    engine.finish(count);
+    await lastValueFrom(outputs, { defaultValue: undefined });
   } finally {
     o.progress?.stop();
   }
-  timeSummary(s, t);
-  emit(s);
-  return s;
+  return summary!;
 }
 
 const HELP = `

@@ -1,27 +1,23 @@
-// krsi run: the rules on live events. BPF signals -> the same engine as replay -> the same output
-// (text, or the JSON Lines objects of `krsi replay --format json`); --record also writes the events
-// into an lmdb log that `krsi replay` reproduces. SIGINT/SIGTERM: detach, flush the log, exit 0.
+// krsi run: the rules on live events: the BPF signals through the pipeline replay uses (cli/live.ts),
+// into the same output (text, or the JSON Lines objects of `krsi replay --format json`); --record also
+// writes the events into an lmdb log that `krsi replay` reproduces. SIGINT/SIGTERM: detach, flush the
+// log, exit 0.
 import { Option, type Command } from 'commander';
 import type { CompiledRuleSet } from '../../engine/rules/types.ts';
-import type { Mode, Output, SummaryOut } from '../../engine/types.ts';
-import type { KrsiEvent } from '../../signals/events.ts';
+import type { Mode } from '../../engine/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../../engine/rules/load.ts';
-import { Engine } from '../../engine/engine.ts';
 import { LogWriter } from '../../engine/eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
-import { countingInto, emptySummary, timeSummary } from '../output/summary.ts';
-import { selectRules } from './replay.ts';
+import { selectRules } from '../../engine/rules/select.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
-import { bootNs } from '../../signals/clock.ts';
-import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts'; // H8: enforcement
-import { ExeHasher, withExeHashes, type HashedSignals, type HashStats } from '../../signals/hash.ts';
-import { needsExeHash } from '../../engine/rules/reads.ts';
-import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts'; // H11: metrics
+import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts';
+import { hashFailures, runLive } from '../live.ts';
+import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { startProtection, type ProtectHandle } from '../../enforcers/protect.ts'; // self-protection
-import { serveControl, type ControlServer } from '../../enforcers/control.ts'; // self-protection
+import { startProtection, type ProtectHandle } from '../../enforcers/protect.ts';
+import { serveControl, type ControlServer } from '../../enforcers/control.ts';
 
 /** exit codes (cli/main.ts): 1 rule errors, 2 usage, 3 missing prerequisite */
 export const EXIT_PREREQ = 3;
@@ -52,23 +48,6 @@ export async function startLive(cmd: string, o: SignalsOptions): Promise<LiveSig
   }
 }
 
-/** resolves on the first SIGINT/SIGTERM, or after ms when given */
-export function untilStopped(ms?: number): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (why: string) => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      if (timer) clearTimeout(timer);
-      resolve(why);
-    };
-    const onInt = () => done('SIGINT');
-    const onTerm = () => done('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    const timer = ms !== undefined ? setTimeout(() => done('duration'), ms) : undefined;
-  });
-}
-
 interface CliOptions {
   rules?: string[];
   rule?: string[];
@@ -83,7 +62,6 @@ interface CliOptions {
   allowStopFrom?: string[];
 }
 
-// ---- ENFORCEMENT: the one place `krsi run --mode enforce` is handled (H8: enforcers/index.ts) ----
 // --mode enforce, or enabled rules in enforce mode, open the enforcer: verdicts go into the pinned
 // BPF-LSM maps, the kernel's denied events come back into the output and the log. A host that cannot
 // enforce (no BPF LSM) fails at start with exit 3, naming the boot option: never silently monitor.
@@ -97,9 +75,8 @@ async function openEnforcement(rules: CompiledRuleSet, mode: Mode | undefined, s
     fail('run', `${err.message.replace(/^krsi: /, '')}\n(enforcement asked for by ${asked.join(', ')})`, err.exitCode ?? EXIT_PREREQ);
   }
 }
-// ---- end ENFORCEMENT ----
 
-// ---- SELF-PROTECTION (enforcers/protect.ts, enforcers/control.ts): while enforcing, krsi serves the control
+// Self-protection (enforcers/protect.ts, enforcers/control.ts): while enforcing, krsi serves the control
 // socket `krsi verdicts` talks to, then (unless --no-self-protect) attaches the programs that refuse others
 // its maps, links, pins and ptrace. A failure stops krsi before it runs: never enforcing unprotected unasked.
 async function openGuard(enforce: EnforceSession, o: CliOptions, undo: () => Promise<void>): Promise<{ protect?: ProtectHandle; close(): Promise<void> }> {
@@ -121,110 +98,6 @@ async function openGuard(enforce: EnforceSession, o: CliOptions, undo: () => Pro
       await control?.close();
     },
   };
-}
-// ---- end SELF-PROTECTION ----
-
-/** H11: "3 gone, 1 replaced" */
-export function hashFailures(h: HashStats): string {
-  return Object.entries(h.failures).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
-}
-
-const HEARTBEAT_MS = 500;
-const HEARTBEAT_LAG_NS = 1e9;
-
-/** runs until SIGINT/SIGTERM (or durationMs); every output goes to emit, the summary last */
-export async function runLive(
-  o: {
-    rules: CompiledRuleSet; mode?: Mode; /** a log path, or a log the caller opened (runLive closes it) */ record?: string | LogWriter; durationMs?: number; signals?: SignalsOptions; live?: LiveSignals; stop?: Promise<unknown>; onFirstEvent?(ts: number): void; enforce?: EnforceSession; clock?: () => number;
-    /** H11: sha256 on exec events (default: when a rule reads it, or when recording) */ hashExe?: boolean | ExeHasher;
-    /** H11: Prometheus metrics to feed */ metrics?: KrsiMetrics;
-  },
-  emit: (out: Output) => void,
-  onBatch?: () => void,
-): Promise<SummaryOut & { lost: number; hash?: HashStats }> {
-  // the log first: a log that cannot be opened fails the run before any program is loaded
-  const writer = typeof o.record === 'string' ? LogWriter.open(o.record) : o.record;
-  let raw: LiveSignals;
-  try {
-    raw = o.live ?? (await startSignals(o.signals ?? {}));
-  } catch (e) {
-    await writer?.close();
-    throw e;
-  }
-  // ---- H11: exe hashing stage between the signals and their consumers (signals/hash.ts) ----
-  const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
-  const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
-  const live = hasher ? withExeHashes(raw, hasher) : raw;
-  const heldFrom = hasher ? (live as HashedSignals).heldFrom : () => undefined;
-  // ---- end H11 ----
-  // simulate off: live, the kernel refuses and reports its own denied events
-  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
-  o.metrics?.attach({ engine, live, hasher, enforce: o.enforce }); // H11
-  const s: SummaryOut & { lost: number } = { ...emptySummary(o.rules), lost: 0 };
-  const count = countingInto(s, (out) => {
-    o.enforce?.output(out); // H8: an applied verdict goes into the kernel maps before it is printed
-    emit(out);
-  });
-  let seq = 0;
-  let fail!: (e: unknown) => void;
-  const failed = new Promise<never>((_, rej) => (fail = rej));
-  failed.catch(() => {});
-  const t = process.hrtime.bigint();
-  // one subscription: the recorder first (it numbers events by log position), then the engine
-  let lastTs = 0; // H8: the kernel's denied events join the signals' batches; ts stays non-decreasing
-  const onEvents = (batch: KrsiEvent[]) => {
-    try {
-      if (s.events === 0 && batch.length) o.onFirstEvent?.(batch[0].ts);
-      if (o.enforce) for (const e of batch) if (e.ts < lastTs) { e.kts = e.ts; e.ts = lastTs; } else lastTs = e.ts;
-      writer?.append(batch);
-      for (const e of batch) {
-        if (e.seq === undefined) e.seq = ++seq;
-        o.enforce?.event(e);
-        engine.push(e, count);
-      }
-      s.events += batch.length;
-      o.metrics?.events(batch); // H11
-      onBatch?.();
-    } catch (e) {
-      fail(e);
-    }
-  };
-  const sub = live.batches$.subscribe(onEvents);
-  o.enforce?.onDenied((ev) => onEvents([ev]));
-  // live heartbeat: event time also follows CLOCK_BOOTTIME (the events' clock), so an absence fires
-  // when its window has passed even if no later event comes; it lags the clock by HEARTBEAT_LAG_NS so
-  // that events still in the ring are not overtaken
-  const beat = setInterval(() => {
-    try {
-      // H11: nor past events held back until their executable is hashed
-      engine.advance(Math.min((o.clock ?? bootNs)() - HEARTBEAT_LAG_NS, heldFrom() ?? Infinity), count);
-      onBatch?.();
-    } catch (e) {
-      fail(e);
-    }
-  }, HEARTBEAT_MS);
-  beat.unref();
-  try {
-    await Promise.race([o.stop ?? untilStopped(o.durationMs), failed]);
-  } finally {
-    clearInterval(beat);
-    // each step runs even when one before it throws: the enforcer releases krsi's exemption, the log is flushed
-    try {
-      await live.stop();
-    } finally {
-      try {
-        await o.enforce?.close(); // H8: programs and maps stay pinned, verdicts stay in the store
-      } finally {
-        sub.unsubscribe();
-        s.lost = live.lost();
-        await writer?.close();
-      }
-    }
-  }
-  engine.finish(count);
-  timeSummary(s, t);
-  emit(s);
-  return hasher ? { ...s, hash: hasher.stats() } : s;
 }
 
 const HELP = `
@@ -282,15 +155,15 @@ export function register(program: Command): void {
     .option('--record <log>', 'also record the events into this lmdb log')
     .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
-    .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)') // H8
+    .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)')
     .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
     .option('--no-self-protect', 'enforce mode: do not refuse other processes krsi\'s maps, links, pins and ptrace (see below)')
     .option('--allow-stop-from <exe...>', 'enforce mode: signals from these executables stop krsi unreported (pid 1 always may)')
-    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (HOST: another address, unauthenticated)') // H11
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (HOST: another address, unauthenticated)')
     .addHelpText('after', HELP)
     .action(async (opts: CliOptions) => {
       const durationMs = opts.duration !== undefined ? parseSeconds(opts.duration, 'run') : undefined;
-      if (opts.metrics !== undefined) try { parseListen(opts.metrics); } catch (e) { fail('run', (e as Error).message, 2); } // H11: usage first
+      if (opts.metrics !== undefined) try { parseListen(opts.metrics); } catch (e) { fail('run', (e as Error).message, 2); }
       let rules: CompiledRuleSet;
       try {
         rules = await loadRuleDirs(opts.rules?.length ? opts.rules : [BUNDLED_RULES_DIR]);
@@ -315,10 +188,10 @@ export function register(program: Command): void {
           fail('run', `--record: ${(e as Error).message}`, 1);
         }
       }
-      for (const p of opts.allowStopFrom ?? []) if (!existsSync(p)) fail('run', `--allow-stop-from ${p}: no such file`, 2); // self-protection
-      const enforce = await openEnforcement(rules, opts.mode, opts.state); // H8
+      for (const p of opts.allowStopFrom ?? []) if (!existsSync(p)) fail('run', `--allow-stop-from ${p}: no such file`, 2);
+      const enforce = await openEnforcement(rules, opts.mode, opts.state);
 
-      // H11: metrics server before the signals, so a bad address fails before anything is loaded
+      // the metrics server before the signals, so a bad address fails before anything is loaded
       const metrics = opts.metrics !== undefined ? new KrsiMetrics() : undefined;
       const server = metrics && (await serveMetrics(metrics, opts.metrics!).catch((e: Error) => fail('run', e.message.startsWith('--metrics') ? e.message : `--metrics ${opts.metrics}: ${e.message}`, 2)));
       // the warning first, in the same write: whoever reads up to the URL has read it
@@ -336,10 +209,10 @@ export function register(program: Command): void {
           sink.write,
           () => void sink.drain(),
         );
-        await server?.close(); // H11
+        await server?.close();
         await guard?.close();
         if (s.lost) process.stderr.write(`krsi run: ${s.lost} events lost (ring buffer full)\n`);
-        if (s.hash?.failed) process.stderr.write(`krsi run: ${s.hash.failed} exec events without sha256 (${hashFailures(s.hash)})\n`); // H11
+        if (s.hash?.failed) process.stderr.write(`krsi run: ${s.hash.failed} exec events without sha256 (${hashFailures(s.hash)})\n`);
         if (opts.record) process.stderr.write(`krsi run: recorded ${s.events} events to ${opts.record}\n`);
       } catch (e) {
         await sink.end();

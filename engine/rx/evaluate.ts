@@ -4,7 +4,7 @@ import type { OperatorFunction } from 'rxjs';
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { Output } from '../types.ts';
 import type { Engine } from '../engine.ts';
-import { operate } from './operate.ts';
+import { operate } from '../../lib/rx/operate.ts';
 
 /** "event time is now `tick`" (ns, the events' clock), from a heartbeat */
 export interface Tick {
@@ -13,12 +13,7 @@ export interface Tick {
 
 export type EngineInput = KrsiEvent | KrsiEvent[] | Tick;
 
-export interface EvaluateOptions {
-  /** on completion, after finish(): a last output (the summary) */
-  last?: (engine: Engine) => Output | undefined;
-}
-
-export function evaluate(engine: Engine, o: EvaluateOptions = {}): OperatorFunction<EngineInput, Output> {
+export function evaluate(engine: Engine): OperatorFunction<EngineInput, Output> {
   return operate<EngineInput, Output>('evaluate', (out) => {
     const emit = (x: Output) => out.next(x);
     return {
@@ -35,8 +30,6 @@ export function evaluate(engine: Engine, o: EvaluateOptions = {}): OperatorFunct
       },
       complete() {
         engine.finish(emit);
-        const l = o.last?.(engine);
-        if (l) out.next(l);
       },
     };
   });

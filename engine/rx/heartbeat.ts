@@ -4,7 +4,7 @@
 // Without `clock`, event time is extrapolated from the latest event seen: its ts plus the scheduler
 // time elapsed since it passed (no tick before the first event).
 import { asyncScheduler, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import { operate } from './operate.ts';
+import { operate } from '../../lib/rx/operate.ts';
 import type { Tick } from './evaluate.ts';
 
 export interface HeartbeatOptions {

@@ -3,8 +3,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EMPTY, Subject } from 'rxjs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, copyFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +12,9 @@ import type { EnforceSession } from '../../enforcers/index.ts';
 import type { Output } from '../../engine/types.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../../cli/metrics.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
-import { runLive } from '../../cli/commands/run.ts';
+import { runLive } from '../../cli/live.ts';
 import { sample } from '../helpers/prom.ts';
+import { krsiSync } from '../helpers/krsi.ts';
 
 const RULES = (sha: string) => JSON.stringify({
   lists: { bad: [sha] },
@@ -127,8 +126,7 @@ describe('metrics', () => {
   });
 
   test('krsi run --metrics with a bad address: usage error (exit 2) before anything is loaded', () => {
-    const krsi = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
-    const r = spawnSync(process.execPath, [krsi, 'run', '--metrics', 'nonsense'], { encoding: 'utf8' });
+    const r = krsiSync(['run', '--metrics', 'nonsense']);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /krsi run: --metrics: 'nonsense' is not HOST:PORT/);
   });

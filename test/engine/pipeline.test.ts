@@ -64,7 +64,7 @@ describe('krsiEngine (RxJS)', () => {
 
   test('summary last on completion, with the engine\'s counts', async () => {
     const engine = new Engine({ rules: ruleSet([rule({ id: 'exec', types: ['exec'], match: isType('exec') })]) });
-    const out = await lastValueFrom(from([[ev('exec', 1, 1), ev('exec', 2, 1)], ev('exit', 3, 1, { code: 0 })]).pipe(krsiEngine({ rules: engine.opts.rules, engine, summary: true }), toArray()));
+    const out = await lastValueFrom(from([[ev('exec', 1, 1), ev('exec', 2, 1)], ev('exit', 3, 1, { code: 0 })]).pipe(krsiEngine({ engine, summary: true }), toArray()));
     assert.deepEqual(out.map((o) => o.kind), ['alert', 'alert', 'summary']);
     const s = out[2];
     assert.ok(s.kind === 'summary');

@@ -11,15 +11,16 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EMPTY, Subject } from 'rxjs';
+import { Subject, finalize, share } from 'rxjs';
 import type { ExecEvent, KrsiEvent } from '../../signals/events.ts';
-import type { LiveSignals } from '../../signals/live.ts';
-import { ExeHasher, withExeHashes } from '../../signals/hash.ts';
+import { ExeHasher } from '../../signals/hash.ts';
+import { exeHashes } from '../../signals/exe-hashes.ts';
 import { needCc, needRoot } from '../helpers/prereq.ts';
 
 const skip = needRoot() ?? needCc() ?? (existsSync('/dev/fuse') ? undefined : 'needs /dev/fuse (FUSE)');
 const FIXTURE = fileURLToPath(new URL('./fixtures/hangfs.c', import.meta.url));
 const HASH_TS = fileURLToPath(new URL('../../signals/hash.ts', import.meta.url));
+const STAGE_TS = fileURLToPath(new URL('../../signals/exe-hashes.ts', import.meta.url));
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,21 +64,25 @@ describe('exe hashing: a FUSE file whose reads never return', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function stub() {
+  /** a source and the hashing stage on it; stop() completes the source and waits for the stage */
+  function staged(hasher: ExeHasher) {
     const raw = new Subject<KrsiEvent[]>();
-    const live: LiveSignals = {
-      events$: EMPTY, batches$: raw, lost: () => 0, lostByKind: () => ({}), unavailable: {},
-      stats: () => ({ records: 0, events: 0, bad: 0, reordered: 0 }), stop: async () => raw.complete(),
+    let done!: () => void;
+    const end = new Promise<void>((r) => (done = r));
+    const batches$ = raw.pipe(exeHashes(hasher), finalize(() => done()), share());
+    const stop = async () => {
+      raw.complete();
+      await end;
+      hasher.close();
     };
-    return { raw, live };
+    return { raw, batches$, stop };
   }
 
   test('events go on by the deadline with sha256_error; the threadpool stays free; the stuck reader is replaced', async () => {
     const ok = join(dir, 'ok');
     copyFileSync('/bin/true', ok);
-    const { raw, live } = stub();
     const hasher = new ExeHasher({ deadlineMs: 300, stuckMs: 1500 });
-    const hashed = withExeHashes(live, hasher);
+    const { raw, ...hashed } = staged(hasher);
     await (hasher as { start?(): Promise<void> }).start?.();
     const seen: KrsiEvent[][] = [];
     const arrived: number[] = [];
@@ -131,12 +136,11 @@ describe('exe hashing: a FUSE file whose reads never return', { skip }, () => {
     const sfs = spawn(join(dir, 'hangfs'), [smnt, '1', '4096', 'stat'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       assert.notEqual(await within(new Promise<void>((r) => sfs.stdout!.on('data', (d) => String(d).includes('ready') && r())), 5000), 'TIMEOUT');
-      const { raw, live } = stub();
       const hasher = new ExeHasher({ deadlineMs: 200, stuckMs: 1000 });
-      const hashed = withExeHashes(live, hasher);
+      const { raw, ...hashed } = staged(hasher);
       await (hasher as { start?(): Promise<void> }).start?.();
       const seen: KrsiEvent[] = [];
-      hashed.events$.subscribe((e) => seen.push(e));
+      hashed.batches$.subscribe((b) => seen.push(...b));
       const ev = exec(join(smnt, 'f0'), 100);
       raw.next([ev]);
       for (let i = 0; i < 100 && !seen.length; i++) await sleep(20);
@@ -160,13 +164,13 @@ describe('exe hashing: a FUSE file whose reads never return', { skip }, () => {
     // a separate node process (as krsi run): hashes a hanging file, then exits
     const script = `
       setTimeout(() => process.exit(0), 5000);
-      const { ExeHasher, withExeHashes } = await import(${JSON.stringify(HASH_TS)});
-      const { Subject, EMPTY } = await import('rxjs');
+      const { ExeHasher } = await import(${JSON.stringify(HASH_TS)});
+      const { exeHashes } = await import(${JSON.stringify(STAGE_TS)});
+      const { Subject } = await import('rxjs');
       const raw = new Subject();
-      const live = { events$: EMPTY, batches$: raw, lost: () => 0, lostByKind: () => ({}), unavailable: {}, stats: () => ({}), stop: async () => raw.complete() };
-      const h = withExeHashes(live, new ExeHasher({ deadlineMs: 200 }));
-      await h.hasher.start?.();
-      h.batches$.subscribe((b) => console.log('delivered', b[0].sha256_error ?? b[0].sha256));
+      const hasher = new ExeHasher({ deadlineMs: 200 });
+      await hasher.start();
+      raw.pipe(exeHashes(hasher)).subscribe((b) => console.log('delivered', b[0].sha256_error ?? b[0].sha256));
       raw.next([{ ts: 1, type: 'exec', pid: ${deadPid()}, ppid: 1, uid: 0, comm: 'x', exe: { dev: 0, ino: 101, path: ${JSON.stringify(join(mnt, 'f1'))} }, filename: 'x' }]);
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });

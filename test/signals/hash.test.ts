@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { EMPTY, Subject } from 'rxjs';
 import type { ExecEvent, KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import { ExeHasher, withExeHashes } from '../../signals/hash.ts';
+import { ExeHasher } from '../../signals/hash.ts';
+import { exeHashes } from '../../signals/exe-hashes.ts';
 import { needsExeHash } from '../../engine/rules/reads.ts';
 import { loadRuleSources, loadRuleDirs, BUNDLED_RULES_DIR } from '../../engine/rules/load.ts';
 
@@ -173,18 +174,25 @@ describe('ExeHasher (the reader child process)', () => {
   });
 });
 
-describe('withExeHashes: the stage keeps the order', () => {
+describe('exeHashes: the stage keeps the order', () => {
   let dir: string;
   before(() => (dir = mkdtempSync(join(tmpdir(), 'krsi-hash-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  function stub() {
+  /** a source, the stage on it, what came out; stop() completes the source and waits for the stage */
+  function staged(hasher = new ExeHasher()) {
     const raw = new Subject<KrsiEvent[]>();
-    const live: LiveSignals = {
-      events$: EMPTY, batches$: raw, lost: () => 0, lostByKind: () => ({}), unavailable: {},
-      stats: () => ({ records: 0, events: 0, bad: 0, reordered: 0 }), stop: async () => raw.complete(),
+    const seen: KrsiEvent[][] = [];
+    let completed = false;
+    let done!: () => void;
+    const end = new Promise<void>((r) => (done = r));
+    raw.pipe(exeHashes(hasher)).subscribe({ next: (b) => seen.push(b), complete: () => ((completed = true), done()) });
+    const stop = async () => {
+      raw.complete();
+      await end;
+      hasher.close();
     };
-    return { raw, live };
+    return { raw, hasher, seen, stop, completed: () => completed };
   }
   const fork = (): KrsiEvent => ({ ts: ts++, type: 'fork', pid: 1, ppid: 0, uid: 0, comm: 'x', exe: { dev: 1, ino: 1, path: '/x' }, child_pid: 2 });
 
@@ -193,14 +201,11 @@ describe('withExeHashes: the stage keeps the order', () => {
     const big = join(dir, 'big');
     copyFileSync('/bin/true', small);
     writeFileSync(big, randomBytes(2 << 20));
-    const { raw, live } = stub();
-    const hashed = withExeHashes(live);
-    await hashed.hasher.start();
-    const seen: KrsiEvent[][] = [];
-    hashed.batches$.subscribe((b) => seen.push(b));
+    const { raw, hasher, seen, stop } = staged();
+    await hasher.start();
     raw.next([fork()]);
     assert.equal(seen.length, 1, 'no wait: delivered at once');
-    assert.equal(hashed.heldFrom(), undefined);
+    assert.equal(hasher.heldFrom(), undefined);
 
     const e2 = execOf(big);
     const f3 = fork();
@@ -208,71 +213,61 @@ describe('withExeHashes: the stage keeps the order', () => {
     raw.next([e2]);
     raw.next([f3, e4]);
     assert.equal(seen.length, 1, 'the exec holds its batch and the next');
-    assert.equal(hashed.hasher.stats().waiting, 2);
-    assert.equal(hashed.heldFrom(), e2.ts, 'the heartbeat may not pass the held exec');
-    await hashed.stop();
+    assert.equal(hasher.stats().waiting, 2);
+    assert.equal(hasher.heldFrom(), e2.ts, 'the heartbeat may not pass the held exec');
+    await stop();
     assert.deepEqual(seen.flat().map((e) => e.ts), [...seen.flat().map((e) => e.ts)].sort((a, b) => a - b), 'in order');
     assert.deepEqual(seen.map((b) => b.length), [1, 1, 2]);
     assert.equal((seen[1][0] as ExecEvent).sha256, sha(big));
     assert.equal((seen[2][1] as ExecEvent).sha256, sha(small));
-    assert.equal(hashed.heldFrom(), undefined);
-    assert.equal(hashed.hasher.stats().hashed, 2);
+    assert.equal(hasher.heldFrom(), undefined);
+    assert.equal(hasher.stats().hashed, 2);
   });
 
-  test('an exec that cannot be hashed goes on with sha256_error; stop() completes the stream', async () => {
-    const { raw, live } = stub();
-    const hashed = withExeHashes(live);
-    await hashed.hasher.start();
-    const seen: KrsiEvent[] = [];
-    let completed = false;
-    hashed.events$.subscribe({ next: (e) => seen.push(e), complete: () => (completed = true) });
+  test('an exec that cannot be hashed goes on with sha256_error; completing the source completes the stage', async () => {
+    const { raw, hasher, seen, stop, completed } = staged();
+    await hasher.start();
     const ev = exec(deadPid(), { dev: 1, ino: 1, path: join(dir, 'missing') });
     raw.next([ev]);
-    await hashed.stop();
-    assert.equal(seen.length, 1);
-    assert.equal((seen[0] as ExecEvent).sha256, undefined);
-    assert.equal((seen[0] as ExecEvent).sha256_error, 'gone');
-    assert.equal(hashed.hasher.stats().failures.gone, 1);
-    assert.ok(completed);
+    await stop();
+    assert.equal(seen.flat().length, 1);
+    assert.equal((seen[0][0] as ExecEvent).sha256, undefined);
+    assert.equal((seen[0][0] as ExecEvent).sha256_error, 'gone');
+    assert.equal(hasher.stats().failures.gone, 1);
+    assert.ok(completed());
   });
 
   test('bounded: past maxQueued events the oldest batches go on at once with queue_full (the hash dropped, never the event)', async () => {
-    const { raw, live } = stub();
-    const hashed = withExeHashes(live, new ExeHasher({ maxQueued: 4, deadlineMs: 10_000 }));
-    await hashed.hasher.start();
-    const seen: KrsiEvent[][] = [];
-    hashed.batches$.subscribe((b) => seen.push(b));
+    const { raw, hasher, seen, stop } = staged(new ExeHasher({ maxQueued: 4, deadlineMs: 10_000 }));
+    await hasher.start();
     const evs = Array.from({ length: 7 }, () => execOf('/bin/true'));
     for (const e of evs) raw.next([e]);
     assert.equal(seen.length, 3, 'the 3 oldest went on at once');
     assert.deepEqual(seen.flat().map((e) => (e as ExecEvent).sha256_error), ['queue_full', 'queue_full', 'queue_full']);
-    await hashed.stop();
+    await stop();
     assert.equal(seen.length, 7, 'every event delivered');
     assert.deepEqual(seen.flat().map((e) => e.ts), evs.map((e) => e.ts), 'in order');
     assert.deepEqual(evs.slice(3).map((e) => e.sha256), Array(4).fill(sha('/bin/true')));
-    assert.equal(hashed.hasher.stats().failures.queue_full, 3);
+    assert.equal(hasher.stats().failures.queue_full, 3);
   });
 
   test('the deadline: an exec event not answered in time goes on with timeout', async () => {
-    const { raw, live } = stub();
     // deadline 0: answered, at best, after the event had to go
-    const hashed = withExeHashes(live, new ExeHasher({ deadlineMs: 0 }));
-    await hashed.hasher.start(); // deadlines count from the reader's start
-    const seen: KrsiEvent[] = [];
-    hashed.events$.subscribe((e) => seen.push(e));
+    const { raw, hasher, seen, stop } = staged(new ExeHasher({ deadlineMs: 0 }));
+    await hasher.start(); // deadlines count from the reader's start
     const ev = execOf('/bin/true');
     raw.next([ev]);
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(seen.length, 1);
+    assert.equal(seen.flat().length, 1);
     assert.equal(ev.sha256_error, 'timeout');
-    await hashed.stop();
+    await stop();
     assert.equal(ev.sha256, undefined, 'a late answer does not change an event already delivered');
   });
 });
 
 describe('krsi record: recorded exec events carry sha256', () => {
   test('recordLive hashes by default, not with hashExe: false (stub source, real lmdb log)', async () => {
-    const { recordLive } = await import('../../cli/commands/record.ts');
+    const { recordLive } = await import('../../cli/live.ts');
     const { readEvents } = await import('../../engine/eventlog/index.ts');
     const dir = mkdtempSync(join(tmpdir(), 'krsi-hash-rec-'));
     try {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestScheduler } from 'rxjs/testing';
-import { operate } from '../../../engine/rx/operate.ts';
+import { operate } from '../../../lib/rx/operate.ts';
 import { heartbeat } from '../../../engine/rx/heartbeat.ts';
 
 const newScheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));

@@ -1,0 +1,188 @@
+// The wiring of live runs: `krsi run` and `krsi record` put the same pipeline on the BPF signals that
+// `krsi replay` puts on a log; only the source and the sinks differ.
+//   run:    signals → exe-hashes → [+ kernel denials → ts-order] → record → metrics → krsiEngine
+//           (heartbeat → evaluate → summarize) → output
+//   record: signals → exe-hashes → record
+// Stopping (SIGINT/SIGTERM, --duration, or `stop`): the signals drain and detach, the enforcer closes
+// (its last denials join the stream), the held hashes go on, the engine finishes and the summary comes
+// last; the log is flushed whatever fails on the way.
+import { Subject, lastValueFrom, merge, type Observable, type OperatorFunction } from 'rxjs';
+import type { CompiledRuleSet } from '../engine/rules/types.ts';
+import type { Mode, Output, SummaryOut } from '../engine/types.ts';
+import type { KrsiEvent } from '../signals/events.ts';
+import { needsExeHash } from '../engine/rules/reads.ts';
+import { Engine } from '../engine/engine.ts';
+import { krsiEngine } from '../engine/pipeline.ts';
+import { LogWriter } from '../engine/eventlog/index.ts';
+import { startSignals, type LiveSignals, type SignalsOptions } from '../signals/live.ts';
+import { bootNs } from '../signals/clock.ts';
+import { ExeHasher, type HashStats } from '../signals/hash.ts';
+import { exeHashes } from '../signals/exe-hashes.ts';
+import { tsOrder } from '../signals/ts-order.ts';
+import type { EnforceSession } from '../enforcers/index.ts';
+import type { KrsiMetrics } from './metrics.ts';
+import { each } from '../lib/rx/each.ts';
+
+/** resolves on the first SIGINT/SIGTERM, or after ms when given */
+export function untilStopped(ms?: number): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      if (timer) clearTimeout(timer);
+      resolve(why);
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    const timer = ms !== undefined ? setTimeout(() => done('duration'), ms) : undefined;
+  });
+}
+
+/** "3 gone, 1 replaced" */
+export function hashFailures(h: HashStats): string {
+  return Object.entries(h.failures).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
+const identity = <T>(x: T) => x;
+
+/** the live source up to the recorder: signals, their exe hashes, the kernel's denials merged in ts order */
+export function liveEvents(live: LiveSignals, o: { hasher?: ExeHasher; denied$?: Observable<KrsiEvent[]>; writer?: LogWriter }): Observable<KrsiEvent[]> {
+  const signals = live.batches$.pipe(each('signals', identity), o.hasher ? exeHashes(o.hasher) : (identity as OperatorFunction<KrsiEvent[], KrsiEvent[]>));
+  const events = o.denied$ ? merge(signals, o.denied$).pipe(tsOrder()) : signals;
+  // the recorder numbers events by their log position (seq), before the engine sees them
+  return o.writer ? events.pipe(each('record', (b) => o.writer!.append(b))) : events;
+}
+
+/** stops in order, each step even when one before it throws; rethrows the first failure */
+async function stopAll(steps: (() => unknown)[]): Promise<void> {
+  let first: unknown;
+  for (const s of steps) {
+    try {
+      await s();
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  if (first !== undefined) throw first;
+}
+
+const HEARTBEAT_MS = 500;
+/** the heartbeat lags CLOCK_BOOTTIME so that events still in the ring are not overtaken */
+const HEARTBEAT_LAG_NS = 1e9;
+
+export interface RunOptions {
+  rules: CompiledRuleSet;
+  mode?: Mode;
+  /** a log path, or a log the caller opened (runLive closes it) */
+  record?: string | LogWriter;
+  durationMs?: number;
+  signals?: SignalsOptions;
+  live?: LiveSignals;
+  stop?: Promise<unknown>;
+  onFirstEvent?(ts: number): void;
+  enforce?: EnforceSession;
+  /** the events' clock (default CLOCK_BOOTTIME) */
+  clock?: () => number;
+  /** sha256 on exec events (default: when a rule reads it, or when recording) */
+  hashExe?: boolean | ExeHasher;
+  /** Prometheus metrics to feed */
+  metrics?: KrsiMetrics;
+}
+
+/** runs until SIGINT/SIGTERM (or durationMs, or `stop`); every output goes to emit, the summary last */
+export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutput?: () => void): Promise<SummaryOut & { lost: number; hash?: HashStats }> {
+  // the log first: a log that cannot be opened fails the run before any program is loaded
+  const writer = typeof o.record === 'string' ? LogWriter.open(o.record) : o.record;
+  let live: LiveSignals;
+  try {
+    live = o.live ?? (await startSignals(o.signals ?? {}));
+  } catch (e) {
+    await writer?.close();
+    throw e;
+  }
+  const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
+  const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
+  // live, the kernel refuses and reports its own denied events: the engine does not simulate
+  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
+  o.metrics?.attach({ engine, live, hasher, enforce: o.enforce });
+  const enforce = o.enforce;
+  const denied$ = enforce ? new Subject<KrsiEvent[]>() : undefined;
+  enforce?.onDenied((ev) => denied$!.next([ev]));
+  const clock = o.clock ?? bootNs;
+  const first = o.onFirstEvent;
+  let seen = false;
+  let flushQueued = false;
+  let summary: (SummaryOut & { lost: number }) | undefined;
+  const outputs$ = liveEvents(live, { hasher, denied$, writer }).pipe(
+    each('observe', (b: KrsiEvent[]) => {
+      if (!seen && b.length && first) (seen = true), first(b[0].ts);
+      o.metrics?.events(b);
+      // exits end pid verdicts, forks give children their parent's
+      if (enforce) for (const e of b) enforce.event(e);
+    }),
+    krsiEngine({
+      engine,
+      // event time also follows the clock, so an absence fires when its window has passed even if no
+      // later event comes; never past events held back for their executable's hash
+      heartbeat: { every: HEARTBEAT_MS, clock: () => Math.min(clock() - HEARTBEAT_LAG_NS, hasher?.heldFrom() ?? Infinity) },
+      summary: { extra: () => ({ lost: live.lost() }) },
+    }),
+    // an applied verdict goes into the kernel maps before it is printed
+    each('enforce', (x: Output) => enforce?.output(x)),
+    each('output', (x: Output) => {
+      if (x.kind === 'summary') summary = x as SummaryOut & { lost: number };
+      emit(x);
+      if (onOutput && !flushQueued) {
+        flushQueued = true;
+        queueMicrotask(() => ((flushQueued = false), onOutput()));
+      }
+    }),
+  );
+  const done = lastValueFrom(outputs$, { defaultValue: undefined });
+  done.catch(() => {});
+  try {
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), done]);
+  } finally {
+    // the enforcer releases krsi's exemption and its ring's last denials join; the log is flushed
+    await stopAll([() => live.stop(), () => enforce?.close(), () => denied$?.complete(), () => done.catch(() => {}), () => hasher?.close(), () => writer?.close()]);
+  }
+  await done;
+  return hasher ? { ...summary!, hash: hasher.stats() } : summary!;
+}
+
+/** records until stop resolves (default: SIGINT/SIGTERM or durationMs); returns events recorded and lost */
+export async function recordLive(o: {
+  log: string;
+  /** the log already opened (the command opens it before loading programs) */
+  writer?: LogWriter;
+  durationMs?: number;
+  signals?: SignalsOptions;
+  live?: LiveSignals;
+  stop?: Promise<unknown>;
+  /** sha256 on exec events (default on: the log carries what any rule may read) */
+  hashExe?: boolean;
+}): Promise<{ events: number; lost: number; hash?: HashStats }> {
+  const writer = o.writer ?? LogWriter.open(o.log);
+  let live: LiveSignals;
+  try {
+    live = o.live ?? (await startSignals(o.signals ?? {}));
+  } catch (e) {
+    await writer.close();
+    throw e;
+  }
+  const hasher = o.hashExe === false ? undefined : new ExeHasher();
+  let events = 0;
+  const recorded$ = liveEvents(live, { hasher, writer }).pipe(each('count', (b: KrsiEvent[]) => (events += b.length)));
+  // a write failure ends the recording (events after it would be dropped until stop)
+  const done = lastValueFrom(recorded$, { defaultValue: undefined });
+  done.catch(() => {});
+  try {
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), done]);
+  } finally {
+    await stopAll([() => live.stop(), () => done.catch(() => {}), () => hasher?.close(), () => writer.close()]);
+  }
+  await done;
+  return { events, lost: live.lost(), hash: hasher?.stats() };
+}
