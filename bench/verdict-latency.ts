@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMap, requireLiveBpf } from '../bpf/libbpf.ts';
-import { Enforcer, PinnedMapWriter, type VerdictMaps } from '../enforcers/enforcer.ts';
+import { Enforcer, PinnedMapWriter, type VerdictMaps } from '../enforcers/index.ts';
 import { VerdictStore, bootTimeNs } from '../enforcers/store.ts';
 import { LAYOUTS, encodeTgidKey, encodeVerdict } from '../enforcers/maps.ts';
 import type { Verdict } from '../engine/types.ts';

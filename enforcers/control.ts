@@ -9,7 +9,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import type { Verdict } from '../engine/types.ts';
 import { childLogger } from '../lib/log.ts';
-import type { Entry, Enforcer, KConfig } from './enforcer.ts';
+import type { Enforcer, KConfig } from './enforcer.ts';
+import type { Entry } from './verdict-keys.ts';
 
 const log = childLogger('control');
 
@@ -89,7 +90,7 @@ export async function serveControl(enf: Enforcer, path = CONTROL_SOCK): Promise<
     }
     // a process under a tgid verdict (quarantined, or the child of one) may not lift verdicts: quarantine
     // would otherwise stop its exec and mprotect but not a 'clear' through this socket
-    if (enf.denied(who.pid)) {
+    if (enf.underVerdict(who.pid)) {
       log.warn({ peer: who }, 'control socket: refused a process that is under a deny_tgid verdict');
       s.end(JSON.stringify({ ok: false, error: 'a process under a krsi verdict may not use the control socket' }) + '\n');
       s.resume();

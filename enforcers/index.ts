@@ -1,18 +1,25 @@
 // Enforcement for `krsi run`: the checks at start (fail loudly, never degrade to monitor), the
-// enforcer session that applies the engine's verdicts to the pinned maps, and the kernel's denied
-// events flowing back into the same output and recorded log.
+// enforcement session whose `enforcement` the Engine applies verdicts through (the pinned maps), and the
+// kernel's denied events flowing back into the same output and recorded log. The package's front door.
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
-import type { DeniedOut, Mode, Output, Verdict, VerdictOut } from '../engine/types.ts';
+import type { DeniedOut, Mode, Output, Verdict } from '../engine/types.ts';
 import type { DeniedEvent, FileId, KrsiEvent } from '../signals/events.ts';
-import { verdictId } from '../engine/enforcement/semantics.ts';
+import type { Enforcement } from '../engine/enforcement/enforcement.ts';
 import { childLogger } from '../lib/log.ts';
 import { supported, type Support } from '../bpf/support.ts';
-import { Enforcer, quantiles } from './enforcer.ts';
-import { bootTimeNs } from './store.ts';
+import { Enforcer } from './enforcer.ts';
+import { KernelEnforcement } from './kernel-enforcement.ts';
 import { kernelFileId } from './maps.ts';
 
-export { Enforcer, MemoryMapWriter, PinnedMapWriter, ModuleResolver } from './enforcer.ts';
+export { Enforcer, quantiles, type EnforcerOptions, type ModuleListStatus } from './enforcer.ts';
+export { KernelEnforcement } from './kernel-enforcement.ts';
+export { MemoryMapWriter, PinnedMapWriter, pinnedVerdictWriter, type MapWriter, type VerdictMaps } from './map-writers.ts';
+export { ModuleResolver } from './module-files.ts';
+export { keyString, verdictKey, kernelDeadline, type Entry, type EntryKey, type InodeMap } from './verdict-keys.ts';
+export { procStart } from './lifecycle.ts';
+export type { KConfig, KVerdict } from './maps.ts';
 export { VerdictStore, stateDir, bootTimeNs } from './store.ts';
+export { deniedDifferential, type DenialKey } from '../engine/enforcement/differential.ts';
 
 const log = childLogger('enforce');
 
@@ -34,27 +41,26 @@ export function cannotEnforce(s: Support = supported()): string | undefined {
   return why;
 }
 
-/** the Verdict a VerdictOut stands for */
-export function verdictOf(v: VerdictOut): Verdict {
-  const id = (v as VerdictOut & { id?: string }).id ?? verdictId(v.rule, v.op, v.subject);
-  return { id, rule: v.rule, op: v.op, subject: v.subject, ts: v.ts, ttl_ns: v.ttl_ns, expires: v.expires, mode: v.mode };
-}
-
 export interface EnforceSession {
   enforcer: Enforcer;
+  /** what the Engine enforces through while krsi run enforces: new Engine({ rules, mode, enforcement }) */
+  enforcement: KernelEnforcement;
   /** verdicts restored from the store at start */
   restored: number;
-  /** options for the Engine: the kernel refuses and reports, the model does not simulate */
-  engine: { simulate: false; deniedOut: (ev: DeniedEvent) => DeniedOut | undefined; resolvePath: (p: string) => FileId | undefined };
-  /** every engine output passes here first: applied verdicts go into the maps */
-  output(out: Output): void;
-  /** every live event passes here: exits end pid verdicts, forks record the copies children inherit */
-  event(ev: KrsiEvent): void;
-  /** kernel denied events, as they arrive (to be recorded and pushed into the engine) */
+  /** kernel denied events, as they arrive (to be recorded and pushed into the engine); each carries the
+   *  rule of its verdict when the enforcer knows it, so a recording names it */
   onDenied(cb: (ev: DeniedEvent) => void): void;
   /** ns: apply() -> map entry, and the triggering event's kernel ts -> map entry */
   latency(): { apply: { count: number; median_ns: number; p99_ns: number }; event_to_map: { count: number; median_ns: number; p99_ns: number } };
   close(): Promise<void>;
+  /** @deprecated Engine options of the old wiring (with output() and event()); pass `enforcement` instead */
+  engine: { simulate: false; deniedOut: (ev: DeniedEvent) => DeniedOut | undefined; resolvePath: (p: string) => FileId | undefined; enforcement: Enforcement };
+  /** @deprecated old wiring: every engine output passed here, applied verdicts went into the maps. With
+   *  `enforcement` the Engine applies them itself */
+  output(out: Output): void;
+  /** @deprecated old wiring: every live event passed here (exits, forks). With `enforcement` the Engine's
+   *  check() does it */
+  event(ev: KrsiEvent): void;
 }
 
 const SWEEP_MS = 60_000;
@@ -65,6 +71,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
   const why = cannotEnforce();
   if (why) throw Object.assign(new Error(`cannot enforce: ${why}. Nothing would be denied, so krsi does not start (run with --mode monitor for alerts only)`), { exitCode: 3 });
   const enforcer = await Enforcer.open({ stateDir: o.stateDir, selfPid: o.selfPid ?? process.pid });
+  const enforcement = new KernelEnforcement(enforcer);
   let deniedCb: ((ev: DeniedEvent) => void) | undefined;
   const early: DeniedEvent[] = [];
   let restored: number, stopRing: () => Promise<void>;
@@ -73,14 +80,19 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     enforcer.configure(o.rules, o.mode);
     const stale = enforcer.reconcile();
     log.info({ restored, stale, config: enforcer.config }, 'enforcing: verdicts go into the pinned BPF-LSM maps');
-    stopRing = enforcer.onDenied((ev) => (deniedCb ? deniedCb(ev) : early.push(ev)));
+    stopRing = enforcer.onDenied((ev, out) => {
+      // the record names the rule the enforcer knows (the counter's and the allowlist's carry rule_id 0):
+      // a replay of the recording names it too, in any mode
+      if (ev.rule === undefined && ev.op !== 'tamper' && out.rule !== 'unknown') ev.rule = out.rule;
+      if (deniedCb) deniedCb(ev);
+      else early.push(ev);
+    });
   } catch (e) {
     // krsi does not start: as on a clean stop, its pid loses the exemption (a later process may reuse it)
     enforcer.release();
     await enforcer.close();
     throw e;
   }
-  const toMap: number[] = [];
   // expired verdicts leave the maps (the kernel ignores them already; this frees their slots)
   const sweeper = setInterval(() => {
     try {
@@ -91,102 +103,50 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     }
   }, SWEEP_MS);
   sweeper.unref();
+  // the old wiring: the Engine issues the verdict, output() applies it (the verdict is kept by id in
+  // between), event() keeps the books
+  const issued = new Map<string, Verdict>();
+  const bridge: Enforcement = {
+    check: () => undefined,
+    apply: (v) => {
+      if (issued.size > 1000) issued.clear();
+      issued.set(v.id, v);
+      return true;
+    },
+    denied: (ev) => enforcement.denied(ev),
+    sizes: () => enforcement.sizes(),
+  };
   return {
     enforcer,
+    enforcement,
     restored,
     engine: {
       simulate: false,
-      deniedOut: (ev) => enforcer.deniedOut(ev),
+      deniedOut: (ev) => enforcement.denied(ev),
       resolvePath: (p) => { try { return kernelFileId(p); } catch { return undefined; } },
+      enforcement: bridge,
     },
     output(out) {
-      if (out.kind !== 'verdict' || !out.applied) return;
-      const v = verdictOf(out);
-      try {
-        if (!enforcer.apply(v)) return;
-      } catch (e) {
-        // one verdict the kernel cannot take (e.g. an op/subject pair it has no map for) must not stop krsi
-        log.error({ verdict: v.id, err: (e as Error).message }, 'verdict not applied');
-        return;
-      }
-      const ns = bootTimeNs() - out.ts;
-      toMap.push(ns);
-      if (toMap.length > 10000) toMap.splice(0, 5000);
-      log.info({ verdict: v.id, event_to_map_us: Math.round(ns / 1e3), apply_us: Math.round(enforcer.applyNs[enforcer.applyNs.length - 1] / 1e3) }, 'verdict applied');
+      if (out.kind !== 'verdict' || !out.applied || out.id === undefined) return;
+      const v = issued.get(out.id);
+      issued.delete(out.id);
+      if (v) enforcement.apply(v);
     },
     event(ev) {
-      if (ev.type === 'exit') enforcer.exited(ev.pid);
-      else if (ev.type === 'fork') enforcer.forked(ev.pid, ev.child_pid, ev.ts);
+      enforcement.check(ev);
     },
     onDenied(cb) {
       deniedCb = cb;
       for (const ev of early.splice(0)) cb(ev);
     },
-    latency: () => ({ apply: enforcer.latency(), event_to_map: quantiles(toMap) }),
+    latency: () => enforcement.latency(),
     async close() {
       clearInterval(sweeper);
       await stopRing();
-      const l = quantiles(toMap);
-      if (l.count) log.info({ verdicts: l.count, apply: enforcer.latency(), event_to_map: l }, 'verdict -> map entry latency (ns)');
+      const l = enforcement.latency();
+      if (l.event_to_map.count) log.info({ verdicts: l.event_to_map.count, apply: l.apply, event_to_map: l.event_to_map }, 'verdict -> map entry latency (ns)');
       enforcer.release();
       await enforcer.close();
     },
   };
-}
-
-/** one denial, as compared between the kernel and the model */
-export interface DenialKey {
-  pid: number;
-  op: string;
-  rule: string;
-  reason?: string;
-}
-
-/**
- * The differential check of a log recorded by `krsi run --mode enforce`: what the kernel denied (the
- * log's `denied` events) against what the replay model denies on the same log. Recorded events go
- * through the engine with the model simulating; an exec or module load the kernel refused never
- * happened, so its only record is the `denied` event: the model is asked about that attempt. A
- * refused mprotect is in the log (sys_enter) and the model judges the event itself.
- */
-export async function deniedDifferential(
-  batches: AsyncIterable<KrsiEvent[]>,
-  rules: CompiledRuleSet,
-): Promise<{ kernel: DenialKey[]; model: DenialKey[]; modelOnly: DeniedOut[]; deniedSeqs: number[] }> {
-  const { Engine } = await import('../engine/engine.ts');
-  const engine = new Engine({ rules, mode: 'enforce', simulate: true });
-  const kernel: DenialKey[] = [], model: DenialKey[] = [], deniedSeqs: number[] = [];
-  const byModel: DeniedOut[] = [];
-  const key = (d: { pid: number; op: string; rule?: string; reason?: unknown }): DenialKey =>
-    ({ pid: d.pid, op: d.op, rule: d.rule ?? '', ...(typeof d.reason === 'string' ? { reason: d.reason } : {}) });
-  for await (const batch of batches) {
-    for (const ev of batch) {
-      if (ev.type === 'denied' && ev.op === 'tamper') continue; // self-protection: not a rule's verdict, the model has none
-      if (ev.type !== 'denied') {
-        engine.push(ev, (o) => { if (o.kind === 'denied') byModel.push(o); });
-        continue;
-      }
-      if (ev.seq !== undefined) deniedSeqs.push(ev.seq);
-      kernel.push(key(ev));
-      const k = ev.key as { dev?: number; ino?: number };
-      const base = { ts: ev.ts, pid: ev.pid, ppid: ev.ppid, uid: ev.uid, comm: ev.comm, seq: ev.seq };
-      const file = typeof k.ino === 'number' ? { dev: k.dev ?? 0, ino: k.ino } : { dev: 0, ino: 0 };
-      let attempt: KrsiEvent | undefined;
-      if (ev.op === 'exec') attempt = { ...base, type: 'exec', exe: { path: '', ...file }, filename: '' };
-      else if (ev.op === 'module_load') attempt = { ...base, type: 'module_load', exe: ev.exe, name: '', file };
-      if (attempt) {
-        const d = engine.model.check(attempt);
-        if (d) model.push(key(d));
-      }
-    }
-  }
-  // model denials of recorded events (mprotect): each should pair with a kernel denial
-  const modelOnly: DeniedOut[] = [];
-  const unpaired = [...kernel.filter((k) => k.op === 'mprotect_exec')];
-  for (const d of byModel) {
-    const i = unpaired.findIndex((k) => k.pid === d.pid && k.op === d.op);
-    if (i >= 0) { unpaired.splice(i, 1); model.push(key(d)); } else modelOnly.push(d);
-  }
-  const order = (a: DenialKey, b: DenialKey) => a.pid - b.pid || a.op.localeCompare(b.op) || a.rule.localeCompare(b.rule);
-  return { kernel: kernel.sort(order), model: model.sort(order), modelOnly, deniedSeqs };
 }

@@ -213,7 +213,8 @@ export function subjectOf(kind: Extract<ActionJson, { type: 'verdict' }>['subjec
   }
 }
 
-export function verdictOf(rule: CompiledRule, plan: Extract<ActionPlan, { type: 'verdict' }>, subject: Subject, ts: number, mode: Mode): Verdict {
+/** the verdict a rule's action issues on its subject */
+export function makeVerdict(rule: CompiledRule, plan: Extract<ActionPlan, { type: 'verdict' }>, subject: Subject, ts: number, mode: Mode): Verdict {
   return {
     id: verdictId(rule.id, plan.action.op, subject),
     rule: rule.id,
@@ -238,20 +239,6 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
     expires: v.expires,
     mode: v.mode,
     applied,
-  };
-}
-
-/** rebuild the Verdict a VerdictOut carries (for the live enforcer) */
-export function toVerdict(o: VerdictOut): Verdict {
-  return {
-    id: o.id ?? verdictId(o.rule, o.op, o.subject),
-    rule: o.rule,
-    op: o.op,
-    subject: o.subject,
-    ts: o.ts,
-    ttl_ns: o.ttl_ns,
-    expires: o.expires,
-    mode: o.mode,
   };
 }
 

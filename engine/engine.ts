@@ -1,12 +1,13 @@
 // The engine core, synchronous: one event at a time, in ts order. For each event it
 //   1. fires absences whose deadline the event's time has passed;
-//   2. asks the enforcement model whether the kernel would have refused it (replay): a refused event
-//      is reported as `denied` and goes no further, as it would not have happened;
+//   2. asks enforcement about it (check): replay's model says whether the kernel would have refused it,
+//      and a refused event is reported as `denied` and goes no further, as it would not have happened;
+//      a `denied` event from the kernel is reported as enforcement attributes it (denied);
 //   3. updates the process table and sets the `proc` fact;
 //   4. runs the rules indexed under the event's type (plain match or correlation);
 //   5. on exit, ends pid-keyed correlation state and frees the process entry.
 // Firings become alerts and verdicts (engine/actions.ts); a verdict whose effective mode is enforce
-// (--mode override, else the rule's own) is applied to the model, so it acts on *later* events.
+// (--mode override, else the rule's own) is applied (apply), so it acts on *later* events.
 // Time is event time only: replay is deterministic.
 import type { DeniedEvent, EventType, FileId, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
@@ -14,13 +15,15 @@ import type { CompiledRule, CompiledRuleSet, Facts } from './rules/types.ts';
 import type { DeniedOut, Mode, Output, SummaryOut } from './types.ts';
 import { ProcessTable, type ProcessTableStats } from './process-table.ts';
 import { EnforcementModel } from './enforcement/model.ts';
+import type { Enforcement } from './enforcement/enforcement.ts';
+import { attributeDenied } from './enforcement/denied.ts';
 import type { Correlator, Firing, Sink } from './correlation/index.ts';
 import type { StoreStats } from './correlation/keyed-window.ts';
 import { SequenceCorrelator } from './correlation/sequence.ts';
 import { CountCorrelator } from './correlation/count.ts';
 import { DistinctCorrelator } from './correlation/distinct.ts';
 import { AbsentCorrelator } from './correlation/absent.ts';
-import { RuleActions, alertOut, renderTemplate, subjectEvent, subjectOf, verdictOf, verdictOut } from './actions.ts';
+import { RuleActions, alertOut, makeVerdict, renderTemplate, subjectEvent, subjectOf, verdictOut } from './actions.ts';
 import { childLogger } from '../lib/log.ts';
 import { usesProc } from './rules/reads.ts';
 
@@ -30,19 +33,33 @@ export interface EngineOptions {
   rules: CompiledRuleSet;
   /** global override of each rule's mode (krsi --mode) */
   mode?: Mode;
-  /** krsi's own tgid: never denied */
-  selfPid?: number;
   /** correlation keys kept per rule; the oldest is evicted beyond it (default 10000) */
   maxKeysPerRule?: number;
   /** process table entries (default 65536) */
   maxProcs?: number;
-  /** report events the model would refuse as `denied` (default true: replay). `krsi run` sets false:
-   *  there the kernel refuses and reports its own `denied` events */
+  /** what refuses and applies: default the replay model of the rules' kernel blocks and verdicts
+   *  (enforcement/model.ts); live, the enforcer's (enforcers/) or unenforced() */
+  enforcement?: Enforcement;
+  /** @deprecated krsi's own tgid: give `enforcement` (the model takes selfPid) */
+  selfPid?: number;
+  /** @deprecated false: live without a model, verdicts applied by the caller from the output; give `enforcement` */
   simulate?: boolean;
-  /** resolve kernel.deny_exec_paths to inodes (live); replay matches the exe path */
-  resolvePath?: (path: string) => FileId | undefined;
-  /** turn a `denied` event from the kernel into output (default: a generic attribution) */
+  /** @deprecated with simulate false: attribution of the kernel's denied events; give `enforcement` */
   deniedOut?: (ev: DeniedEvent) => DeniedOut | undefined;
+  /** @deprecated ignored (live has no model to resolve paths for); give `enforcement` */
+  resolvePath?: (path: string) => FileId | undefined;
+}
+
+/** @deprecated the options before `enforcement`, until their last caller (krsi run) passes it */
+function legacyEnforcement(o: EngineOptions): Enforcement {
+  if (o.simulate !== false) return new EnforcementModel({ rules: o.rules, mode: o.mode, selfPid: o.selfPid });
+  return {
+    check: () => undefined,
+    // the caller applies the verdicts it reads in the output (EnforceSession.output, deprecated too)
+    apply: () => true,
+    denied: (ev) => (o.deniedOut ? o.deniedOut(ev) : attributeDenied(ev)),
+    sizes: () => ({}),
+  };
 }
 
 export interface RuleCounts {
@@ -71,7 +88,7 @@ export interface EngineStats {
   per_rule: Record<string, RuleCounts>;
   procs: ProcessTableStats;
   correlation: Record<string, StoreStats>;
-  enforcement: ReturnType<EnforcementModel['sizes']>;
+  enforcement: Record<string, number>;
 }
 
 
@@ -104,10 +121,7 @@ interface RuleCtx {
   mode: Mode;
 }
 
-const MODEL_EXPIRE_EVERY = 1 << 16;
-
 export class Engine implements Sink {
-  readonly model: EnforcementModel;
   readonly procs: ProcessTable;
   private runners: Correlator[] = [];
   private byType = new Map<string, Correlator[]>();
@@ -115,10 +129,9 @@ export class Engine implements Sink {
   private exitWatchers: Correlator[] = [];
   private ctx = new Map<CompiledRule, RuleCtx>();
   private ctxById = new Map<string, RuleCtx>();
-  private simulate: boolean;
+  private readonly enforcement: Enforcement;
   /** some rule reads the `proc` fact (conditions, keys, fields or templates) */
   private needsProc: boolean;
-  private deniedOutFn?: (ev: DeniedEvent) => DeniedOut | undefined;
   private emit: (o: Output) => void = () => {};
   private emitError: unknown = undefined;
   private now = 0;
@@ -128,10 +141,7 @@ export class Engine implements Sink {
 
   constructor(readonly opts: EngineOptions) {
     const cap = opts.maxKeysPerRule ?? 10_000;
-    this.simulate = opts.simulate ?? true;
-    this.deniedOutFn = opts.deniedOut;
-    this.model = new EnforcementModel({ selfPid: opts.selfPid });
-    this.model.configure(opts.rules, { mode: opts.mode, resolve: opts.resolvePath });
+    this.enforcement = opts.enforcement ?? legacyEnforcement(opts);
     this.procs = new ProcessTable(opts.maxProcs ?? 65536);
     this.needsProc = opts.rules.rules.some(usesProc);
     for (const t of EVENT_TYPES) this.byType.set(t, []);
@@ -177,12 +187,13 @@ export class Engine implements Sink {
     else this.now = ts;
     if (this.deadline < ts) this.fireDeadlines(ts);
     this.s.events++;
-    if ((this.s.events & (MODEL_EXPIRE_EVERY - 1)) === 0) this.model.expire(this.now);
 
     const type = ev.type;
-    if (type === 'denied') this.kernelDenied(ev);
-    else if (this.simulate) {
-      const d = this.model.check(ev);
+    if (type === 'denied') {
+      const d = this.enforcement.denied(ev);
+      if (d !== undefined) this.denied(d);
+    } else {
+      const d = this.enforcement.check(ev);
       if (d !== undefined) {
         this.denied(d);
         this.s.refused++;
@@ -270,9 +281,8 @@ export class Engine implements Sink {
         log.debug({ rule: rule.id }, `verdict not issued: ${subject}`);
         continue;
       }
-      const v = verdictOf(rule, p, subject, f.ts, c.mode);
-      const applied = c.mode === 'enforce';
-      if (applied) this.model.apply(v);
+      const v = makeVerdict(rule, p, subject, f.ts, c.mode);
+      const applied = c.mode === 'enforce' && this.enforcement.apply(v);
       this.out(verdictOut(rule, f, v, message, lines, applied));
       c.counts.verdicts++;
       this.s.verdicts++;
@@ -284,7 +294,7 @@ export class Engine implements Sink {
     const correlation: Record<string, StoreStats> = {};
     for (const [id, c] of this.ctxById) per_rule[id] = { ...c.counts };
     for (const r of this.runners) if (r.rule.correlation) correlation[r.rule.id] = r.stats();
-    return { ...this.s, per_rule, procs: this.procs.stats(), correlation, enforcement: this.model.sizes() };
+    return { ...this.s, per_rule, procs: this.procs.stats(), correlation, enforcement: this.enforcement.sizes() };
   }
 
   /** the summary line of replay/run output */
@@ -319,20 +329,6 @@ export class Engine implements Sink {
     const c = this.ctxById.get(d.rule);
     if (c) c.counts.denied++;
     this.out(d);
-  }
-
-  private kernelDenied(ev: DeniedEvent): void {
-    const d = this.deniedOutFn?.(ev) ?? {
-      kind: 'denied' as const,
-      ts: ev.ts,
-      seq: ev.seq ?? -1,
-      pid: ev.pid,
-      op: ev.op as DeniedOut['op'],
-      verdict: typeof ev.verdict === 'string' ? ev.verdict : `kernel:${JSON.stringify(ev.key ?? {})}`,
-      rule: ev.rule ?? '',
-      ...(typeof ev.reason === 'string' ? { reason: ev.reason as DeniedOut['reason'] } : {}),
-    };
-    if (d) this.denied(d);
   }
 
   private fireDeadlines(now: number): void {

@@ -3,7 +3,7 @@
 // 3 enforcement unavailable (no BPF LSM, not root).
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { Enforcer, PinnedMapWriter, pinnedVerdictWriter, type Entry, type KConfig } from '../../enforcers/enforcer.ts';
+import { Enforcer, PinnedMapWriter, pinnedVerdictWriter, type Entry, type KConfig } from '../../enforcers/index.ts';
 import { VerdictStore, bootTimeNs, now as clockNow, stateDir, type StoredVerdict } from '../../enforcers/store.ts';
 import { ENFORCE_PIN_DIR, MAP_PINS, kernelFileId } from '../../enforcers/maps.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';

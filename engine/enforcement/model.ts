@@ -1,107 +1,263 @@
 // The replay model of krsi's enforcement programs: what the kernel would refuse, given the verdicts
-// applied so far and the `kernel` blocks of enforce-mode rules. It follows engine/enforcement/semantics.ts
-// row by row (same maps, same order of checks); the live enforcer and the in-VM tests use the same table.
-// Time is the event's ts (the kernel uses bpf_ktime_get_boot_ns(), which is what live events carry).
-import type { FileId, KrsiEvent } from '../../signals/events.ts';
-import { PROT_EXEC } from '../../signals/events.ts';
+// applied so far and the `kernel` blocks of enforce-mode rules. Its hooks are the SEMANTICS rows
+// (hooks.ts) read over the maps kept here. Time is the event's ts (the kernel uses
+// bpf_ktime_get_boot_ns(), which is what live events carry).
+// A log recorded under `krsi run --mode enforce` also holds the kernel's own `denied` records; each
+// refused operation is reported once (engine/ENGINE.md, "Replaying an enforce-mode recording").
+import type { DeniedEvent, FileId, KrsiEvent, ModuleLoadEvent } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
-import { KRSI_OP, MODULE_REFUSAL_NS, OP_BITS, VALID_SUBJECTS, type DenyReason, type MergedEntry, kernelList, live, mergeEntry, subjectKey, unsetEntry } from './semantics.ts';
+import { KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, subjectKey, unsetEntry, type DenyReason, type EnforcementMap, type MergedEntry } from './semantics.ts';
+import { exempt, type Enforcement } from './enforcement.ts';
+import { Hooks, type MapsView } from './hooks.ts';
+import { attributeDenied, type Blame, type DeniedContext } from './denied.ts';
+import { kernelConfig, kernelConfigured, type KernelConfig } from './kernel-config.ts';
 
 /** who put an op bit into an entry */
-interface Cause {
-  verdict: string;
-  rule: string;
-}
+type Cause = Blame;
 
 /** a map value: struct krsi_verdict, plus which verdict set each op bit (for reporting) */
 type Entry = MergedEntry<Cause>;
 
+/** op bit -> index into an entry's `by` */
+const BY: Record<number, number> = { [KRSI_OP.EXEC]: 0, [KRSI_OP.MPROTECT_EXEC]: 1, [KRSI_OP.MODULE_LOAD]: 2 };
+
 export interface ModelOptions {
   /** krsi's own tgid: never denied */
   selfPid?: number;
+  /** read these rules' `kernel` blocks at once (configure), under this mode override */
+  rules?: CompiledRuleSet;
+  mode?: Mode;
 }
 
 export interface ConfigureOptions {
   /** global mode override (krsi --mode); absent: each rule's own mode */
   mode?: Mode;
-  /** resolve a deny_exec_paths entry to an inode (live); replay matches the exec's exe.path */
+  /** resolve a deny_exec_paths entry to an inode too; replay matches the exec's exe.path */
   resolve?: (path: string) => FileId | undefined;
 }
 
-/** the static configuration from `kernel` blocks (struct krsi_config and the list maps) */
-export interface KernelConfig {
-  mprotectLimit: number;
-  mprotectRule: string;
+/** the maps of bpf/enforce.bpf.c as the model keeps them (module lists and deny_exec_paths by name/path) */
+class ModelMaps implements MapsView<Cause> {
+  tgid_ = new Map<number, Entry>();
+  /** deny_inode: dev -> ino -> entry */
+  inode_ = new Map<number, Map<number, Entry>>();
+  moduleName_ = new Map<string, Entry>();
+  mprotectCount = new Map<number, number>();
+  /** module_refused: pid -> the refusal of its module file */
+  refused_ = new Map<number, { until: number; reason: DenyReason; cause: Cause }>();
+  limit = 0;
+  private limitCause: Cause = { verdict: 'kernel:mprotect_limit', rule: '' };
   moduleAllow?: Set<string>;
-  moduleAllowRule: string;
-  moduleDeny: Map<string, string>;
-  denyExecPaths: Map<string, string>;
+  private allowCause: Cause = { verdict: 'kernel:module_allowlist', rule: '' };
+  moduleDeny = new Map<string, Cause>();
+  denyExecPaths = new Map<string, Cause>();
+
+  constructor(readonly self: number) {}
+
+  setConfig(c: KernelConfig): void {
+    this.limit = c.mprotectLimit;
+    this.limitCause = { verdict: 'kernel:mprotect_limit', rule: c.mprotectRule };
+    this.allowCause = { verdict: 'kernel:module_allowlist', rule: c.allowRule };
+    this.moduleAllow = undefined;
+    this.moduleDeny.clear();
+    for (const l of c.moduleLists) {
+      if (l.map === 'module_allow') {
+        this.moduleAllow ??= new Set();
+        for (const n of l.names) this.moduleAllow.add(n);
+      } else for (const n of l.names) this.moduleDeny.set(n, { verdict: 'kernel:module_denylist', rule: l.rule });
+    }
+    this.denyExecPaths.clear();
+    for (const p of c.denyExecPaths) this.denyExecPaths.set(p.path, { verdict: `kernel:deny_exec_paths:${p.path}`, rule: p.rule });
+  }
+
+  inode(file: FileId, bit: number, ev: KrsiEvent): Cause | undefined {
+    const e = this.inode_.get(file.dev)?.get(file.ino);
+    if (e !== undefined && e.ops & bit && live(e.expires, ev.ts)) return e.by[BY[bit]];
+    // replay knows no inode for a path: the exec's own path is matched
+    return ev.type === 'exec' && this.denyExecPaths.size !== 0 ? this.denyExecPaths.get(ev.exe.path) : undefined;
+  }
+  tgid(pid: number, bit: number, ts: number): Cause | undefined {
+    const e = this.tgid_.get(pid);
+    return e !== undefined && e.ops & bit && live(e.expires, ts) ? e.by[BY[bit]] : undefined;
+  }
+  moduleName(name: string, bit: number, ts: number): Cause | undefined {
+    const e = this.moduleName_.get(name);
+    return e !== undefined && e.ops & bit && live(e.expires, ts) ? e.by[BY[bit]] : undefined;
+  }
+  count(pid: number): number {
+    if (this.limit === 0) return 0;
+    const n = (this.mprotectCount.get(pid) ?? 0) + 1;
+    this.mprotectCount.set(pid, n);
+    return n;
+  }
+  overLimit(n: number): Cause | undefined {
+    return this.limit > 0 && n > this.limit ? this.limitCause : undefined;
+  }
+  denylisted(ev: ModuleLoadEvent): Cause | undefined {
+    return this.moduleDeny.get(ev.name);
+  }
+  notAllowlisted(ev: ModuleLoadEvent): Cause | undefined {
+    return this.moduleAllow !== undefined && !this.moduleAllow.has(ev.name) ? this.allowCause : undefined;
+  }
+  refused(pid: number, ts: number): { reason: DenyReason; cause: Cause } | undefined {
+    const r = this.refused_.get(pid);
+    return r !== undefined && ts < r.until ? r : undefined;
+  }
+  refuse(pid: number, until: number, reason: DenyReason, cause: Cause): void {
+    this.refused_.set(pid, { until, reason, cause: { verdict: 'kernel:module_refused', rule: cause.rule } });
+  }
+  clear(map: EnforcementMap, pid: number): void {
+    if (map === 'deny_tgid') this.tgid_.delete(pid);
+    else if (map === 'mprotect_count') this.mprotectCount.delete(pid);
+    else if (map === 'module_refused') this.refused_.delete(pid);
+  }
+  copy(map: EnforcementMap, from: number, to: number, ts: number): void {
+    if (map !== 'deny_tgid') return;
+    const e = this.tgid_.get(from);
+    if (e !== undefined && e.ops !== 0 && live(e.expires, ts)) this.tgid_.set(to, { ops: e.ops, expires: e.expires, by: [...e.by] });
+  }
+
+  putInode(dev: number, ino: number, bits: number, expires: number, ts: number, cause: Cause): void {
+    let byIno = this.inode_.get(dev);
+    if (!byIno) this.inode_.set(dev, (byIno = new Map()));
+    byIno.set(ino, merge(byIno.get(ino), bits, expires, ts, cause));
+  }
+
+  /** the entry a verdict's subject names, if any */
+  entryOf(s: Verdict['subject']): Entry | undefined {
+    if (s.kind === 'pid') return this.tgid_.get(s.pid);
+    if (s.kind === 'module') return this.moduleName_.get(s.name);
+    return this.inode_.get(s.dev)?.get(s.ino);
+  }
 }
 
-export class EnforcementModel {
+/** a refused mprotect has two records in an enforce-mode log, taken from two ring buffers and so in
+ *  either order: the mprotect event (at the syscall's entry, before the hook) and the kernel's denied
+ *  record. They pair by pid and thread within PAIR_NS of event time; the first is reported. Exec and
+ *  module loads are recorded only when they succeed: their denied record is their only one. */
+const PAIR_NS = 1_000_000_000;
+type Side = 'model' | 'kernel';
+
+class DenialPairs {
+  private open = new Map<number, { side: Side; ts: number; tid?: number }[]>();
+
+  /** this side's record of a refused mprotect: true when the other side's is already reported */
+  seen(side: Side, ev: KrsiEvent): boolean {
+    const list = this.open.get(ev.pid);
+    const tid = ev.tid;
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        const p = list[i];
+        if (Math.abs(ev.ts - p.ts) > PAIR_NS) {
+          list.splice(i--, 1);
+          continue;
+        }
+        if (p.side !== side && (p.tid === undefined || tid === undefined || p.tid === tid)) {
+          list.splice(i, 1);
+          if (list.length === 0) this.open.delete(ev.pid);
+          return true;
+        }
+      }
+    }
+    if (list === undefined) this.open.set(ev.pid, [{ side, ts: ev.ts, tid }]);
+    else list.push({ side, ts: ev.ts, tid });
+    return false;
+  }
+
+  prune(now: number): void {
+    for (const [pid, list] of this.open) {
+      const keep = list.filter((p) => now - p.ts <= PAIR_NS);
+      if (keep.length) this.open.set(pid, keep);
+      else this.open.delete(pid);
+    }
+  }
+}
+
+const EXPIRE_EVERY = 1 << 16;
+
+export class EnforcementModel implements Enforcement {
   readonly selfPid: number;
-  private tgid = new Map<number, Entry>();
-  /** deny_inode: dev -> ino -> entry */
-  private inode = new Map<number, Map<number, Entry>>();
-  private moduleName = new Map<string, Entry>();
-  private mprotectCount = new Map<number, number>();
-  /** module_refused: pid -> the refusal of its module file (its memory fallback is refused until `until`) */
-  private refused = new Map<number, { until: number; reason: DenyReason; rule: string }>();
+  private readonly maps: ModelMaps;
+  private readonly hooks: Hooks<Cause>;
+  private readonly pairs = new DenialPairs();
   private verdicts = new Map<string, Verdict>();
-  config: KernelConfig = emptyConfig();
+  /** the kernel configuration a recording's denials came from (every rule's kernel block, as under --mode
+   *  enforce): names the rule behind the counter and the allowlist, whose records carry none */
+  private recorded?: KernelConfig;
+  private readonly attribution: DeniedContext;
+  /** some kernel block is in force */
+  private configured = false;
   /** nothing to check: the fast path */
   private idle = true;
+  private checks = 0;
 
   constructor(o: ModelOptions = {}) {
     this.selfPid = o.selfPid ?? -1;
+    this.maps = new ModelMaps(this.selfPid);
+    this.hooks = new Hooks(this.maps);
+    this.attribution = {
+      entry: (k, bit) => {
+        const e = 'tgid' in k ? this.maps.tgid_.get(k.tgid) : this.maps.inode_.get(k.dev)?.get(k.ino);
+        return e !== undefined && e.ops & bit ? e.by[BY[bit]] : undefined;
+      },
+      kernelRule: (reason) => (reason === 'MPROTECT_LIMIT' ? this.recorded?.mprotectRule : reason === 'MODULE_ALLOW' ? this.recorded?.allowRule : undefined) || undefined,
+    };
+    if (o.rules) this.configure(o.rules, { mode: o.mode });
   }
 
   /** read the `kernel` blocks of the rules whose effective mode is enforce */
   configure(set: CompiledRuleSet, o: ConfigureOptions = {}): void {
-    const c = emptyConfig();
-    for (const r of set.rules) {
-      const k = r.kernel;
-      if (!k || (o.mode ?? r.mode) !== 'enforce') continue;
-      if (k.mprotect_limit !== undefined && k.mprotect_limit > 0 && (c.mprotectLimit === 0 || k.mprotect_limit < c.mprotectLimit)) {
-        c.mprotectLimit = k.mprotect_limit;
-        c.mprotectRule = r.id;
-      }
-      if (k.module_allowlist !== undefined) {
-        c.moduleAllow ??= new Set();
-        for (const n of kernelList(set, k.module_allowlist, r.id)) c.moduleAllow.add(n);
-        if (!c.moduleAllowRule) c.moduleAllowRule = r.id;
-      }
-      if (k.module_denylist !== undefined) for (const n of kernelList(set, k.module_denylist, r.id)) c.moduleDeny.set(n, r.id);
-      if (k.deny_exec_paths !== undefined) {
-        for (const p of kernelList(set, k.deny_exec_paths, r.id)) {
-          c.denyExecPaths.set(p, r.id);
-          const f = o.resolve?.(p);
-          if (f) this.putInode(f.dev, f.ino, KRSI_OP.EXEC, 0, 0, { verdict: `kernel:deny_exec_paths:${p}`, rule: r.id });
-        }
-      }
+    const c = kernelConfig(set, o.mode);
+    this.maps.setConfig(c);
+    this.recorded = kernelConfig(set, 'enforce');
+    for (const p of c.denyExecPaths) {
+      const f = o.resolve?.(p.path);
+      if (f) this.maps.putInode(f.dev, f.ino, KRSI_OP.EXEC, 0, 0, { verdict: `kernel:deny_exec_paths:${p.path}`, rule: p.rule });
     }
-    this.config = c;
+    this.configured = kernelConfigured(c);
     this.refreshIdle();
   }
 
-  /** apply a verdict (the enforcer writes the same entry into the kernel map) */
-  apply(v: Verdict): void {
+  /** apply a verdict as the enforcer writes it into the kernel maps; false for pid 1 and krsi itself */
+  apply(v: Verdict): boolean {
     const bits = OP_BITS[v.op];
     if (bits === undefined) throw new Error(`verdict ${v.id}: unknown op ${v.op}`);
     if (!VALID_SUBJECTS[v.op].includes(v.subject.kind)) throw new Error(`verdict ${v.id}: op ${v.op} cannot apply to a ${v.subject.kind}`);
     const cause = { verdict: v.id, rule: v.rule };
     const s = v.subject;
+    const m = this.maps;
     if (s.kind === 'pid') {
-      if (s.pid === 1 || s.pid === this.selfPid) return; // never: the kernel would ignore it anyway
-      this.tgid.set(s.pid, merge(this.tgid.get(s.pid), bits, v.expires, v.ts, cause));
+      if (exempt(s.pid, this.selfPid)) return false;
+      m.tgid_.set(s.pid, merge(m.tgid_.get(s.pid), bits, v.expires, v.ts, cause));
     } else if (s.kind === 'inode' || s.kind === 'module_file') {
-      this.putInode(s.dev, s.ino, bits, v.expires, v.ts, cause);
+      m.putInode(s.dev, s.ino, bits, v.expires, v.ts, cause);
     } else {
-      this.moduleName.set(s.name, merge(this.moduleName.get(s.name), bits, v.expires, v.ts, cause));
+      m.moduleName_.set(s.name, merge(m.moduleName_.get(s.name), bits, v.expires, v.ts, cause));
     }
     this.verdicts.set(v.id, v);
     this.idle = false;
+    return true;
+  }
+
+  /** the kernel's view of `ev`: DeniedOut when a hook would return -EPERM for it. This also does the
+   *  hooks' side effects (the mprotect counter) and the lifecycle rows (exit clears the tgid's state),
+   *  so call it exactly once per event, in order. */
+  check(ev: KrsiEvent): DeniedOut | undefined {
+    if ((++this.checks & (EXPIRE_EVERY - 1)) === 0) this.expire(ev.ts);
+    if (this.idle) return undefined;
+    const hit = this.hooks.judge(ev);
+    if (hit === undefined) return undefined;
+    // the kernel's record of this refusal came first in the log and is reported already
+    if (hit.hook.op === 'mprotect_exec' && this.pairs.seen('model', ev)) return undefined;
+    return denied(ev, hit.hook.op, hit.cause, hit.reason);
+  }
+
+  /** a kernel `denied` record read back from a log: attributed from the model's maps, else from its own
+   *  names; a refused mprotect the model reported already is not reported again */
+  denied(ev: DeniedEvent): DeniedOut | undefined {
+    if (ev.op === 'mprotect_exec' && this.pairs.seen('kernel', ev)) return undefined;
+    return attributeDenied(ev, this.attribution);
   }
 
   /** remove a verdict by id: its op bits leave the entry; an entry with no bits left is deleted */
@@ -110,14 +266,14 @@ export class EnforcementModel {
     if (!v) return;
     this.verdicts.delete(id);
     const s = v.subject;
+    const m = this.maps;
     if (s.kind === 'pid') {
-      unset(this.tgid, s.pid, id);
+      unset(m.tgid_, s.pid, id);
       // the copies its process's children inherited (lifecycle: fork) carry the same verdict
-      for (const pid of [...this.tgid.keys()]) unset(this.tgid, pid, id);
-    }
-    else if (s.kind === 'module') unset(this.moduleName, s.name, id);
+      for (const pid of [...m.tgid_.keys()]) unset(m.tgid_, pid, id);
+    } else if (s.kind === 'module') unset(m.moduleName_, s.name, id);
     else {
-      const byIno = this.inode.get(s.dev);
+      const byIno = m.inode_.get(s.dev);
       if (byIno) unset(byIno, s.ino, id);
     }
     this.refreshIdle();
@@ -128,111 +284,16 @@ export class EnforcementModel {
     return [...this.verdicts.values()];
   }
 
-  /** the kernel's view of `ev`: DeniedOut when a hook would return -EPERM for it. This also does the
-   *  hooks' side effects (the mprotect counter) and the lifecycle rows (exit clears the tgid's state),
-   *  so call it exactly once per event, in order. */
-  check(ev: KrsiEvent): DeniedOut | undefined {
-    if (this.idle) return undefined;
-    const pid = ev.pid;
-    switch (ev.type) {
-      case 'exit':
-        this.tgid.delete(pid);
-        this.mprotectCount.delete(pid);
-        this.refused.delete(pid);
-        return undefined;
-      case 'fork': {
-        // the child pid is a new process: state left under it is from a process whose exit this log
-        // lost (the kernel's exit program never misses one, so it has nothing there)
-        const child = ev.child_pid;
-        if (child !== pid) {
-          this.tgid.delete(child);
-          this.mprotectCount.delete(child);
-          this.refused.delete(child);
-        }
-        // lifecycle: the new process inherits the parent's live tgid entry (same ops, expiry, verdicts)
-        const te = this.tgid.get(pid);
-        if (!te || te.ops === 0 || !live(te.expires, ev.ts) || pid === 1 || pid === this.selfPid || ev.child_pid === pid) return undefined;
-        this.tgid.set(ev.child_pid, { ops: te.ops, expires: te.expires, by: [...te.by] });
-        return undefined;
-      }
-      case 'exec': {
-        if (pid === 1 || pid === this.selfPid) return undefined;
-        const ts = ev.ts;
-        const byIno = this.inode.get(ev.exe.dev);
-        const ie = byIno?.get(ev.exe.ino);
-        if (ie && ie.ops & KRSI_OP.EXEC && live(ie.expires, ts)) return denied(ev, 'exec', ie.by[0]!, 'INODE');
-        if (this.config.denyExecPaths.size) {
-          const rule = this.config.denyExecPaths.get(ev.exe.path);
-          if (rule !== undefined) return denied(ev, 'exec', { verdict: `kernel:deny_exec_paths:${ev.exe.path}`, rule }, 'INODE');
-        }
-        const te = this.tgid.get(pid);
-        if (te && te.ops & KRSI_OP.EXEC && live(te.expires, ts)) return denied(ev, 'exec', te.by[0]!, 'TGID');
-        return undefined;
-      }
-      case 'mprotect': {
-        if (pid === 1 || pid === this.selfPid) return undefined;
-        let n = 0;
-        if (this.config.mprotectLimit > 0) {
-          n = (this.mprotectCount.get(pid) ?? 0) + 1;
-          this.mprotectCount.set(pid, n);
-        }
-        if ((ev.prot & PROT_EXEC) === 0) return undefined;
-        const te = this.tgid.get(pid);
-        if (te && te.ops & KRSI_OP.MPROTECT_EXEC && live(te.expires, ev.ts)) return denied(ev, 'mprotect_exec', te.by[1]!, 'TGID');
-        if (this.config.mprotectLimit > 0 && n > this.config.mprotectLimit)
-          return denied(ev, 'mprotect_exec', { verdict: 'kernel:mprotect_limit', rule: this.config.mprotectRule }, 'MPROTECT_LIMIT');
-        return undefined;
-      }
-      case 'module_load': {
-        if (pid === 1 || pid === this.selfPid) return undefined;
-        const d = this.checkModule(ev);
-        // kernel_read_file: a file refused by INODE or MODULE_DENY opens the window for the memory fallback
-        if (d && (d.reason === 'INODE' || d.reason === 'MODULE_DENY') && d.verdict !== 'kernel:module_refused')
-          this.refused.set(pid, { until: ev.ts + MODULE_REFUSAL_NS, reason: d.reason, rule: d.rule });
-        return d;
-      }
-      default:
-        return undefined;
-    }
-  }
-
-  /** the module hooks (SEMANTICS kernel_read_file; kernel_load_data for the fallback of a refused file) */
-  private checkModule(ev: Extract<KrsiEvent, { type: 'module_load' }>): DeniedOut | undefined {
-    const pid = ev.pid;
-    const ts = ev.ts;
-    if (!ev.file) {
-      // kernel_load_data, when it is the fallback of a refused file load: TGID, then module_refused
-      const r = this.refused.get(pid);
-      if (r && ts < r.until) {
-        const te = this.tgid.get(pid);
-        if (te && te.ops & KRSI_OP.MODULE_LOAD && live(te.expires, ts)) return denied(ev, 'module_load', te.by[2]!, 'TGID');
-        return denied(ev, 'module_load', { verdict: 'kernel:module_refused', rule: r.rule }, r.reason);
-      }
-    } else {
-      const fe = this.inode.get(ev.file.dev)?.get(ev.file.ino);
-      if (fe && fe.ops & KRSI_OP.MODULE_LOAD && live(fe.expires, ts)) return denied(ev, 'module_load', fe.by[2]!, 'INODE');
-    }
-    const ne = this.moduleName.get(ev.name);
-    if (ne && ne.ops & KRSI_OP.MODULE_LOAD && live(ne.expires, ts)) return denied(ev, 'module_load', ne.by[2]!, 'INODE');
-    const te = this.tgid.get(pid);
-    if (te && te.ops & KRSI_OP.MODULE_LOAD && live(te.expires, ts)) return denied(ev, 'module_load', te.by[2]!, 'TGID');
-    const dr = this.config.moduleDeny.get(ev.name);
-    if (dr !== undefined) return denied(ev, 'module_load', { verdict: 'kernel:module_denylist', rule: dr }, 'MODULE_DENY');
-    const allow = this.config.moduleAllow;
-    if (allow && !allow.has(ev.name))
-      return denied(ev, 'module_load', { verdict: 'kernel:module_allowlist', rule: this.config.moduleAllowRule }, 'MODULE_ALLOW');
-    return undefined;
-  }
-
   /** drop entries whose TTL has passed at event time `now` (the kernel keeps them until overwritten;
    *  this only bounds the model's memory and the verdict list) */
   expire(now: number): number {
+    this.pairs.prune(now);
     let n = 0;
     for (const [id, v] of this.verdicts) {
       if (v.expires === 0 || now < v.expires) continue;
       // as the kernel: a verdict merged into an entry that lives longer stays with it (its bits may be
       // the ones a longer verdict on the same key asked for); the entry's own expiry ends them all
-      const e = this.entryOf(v.subject);
+      const e = this.maps.entryOf(v.subject);
       if (e !== undefined && live(e.expires, now)) continue;
       this.remove(id);
       n++;
@@ -240,36 +301,16 @@ export class EnforcementModel {
     return n;
   }
 
-  /** the map entry a verdict's subject names, if any */
-  private entryOf(s: Verdict['subject']): { expires: number } | undefined {
-    if (s.kind === 'pid') return this.tgid.get(s.pid);
-    if (s.kind === 'module') return this.moduleName.get(s.name);
-    return this.inode.get(s.dev)?.get(s.ino);
-  }
-
   sizes(): { tgid: number; inode: number; module: number; mprotect_count: number; verdicts: number } {
     let inode = 0;
-    for (const m of this.inode.values()) inode += m.size;
-    return { tgid: this.tgid.size, inode, module: this.moduleName.size, mprotect_count: this.mprotectCount.size, verdicts: this.verdicts.size };
-  }
-
-  private putInode(dev: number, ino: number, bits: number, expires: number, ts: number, cause: Cause): void {
-    let byIno = this.inode.get(dev);
-    if (!byIno) this.inode.set(dev, (byIno = new Map()));
-    byIno.set(ino, merge(byIno.get(ino), bits, expires, ts, cause));
-    this.idle = false;
+    for (const m of this.maps.inode_.values()) inode += m.size;
+    return { tgid: this.maps.tgid_.size, inode, module: this.maps.moduleName_.size, mprotect_count: this.maps.mprotectCount.size, verdicts: this.verdicts.size };
   }
 
   private refreshIdle(): void {
-    const c = this.config;
-    this.idle =
-      this.verdicts.size === 0 && this.inode.size === 0 && c.mprotectLimit === 0 && !c.moduleAllow && c.moduleDeny.size === 0 && c.denyExecPaths.size === 0;
-    if (this.idle) this.mprotectCount.clear();
+    this.idle = this.verdicts.size === 0 && this.maps.inode_.size === 0 && !this.configured;
+    if (this.idle) this.maps.mprotectCount.clear();
   }
-}
-
-function emptyConfig(): KernelConfig {
-  return { mprotectLimit: 0, mprotectRule: '', moduleAllowRule: '', moduleDeny: new Map(), denyExecPaths: new Map() };
 }
 
 function merge(old: Entry | undefined, bits: number, expires: number, ts: number, cause: Cause): Entry {

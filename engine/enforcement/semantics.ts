@@ -1,7 +1,6 @@
-// The one table of what krsi's BPF-LSM enforcement programs refuse, and why.
-// Used by the replay model (engine/enforcement/model.ts), the live enforcer (enforcers/enforcer.ts)
-// and the in-VM kernel tests (test/vm/*): all three check against these rows.
-// Constants should match bpf/krsi.h (enum krsi_op, enum krsi_deny_reason, struct krsi_config.module_mode).
+// The one table of what krsi's BPF-LSM enforcement programs refuse, and why. hooks.ts reads its rows
+// for the replay model (model.ts) and for the test that reads the live enforcer's map entries as the
+// kernel does (test/enforcers/semantics.test.ts); the in-VM kernel tests (test/vm/*) check the same rows.
 import type { EventType, KrsiEvent } from '../../signals/events.ts';
 import { PROT_EXEC } from '../../signals/events.ts';
 import type { Subject, VerdictOp } from '../types.ts';
@@ -80,8 +79,8 @@ export interface HookRow {
   event: EventType;
   op: SingleOp;
   bit: number;
-  /** does this event reach the op at all (else: allow, after counting) */
-  applies: (ev: KrsiEvent) => boolean;
+  /** does this event reach the op at all (else: allow, after counting); absent: every event does */
+  applies?: (ev: KrsiEvent) => boolean;
   /** the key of the subject as the hook sees it */
   checks: CheckRow[];
   note?: string;
@@ -90,7 +89,7 @@ export interface HookRow {
 /** common to every hook, before the rows' checks */
 export const PRELUDE = [
   'an earlier LSM returned non-zero: return it (kernel only)',
-  'tgid 1 (init) and krsi\'s own tgid (config.krsi_tgid / selfPid): allow',
+  'tgid 1 (init) and krsi\'s own tgid (config.krsi_tgid; enforcement.ts exempt()): allow',
   'mprotect hook only: count the call in mprotect_count[tgid] (every call, any prot), when the limit is on',
   'an entry is live iff expires == 0 || now < expires (now: bpf_ktime_get_boot_ns(); replay: the event ts)',
   'no live entry: allow',
@@ -129,7 +128,6 @@ export const SEMANTICS: readonly HookRow[] = [
     event: 'exec',
     op: 'exec',
     bit: KRSI_OP.EXEC,
-    applies: () => true,
     checks: [
       { reason: 'INODE', map: 'deny_inode', key: 'the new executable {dev, ino} (exec event: exe)', denies: 'entry.ops & EXEC (verdicts on exe inodes, kernel.deny_exec_paths)' },
       { reason: 'TGID', map: 'deny_tgid', key: 'the execing tgid (event pid)', denies: 'entry.ops & EXEC (exec verdict or quarantine)' },
@@ -153,7 +151,6 @@ export const SEMANTICS: readonly HookRow[] = [
     event: 'module_load',
     op: 'module_load',
     bit: KRSI_OP.MODULE_LOAD,
-    applies: () => true,
     checks: [
       { reason: 'INODE', map: 'deny_inode', key: 'the module file {dev, ino} (event file)', denies: 'entry.ops & MODULE_LOAD (module_file verdicts)' },
       { reason: 'INODE', map: 'deny_module_name', key: 'the module name (event name); kernel: the enforcer resolves it to the file inode in deny_inode', denies: 'entry.ops & MODULE_LOAD (module verdicts)' },
@@ -171,7 +168,6 @@ export const SEMANTICS: readonly HookRow[] = [
     event: 'module_load',
     op: 'module_load',
     bit: KRSI_OP.MODULE_LOAD,
-    applies: () => false,
     checks: [
       { reason: 'TGID', map: 'deny_tgid', key: 'the loading tgid', denies: 'entry.ops & MODULE_LOAD' },
       {

@@ -4,17 +4,15 @@
 // (test/vm/protect.test.ts); here the enforcer writes an in-memory map, which is what is asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Enforcer, MemoryMapWriter } from '../../enforcers/enforcer.ts';
+import { Enforcer, MemoryMapWriter } from '../../enforcers/index.ts';
 import { VerdictStore } from '../../enforcers/store.ts';
 import { controlRequest, serveControl } from '../../enforcers/control.ts';
 import { needRoot } from '../helpers/prereq.ts';
-
-const krsi = (args: string[], sock: string, state: string) =>
-  spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...args, '--state', state], { encoding: 'utf8', env: { ...process.env, KRSI_LOG_LEVEL: 'error', KRSI_CONTROL_SOCK: sock } });
+import { krsiAsync } from '../helpers/krsi.ts';
 
 async function session() {
   const dir = mkdtempSync(join(tmpdir(), 'krsi-control-'));
@@ -33,13 +31,16 @@ test('krsi verdicts add / list / rm / clear go to the serving krsi run, which ap
   const victim = spawn('sleep', ['60']);
   try {
     // the CLI runs as a separate process: spawnSync would block this event loop, which serves the socket
-    const run = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((res) => {
-      const c = spawn(process.execPath, ['bin/krsi.js', 'verdicts', ...args, '--state', join(s.dir, 'other-state')], { env: { ...process.env, KRSI_LOG_LEVEL: 'error', KRSI_CONTROL_SOCK: s.sock } });
-      let stdout = '', stderr = '';
-      c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      c.on('close', (status) => res({ status, stdout, stderr }));
-    });
+    const run = async (args: string[]) => {
+      const env = { KRSI_LOG_LEVEL: process.env.KRSI_LOG_LEVEL, KRSI_CONTROL_SOCK: process.env.KRSI_CONTROL_SOCK };
+      Object.assign(process.env, { KRSI_LOG_LEVEL: 'error', KRSI_CONTROL_SOCK: s.sock });
+      try {
+        const r = await krsiAsync(['verdicts', ...args, '--state', join(s.dir, 'other-state')]);
+        return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+      } finally {
+        for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+      }
+    };
     let r = await run(['add', '--op', 'exec', '--pid', String(victim.pid), '--ttl', '5m', '--rule', 'ctl']);
     assert.equal(r.status, 0, r.stderr);
     const id = r.stdout.trim();

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Enforcer, MemoryMapWriter, ModuleResolver, keyString } from '../../enforcers/enforcer.ts';
+import { Enforcer, KernelEnforcement, MemoryMapWriter, ModuleResolver, keyString } from '../../enforcers/index.ts';
 import { VerdictStore, type Now } from '../../enforcers/store.ts';
 import type { Verdict } from '../../engine/types.ts';
+import type { DeniedEvent, KrsiEvent } from '../../signals/events.ts';
 import type { CompiledRule, CompiledRuleSet } from '../../engine/rules/types.ts';
 
 const SELF = 4242;
@@ -239,5 +240,36 @@ describe('enforcer', () => {
     assert.deepEqual(a.list().map((v) => [v.id, v.rule, v.op]), [['kernel:inherited@pid:301', 'ld-preload', 'quarantine']]);
     assert.equal(a.remove('kernel:inherited@pid:301'), true, 'krsi verdicts rm lifts it');
     assert.equal(maps.entries.size, 0);
+  }));
+});
+
+describe('the live Enforcement (KernelEnforcement)', () => {
+  test('apply writes the maps and says whether it took effect; a verdict the kernel cannot take is not applied, krsi goes on', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const k = new KernelEnforcement(mk({ maps, procStart: (p) => (p === 300 ? undefined : 5) }), () => 2_000);
+    assert.equal(k.apply(pidV(100)), true);
+    assert.equal(maps.entries.get('deny_tgid:100')?.value.ops, 7);
+    assert.equal(k.apply(pidV(SELF)), false, 'krsi itself');
+    assert.equal(k.apply(pidV(300)), false, 'a process already gone');
+    assert.equal(k.apply({ ...inoV(7), op: 'mprotect_exec' }), false, 'an op/subject pair with no map');
+    assert.equal(k.latency().event_to_map.count, 1);
+  }));
+
+  test('check answers nothing and keeps the books: exit ends a pid verdict, fork records the copy the kernel made', withEnforcer(async (mk) => {
+    const maps = new MemoryMapWriter();
+    const e = mk({ maps });
+    const k = new KernelEnforcement(e, () => 2_000);
+    const ev = (type: string, pid: number, extra = {}): KrsiEvent => ({ ts: 1_500, type, pid, ppid: 1, uid: 0, comm: 'c', exe: { path: '/c', dev: 1, ino: 1 }, ...extra }) as KrsiEvent;
+    k.apply(pidV(200));
+    maps.put({ map: 'deny_tgid', tgid: 201 }, maps.get({ map: 'deny_tgid', tgid: 200 })!); // krsi_fork's copy
+    assert.equal(k.check(ev('fork', 200, { child_pid: 201 })), undefined);
+    assert.deepEqual(e.list().map((v) => v.id).sort(), ['r:quarantine:pid:200', 'r:quarantine:pid:200@pid:201']);
+    assert.equal(k.check(ev('exit', 200, { code: 0 })), undefined);
+    assert.deepEqual(e.list().map((v) => v.id), ['r:quarantine:pid:200@pid:201']);
+    assert.equal(maps.get({ map: 'deny_tgid', tgid: 200 }), undefined);
+    // a kernel record of the child's refused exec names the parent's verdict
+    const d = k.denied(ev('denied', 201, { op: 'exec', key: { pid: 201 }, reason: 'TGID' }) as DeniedEvent);
+    assert.deepEqual([d.verdict, d.rule], ['r:quarantine:pid:200', 'r']);
+    assert.deepEqual(k.sizes(), { entries: 1, lists: 0, verdicts: 1 });
   }));
 });

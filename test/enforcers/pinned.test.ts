@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needLiveBpf } from '../helpers/prereq.ts';
-import { Enforcer, PinnedMapWriter, keyString, type VerdictMaps } from '../../enforcers/enforcer.ts';
+import { Enforcer, PinnedMapWriter, keyString, type VerdictMaps } from '../../enforcers/index.ts';
 import { VerdictStore, bootTimeNs } from '../../enforcers/store.ts';
 import { LAYOUTS } from '../../enforcers/maps.ts';
 import type { Verdict } from '../../engine/types.ts';

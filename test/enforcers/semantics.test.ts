@@ -1,7 +1,8 @@
-// One table, run through both implementations of krsi's enforcement semantics: the replay model
-// (engine/enforcement/model.ts) and the live enforcer's translation into map entries
-// (enforcers/enforcer.ts), read back the way bpf/enforce.bpf.c reads them, following the SEMANTICS
-// rows check by check. Every row also states the expected answer, so a bug shared by both fails.
+// One table, run through both implementations of krsi's enforcement state: the replay model's maps
+// (engine/enforcement/model.ts) and the map entries the live enforcer writes (enforcers/enforcer.ts),
+// the latter read as bpf/enforce.bpf.c reads them (by inode, module lists by file, rule_id only); both
+// through the hooks of the SEMANTICS rows (engine/enforcement/hooks.ts). Every row also states the
+// expected answer, so a bug shared by both fails.
 // The in-VM tests (test/vm/e2e.test.ts) check the kernel itself on the same scenarios.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnforcementModel } from '../../engine/enforcement/model.ts';
 import { KRSI_OP, KRSI_MODULE_MODE, MODULE_REFUSAL_NS, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
-import { Enforcer, MemoryMapWriter, keyString, ModuleResolver, type EntryKey } from '../../enforcers/enforcer.ts';
+import { Hooks, type MapsView } from '../../engine/enforcement/hooks.ts';
+import { Enforcer, MemoryMapWriter, keyString, ModuleResolver, type EntryKey } from '../../enforcers/index.ts';
 import { VerdictStore } from '../../enforcers/store.ts';
 import type { CompiledRuleSet, CompiledRule, KernelJson } from '../../engine/rules/types.ts';
 import type { DeniedOut, Mode, Subject, Verdict, VerdictOp } from '../../engine/types.ts';
@@ -291,91 +293,66 @@ function verdict(a: Extract<Step, { apply: unknown }>['apply']): Verdict {
   return { id: verdictId(rule, a.op, a.subject), rule, op: a.op, subject: a.subject, ts: a.ts, ttl_ns: ttl, expires: ttl ? a.ts + ttl : 0, mode: 'enforce' };
 }
 
-/** the kernel's reading of the maps (bpf/enforce.bpf.c), check by check in SEMANTICS order */
-class KernelReading {
-  private count = new Map<number, number>();
+/** what the kernel knows of an entry's cause: the rule_id it carries */
+interface KCause { rule_id: number }
+
+/** the maps as bpf/enforce.bpf.c reads them (keys by inode, module lists by file), for the hooks of the
+ *  SEMANTICS rows (engine/enforcement/hooks.ts): what the enforcer wrote is what the kernel would read */
+class KernelMaps implements MapsView<KCause> {
+  private counts = new Map<number, number>();
   /** module_refused: tgid -> {until, reason, rule_id} */
-  private refused = new Map<number, { until: number; reason: DenyReason; rule_id: number }>();
+  private refusals = new Map<number, { until: number; reason: DenyReason; cause: KCause }>();
   constructor(private readonly maps: MemoryMapWriter) {}
-  private get(k: EntryKey) {
-    return this.maps.entries.get(keyString(k))?.value;
+  get self() { return this.maps.cfg!.krsi_tgid; }
+  private get cfg() { return this.maps.cfg!; }
+  private live(k: EntryKey, bit: number, ts: number): KCause | undefined {
+    const v = this.maps.entries.get(keyString(k))?.value;
+    return v && (v.ops & bit) !== 0 && live(v.expires, ts) ? { rule_id: v.rule_id } : undefined;
+  }
+  inode(f: { dev: number; ino: number }, bit: number, ev: KrsiEvent) { return this.live({ map: 'deny_inode', dev: f.dev, ino: f.ino }, bit, ev.ts); }
+  tgid(pid: number, bit: number, ts: number) { return this.live({ map: 'deny_tgid', tgid: pid }, bit, ts); }
+  moduleName() { return undefined; } // the enforcer resolved names to deny_inode
+  count(pid: number) {
+    if (!this.cfg.mprotect_limit) return 0;
+    const n = (this.counts.get(pid) ?? 0) + 1;
+    this.counts.set(pid, n);
+    return n;
+  }
+  overLimit(n: number) { return this.cfg.mprotect_limit > 0 && n > this.cfg.mprotect_limit ? { rule_id: 0 } : undefined; }
+  denylisted(ev: { file?: { dev: number; ino: number } }) {
+    const v = ev.file && (this.cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 ? this.maps.entries.get(keyString({ map: 'module_deny', ...ev.file }))?.value : undefined;
+    return v && { rule_id: v.rule_id };
+  }
+  notAllowlisted(ev: { file?: { dev: number; ino: number } }) {
+    if ((this.cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) === 0) return undefined;
+    return ev.file && this.maps.entries.has(keyString({ map: 'module_allow', ...ev.file })) ? undefined : { rule_id: 0 };
+  }
+  refused(pid: number, ts: number) { const r = this.refusals.get(pid); return r && ts < r.until ? r : undefined; }
+  refuse(pid: number, until: number, reason: DenyReason, cause: KCause) { this.refusals.set(pid, { until, reason, cause }); }
+  clear(map: string, pid: number) {
+    if (map === 'deny_tgid') this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: pid })); // the krsi_exit program
+    else if (map === 'mprotect_count') this.counts.delete(pid);
+    else if (map === 'module_refused') this.refusals.delete(pid);
+  }
+  copy(map: string, from: number, to: number, ts: number) {
+    // the krsi_fork program: a new tgid gets the parent's live entry
+    const v = map === 'deny_tgid' ? this.maps.entries.get(keyString({ map: 'deny_tgid', tgid: from }))?.value : undefined;
+    if (v && live(v.expires, ts)) { const key: EntryKey = { map: 'deny_tgid', tgid: to }; this.maps.entries.set(keyString(key), { key, value: { ...v } }); }
+  }
+}
+
+/** the kernel's denied record for an event, shaped as bpf/abi.ts decodeDenied returns it */
+class KernelReading {
+  private readonly hooks: Hooks<KCause>;
+  constructor(maps: MemoryMapWriter) {
+    this.hooks = new Hooks(new KernelMaps(maps));
   }
   check(e: KrsiEvent): DeniedEvent | undefined {
-    const cfg = this.maps.cfg!;
-    if (e.type === 'exit') {
-      this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: e.pid })); // the krsi_exit program
-      this.count.delete(e.pid);
-      this.refused.delete(e.pid);
-      return undefined;
-    }
-    if (e.type === 'module_load' && !e.file) return this.loadData(e);
-    if (e.type === 'fork') {
-      // the krsi_fork program: a new tgid gets the parent's live entry (not from init or krsi)
-      const v = this.get({ map: 'deny_tgid', tgid: e.pid });
-      if (e.child_pid !== e.pid && v && live(v.expires, e.ts) && e.pid !== 1 && e.pid !== cfg.krsi_tgid) {
-        const key: EntryKey = { map: 'deny_tgid', tgid: e.child_pid };
-        this.maps.entries.set(keyString(key), { key, value: { ...v } });
-      }
-      return undefined;
-    }
-    const row = SEMANTICS.find((r) => r.event === e.type && r.hook !== 'kernel_load_data');
-    if (!row) return undefined;
-    if (e.pid === 1 || e.pid === cfg.krsi_tgid) return undefined;
-    let n = 0;
-    if (row.op === 'mprotect_exec' && cfg.mprotect_limit) this.count.set(e.pid, (n = (this.count.get(e.pid) ?? 0) + 1));
-    if (!row.applies(e)) return undefined;
+    const hit = this.hooks.judge(e);
+    if (!hit) return undefined;
     const file = e.type === 'exec' ? e.exe : e.type === 'module_load' ? e.file : undefined;
-    for (const c of row.checks) {
-      let hit = false, inode: { dev: number; ino: number } | undefined;
-      if (c.map === 'deny_inode' || c.map === 'deny_module_name') {
-        const v = file && this.get({ map: 'deny_inode', ...file });
-        hit = !!v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts);
-        inode = file;
-      } else if (c.map === 'deny_tgid') {
-        const v = this.get({ map: 'deny_tgid', tgid: e.pid });
-        hit = !!v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts);
-      } else if (c.map === 'mprotect_count') {
-        hit = cfg.mprotect_limit > 0 && n > cfg.mprotect_limit;
-      } else if (c.map === 'module_deny') {
-        hit = (cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 && !!file && !!this.get({ map: 'module_deny', ...file });
-        inode = file;
-      } else if (c.map === 'module_allow') {
-        hit = (cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) !== 0 && !(file && this.get({ map: 'module_allow', ...file }));
-        inode = file;
-      }
-      if (hit) {
-        // shaped as enforcers/maps.ts decodeDenied returns it: rule_id 0 for the counter and the allowlist
-        const v = c.reason === 'TGID' ? this.get({ map: 'deny_tgid', tgid: e.pid })
-          : c.reason === 'INODE' ? inode && this.get({ map: 'deny_inode', ...inode })
-          : c.reason === 'MODULE_DENY' ? inode && this.get({ map: 'module_deny', ...inode }) : undefined;
-        const key = c.reason === 'TGID' ? { pid: e.pid } : c.reason === 'MPROTECT_LIMIT' ? { counter: 'mprotect_limit', pid: e.pid } : { ...inode };
-        if (row.op === 'module_load' && (c.reason === 'INODE' || c.reason === 'MODULE_DENY'))
-          this.refused.set(e.pid, { until: e.ts + MODULE_REFUSAL_NS, reason: c.reason, rule_id: v?.rule_id ?? 0 }); // refuse_module_file()
-        return { ...e, type: 'denied', op: row.op, key, reason: c.reason, rule_id: v?.rule_id ?? 0, enforced: true } as DeniedEvent;
-      }
-    }
-    return undefined;
-  }
-
-  /** the kernel_load_data row (init_module from memory), check by check */
-  private loadData(e: KrsiEvent): DeniedEvent | undefined {
-    const cfg = this.maps.cfg!;
-    if (e.pid === 1 || e.pid === cfg.krsi_tgid) return undefined;
-    const row = SEMANTICS.find((r) => r.hook === 'kernel_load_data')!;
-    const out = (reason: DenyReason, rule_id: number, key: Record<string, unknown>) =>
-      ({ ...e, type: 'denied', op: row.op, key, reason, rule_id, enforced: true }) as DeniedEvent;
-    for (const c of row.checks) {
-      if (c.map === 'deny_tgid') {
-        const v = this.get({ map: 'deny_tgid', tgid: e.pid });
-        if (v && (v.ops & row.bit) !== 0 && live(v.expires, e.ts)) return out('TGID', v.rule_id, { pid: e.pid });
-      } else if (c.map === 'module_refused') {
-        const r = this.refused.get(e.pid);
-        if (r && e.ts < r.until) return out(r.reason, r.rule_id, { module: '(from memory)' });
-      } else if (c.map === 'module_allow') {
-        if ((cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) !== 0) return out('MODULE_ALLOW', 0, { module: '(from memory)' });
-      }
-    }
-    return undefined;
+    const key = hit.reason === 'TGID' ? { pid: e.pid } : hit.reason === 'MPROTECT_LIMIT' ? { counter: 'mprotect_limit', pid: e.pid } : file ? { ...file } : { module: '(from memory)' };
+    return { ...e, type: 'denied', op: hit.hook.op, key, reason: hit.reason, rule_id: hit.cause.rule_id, enforced: true } as DeniedEvent;
   }
 }
 

@@ -2,15 +2,15 @@
 // `add` and the map side run in the VM, test/vm/e2e.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VerdictStore, now } from '../../enforcers/store.ts';
 import { enforcementLoaded } from '../../enforcers/programs.ts';
+import { krsiSync } from '../helpers/krsi.ts';
 
 const krsi = (args: string[], state: string) =>
-  spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...args, '--state', state], { encoding: 'utf8', env: { ...process.env, KRSI_LOG_LEVEL: 'error' } });
+  krsiSync(['verdicts', ...args, '--state', state], { env: { ...process.env, KRSI_LOG_LEVEL: 'error' } });
 
 test('verdicts list, rm and clear work on the store', { skip: enforcementLoaded() ? 'enforcement is pinned on this host: covered in the VM' : undefined }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'krsi-vcli-'));

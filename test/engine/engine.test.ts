@@ -1,6 +1,8 @@
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, type EngineOptions } from '../../engine/engine.ts';
+import { unenforced, type Enforcement } from '../../engine/enforcement/enforcement.ts';
+import { EnforcementModel } from '../../engine/enforcement/model.ts';
 import type { AlertOut, DeniedOut, Output, VerdictOut } from '../../engine/types.ts';
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { Facts } from '../../engine/rules/types.ts';
@@ -184,8 +186,9 @@ describe('engine: sequence', () => {
     assert.deepEqual(kinds(r.out), ['alert', 'verdict']);
   });
 
-  test('selfPid is never denied', () => {
-    const { out } = run({ rules: ruleSet([quarantineRule()]), selfPid: 42 }, [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('exec', 3 * S, 42)]);
+  test('krsi itself (the model\'s selfPid) is never denied', () => {
+    const rules = ruleSet([quarantineRule()]);
+    const { out } = run({ rules, enforcement: new EnforcementModel({ rules, selfPid: 42 }) }, [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('exec', 3 * S, 42)]);
     assert.deepEqual(kinds(out), ['alert', 'verdict']);
   });
 
@@ -426,9 +429,9 @@ describe('engine: kernel blocks and denied events', () => {
     ]);
   });
 
-  test('simulate: false (live) reports only the kernel\'s own denied events', () => {
+  test('live (no model) reports only the kernel\'s own denied events', () => {
     const r = rule({ id: 'mp', types: ['mprotect'], match: () => false, kernel: { mprotect_limit: 1 }, mode: 'enforce' });
-    const { out } = run({ rules: ruleSet([r]), simulate: false }, [
+    const { out } = run({ rules: ruleSet([r]), enforcement: unenforced() }, [
       ev('mprotect', 1, 7, { prot: 7 }),
       ev('mprotect', 2, 7, { prot: 7 }),
       ev('denied', 3, 7, { op: 'mprotect_exec', key: { counter: 'mprotect' }, reason: 'MPROTECT_LIMIT' }),
@@ -464,5 +467,55 @@ describe('engine: bounded state', () => {
     assert.ok(st.keys <= 12, `keys ${st.keys}`);
     assert.equal(st.evictions, 0);
     assert.ok(st.expired > 9_000);
+  });
+});
+
+describe('engine: the Enforcement it is given', () => {
+  function recorder(applies: boolean) {
+    const calls: string[] = [];
+    const e: Enforcement = {
+      check: (x) => (calls.push(`check ${x.type}`), x.type === 'exec' && x.pid === 9 ? { kind: 'denied', ts: x.ts, seq: x.seq ?? -1, pid: 9, op: 'exec', verdict: 'v', rule: 'r' } : undefined),
+      apply: (v) => (calls.push(`apply ${v.id}`), applies),
+      denied: (x) => (calls.push(`denied ${x.op}`), undefined),
+      sizes: () => ({ things: 3 }),
+    };
+    return { calls, e };
+  }
+
+  test('check for every event but denied, denied for those, apply for enforce-mode verdicts; nothing else', () => {
+    const { calls, e } = recorder(true);
+    const { out, engine } = run({ rules: ruleSet([quarantineRule()]), enforcement: e }, [
+      ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('denied', 3 * S, 42, { op: 'exec', key: { pid: 42 } }), ev('exec', 4 * S, 9),
+    ]);
+    assert.deepEqual(calls, ['check exec', 'check mprotect', 'apply preload-wx:quarantine:pid:42', 'denied exec', 'check exec']);
+    assert.deepEqual(kinds(out), ['alert', 'verdict', 'denied']);
+    assert.equal(verdicts(out)[0].applied, true);
+    assert.equal(engine.stats().refused, 1, 'the event enforcement refused goes no further');
+    assert.deepEqual(engine.stats().enforcement, { things: 3 });
+  });
+
+  test('applied is what apply() returned; a monitor-mode verdict is not applied', () => {
+    const { e } = recorder(false);
+    assert.equal(verdicts(run({ rules: ruleSet([quarantineRule()]), enforcement: e }, [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 })]).out)[0].applied, false);
+    const m = recorder(true);
+    const r = run({ rules: ruleSet([quarantineRule('monitor')]), enforcement: m.e }, [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 })]);
+    assert.equal(verdicts(r.out)[0].applied, false);
+    assert.ok(!m.calls.some((c) => c.startsWith('apply')));
+  });
+
+  test('unenforced(): live without enforcement refuses and applies nothing, and names a kernel record as it reads', () => {
+    const { out } = run({ rules: ruleSet([quarantineRule()]), enforcement: unenforced() }, [
+      ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('exec', 3 * S, 42),
+      ev('denied', 4 * S, 42, { op: 'exec', key: { pid: 42 }, reason: 'TGID', rule: 'elsewhere' }),
+    ]);
+    assert.equal(verdicts(out)[0].applied, false);
+    assert.deepEqual(denials(out).map((d) => [d.rule, d.reason]), [['elsewhere', 'TGID']]);
+  });
+
+  test('the default is the replay model of the rules; a model passed in is the one the engine uses', () => {
+    const model = new EnforcementModel({ rules: ruleSet([quarantineRule()]) });
+    const { out } = run({ rules: ruleSet([quarantineRule()]), enforcement: model }, [ev('exec', 1 * S, 42, LD), ev('mprotect', 2 * S, 42, { prot: 7 }), ev('exec', 3 * S, 42)]);
+    assert.deepEqual(kinds(out), ['alert', 'verdict', 'denied']);
+    assert.deepEqual(model.list().map((v) => v.id), ['preload-wx:quarantine:pid:42']);
   });
 });

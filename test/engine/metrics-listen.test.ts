@@ -3,12 +3,16 @@
 // stderr when the endpoint is reachable from the network.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { KrsiMetrics, isLoopback, parseListen, serveMetrics } from '../../cli/metrics.ts';
 
 const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
+/** the CLI from the sources when dist/ is older than them (as test/helpers/krsi.ts does) */
+const CLI = spawnSync(process.execPath, [KRSI, '--version'], { encoding: 'utf8' }).stderr.startsWith('krsi: dist/ is')
+  ? ['--import', 'tsx', fileURLToPath(new URL('../../cli/main.ts', import.meta.url))]
+  : [KRSI];
 
 /** an IPv4 address of this host that is not loopback, if it has one */
 const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
@@ -66,7 +70,7 @@ describe('--metrics address', () => {
 
   /** krsi run's stderr until its "metrics on" line (or its exit); then SIGINT, on which it detaches what it loaded */
   async function runUntilMetrics(addr: string): Promise<string> {
-    const child = spawn(process.execPath, [KRSI, 'run', '--mode', 'monitor', '--metrics', addr, '--duration', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, 'run', '--mode', 'monitor', '--metrics', addr, '--duration', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => (stderr += d));

@@ -2,9 +2,14 @@
 // process fails with EPERM and the kernel's `denied` event reaches the output and the recorded log;
 // persistence (krsi killed: the pinned maps keep denying; maps gone: a restart restores the verdict
 // from lmdb); differential (the recorded log replayed through the model denies exactly what the
-// kernel denied). The rules are inline test rules keyed on a marker environment variable, so the test
+// kernel denied); a replay of that recording reports each refused operation once, with its rule, in
+// every --mode (a refused mprotect leaves both its event and the kernel's record; a refused exec only
+// the record). The rules are inline test rules keyed on a marker environment variable, so the test
 // only ever denies processes it started itself.
 // The same file is the guest driver: with KRSI_E2E_GUEST=<results dir> it runs the scenario in the VM.
+// The guest runs the compiled CLI (dist/cli/main.js, built on the host first), not bin/krsi.js: the
+// checkout is the guest's / over 9p, live, and the launcher refuses a dist/ that an edit on the host
+// made stale while the VM runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -58,12 +63,16 @@ interface Results {
   exit2: number | null;
   stderr1: string;
   stderr2: string;
+  /** a static helper, quarantined by its exec, then refused one mprotect(PROT_EXEC) */
+  mprot?: { pid: number; out: string; code: number | null; verdict?: Record<string, unknown>; denied?: Record<string, unknown>; deniedLive?: number };
   cli?: { add: Cli; execCopy: string; execOrig: number | null; list: Cli; rm: Cli; execAfterRm: number | null };
   error?: string;
 }
 interface Cli { code: number | null; signal?: string | null; out: string; err: string }
 
 // ---------------------------------------------------------------- guest side
+const CLI = 'dist/cli/main.js';
+
 async function guest(results: string): Promise<void> {
   const { unloadEnforcement } = await import('../../enforcers/programs.ts');
   const D = '/mnt/e2e';
@@ -89,7 +98,7 @@ async function guest(results: string): Promise<void> {
   function startKrsi(log: string): Krsi {
     // --no-self-protect: this test reads the pinned maps with bpftool while krsi runs, which self-protection
     // refuses (that has its own VM test: protect.test.ts)
-    const p = spawn(process.execPath, ['bin/krsi.js', 'run', '--rules', rulesFile, '--mode', 'enforce', '--no-self-protect', '--record', log, '--format', 'json', '--state', state, '--watch-env', ...WATCH], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, 'run', '--rules', rulesFile, '--mode', 'enforce', '--no-self-protect', '--record', log, '--format', 'json', '--state', state, '--watch-env', ...WATCH], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Record<string, unknown>[] = [];
     let buf = '', err = '';
     p.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -156,7 +165,21 @@ async function guest(results: string): Promise<void> {
     r.otherOut = other.out();
     r.denied1 = await until('the denied event in krsi run output', () => k1!.out.find((o) => o.kind === 'denied' && o.pid === r.victim), 30_000);
     r.bpftool = dumpTgid();
+
+    step('a quarantined helper tries mprotect(PROT_EXEC): its event and the kernel\'s record both go into the log');
+    const h = spawn(join(results, 'vmhelper'), ['mprotect', '1', 'wait'], { env: { ...process.env, KRSI_E2E: 'quarantine-me' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let hout = '';
+    h.stdout!.setEncoding('utf8').on('data', (d: string) => (hout += d));
+    h.stderr!.setEncoding('utf8').on('data', (d: string) => (hout += d));
+    const hexit = new Promise<number | null>((res) => h.once('exit', (c) => res(c)));
+    r.mprot = { pid: h.pid!, out: '', code: null };
+    r.mprot.verdict = await until('the verdict on the helper', () => k1!.out.find((o) => o.kind === 'verdict' && (o.subject as { pid?: number })?.pid === h.pid), 60_000);
+    h.stdin!.write('go\n');
+    r.mprot.code = await hexit;
+    r.mprot.out = hout;
+    r.mprot.denied = await until('the helper\'s denied mprotect in krsi run output', () => k1!.out.find((o) => o.kind === 'denied' && o.pid === h.pid), 30_000);
     await sleep(1500); // the log commits by the next event-loop turn; leave it time before the hard kill
+    r.mprot.deniedLive = k1.out.filter((o) => o.kind === 'denied' && o.pid === h.pid).length;
 
     step('kill -9 krsi #1: the pinned maps keep denying');
     k1.p.kill('SIGKILL');
@@ -185,7 +208,7 @@ async function guest(results: string): Promise<void> {
     copyFileSync('/bin/true', copy);
     chmodSync(copy, 0o755);
     const cli = (...a: string[]): Cli => {
-      const c = spawnSync(process.execPath, ['bin/krsi.js', 'verdicts', ...a, '--state', state], { encoding: 'utf8' });
+      const c = spawnSync(process.execPath, [CLI, 'verdicts', ...a, '--state', state], { encoding: 'utf8' });
       const res: Cli = { code: c.status, signal: c.signal, out: c.stdout ?? '', err: (c.stderr ?? '').slice(-2000) };
       // status null is a signal or a failed spawn: say which, with the guest's kernel log
       if (c.signal || c.error) res.err += `\n--- ${c.signal ? `killed by ${c.signal}` : `spawn failed: ${String(c.error)}`}; guest dmesg tail:\n${dmesgTail()}`;
@@ -218,11 +241,18 @@ if (process.env.KRSI_E2E_GUEST) {
 } else {
   // ---------------------------------------------------------------- host side
   const { vmAvailable, runInVm, REPO_ROOT, VM_KERNELS, vmKernelLabel } = await import('./vm.ts');
+  const { krsiSync } = await import('../helpers/krsi.ts');
+  const { needCc } = await import('../helpers/prereq.ts');
 
   for (const kernel of VM_KERNELS)
-  test(`end to end in the VM [${vmKernelLabel(kernel)}]: signal -> rule -> verdict -> map -> EPERM; persistence; differential`, { skip: vmAvailable(kernel), timeout: 900_000 }, async (t) => {
+  test(`end to end in the VM [${vmKernelLabel(kernel)}]: signal -> rule -> verdict -> map -> EPERM; persistence; differential`, { skip: vmAvailable(kernel) ?? needCc(), timeout: 900_000 }, async (t) => {
     const rw = mkdtempSync(join(tmpdir(), 'krsi-e2e-'));
     try {
+      const build = spawnSync(process.execPath, ['bin/build.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
+      assert.equal(build.status, 0, `npm run build: ${build.stderr}`);
+      // static: no ld.so mprotects of its own
+      const cc = spawnSync('cc', ['-O2', '-Wall', '-static', '-o', join(rw, 'vmhelper'), join(REPO_ROOT, 'test/vm/helpers/vmhelper.c')], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
       const vm = await runInVm(`node --import tsx test/vm/e2e.test.ts`, { rw, env: { KRSI_E2E_GUEST: rw }, timeoutMs: 780_000, cwd: REPO_ROOT, kernel });
       const file = join(rw, 'results.json');
       assert.ok(existsSync(file), `no results from the guest (exit ${vm.code}): ${vm.stderr.slice(-3000)}`);
@@ -297,13 +327,46 @@ if (process.env.KRSI_E2E_GUEST) {
         assert.deepEqual(d.model, d.kernel);
         assert.deepEqual(d.modelOnly, [], 'the model would have denied recorded events the kernel allowed');
         // and the CLI: krsi replay --mode enforce reproduces the live verdicts
-        const rep = spawnSync(process.execPath, ['bin/krsi.js', 'replay', join(rw, 'log1'), '--rules', rulesFile, '--mode', 'enforce', '--format', 'json'], { encoding: 'utf8', cwd: REPO_ROOT });
+        const rep = krsiSync(['replay', join(rw, 'log1'), '--rules', rulesFile, '--mode', 'enforce', '--format', 'json'], { cwd: REPO_ROOT });
         assert.equal(rep.status, 0, rep.stderr);
         const outs = rep.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
         const verdicts = outs.filter((o) => o.kind === 'verdict').map((o) => o.id);
         assert.ok(verdicts.includes(`e2e-quarantine-marker:quarantine:pid:${r.victim}`), rep.stdout);
-        const modelDenied = outs.filter((o) => o.kind === 'denied' && !d.deniedSeqs.includes(o.seq as number));
-        assert.deepEqual(modelDenied, [], 'krsi replay --mode enforce denied a recorded event the kernel allowed');
+      });
+      await t.test('live: the helper\'s mprotect(PROT_EXEC) is refused (EPERM) and reported once', () => {
+        const m = r.mprot!;
+        assert.equal(m.verdict?.applied, true);
+        assert.match(m.out, /fail=1 errno=1\b/);
+        assert.equal(m.code, 1);
+        assert.deepEqual([m.denied?.op, m.denied?.reason, m.denied?.rule], ['mprotect_exec', 'TGID', 'e2e-quarantine-marker']);
+        assert.equal(m.deniedLive, 1);
+      });
+      await t.test('replaying the recording (krsi replay, every --mode): one denial per refused operation, with its rule', async () => {
+        const { readEvents } = await import('../../engine/eventlog/index.ts');
+        const m = r.mprot!;
+        const logged: { type: string; pid: number; op?: string }[] = [];
+        for await (const b of readEvents(join(rw, 'log1'))) for (const e of b) logged.push(e as never);
+        const records = (pid: number, op: string) => logged.filter((e) => e.type === 'denied' && e.pid === pid && e.op === op).length;
+        // what makes the double report possible: the refused mprotect is in the log twice
+        assert.equal(records(m.pid, 'mprotect_exec'), 1, 'the kernel\'s record of the refused mprotect');
+        assert.ok(logged.some((e) => e.type === 'mprotect' && e.pid === m.pid && ((e as { prot?: number }).prot! & 4) !== 0), 'the refused mprotect\'s own event');
+        assert.equal(records(r.victim, 'exec'), 1, 'the kernel\'s record of the refused exec (its only trace)');
+        const at = (f: (e: (typeof logged)[number]) => boolean) => logged.findIndex(f);
+        t.diagnostic(`the refused mprotect in the log: its event at ${at((e) => e.type === 'mprotect' && e.pid === m.pid && ((e as { prot?: number }).prot! & 4) !== 0)}, the kernel's record at ${at((e) => e.type === 'denied' && e.pid === m.pid)}`);
+        const rulesFile = join(rw, 'rules.json');
+        writeFileSync(rulesFile, JSON.stringify(RULES));
+        for (const mode of [[], ['--mode', 'enforce'], ['--mode', 'monitor']]) {
+          const rep = krsiSync(['replay', join(rw, 'log1'), '--rules', rulesFile, ...mode, '--format', 'json'], { cwd: REPO_ROOT });
+          assert.equal(rep.status, 0, rep.stderr);
+          const outs = rep.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+          const denied = outs.filter((o) => o.kind === 'denied').map((o) => ({ pid: o.pid, op: o.op, rule: o.rule, reason: o.reason }));
+          const what = `krsi replay ${mode.join(' ') || '(rules\' own modes)'}: ${JSON.stringify(denied)}`;
+          assert.deepEqual(denied.sort((a, b) => Number(a.pid) - Number(b.pid)), [
+            { pid: r.victim, op: 'exec', rule: 'e2e-quarantine-marker', reason: 'TGID' },
+            { pid: m.pid, op: 'mprotect_exec', rule: 'e2e-quarantine-marker', reason: 'TGID' },
+          ].sort((a, b) => a.pid - b.pid), what);
+          assert.equal(outs.at(-1)?.denied, 2, what);
+        }
       });
     } finally {
       rmSync(rw, { recursive: true, force: true });

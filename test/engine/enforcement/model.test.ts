@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EnforcementModel } from '../../../engine/enforcement/model.ts';
+import { kernelConfig } from '../../../engine/enforcement/kernel-config.ts';
 import { KRSI_OP, OP_BITS, SEMANTICS, VALID_SUBJECTS, hookFor, verdictId } from '../../../engine/enforcement/semantics.ts';
 import type { Subject, Verdict, VerdictOp } from '../../../engine/types.ts';
 import { S, ev, rule, ruleSet } from '../helpers.ts';
@@ -195,8 +196,30 @@ describe('semantics table', () => {
     assert.equal(hookFor('mprotect')?.hook, 'file_mprotect');
     assert.equal(hookFor('module_load')?.hook, 'kernel_read_file');
     assert.equal(hookFor('fork'), undefined);
-    assert.ok(hookFor('mprotect')!.applies(ev('mprotect', 0, 1, { prot: 4 })));
-    assert.ok(!hookFor('mprotect')!.applies(ev('mprotect', 0, 1, { prot: 3 })));
+    assert.ok(hookFor('mprotect')!.applies!(ev('mprotect', 0, 1, { prot: 4 })));
+    assert.ok(!hookFor('mprotect')!.applies!(ev('mprotect', 0, 1, { prot: 3 })));
     assert.deepEqual(VALID_SUBJECTS.quarantine, ['pid']);
+  });
+});
+
+describe('kernel configuration from kernel blocks (model and enforcer both read it)', () => {
+  test('enforce-mode rules only (or all under --mode enforce); the lowest limit; lists per rule; the first allowlist names its denials', () => {
+    const set = ruleSet(
+      [
+        rule({ id: 'a', mode: 'enforce', kernel: { mprotect_limit: 50, module_allowlist: 'ok' } }),
+        rule({ id: 'b', mode: 'enforce', kernel: { mprotect_limit: 20, module_allowlist: 'ok2', deny_exec_paths: 'p' } }),
+        rule({ id: 'c', mode: 'monitor', kernel: { mprotect_limit: 5, module_denylist: 'bad' } }),
+      ],
+      { ok: ['x'], ok2: ['y'], bad: ['z'], p: ['/bin/v'] },
+    );
+    const c = kernelConfig(set);
+    assert.deepEqual(c.rules, ['a', 'b']);
+    assert.deepEqual([c.mprotectLimit, c.mprotectRule, c.allowRule], [20, 'b', 'a']);
+    assert.deepEqual(c.moduleLists, [{ map: 'module_allow', rule: 'a', names: ['x'] }, { map: 'module_allow', rule: 'b', names: ['y'] }]);
+    assert.deepEqual(c.denyExecPaths, [{ path: '/bin/v', rule: 'b' }]);
+    const all = kernelConfig(set, 'enforce');
+    assert.deepEqual([all.rules, all.mprotectLimit, all.mprotectRule], [['a', 'b', 'c'], 5, 'c']);
+    assert.deepEqual(kernelConfig(set, 'monitor').rules, []);
+    assert.throws(() => kernelConfig(ruleSet([rule({ id: 'd', mode: 'enforce', kernel: { module_denylist: 'nope' } })])), /rule d: kernel block names unknown list "nope"/);
   });
 });

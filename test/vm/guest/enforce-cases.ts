@@ -13,7 +13,7 @@ import {
 } from '../../../enforcers/maps.ts';
 import { bootTimeNs, VerdictStore } from '../../../enforcers/store.ts';
 import { decodeVerdict } from '../../../enforcers/maps.ts';
-import { Enforcer, ModuleResolver, PinnedMapWriter, type VerdictMaps } from '../../../enforcers/enforcer.ts';
+import { Enforcer, ModuleResolver, PinnedMapWriter, type VerdictMaps } from '../../../enforcers/index.ts';
 import type { CompiledRuleSet } from '../../../engine/rules/types.ts';
 import { compressedModules, plainModule, shippedModule } from './kmod.ts';
 import { kernelFeatures } from '../../../bpf/features.ts';
