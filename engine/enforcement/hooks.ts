@@ -2,7 +2,7 @@
 // state them, over a view of the maps: the replay model's own state (model.ts), or the entries the live
 // enforcer wrote, read as the kernel reads them (test/enforcers/semantics.test.ts). The rows are turned
 // into one list of lookups per event type once; a view only answers "which live entry says so".
-import type { FileId, KrsiEvent, ModuleLoadEvent } from '../../signals/events.ts';
+import type { FileId, KrsiEvent } from '../../signals/events.ts';
 import { LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type CheckRow, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
 import { exempt } from './enforcement.ts';
 
@@ -10,8 +10,9 @@ import { exempt } from './enforcement.ts';
 export interface MapsView<C> {
   /** krsi's own tgid (config.krsi_tgid) */
   readonly self: number;
-  /** deny_inode: the cause of `bit` in the live entry of this file (exec: the new executable) */
-  inode(file: FileId, bit: number, ev: KrsiEvent): C | undefined;
+  /** deny_inode: the cause of `bit` in the live entry of this file (exec: the new executable, whose
+   *  path replay matches against deny_exec_paths: a log has no inode for a path) */
+  inode(file: FileId, bit: number, ts: number, execPath: string | undefined): C | undefined;
   /** deny_tgid */
   tgid(pid: number, bit: number, ts: number): C | undefined;
   /** deny_module_name (the model's; the enforcer resolves names to deny_inode) */
@@ -20,18 +21,23 @@ export interface MapsView<C> {
   count(pid: number): number;
   /** the counter's cause when `n` is over the limit */
   overLimit(n: number): C | undefined;
-  /** module_deny: the cause when denylisted */
-  denylisted(ev: ModuleLoadEvent): C | undefined;
+  /** module_deny: the cause when denylisted (model: by name; kernel: by file) */
+  denylisted(name: string, file: FileId | undefined): C | undefined;
   /** module_allow: the cause when an allowlist is on and the module is not on it */
-  notAllowlisted(ev: ModuleLoadEvent): C | undefined;
+  notAllowlisted(name: string, file: FileId | undefined): C | undefined;
   /** module_refused: this tgid's module file was refused less than MODULE_REFUSAL_NS before ts */
   refused(pid: number, ts: number): { reason: DenyReason; cause: C } | undefined;
   /** a module file refused by INODE or MODULE_DENY refuses the tgid's load from memory until `until` */
   refuse(pid: number, until: number, reason: DenyReason, cause: C): void;
-  /** lifecycle: the tgid's entry in map goes */
-  clear(map: EnforcementMap, pid: number): void;
+  /** lifecycle: a map keyed by tgid, whose entry for a pid goes when the process does */
+  perTgid(map: EnforcementMap): PerTgid;
   /** lifecycle: the new process gets a copy of the parent's live entry */
   copy(map: EnforcementMap, from: number, to: number, ts: number): void;
+}
+
+/** a map keyed by tgid, as far as the lifecycle rows touch it */
+export interface PerTgid {
+  delete(pid: number): unknown;
 }
 
 /** a check that denied: its row, the reason (module_refused: the refusal's own) and the entry's cause */
@@ -49,17 +55,16 @@ interface Compiled {
   applies: HookRow['applies'];
   /** the hook counts the call first (mprotect_count) */
   counts: boolean;
-  /** the file the hook keys deny_inode by: the new executable, or the module file */
-  exe: boolean;
-  checks: { row: CheckRow; code: number }[];
+  /** per check, in order: the map it reads */
+  codes: number[];
 }
 
 function compile(h: HookRow): Compiled {
-  const checks = h.checks.map((c) => {
+  const codes = h.checks.map((c) => {
     if (!(c.map in MAP_CODE)) throw new Error(`hook ${h.hook}: no lookup for map ${c.map}`);
-    return { row: c, code: MAP_CODE[c.map as keyof typeof MAP_CODE] };
+    return MAP_CODE[c.map as keyof typeof MAP_CODE];
   });
-  return { row: h, applies: h.applies, counts: h.checks.some((c) => c.map === 'mprotect_count'), exe: h.event === 'exec', checks };
+  return { row: h, applies: h.applies, counts: h.checks.some((c) => c.map === 'mprotect_count'), codes };
 }
 
 const EXIT_CLEARS = LIFECYCLE.find((r) => r.on === 'exit')!.clears;
@@ -72,80 +77,105 @@ export class Hooks<C> {
   /** kernel_load_data: a module from memory (the log cannot tell it from a file load, see its note) */
   private readonly loadData = compile(SEMANTICS.find((h) => h.hook === 'kernel_load_data')!);
 
-  constructor(private readonly v: MapsView<C>) {}
+  /** the per-tgid maps an exit clears (LIFECYCLE), as the view keeps them */
+  private readonly exitClears: PerTgid[];
+
+  constructor(private readonly v: MapsView<C>) {
+    this.exitClears = EXIT_CLEARS.map((m) => v.perTgid(m));
+  }
 
   /** what the kernel answers for ev, with the hooks' side effects (the counter, module_refused) and the
    *  lifecycle rows: call it once per event, in order */
   judge(ev: KrsiEvent): Hit<C> | undefined {
+    const v = this.v;
     let h: Compiled;
+    let pid: number, ts: number;
+    let file: FileId | undefined;
+    let name = '';
+    let path: string | undefined;
+    // each type reads its own fields (a property site per event shape, as the JIT likes it)
     switch (ev.type) {
       case 'exec':
         h = this.exec;
+        pid = ev.pid;
+        ts = ev.ts;
+        file = ev.exe;
+        path = ev.exe.path;
         break;
       case 'mprotect':
         h = this.mprotect;
+        pid = ev.pid;
+        ts = ev.ts;
         break;
       case 'module_load':
+        pid = ev.pid;
+        ts = ev.ts;
+        name = ev.name;
+        file = ev.file;
         // a module without a file from a tgid whose module file was just refused: busybox insmod's fallback
-        h = !ev.file && this.v.refused(ev.pid, ev.ts) !== undefined ? this.loadData : this.moduleLoad;
+        h = file === undefined && v.refused(pid, ts) !== undefined ? this.loadData : this.moduleLoad;
         break;
-      case 'exit':
+      case 'exit': {
+        const p = ev.pid;
+        const m = this.exitClears;
+        for (let i = 0; i < m.length; i++) m[i].delete(p);
+        return undefined;
+      }
       case 'fork':
-        this.lifecycle(ev);
+        this.forked(ev.pid, ev.child_pid, ev.ts);
         return undefined;
       default:
         return undefined;
     }
-    if (exempt(ev.pid, this.v.self)) return undefined;
-    const n = h.counts ? this.v.count(ev.pid) : 0;
+    if (exempt(pid, v.self)) return undefined;
+    const n = h.counts ? v.count(pid) : 0;
     if (h.applies !== undefined && !h.applies(ev)) return undefined;
-    const checks = h.checks;
-    for (let i = 0; i < checks.length; i++) {
-      const cause = this.lookup(checks[i].code, h, ev, n);
-      if (cause === undefined) continue;
-      const c = checks[i].row;
-      const reason = c.map === 'module_refused' ? this.v.refused(ev.pid, ev.ts)!.reason : c.reason;
-      if (h.row.hook === 'kernel_read_file' && (reason === 'INODE' || reason === 'MODULE_DENY')) this.v.refuse(ev.pid, ev.ts + MODULE_REFUSAL_NS, reason, cause);
-      return { hook: h.row, reason, cause };
+    const codes = h.codes;
+    const bit = h.row.bit;
+    for (let i = 0; i < codes.length; i++) {
+      let cause: C | undefined;
+      switch (codes[i]) {
+        case MAP_CODE.deny_inode:
+          cause = file !== undefined ? v.inode(file, bit, ts, path) : undefined;
+          break;
+        case MAP_CODE.deny_tgid:
+          cause = v.tgid(pid, bit, ts);
+          break;
+        case MAP_CODE.deny_module_name:
+          cause = v.moduleName(name, bit, ts);
+          break;
+        case MAP_CODE.mprotect_count:
+          cause = v.overLimit(n);
+          break;
+        case MAP_CODE.module_deny:
+          cause = v.denylisted(name, file);
+          break;
+        case MAP_CODE.module_allow:
+          cause = v.notAllowlisted(name, file);
+          break;
+        default:
+          cause = v.refused(pid, ts)?.cause;
+      }
+      if (cause !== undefined) return this.hit(h, i, pid, ts, cause);
     }
     return undefined;
   }
 
-  /** one check's lookup in the view */
-  private lookup(code: number, h: Compiled, ev: KrsiEvent, n: number): C | undefined {
-    const v = this.v;
-    const bit = h.row.bit;
-    switch (code) {
-      case MAP_CODE.deny_inode: {
-        const f = h.exe ? (ev as { exe: FileId }).exe : (ev as ModuleLoadEvent).file;
-        return f ? v.inode(f, bit, ev) : undefined;
-      }
-      case MAP_CODE.deny_tgid:
-        return v.tgid(ev.pid, bit, ev.ts);
-      case MAP_CODE.deny_module_name:
-        return v.moduleName((ev as ModuleLoadEvent).name, bit, ev.ts);
-      case MAP_CODE.mprotect_count:
-        return v.overLimit(n);
-      case MAP_CODE.module_deny:
-        return v.denylisted(ev as ModuleLoadEvent);
-      case MAP_CODE.module_allow:
-        return v.notAllowlisted(ev as ModuleLoadEvent);
-      default:
-        return v.refused(ev.pid, ev.ts)?.cause;
-    }
+  /** check i of h denied */
+  private hit(h: Compiled, i: number, pid: number, ts: number, cause: C): Hit<C> {
+    const c = h.row.checks[i];
+    const reason = c.map === 'module_refused' ? this.v.refused(pid, ts)!.reason : c.reason;
+    if (h.row.hook === 'kernel_read_file' && (reason === 'INODE' || reason === 'MODULE_DENY')) this.v.refuse(pid, ts + MODULE_REFUSAL_NS, reason, cause);
+    return { hook: h.row, reason, cause };
   }
 
-  private lifecycle(ev: Extract<KrsiEvent, { type: 'exit' | 'fork' }>): void {
-    const v = this.v;
-    if (ev.type === 'exit') {
-      for (let i = 0; i < EXIT_CLEARS.length; i++) v.clear(EXIT_CLEARS[i], ev.pid);
-      return;
-    }
-    const child = ev.child_pid;
-    if (child === ev.pid) return; // a thread of the same process
+  /** lifecycle, fork: the child is a new process */
+  private forked(parent: number, child: number, ts: number): void {
+    if (child === parent) return; // a thread of the same process
     // state still under the child's pid is from a process whose exit the log lost
-    for (let i = 0; i < EXIT_CLEARS.length; i++) v.clear(EXIT_CLEARS[i], child);
-    if (exempt(ev.pid, v.self)) return;
-    for (let i = 0; i < FORK_COPIES.length; i++) v.copy(FORK_COPIES[i], ev.pid, child, ev.ts);
+    const m = this.exitClears;
+    for (let i = 0; i < m.length; i++) m[i].delete(child);
+    if (exempt(parent, this.v.self)) return;
+    for (let i = 0; i < FORK_COPIES.length; i++) this.v.copy(FORK_COPIES[i], parent, child, ts);
   }
 }

@@ -4,7 +4,7 @@
 // bpf_ktime_get_boot_ns(), which is what live events carry).
 // A log recorded under `krsi run --mode enforce` also holds the kernel's own `denied` records; each
 // refused operation is reported once (engine/ENGINE.md, "Replaying an enforce-mode recording").
-import type { DeniedEvent, FileId, KrsiEvent, ModuleLoadEvent } from '../../signals/events.ts';
+import type { DeniedEvent, FileId, KrsiEvent } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
 import { KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, subjectKey, unsetEntry, type DenyReason, type EnforcementMap, type MergedEntry } from './semantics.ts';
@@ -71,11 +71,11 @@ class ModelMaps implements MapsView<Cause> {
     for (const p of c.denyExecPaths) this.denyExecPaths.set(p.path, { verdict: `kernel:deny_exec_paths:${p.path}`, rule: p.rule });
   }
 
-  inode(file: FileId, bit: number, ev: KrsiEvent): Cause | undefined {
+  inode(file: FileId, bit: number, ts: number, execPath: string | undefined): Cause | undefined {
     const e = this.inode_.get(file.dev)?.get(file.ino);
-    if (e !== undefined && e.ops & bit && live(e.expires, ev.ts)) return e.by[BY[bit]];
+    if (e !== undefined && e.ops & bit && live(e.expires, ts)) return e.by[BY[bit]];
     // replay knows no inode for a path: the exec's own path is matched
-    return ev.type === 'exec' && this.denyExecPaths.size !== 0 ? this.denyExecPaths.get(ev.exe.path) : undefined;
+    return execPath !== undefined && this.denyExecPaths.size !== 0 ? this.denyExecPaths.get(execPath) : undefined;
   }
   tgid(pid: number, bit: number, ts: number): Cause | undefined {
     const e = this.tgid_.get(pid);
@@ -94,11 +94,11 @@ class ModelMaps implements MapsView<Cause> {
   overLimit(n: number): Cause | undefined {
     return this.limit > 0 && n > this.limit ? this.limitCause : undefined;
   }
-  denylisted(ev: ModuleLoadEvent): Cause | undefined {
-    return this.moduleDeny.get(ev.name);
+  denylisted(name: string): Cause | undefined {
+    return this.moduleDeny.get(name);
   }
-  notAllowlisted(ev: ModuleLoadEvent): Cause | undefined {
-    return this.moduleAllow !== undefined && !this.moduleAllow.has(ev.name) ? this.allowCause : undefined;
+  notAllowlisted(name: string): Cause | undefined {
+    return this.moduleAllow !== undefined && !this.moduleAllow.has(name) ? this.allowCause : undefined;
   }
   refused(pid: number, ts: number): { reason: DenyReason; cause: Cause } | undefined {
     const r = this.refused_.get(pid);
@@ -107,10 +107,11 @@ class ModelMaps implements MapsView<Cause> {
   refuse(pid: number, until: number, reason: DenyReason, cause: Cause): void {
     this.refused_.set(pid, { until, reason, cause: { verdict: 'kernel:module_refused', rule: cause.rule } });
   }
-  clear(map: EnforcementMap, pid: number): void {
-    if (map === 'deny_tgid') this.tgid_.delete(pid);
-    else if (map === 'mprotect_count') this.mprotectCount.delete(pid);
-    else if (map === 'module_refused') this.refused_.delete(pid);
+  perTgid(map: EnforcementMap): Map<number, unknown> {
+    if (map === 'deny_tgid') return this.tgid_;
+    if (map === 'mprotect_count') return this.mprotectCount;
+    if (map === 'module_refused') return this.refused_;
+    throw new Error(`the model keeps no per-tgid map ${map}`);
   }
   copy(map: EnforcementMap, from: number, to: number, ts: number): void {
     if (map !== 'deny_tgid') return;
@@ -141,6 +142,8 @@ type Side = 'model' | 'kernel';
 
 class DenialPairs {
   private open = new Map<number, { side: Side; ts: number; tid?: number }[]>();
+  /** prune() when this many pids have one open */
+  private pruneAt = 1024;
 
   /** this side's record of a refused mprotect: true when the other side's is already reported */
   seen(side: Side, ev: KrsiEvent): boolean {
@@ -162,6 +165,10 @@ class DenialPairs {
     }
     if (list === undefined) this.open.set(ev.pid, [{ side, ts: ev.ts, tid }]);
     else list.push({ side, ts: ev.ts, tid });
+    if (this.open.size >= this.pruneAt) {
+      this.prune(ev.ts);
+      this.pruneAt = Math.max(1024, 2 * this.open.size);
+    }
     return false;
   }
 
@@ -174,7 +181,7 @@ class DenialPairs {
   }
 }
 
-const EXPIRE_EVERY = 1 << 16;
+const EXPIRE_AT = 1024;
 
 export class EnforcementModel implements Enforcement {
   readonly selfPid: number;
@@ -190,7 +197,8 @@ export class EnforcementModel implements Enforcement {
   private configured = false;
   /** nothing to check: the fast path */
   private idle = true;
-  private checks = 0;
+  /** expire() when this many verdicts are held */
+  private expireAt = EXPIRE_AT;
 
   constructor(o: ModelOptions = {}) {
     this.selfPid = o.selfPid ?? -1;
@@ -237,6 +245,8 @@ export class EnforcementModel implements Enforcement {
     }
     this.verdicts.set(v.id, v);
     this.idle = false;
+    // bounds the model's memory by its verdicts, at no cost per event
+    if (this.verdicts.size >= this.expireAt) this.expireAt = Math.max(EXPIRE_AT, 2 * (this.verdicts.size - this.expire(v.ts)));
     return true;
   }
 
@@ -244,7 +254,6 @@ export class EnforcementModel implements Enforcement {
    *  hooks' side effects (the mprotect counter) and the lifecycle rows (exit clears the tgid's state),
    *  so call it exactly once per event, in order. */
   check(ev: KrsiEvent): DeniedOut | undefined {
-    if ((++this.checks & (EXPIRE_EVERY - 1)) === 0) this.expire(ev.ts);
     if (this.idle) return undefined;
     const hit = this.hooks.judge(ev);
     if (hit === undefined) return undefined;
@@ -287,7 +296,6 @@ export class EnforcementModel implements Enforcement {
   /** drop entries whose TTL has passed at event time `now` (the kernel keeps them until overwritten;
    *  this only bounds the model's memory and the verdict list) */
   expire(now: number): number {
-    this.pairs.prune(now);
     let n = 0;
     for (const [id, v] of this.verdicts) {
       if (v.expires === 0 || now < v.expires) continue;

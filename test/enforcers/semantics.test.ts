@@ -309,7 +309,7 @@ class KernelMaps implements MapsView<KCause> {
     const v = this.maps.entries.get(keyString(k))?.value;
     return v && (v.ops & bit) !== 0 && live(v.expires, ts) ? { rule_id: v.rule_id } : undefined;
   }
-  inode(f: { dev: number; ino: number }, bit: number, ev: KrsiEvent) { return this.live({ map: 'deny_inode', dev: f.dev, ino: f.ino }, bit, ev.ts); }
+  inode(f: { dev: number; ino: number }, bit: number, ts: number) { return this.live({ map: 'deny_inode', dev: f.dev, ino: f.ino }, bit, ts); }
   tgid(pid: number, bit: number, ts: number) { return this.live({ map: 'deny_tgid', tgid: pid }, bit, ts); }
   moduleName() { return undefined; } // the enforcer resolved names to deny_inode
   count(pid: number) {
@@ -319,20 +319,20 @@ class KernelMaps implements MapsView<KCause> {
     return n;
   }
   overLimit(n: number) { return this.cfg.mprotect_limit > 0 && n > this.cfg.mprotect_limit ? { rule_id: 0 } : undefined; }
-  denylisted(ev: { file?: { dev: number; ino: number } }) {
-    const v = ev.file && (this.cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 ? this.maps.entries.get(keyString({ map: 'module_deny', ...ev.file }))?.value : undefined;
+  denylisted(_name: string, file?: { dev: number; ino: number }) {
+    const v = file && (this.cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 ? this.maps.entries.get(keyString({ map: 'module_deny', ...file }))?.value : undefined;
     return v && { rule_id: v.rule_id };
   }
-  notAllowlisted(ev: { file?: { dev: number; ino: number } }) {
+  notAllowlisted(_name: string, file?: { dev: number; ino: number }) {
     if ((this.cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) === 0) return undefined;
-    return ev.file && this.maps.entries.has(keyString({ map: 'module_allow', ...ev.file })) ? undefined : { rule_id: 0 };
+    return file && this.maps.entries.has(keyString({ map: 'module_allow', ...file })) ? undefined : { rule_id: 0 };
   }
   refused(pid: number, ts: number) { const r = this.refusals.get(pid); return r && ts < r.until ? r : undefined; }
   refuse(pid: number, until: number, reason: DenyReason, cause: KCause) { this.refusals.set(pid, { until, reason, cause }); }
-  clear(map: string, pid: number) {
-    if (map === 'deny_tgid') this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: pid })); // the krsi_exit program
-    else if (map === 'mprotect_count') this.counts.delete(pid);
-    else if (map === 'module_refused') this.refusals.delete(pid);
+  perTgid(map: string) {
+    // the krsi_exit program
+    if (map === 'deny_tgid') return { delete: (pid: number) => this.maps.entries.delete(keyString({ map: 'deny_tgid', tgid: pid })) };
+    return map === 'mprotect_count' ? this.counts : this.refusals;
   }
   copy(map: string, from: number, to: number, ts: number) {
     // the krsi_fork program: a new tgid gets the parent's live entry
