@@ -29,6 +29,7 @@ import { startSignals, type LiveSignals } from '../signals/live.ts';
 import { ExeHasher } from '../signals/hash.ts';
 import { liveEvents } from '../cli/live.ts';
 import { krsiEngine } from '../engine/pipeline.ts';
+import { unenforced } from '../engine/enforcement/enforcement.ts';
 import { each } from '../lib/rx/each.ts';
 import { copyFileSync, truncateSync } from 'node:fs';
 
@@ -105,7 +106,7 @@ function quantile(sorted: number[], q: number): number {
 /** the engine (or nothing: rules undefined) on the live stream: counts generator events (by comm) and alert latencies */
 /** the production pipeline (cli/live.ts: signals → [exe-hashes] → krsiEngine) on `live`, with counters */
 function attachEngine(live: LiveSignals, o: { rules?: CompiledRuleSet; latency?: boolean; hasher?: ExeHasher } = {}) {
-  const engine = o.rules ? new Engine({ rules: o.rules, simulate: false }) : undefined;
+  const engine = o.rules ? new Engine({ rules: o.rules, enforcement: unenforced() }) : undefined;
   const lat: number[] = [];
   const drainLat: number[] = [];
   const st = { events: 0, gen: 0, first: 0, last: 0 };

@@ -1,17 +1,21 @@
 // The wiring of live runs: `krsi run` and `krsi record` put the same pipeline on the BPF signals that
 // `krsi replay` puts on a log; only the source and the sinks differ.
-//   run:    signals → exe-hashes → [+ kernel denials → ts-order] → record → metrics → krsiEngine
-//           (heartbeat → evaluate → summarize) → output
+//   run:    signals → exe-hashes → [+ kernel denials → ts-order] → record → observe (metrics) →
+//           krsiEngine (heartbeat → evaluate → summarize) → output
+//   Enforcing, the engine inside `evaluate` calls the enforcer (enforcers/kernel-enforcement.ts) as it
+//   calls the model in replay: exits and forks keep its books, an applied verdict goes into the maps
+//   before the verdict is printed.
 //   record: signals → exe-hashes → record
 // Stopping (SIGINT/SIGTERM, --duration, or `stop`): the signals drain and detach, the enforcer closes
 // (its last denials join the stream), the held hashes go on, the engine finishes and the summary comes
 // last; the log is flushed whatever fails on the way.
-import { Subject, lastValueFrom, merge, type Observable, type OperatorFunction } from 'rxjs';
+import { Subject, merge, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { Mode, Output, SummaryOut } from '../engine/types.ts';
 import type { KrsiEvent } from '../signals/events.ts';
 import { needsExeHash } from '../engine/rules/reads.ts';
 import { Engine } from '../engine/engine.ts';
+import { unenforced } from '../engine/enforcement/enforcement.ts';
 import { krsiEngine } from '../engine/pipeline.ts';
 import { LogWriter } from '../engine/eventlog/index.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../signals/live.ts';
@@ -68,6 +72,34 @@ async function stopAll(steps: (() => unknown)[]): Promise<void> {
   if (first !== undefined) throw first;
 }
 
+/** a live pipeline subscribed: `done` settles when it completes or fails. When stopping the source
+ *  fails, it may never complete: the pipeline is unsubscribed instead of awaited */
+function runToEnd(p$: Observable<unknown>) {
+  let sub: Subscription | undefined;
+  let settled = false;
+  const done = new Promise<void>((resolve, reject) => {
+    sub = p$.subscribe({ error: (e) => ((settled = true), reject(e)), complete: () => ((settled = true), resolve()) });
+  });
+  done.catch(() => {});
+  let sourceStopped = true;
+  return {
+    done,
+    async stopSource(stop: () => Promise<void>) {
+      try {
+        await stop();
+      } catch (e) {
+        sourceStopped = false;
+        throw e;
+      }
+    },
+    /** waits for the stages to finish after the source completed; drops them if it could not */
+    async finished() {
+      if (sourceStopped || settled) return done.catch(() => {});
+      sub?.unsubscribe();
+    },
+  };
+}
+
 const HEARTBEAT_MS = 500;
 /** the heartbeat lags CLOCK_BOOTTIME so that events still in the ring are not overtaken */
 const HEARTBEAT_LAG_NS = 1e9;
@@ -104,10 +136,11 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
   }
   const hashExe = o.hashExe ?? (needsExeHash(o.rules) || o.record !== undefined);
   const hasher = hashExe === true ? new ExeHasher() : hashExe || undefined;
-  // live, the kernel refuses and reports its own denied events: the engine does not simulate
-  const engine = new Engine({ rules: o.rules, mode: o.mode, selfPid: process.pid, simulate: false, ...o.enforce?.engine });
-  o.metrics?.attach({ engine, live, hasher, enforce: o.enforce });
   const enforce = o.enforce;
+  // live, the kernel refuses and reports its own denied events: nothing is simulated
+  const enforcement = enforce ? (o.metrics ? o.metrics.timed(enforce.enforcement) : enforce.enforcement) : unenforced();
+  const engine = new Engine({ rules: o.rules, mode: o.mode, enforcement });
+  o.metrics?.attach({ engine, live, hasher });
   const denied$ = enforce ? new Subject<KrsiEvent[]>() : undefined;
   enforce?.onDenied((ev) => denied$!.next([ev]));
   const clock = o.clock ?? bootNs;
@@ -119,8 +152,6 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
     each('observe', (b: KrsiEvent[]) => {
       if (!seen && b.length && first) (seen = true), first(b[0].ts);
       o.metrics?.events(b);
-      // exits end pid verdicts, forks give children their parent's
-      if (enforce) for (const e of b) enforce.event(e);
     }),
     krsiEngine({
       engine,
@@ -129,8 +160,6 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
       heartbeat: { every: HEARTBEAT_MS, clock: () => Math.min(clock() - HEARTBEAT_LAG_NS, hasher?.heldFrom() ?? Infinity) },
       summary: { extra: () => ({ lost: live.lost() }) },
     }),
-    // an applied verdict goes into the kernel maps before it is printed
-    each('enforce', (x: Output) => enforce?.output(x)),
     each('output', (x: Output) => {
       if (x.kind === 'summary') summary = x as SummaryOut & { lost: number };
       emit(x);
@@ -140,15 +169,15 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
       }
     }),
   );
-  const done = lastValueFrom(outputs$, { defaultValue: undefined });
-  done.catch(() => {});
+  const run = runToEnd(outputs$);
   try {
-    await Promise.race([o.stop ?? untilStopped(o.durationMs), done]);
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), run.done]);
   } finally {
-    // the enforcer releases krsi's exemption and its ring's last denials join; the log is flushed
-    await stopAll([() => live.stop(), () => enforce?.close(), () => denied$?.complete(), () => done.catch(() => {}), () => hasher?.close(), () => writer?.close()]);
+    // the enforcer releases krsi's exemption and its ring's last denials join; the stages finish (the
+    // summary comes out) once the source completed; the log is flushed
+    await stopAll([() => run.stopSource(() => live.stop()), () => enforce?.close(), () => denied$?.complete(), () => run.finished(), () => hasher?.close(), () => writer?.close()]);
   }
-  await done;
+  await run.done;
   return hasher ? { ...summary!, hash: hasher.stats() } : summary!;
 }
 
@@ -176,13 +205,12 @@ export async function recordLive(o: {
   let events = 0;
   const recorded$ = liveEvents(live, { hasher, writer }).pipe(each('count', (b: KrsiEvent[]) => (events += b.length)));
   // a write failure ends the recording (events after it would be dropped until stop)
-  const done = lastValueFrom(recorded$, { defaultValue: undefined });
-  done.catch(() => {});
+  const run = runToEnd(recorded$);
   try {
-    await Promise.race([o.stop ?? untilStopped(o.durationMs), done]);
+    await Promise.race([o.stop ?? untilStopped(o.durationMs), run.done]);
   } finally {
-    await stopAll([() => live.stop(), () => done.catch(() => {}), () => hasher?.close(), () => writer.close()]);
+    await stopAll([() => run.stopSource(() => live.stop()), () => run.finished(), () => hasher?.close(), () => writer.close()]);
   }
-  await done;
+  await run.done;
   return { events, lost: live.lost(), hash: hasher?.stats() };
 }

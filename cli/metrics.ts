@@ -8,7 +8,7 @@ import { EVENT_TYPES, type KrsiEvent } from '../signals/events.ts';
 import { EV } from '../bpf/abi.ts';
 import type { LiveSignals } from '../signals/live.ts';
 import type { ExeHasher, HashStats } from '../signals/hash.ts';
-import type { EnforceSession } from '../enforcers/index.ts';
+import type { Enforcement } from '../engine/enforcement/enforcement.ts';
 import type { Engine, EngineStats } from '../engine/engine.ts';
 import { bootNs } from '../signals/clock.ts';
 import { childLogger } from '../lib/log.ts';
@@ -20,7 +20,6 @@ export interface MetricsSources {
   engine: Engine;
   live: LiveSignals;
   hasher?: ExeHasher;
-  enforce?: EnforceSession;
 }
 
 interface Snapshot {
@@ -78,7 +77,7 @@ export class KrsiMetrics {
     this.gauge('krsi_process_table_entries', 'processes in the engine\'s process table', [], (s) => s.engine?.procs.size);
     this.gauge('krsi_process_table_capacity', 'process table capacity', [], (s) => s.engine?.procs.cap);
     this.gauge('krsi_correlation_keys', 'live correlation keys, per rule', ['rule'], (s) => s.engine && Object.entries(s.engine.correlation).map(([rule, c]) => [{ rule }, c.keys]));
-    this.gauge('krsi_enforcement_model_entries', 'entries of the engine\'s enforcement model, by kind', ['kind'], (s) => s.engine && entries(s.engine.enforcement, 'kind'));
+    this.gauge('krsi_enforcement_model_entries', 'entries of what the engine enforces through (replay: its model; enforcing: the kernel maps), by kind', ['kind'], (s) => s.engine && entries(s.engine.enforcement, 'kind'));
     this.gauge('krsi_exe_hash_cache_entries', 'cached exe hashes', [], (s) => s.hash?.cached);
     this.gauge('krsi_exe_hash_waiting_batches', 'event batches held back until a big executable is hashed', [], (s) => s.hash?.waiting);
 
@@ -90,16 +89,23 @@ export class KrsiMetrics {
   /** start reading from these (krsi run calls it once the engine exists) */
   attach(src: MetricsSources): void {
     this.src = src;
-    const enforce = src.enforce;
-    if (!enforce) return;
-    // time each applied verdict where it enters the enforcer (the session's one entry point)
-    const output = enforce.output.bind(enforce);
-    enforce.output = (out) => {
-      if (out.kind !== 'verdict' || !out.applied) return output(out);
-      const t0 = process.hrtime.bigint();
-      output(out);
-      this.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-      this.eventToMapSeconds.observe(Math.max(0, bootNs() - out.ts) / 1e9);
+  }
+
+  /** the enforcement the engine is given, with each applied verdict timed where it enters the maps */
+  timed(e: Enforcement): Enforcement {
+    return {
+      check: (ev) => e.check(ev),
+      denied: (ev) => e.denied(ev),
+      sizes: () => e.sizes(),
+      apply: (v) => {
+        const t0 = process.hrtime.bigint();
+        const ok = e.apply(v);
+        if (ok) {
+          this.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+          this.eventToMapSeconds.observe(Math.max(0, bootNs() - v.ts) / 1e9);
+        }
+        return ok;
+      },
     };
   }
 

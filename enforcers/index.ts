@@ -2,14 +2,12 @@
 // enforcement session whose `enforcement` the Engine applies verdicts through (the pinned maps), and the
 // kernel's denied events flowing back into the same output and recorded log. The package's front door.
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
-import type { DeniedOut, Mode, Output, Verdict } from '../engine/types.ts';
-import type { DeniedEvent, FileId, KrsiEvent } from '../signals/events.ts';
-import type { Enforcement } from '../engine/enforcement/enforcement.ts';
+import type { Mode } from '../engine/types.ts';
+import type { DeniedEvent } from '../signals/events.ts';
 import { childLogger } from '../lib/log.ts';
 import { supported, type Support } from '../bpf/support.ts';
 import { Enforcer } from './enforcer.ts';
 import { KernelEnforcement } from './kernel-enforcement.ts';
-import { kernelFileId } from './maps.ts';
 
 export { Enforcer, quantiles, type EnforcerOptions, type ModuleListStatus } from './enforcer.ts';
 export { KernelEnforcement } from './kernel-enforcement.ts';
@@ -53,14 +51,6 @@ export interface EnforceSession {
   /** ns: apply() -> map entry, and the triggering event's kernel ts -> map entry */
   latency(): { apply: { count: number; median_ns: number; p99_ns: number }; event_to_map: { count: number; median_ns: number; p99_ns: number } };
   close(): Promise<void>;
-  /** @deprecated Engine options of the old wiring (with output() and event()); pass `enforcement` instead */
-  engine: { simulate: false; deniedOut: (ev: DeniedEvent) => DeniedOut | undefined; resolvePath: (p: string) => FileId | undefined; enforcement: Enforcement };
-  /** @deprecated old wiring: every engine output passed here, applied verdicts went into the maps. With
-   *  `enforcement` the Engine applies them itself */
-  output(out: Output): void;
-  /** @deprecated old wiring: every live event passed here (exits, forks). With `enforcement` the Engine's
-   *  check() does it */
-  event(ev: KrsiEvent): void;
 }
 
 const SWEEP_MS = 60_000;
@@ -103,38 +93,10 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
     }
   }, SWEEP_MS);
   sweeper.unref();
-  // the old wiring: the Engine issues the verdict, output() applies it (the verdict is kept by id in
-  // between), event() keeps the books
-  const issued = new Map<string, Verdict>();
-  const bridge: Enforcement = {
-    check: () => undefined,
-    apply: (v) => {
-      if (issued.size > 1000) issued.clear();
-      issued.set(v.id, v);
-      return true;
-    },
-    denied: (ev) => enforcement.denied(ev),
-    sizes: () => enforcement.sizes(),
-  };
   return {
     enforcer,
     enforcement,
     restored,
-    engine: {
-      simulate: false,
-      deniedOut: (ev) => enforcement.denied(ev),
-      resolvePath: (p) => { try { return kernelFileId(p); } catch { return undefined; } },
-      enforcement: bridge,
-    },
-    output(out) {
-      if (out.kind !== 'verdict' || !out.applied || out.id === undefined) return;
-      const v = issued.get(out.id);
-      issued.delete(out.id);
-      if (v) enforcement.apply(v);
-    },
-    event(ev) {
-      enforcement.check(ev);
-    },
     onDenied(cb) {
       deniedCb = cb;
       for (const ev of early.splice(0)) cb(ev);

@@ -9,14 +9,13 @@
 // Firings become alerts and verdicts (engine/actions.ts); a verdict whose effective mode is enforce
 // (--mode override, else the rule's own) is applied (apply), so it acts on *later* events.
 // Time is event time only: replay is deterministic.
-import type { DeniedEvent, EventType, FileId, KrsiEvent } from '../signals/events.ts';
+import type { EventType, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
 import type { CompiledRule, CompiledRuleSet, Facts } from './rules/types.ts';
 import type { DeniedOut, Mode, Output, SummaryOut } from './types.ts';
 import { ProcessTable, type ProcessTableStats } from './process-table.ts';
 import { EnforcementModel } from './enforcement/model.ts';
 import type { Enforcement } from './enforcement/enforcement.ts';
-import { attributeDenied } from './enforcement/denied.ts';
 import type { Correlator, Firing, Sink } from './correlation/index.ts';
 import type { StoreStats } from './correlation/keyed-window.ts';
 import { SequenceCorrelator } from './correlation/sequence.ts';
@@ -40,26 +39,6 @@ export interface EngineOptions {
   /** what refuses and applies: default the replay model of the rules' kernel blocks and verdicts
    *  (enforcement/model.ts); live, the enforcer's (enforcers/) or unenforced() */
   enforcement?: Enforcement;
-  /** @deprecated krsi's own tgid: give `enforcement` (the model takes selfPid) */
-  selfPid?: number;
-  /** @deprecated false: live without a model, verdicts applied by the caller from the output; give `enforcement` */
-  simulate?: boolean;
-  /** @deprecated with simulate false: attribution of the kernel's denied events; give `enforcement` */
-  deniedOut?: (ev: DeniedEvent) => DeniedOut | undefined;
-  /** @deprecated ignored (live has no model to resolve paths for); give `enforcement` */
-  resolvePath?: (path: string) => FileId | undefined;
-}
-
-/** @deprecated the options before `enforcement`, until their last caller (krsi run) passes it */
-function legacyEnforcement(o: EngineOptions): Enforcement {
-  if (o.simulate !== false) return new EnforcementModel({ rules: o.rules, mode: o.mode, selfPid: o.selfPid });
-  return {
-    check: () => undefined,
-    // the caller applies the verdicts it reads in the output (EnforceSession.output, deprecated too)
-    apply: () => true,
-    denied: (ev) => (o.deniedOut ? o.deniedOut(ev) : attributeDenied(ev)),
-    sizes: () => ({}),
-  };
 }
 
 export interface RuleCounts {
@@ -141,7 +120,7 @@ export class Engine implements Sink {
 
   constructor(readonly opts: EngineOptions) {
     const cap = opts.maxKeysPerRule ?? 10_000;
-    this.enforcement = opts.enforcement ?? legacyEnforcement(opts);
+    this.enforcement = opts.enforcement ?? new EnforcementModel({ rules: opts.rules, mode: opts.mode });
     this.procs = new ProcessTable(opts.maxProcs ?? 65536);
     this.needsProc = opts.rules.rules.some(usesProc);
     for (const t of EVENT_TYPES) this.byType.set(t, []);

@@ -17,7 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { SHA256_ERRORS, type ExecEvent, type KrsiEvent, type Sha256Error } from './events.ts';
+import { SHA256_ERRORS, type ExecEvent, type Sha256Error } from './events.ts';
 import { childLogger } from '../lib/log.ts';
 import { READER_ARG, type HashJob, type ReaderConfig, type ReaderMessage } from './hash-reader.ts';
 

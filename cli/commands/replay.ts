@@ -6,8 +6,8 @@ import type { Mode, Output, SummaryOut } from '../../engine/types.ts';
 import type { KrsiEvent } from '../../signals/events.ts';
 import { lastValueFrom } from 'rxjs';
 import { each } from '../../lib/rx/each.ts';
-import { selectRules } from '../../engine/rules/select.ts';
-import { EventError, SAMPLE_LOG, detectFormat, parseBound, readEvents } from '../../engine/eventlog/index.ts';
+import { UnknownRuleError, selectRules } from '../../engine/rules/select.ts';
+import { EventError, SAMPLE_LOG, detectFormat, parseBound } from '../../engine/eventlog/index.ts';
 import { OutputSink, createProgress, exitOnEpipe, type Format, type Progress } from '../output/index.ts';
 import { visible } from '../../lib/visible.ts';
 
@@ -131,10 +131,12 @@ export function register(program: Command): void {
       }
       let rules: CompiledRuleSet = loaded.set;
       if (opts.rule?.length) {
-        const known = new Set(rules.rules.map((r) => r.id));
-        const unknown = opts.rule.filter((id) => !known.has(id));
-        if (unknown.length) usage(`unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`);
-        rules = selectRules(rules, opts.rule);
+        try {
+          rules = selectRules(rules, opts.rule);
+        } catch (e) {
+          if (!(e instanceof UnknownRuleError)) throw e;
+          usage(`--rule: ${e.message}`);
+        }
       }
       exitOnEpipe();
       const sink = new OutputSink(opts.format);

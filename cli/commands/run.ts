@@ -8,7 +8,7 @@ import type { Mode } from '../../engine/types.ts';
 import { BUNDLED_RULES_DIR, RuleLoadError, formatIssue, loadRuleDirs } from '../../engine/rules/load.ts';
 import { LogWriter } from '../../engine/eventlog/index.ts';
 import { OutputSink, type Format } from '../output/index.ts';
-import { selectRules } from '../../engine/rules/select.ts';
+import { UnknownRuleError, selectRules } from '../../engine/rules/select.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts';
@@ -174,10 +174,12 @@ export function register(program: Command): void {
         fail('run', `${n} rule error${n === 1 ? '' : 's'}; nothing run`, 1);
       }
       if (opts.rule?.length) {
-        const known = new Set(rules.rules.map((r) => r.id));
-        const unknown = opts.rule.filter((id) => !known.has(id));
-        if (unknown.length) fail('run', `unknown rule id ${unknown.join(', ')} (loaded: ${[...known].join(', ')})`, 2);
-        rules = selectRules(rules, opts.rule);
+        try {
+          rules = selectRules(rules, opts.rule);
+        } catch (e) {
+          if (!(e instanceof UnknownRuleError)) throw e;
+          fail('run', `--rule: ${e.message}`, 2);
+        }
       }
       // the log before anything is loaded or exempted: a bad --record path fails here, with nothing to undo
       let writer: LogWriter | undefined;

@@ -3,7 +3,7 @@
 // enforcer wrote, read as the kernel reads them (test/enforcers/semantics.test.ts). The rows are turned
 // into one list of lookups per event type once; a view only answers "which live entry says so".
 import type { FileId, KrsiEvent } from '../../signals/events.ts';
-import { LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type CheckRow, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
+import { LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
 import { exempt } from './enforcement.ts';
 
 /** the maps a hook reads, as one implementation keeps them; C: what it knows of an entry's cause */

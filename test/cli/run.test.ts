@@ -10,6 +10,7 @@ import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
 import type { EnforceSession } from '../../enforcers/index.ts';
 import { runLive } from '../../cli/live.ts';
+import { unenforced } from '../../engine/enforcement/enforcement.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
 import { readEvents } from '../../engine/eventlog/index.ts';
 
@@ -36,8 +37,7 @@ describe('krsi run', () => {
     };
     let closed = false;
     const enforce = {
-      engine: { simulate: false, deniedOut: () => undefined, resolvePath: () => undefined },
-      output() {}, event() {}, onDenied() {},
+      enforcement: unenforced(), onDenied() {},
       latency: () => ({ apply: { count: 0, median_ns: 0, p99_ns: 0 }, event_to_map: { count: 0, median_ns: 0, p99_ns: 0 } }),
       close: async () => { closed = true; },
     } as unknown as EnforceSession;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
 import type { EnforceSession } from '../../enforcers/index.ts';
-import type { Output } from '../../engine/types.ts';
+import type { Output, Verdict } from '../../engine/types.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../../cli/metrics.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
 import { runLive } from '../../cli/live.ts';
@@ -66,9 +66,7 @@ describe('metrics', () => {
       };
       const applied: string[] = [];
       const enforce = {
-        engine: { simulate: false, deniedOut: () => undefined, resolvePath: () => undefined },
-        output(out: Output) { if (out.kind === 'verdict' && out.applied) applied.push(out.rule); },
-        event() {},
+        enforcement: { check: () => undefined, apply: (v: Verdict) => (applied.push(v.rule), true), denied: () => undefined, sizes: () => ({}) },
         onDenied() {},
         latency: () => ({ apply: { count: 0, median_ns: 0, p99_ns: 0 }, event_to_map: { count: 0, median_ns: 0, p99_ns: 0 } }),
         close: async () => {},
