@@ -14,7 +14,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExeHasher } from '../signals/hash.ts';
-import { liveEvents } from '../cli/live.ts';
+import { liveEvents } from '../cli/live-runs.ts';
 import type { ExecEvent, KrsiEvent } from '../signals/events.ts';
 
 const QUICK = process.argv.includes('--quick');

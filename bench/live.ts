@@ -27,7 +27,7 @@ import { bootNs } from '../signals/clock.ts';
 import type { KrsiEvent } from '../signals/events.ts';
 import { startSignals, type LiveSignals } from '../signals/live.ts';
 import { ExeHasher } from '../signals/hash.ts';
-import { liveEvents } from '../cli/live.ts';
+import { liveEvents } from '../cli/live-runs.ts';
 import { krsiEngine } from '../engine/pipeline.ts';
 import { unenforced } from '../engine/enforcement/enforcement.ts';
 import { each } from '../lib/rx/each.ts';
@@ -104,7 +104,7 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** the engine (or nothing: rules undefined) on the live stream: counts generator events (by comm) and alert latencies */
-/** the production pipeline (cli/live.ts: signals → [exe-hashes] → krsiEngine) on `live`, with counters */
+/** the production pipeline (cli/live-runs.ts: signals → [exe-hashes] → krsiEngine) on `live`, with counters */
 function attachEngine(live: LiveSignals, o: { rules?: CompiledRuleSet; latency?: boolean; hasher?: ExeHasher } = {}) {
   const engine = o.rules ? new Engine({ rules: o.rules, enforcement: unenforced() }) : undefined;
   const lat: number[] = [];

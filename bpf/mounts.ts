@@ -2,7 +2,7 @@
 // securityfs (the active LSMs).
 import koffi from 'koffi';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { BpfError } from './errors.ts';
 import { N } from './native.ts';
 import { BPFFS } from './pins.ts';

@@ -1,7 +1,7 @@
 // libbpf's log into krsi's logger (prefix `libbpf`): warnings as warn, info as info, debug as debug,
 // everything as debug inside quietly().
 import koffi from 'koffi';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import type { Native } from './native.ts';
 
 const log = childLogger('libbpf');

@@ -1,7 +1,7 @@
 // krsi's ring buffer reader: BPF ring buffer maps drained from the Node event loop by reading the
 // mmapped ring in JS (libbpf's ringbuf_process_ring), no FFI call per record.
 import koffi from 'koffi';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { BpfError } from './errors.ts';
 import { BPF_MAP_TYPE_RINGBUF, type BpfMap } from './map.ts';
 import { N, type Ptr } from './native.ts';

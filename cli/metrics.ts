@@ -11,7 +11,7 @@ import type { ExeHasher, HashStats } from '../signals/hash.ts';
 import type { Enforcement } from '../engine/enforcement/enforcement.ts';
 import type { Engine, EngineStats } from '../engine/engine.ts';
 import { bootNs } from '../signals/clock.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 
 const log = childLogger('metrics');
 

@@ -8,7 +8,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Verdict } from '../engine/types.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import type { Enforcer, KConfig } from './enforcer.ts';
 import type { Entry } from './verdict-keys.ts';
 

@@ -18,7 +18,7 @@ import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, un
 import { exempt } from '../engine/enforcement/enforcement.ts';
 import { attributeDenied } from '../engine/enforcement/denied.ts';
 import { kernelConfig } from '../engine/enforcement/kernel-config.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { kernelFileId, type DecodedDenied, type KConfig, type KVerdict } from './maps.ts';
 import type { EnforcementHandle } from './programs.ts';
 import { VerdictStore, deadlineNow, now as clockNow, stateDir as defaultStateDir, type Now, type StoredVerdict } from './store.ts';

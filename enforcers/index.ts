@@ -4,7 +4,7 @@
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { Mode } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { supported, type Support } from '../bpf/support.ts';
 import { Enforcer } from './enforcer.ts';
 import { KernelEnforcement } from './kernel-enforcement.ts';

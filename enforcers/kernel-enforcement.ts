@@ -4,7 +4,7 @@
 import type { DeniedEvent, KrsiEvent } from '../signals/events.ts';
 import type { DeniedOut, Verdict } from '../engine/types.ts';
 import type { Enforcement } from '../engine/enforcement/enforcement.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { quantiles, type Enforcer } from './enforcer.ts';
 import { bootTimeNs } from './store.ts';
 

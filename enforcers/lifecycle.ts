@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { VerdictOp } from '../engine/types.ts';
 import { BIT_INDEX, KRSI_OP, live } from '../engine/enforcement/semantics.ts';
 import { exempt } from '../engine/enforcement/enforcement.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import type { KVerdict } from './maps.ts';
 import type { Now, StoredVerdict } from './store.ts';
 import type { EntryKey } from './verdict-keys.ts';

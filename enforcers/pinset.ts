@@ -5,7 +5,7 @@
 // link fds keep the programs attached even if a pin is unlinked, and keepPinned() pins it again.
 import { BpfMap, closeFd, linkInfo, openPin, pinFd, progInfoById, type BpfObject } from '../bpf/libbpf.ts';
 import { pinFileProblem } from '../bpf/pins.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { LINK_PINS, MAP_NAMES, MAP_PINS, PROG_NAMES, type MapName, type ProgName } from './maps.ts';
 
 const log = childLogger('enforce');

@@ -10,7 +10,7 @@ import { ensureObject } from '../bpf/build.ts';
 import { supported } from '../bpf/support.ts';
 import { BpfError, BpfMap, BpfObject, RingBuffer, closeFd, ensureBpffs, ensureSecurityfs, ensureTracefs, unpinPath } from '../bpf/libbpf.ts';
 import { PinRefused, pinFileProblem, securePinDir } from '../bpf/pins.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import {
   CONFIG_KEY, ENFORCE_PIN_DIR, LINK_PINS, MAP_NAMES, MAP_PINS, PROG_NAMES, decodeConfig, decodeDenied, encodeConfig,
   type DecodedDenied, type KConfig, type MapName,

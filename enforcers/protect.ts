@@ -13,7 +13,7 @@ import { ensureObject } from '../bpf/build.ts';
 import { BpfError, BpfObject, PIN_ROOT, libbpfPath } from '../bpf/libbpf.ts';
 import { lsmHookArgs } from '../bpf/features.ts';
 import { KRSI_DENY, KRSI_OBJ, KRSI_TAMPER_SLOTS } from '../bpf/abi.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { LAYOUTS, MAP_PINS, encodeInodeKey, kernelFileId } from './maps.ts';
 
 const log = childLogger('protect');

@@ -4,7 +4,7 @@
 // deadline, 0 = never wins, a dead entry is replaced); every change is written through at once.
 import type { StoredVerdict, VerdictStore } from './store.ts';
 import { mergeEntry, unsetEntry, type MergedEntry } from '../engine/enforcement/semantics.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import type { KVerdict } from './maps.ts';
 import type { MapWriter } from './map-writers.ts';
 import { keyString, type Entry, type EntryKey } from './verdict-keys.ts';

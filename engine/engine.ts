@@ -23,7 +23,7 @@ import { CountCorrelator } from './correlation/count.ts';
 import { DistinctCorrelator } from './correlation/distinct.ts';
 import { AbsentCorrelator } from './correlation/absent.ts';
 import { RuleActions, alertOut, makeVerdict, renderTemplate, subjectEvent, subjectOf, verdictOut } from './actions.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { usesProc } from './rules/reads.ts';
 
 const log = childLogger('engine');

@@ -9,7 +9,7 @@ import type { OperatorFunction } from 'rxjs';
 import type { ExecEvent, KrsiEvent } from './events.ts';
 import type { ExeHasher, HashFailure } from './hash.ts';
 import { operate } from '../lib/rx/operate.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 
 const log = childLogger('hash');
 

@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SHA256_ERRORS, type ExecEvent, type Sha256Error } from './events.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import { READER_ARG, type HashJob, type ReaderConfig, type ReaderMessage } from './hash-reader.ts';
 
 const log = childLogger('hash');

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Observable, Subject, Subscription, concatMap } from 'rxjs';
 import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
-import { childLogger } from '../lib/log.ts';
+import { childLogger } from '../lib/logger.ts';
 import type { KrsiEvent } from './events.ts';
 import { EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from '../bpf/abi.ts';
 import { Decoder } from './decode.ts';

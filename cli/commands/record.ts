@@ -1,10 +1,10 @@
 // krsi record: live events from the BPF signals into an lmdb log (replayable by `krsi replay`), through
-// the live pipeline's source and recorder (cli/live.ts).
+// the live pipeline's source and recorder (cli/live-runs.ts).
 // SIGINT/SIGTERM (or --duration): detach, flush the log, exit 0.
 import type { Command } from 'commander';
 import { LogWriter } from '../../engine/eventlog/index.ts';
 import { parseSeconds, startLive } from './run.ts';
-import { hashFailures, recordLive } from '../live.ts';
+import { hashFailures, recordLive } from '../live-runs.ts';
 
 export function register(program: Command): void {
   program

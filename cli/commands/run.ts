@@ -1,4 +1,4 @@
-// krsi run: the rules on live events: the BPF signals through the pipeline replay uses (cli/live.ts),
+// krsi run: the rules on live events: the BPF signals through the pipeline replay uses (cli/live-runs.ts),
 // into the same output (text, or the JSON Lines objects of `krsi replay --format json`); --record also
 // writes the events into an lmdb log that `krsi replay` reproduces. SIGINT/SIGTERM: detach, flush the
 // log, exit 0.
@@ -12,7 +12,7 @@ import { UnknownRuleError, selectRules } from '../../engine/rules/select.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts';
-import { hashFailures, runLive } from '../live.ts';
+import { hashFailures, runLive } from '../live-runs.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -2,7 +2,7 @@
 // Every issue is collected and located; a rule set with any error loads nothing.
 //   loadRuleSources(sources) -> { ok, set?, issues }     (never throws for bad rules)
 //   loadRuleDirs(paths)      -> CompiledRuleSet          (throws RuleLoadError)
-import { childLogger } from '../../lib/log.ts';
+import { childLogger } from '../../lib/logger.ts';
 import { packagePath } from '../../lib/package.ts';
 import { IssueCollector, RuleLoadError, formatIssue, hasErrors, type RuleIssue } from './issues.ts';
 import { locator, readDocuments, readSources, type RuleSource } from './read.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { EMPTY, Subject } from 'rxjs';
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import { recordLive } from '../../cli/live.ts';
+import { recordLive } from '../../cli/live-runs.ts';
 
 const ev = (ts: number): KrsiEvent =>
   ({ ts, type: 'fork', pid: 10, ppid: 1, uid: 0, comm: 'sh', exe: { dev: 1, ino: 2, path: '/bin/sh' }, child_pid: 11 }) as KrsiEvent;

@@ -9,7 +9,7 @@ import { EMPTY, Subject } from 'rxjs';
 import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
 import type { EnforceSession } from '../../enforcers/index.ts';
-import { runLive } from '../../cli/live.ts';
+import { runLive } from '../../cli/live-runs.ts';
 import { unenforced } from '../../engine/enforcement/enforcement.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
 import { readEvents } from '../../engine/eventlog/index.ts';

@@ -12,7 +12,7 @@ import type { EnforceSession } from '../../enforcers/index.ts';
 import type { Output, Verdict } from '../../engine/types.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../../cli/metrics.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
-import { runLive } from '../../cli/live.ts';
+import { runLive } from '../../cli/live-runs.ts';
 import { sample } from '../helpers/prom.ts';
 import { krsiSync } from '../helpers/krsi.ts';
 

@@ -37,7 +37,7 @@ test('live: exec events carry the executable\'s sha256 and a sha256 rule fires o
       }),
     }]);
     assert.ok(loaded.ok && loaded.set, JSON.stringify(loaded.issues));
-    const { runLive } = await import('../../cli/live.ts');
+    const { runLive } = await import('../../cli/live-runs.ts');
     const { startSignals } = await import('../../signals/live.ts');
     const { readEvents } = await import('../../engine/eventlog/index.ts');
 
@@ -117,7 +117,7 @@ test('live: a huge executable does not hold back the exec after it; its event ca
     const bigHashMs = performance.now() - t;
 
     const { loadRuleSources } = await import('../../engine/rules/load.ts');
-    const { runLive } = await import('../../cli/live.ts');
+    const { runLive } = await import('../../cli/live-runs.ts');
     const { startSignals } = await import('../../signals/live.ts');
     const { ExeHasher } = await import('../../signals/hash.ts');
     const loaded = loadRuleSources([{

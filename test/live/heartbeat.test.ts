@@ -23,7 +23,7 @@ const RULES = JSON.stringify({
 
 test('an absence fires from the heartbeat, without a later event', async () => {
   const { loadRuleSources } = await import('../../engine/rules/load.ts');
-  const { runLive } = await import('../../cli/live.ts');
+  const { runLive } = await import('../../cli/live-runs.ts');
   const loaded = loadRuleSources([{ file: 'hb.json', text: RULES }]);
   assert.ok(loaded.ok && loaded.set, JSON.stringify(loaded.issues));
   const batches = new Subject<KrsiEvent[]>();

@@ -33,7 +33,7 @@ test('record live, replay the log: the same alerts as live', { skip }, async () 
     const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../engine/rules/load.ts');
     const { Engine } = await import('../../engine/engine.ts');
     const { readEvents } = await import('../../engine/eventlog/index.ts');
-    const { runLive } = await import('../../cli/live.ts');
+    const { runLive } = await import('../../cli/live-runs.ts');
     const { startSignals } = await import('../../signals/live.ts');
     const rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
     const log = join(dir, 'log');
@@ -85,7 +85,7 @@ test('krsi run --record into something that is not a log fails before any signal
   const dir = mkdtempSync(join(tmpdir(), 'krsi-rec-'));
   try {
     const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../engine/rules/load.ts');
-    const { runLive } = await import('../../cli/live.ts');
+    const { runLive } = await import('../../cli/live-runs.ts');
     const rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
     const notALog = join(dir, 'file');
     writeFileSync(notALog, 'x');

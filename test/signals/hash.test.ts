@@ -267,7 +267,7 @@ describe('exeHashes: the stage keeps the order', () => {
 
 describe('krsi record: recorded exec events carry sha256', () => {
   test('recordLive hashes by default, not with hashExe: false (stub source, real lmdb log)', async () => {
-    const { recordLive } = await import('../../cli/live.ts');
+    const { recordLive } = await import('../../cli/live-runs.ts');
     const { readEvents } = await import('../../engine/eventlog/index.ts');
     const dir = mkdtempSync(join(tmpdir(), 'krsi-hash-rec-'));
     try {
