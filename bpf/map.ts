@@ -77,6 +77,7 @@ export class BpfMap {
   }
 
   private checkKey(k: Buffer): void {
+    this.open();
     if (k.length !== this.keySize) throw new BpfError(`map ${this.name}: key of ${k.length} bytes`, 22, `key size is ${this.keySize}`);
   }
 
@@ -104,7 +105,13 @@ export class BpfMap {
     return true;
   }
 
+  /** a closed map's fd number may belong to another file by now: refuse to use it */
+  private open(): void {
+    if (this.closed) throw new BpfError(`map ${this.name}: used after close`, 9, 'its fd is closed');
+  }
+
   *keys(): Iterable<Buffer> {
+    this.open();
     let prev: Buffer | null = null;
     for (;;) {
       const next = Buffer.alloc(this.keySize);

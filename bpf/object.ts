@@ -210,6 +210,9 @@ export class BpfObject {
     const n = N();
     for (const list of this.links.values()) for (const l of list) n.bpf_link__destroy(l);
     this.links.clear();
+    // its maps' fds close with it: a BpfMap kept by a caller must not use the number another file gets
+    for (const m of this.maps.values()) m.close();
+    this.maps.clear();
     n.bpf_object__close(this.obj);
     this.obj = null;
   }

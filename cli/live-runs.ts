@@ -9,7 +9,7 @@
 // Stopping (SIGINT/SIGTERM, --duration, or `stop`): the signals drain and detach, the enforcer closes
 // (its last denials join the stream), the held hashes go on, the engine finishes and the summary comes
 // last; the log is flushed whatever fails on the way.
-import { Subject, merge, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
+import { Subject, finalize, merge, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { Mode, Output, SummaryOut } from '../engine/types.ts';
 import type { KrsiEvent } from '../signals/events.ts';
@@ -26,6 +26,9 @@ import { tsOrder } from '../signals/ts-order.ts';
 import type { EnforceSession } from '../enforcers/index.ts';
 import type { KrsiMetrics } from './metrics.ts';
 import { each } from '../lib/rx/each.ts';
+import { childLogger } from '../lib/logger.ts';
+
+const log = childLogger('run');
 
 /** resolves on the first SIGINT/SIGTERM, or after ms when given */
 export function untilStopped(ms?: number): Promise<string> {
@@ -51,12 +54,16 @@ export function hashFailures(h: HashStats): string {
 
 const identity = <T>(x: T) => x;
 
-/** the live source up to the recorder: signals, their exe hashes, the kernel's denials merged in ts order */
-export function liveEvents(live: LiveSignals, o: { hasher?: ExeHasher; denied$?: Observable<KrsiEvent[]>; writer?: LogWriter }): Observable<KrsiEvent[]> {
-  const signals = live.batches$.pipe(each('signals', identity), o.hasher ? exeHashes(o.hasher) : (identity as OperatorFunction<KrsiEvent[], KrsiEvent[]>));
+/** the live source up to the recorder: signals, their exe hashes, the kernel's denials merged in ts
+ *  order. `signalsDone` settles once the signals' branch has passed everything on (after stop, the
+ *  batches held for their hashes included) */
+export function liveEvents(live: LiveSignals, o: { hasher?: ExeHasher; denied$?: Observable<KrsiEvent[]>; writer?: LogWriter }): { events$: Observable<KrsiEvent[]>; signalsDone: Promise<void> } {
+  let done!: () => void;
+  const signalsDone = new Promise<void>((r) => (done = r));
+  const signals = live.batches$.pipe(each('signals', identity), o.hasher ? exeHashes(o.hasher) : (identity as OperatorFunction<KrsiEvent[], KrsiEvent[]>), finalize(() => done()));
   const events = o.denied$ ? merge(signals, o.denied$).pipe(tsOrder()) : signals;
   // the recorder numbers events by their log position (seq), before the engine sees them
-  return o.writer ? events.pipe(each('record', (b) => o.writer!.append(b))) : events;
+  return { events$: o.writer ? events.pipe(each('record', (b) => o.writer!.append(b))) : events, signalsDone };
 }
 
 /** stops in order, each step even when one before it throws; rethrows the first failure */
@@ -72,16 +79,36 @@ async function stopAll(steps: (() => unknown)[]): Promise<void> {
   if (first !== undefined) throw first;
 }
 
-/** a live pipeline subscribed: `done` settles when it completes or fails. When stopping the source
- *  fails, it may never complete: the pipeline is unsubscribed instead of awaited */
-function runToEnd(p$: Observable<unknown>) {
+/** how long stopping waits for the stages to pass on what they hold (the hashing stage holds a batch
+ *  at most its deadline); past it they are dropped rather than hang the stop */
+const STOP_WAIT_MS = 10_000;
+
+/** settles with `p` or after ms, whichever first; true when `p` did */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** a live pipeline subscribed: `done` settles when it completes or fails. Stopping waits for the stages
+ *  to finish after the source completed, but when stopping the source failed, or it does not complete
+ *  in STOP_WAIT_MS, the pipeline is unsubscribed instead of awaited */
+function runToEnd(p$: Observable<unknown>, waitMs = STOP_WAIT_MS) {
   let sub: Subscription | undefined;
-  let settled = false;
+  let fail!: (e: Error) => void;
   const done = new Promise<void>((resolve, reject) => {
-    sub = p$.subscribe({ error: (e) => ((settled = true), reject(e)), complete: () => ((settled = true), resolve()) });
+    fail = reject;
+    sub = p$.subscribe({ error: reject, complete: resolve });
   });
   done.catch(() => {});
   let sourceStopped = true;
+  const drop = (why: string) => {
+    sub?.unsubscribe();
+    fail(new Error(`the pipeline was dropped before its summary: ${why}`));
+  };
+  const giveUp = (what: string) => {
+    log.warn(`stopping: ${what} did not finish within ${waitMs / 1000} s; the pipeline is dropped`);
+    drop(`${what} did not finish within ${waitMs / 1000} s`);
+  };
   return {
     done,
     async stopSource(stop: () => Promise<void>) {
@@ -89,13 +116,17 @@ function runToEnd(p$: Observable<unknown>) {
         await stop();
       } catch (e) {
         sourceStopped = false;
+        drop('stopping the signals failed');
         throw e;
       }
     },
-    /** waits for the stages to finish after the source completed; drops them if it could not */
+    /** waits (bounded) for `p`: a branch of the pipeline passing on what it holds */
+    async settle(p: Promise<void>, what: string) {
+      if (sourceStopped && !(await within(p, waitMs))) giveUp(what);
+    },
+    /** waits (bounded) for the stages to finish */
     async finished() {
-      if (sourceStopped || settled) return done.catch(() => {});
-      sub?.unsubscribe();
+      if (sourceStopped && !(await within(done, waitMs))) giveUp('the pipeline');
     },
   };
 }
@@ -121,6 +152,8 @@ export interface RunOptions {
   hashExe?: boolean | ExeHasher;
   /** Prometheus metrics to feed */
   metrics?: KrsiMetrics;
+  /** how long stopping waits for the stages (default 10 s) */
+  stopWaitMs?: number;
 }
 
 /** runs until SIGINT/SIGTERM (or durationMs, or `stop`); every output goes to emit, the summary last */
@@ -142,15 +175,18 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
   const engine = new Engine({ rules: o.rules, mode: o.mode, enforcement });
   o.metrics?.attach({ engine, live, hasher });
   const denied$ = enforce ? new Subject<KrsiEvent[]>() : undefined;
-  enforce?.onDenied((ev) => denied$!.next([ev]));
   const clock = o.clock ?? bootNs;
   const first = o.onFirstEvent;
   let seen = false;
+  let seq = 0;
   let flushQueued = false;
   let summary: (SummaryOut & { lost: number }) | undefined;
-  const outputs$ = liveEvents(live, { hasher, denied$, writer }).pipe(
+  const source = liveEvents(live, { hasher, denied$, writer });
+  const outputs$ = source.events$.pipe(
     each('observe', (b: KrsiEvent[]) => {
       if (!seen && b.length && first) (seen = true), first(b[0].ts);
+      // numbered from 1, as a recording numbers them (the recorder has set seq when recording)
+      for (const e of b) if (e.seq === undefined) e.seq = ++seq;
       o.metrics?.events(b);
     }),
     krsiEngine({
@@ -161,7 +197,8 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
       summary: { extra: () => ({ lost: live.lost() }) },
     }),
     each('output', (x: Output) => {
-      if (x.kind === 'summary') summary = x as SummaryOut & { lost: number };
+      // the summary is printed last, once the log is flushed
+      if (x.kind === 'summary') return void (summary = x as SummaryOut & { lost: number });
       emit(x);
       if (onOutput && !flushQueued) {
         flushQueued = true;
@@ -169,15 +206,29 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
       }
     }),
   );
-  const run = runToEnd(outputs$);
+  const run = runToEnd(outputs$, o.stopWaitMs);
+  // only now that the pipeline listens: the denials the enforcer buffered since it started (restored
+  // verdicts enforce from the first moment) reach the output and the log
+  enforce?.onDenied((ev) => denied$!.next([ev]));
   try {
     await Promise.race([o.stop ?? untilStopped(o.durationMs), run.done]);
   } finally {
-    // the enforcer releases krsi's exemption and its ring's last denials join; the stages finish (the
-    // summary comes out) once the source completed; the log is flushed
-    await stopAll([() => run.stopSource(() => live.stop()), () => enforce?.close(), () => denied$?.complete(), () => run.finished(), () => hasher?.close(), () => writer?.close()]);
+    // in order, each step even when one before it fails: the signals drain and detach; the batches held
+    // for their hashes are evaluated while the enforcer is still open (their verdicts applied, their exits
+    // and forks in its books); the enforcer closes (releasing krsi's exemption; its ring's last denials
+    // join); the engine finishes; the log is flushed
+    await stopAll([
+      () => run.stopSource(() => live.stop()),
+      () => run.settle(source.signalsDone, 'the signals and their hashes'),
+      () => enforce?.close(),
+      () => denied$?.complete(),
+      () => run.finished(),
+      () => hasher?.close(),
+      () => writer?.close(),
+    ]);
   }
   await run.done;
+  emit(summary!);
   return hasher ? { ...summary!, hash: hasher.stats() } : summary!;
 }
 
@@ -203,7 +254,7 @@ export async function recordLive(o: {
   }
   const hasher = o.hashExe === false ? undefined : new ExeHasher();
   let events = 0;
-  const recorded$ = liveEvents(live, { hasher, writer }).pipe(each('count', (b: KrsiEvent[]) => (events += b.length)));
+  const recorded$ = liveEvents(live, { hasher, writer }).events$.pipe(each('count', (b: KrsiEvent[]) => (events += b.length)));
   // a write failure ends the recording (events after it would be dropped until stop)
   const run = runToEnd(recorded$);
   try {

@@ -107,6 +107,7 @@ export async function startEnforcement(o: { rules: CompiledRuleSet; mode?: Mode;
       await stopRing();
       const l = enforcement.latency();
       if (l.event_to_map.count) log.info({ verdicts: l.event_to_map.count, apply: l.apply, event_to_map: l.event_to_map }, 'verdict -> map entry latency (ns)');
+      enforcement.close();
       enforcer.release();
       await enforcer.close();
     },

@@ -14,9 +14,17 @@ export class KernelEnforcement implements Enforcement {
   /** ns from the triggering event's kernel time to its verdict in the map, most recent last (bounded) */
   private readonly toMap: number[] = [];
 
+  /** set when the session closes the enforcer: nothing more reaches its maps */
+  private closed = false;
+
   constructor(readonly enforcer: Enforcer, private readonly bootNow: () => number = bootTimeNs) {}
 
+  close(): void {
+    this.closed = true;
+  }
+
   check(ev: KrsiEvent): undefined {
+    if (this.closed) return undefined;
     // exits end pid verdicts, forks record the copies children inherit
     if (ev.type === 'exit') this.enforcer.exited(ev.pid);
     else if (ev.type === 'fork') this.enforcer.forked(ev.pid, ev.child_pid, ev.ts);
@@ -24,6 +32,10 @@ export class KernelEnforcement implements Enforcement {
   }
 
   apply(v: Verdict): boolean {
+    if (this.closed) {
+      log.warn({ verdict: v.id }, 'verdict not applied: enforcement has stopped');
+      return false;
+    }
     try {
       if (!this.enforcer.apply(v)) return false;
     } catch (e) {

@@ -64,7 +64,8 @@ export interface DeniedOut {
   /** seq of the event that would have been (replay) or was (live) refused */
   seq: number;
   pid: number;
-  op: VerdictOp | 'mprotect_exec' | 'tamper';
+  /** 'unknown': a record of an op this version does not know (reported, blamed on nothing) */
+  op: VerdictOp | 'mprotect_exec' | 'tamper' | 'unknown';
   /** the verdict id that caused it (or 'kernel:mprotect_limit' for the in-kernel counter) */
   verdict: string;
   rule: string;

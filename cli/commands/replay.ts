@@ -42,7 +42,9 @@ export async function replayLog(o: ReplayOptions, emit: (out: Output) => void, d
     drain,
   );
   const first = o.onFirstEvent;
-  const firstEvent = first ? each<KrsiEvent[]>('first-event', (b) => b.length && first(b[0].ts)) : undefined;
+  let seen = false;
+  // text output prints times relative to the log's first event (not each batch's: found in review)
+  const firstEvent = first ? each<KrsiEvent[]>('first-event', (b) => !seen && b.length && ((seen = true), first(b[0].ts))) : undefined;
   let summary: SummaryOut | undefined;
   const outputs = (firstEvent ? source.pipe(firstEvent) : source).pipe(
     krsiEngine({ rules: o.rules, mode: o.mode, summary: { badLines: () => bad } }),

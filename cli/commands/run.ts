@@ -12,7 +12,7 @@ import { UnknownRuleError, selectRules } from '../../engine/rules/select.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { startSignals, type LiveSignals, type SignalsOptions } from '../../signals/live.ts';
 import { enforcementAskedBy, startEnforcement, type EnforceSession } from '../../enforcers/index.ts';
-import { hashFailures, runLive } from '../live-runs.ts';
+import { hashFailures, runLive, untilStopped } from '../live-runs.ts';
 import { KrsiMetrics, parseListen, serveMetrics } from '../metrics.ts';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -205,11 +205,16 @@ export function register(program: Command): void {
       const guard = enforce ? await openGuard(enforce, opts, async () => { await live.stop(); await enforce.close(); }) : undefined;
       if (guard?.protect) metrics?.tamper(() => guard.protect!.counts());
       const sink = new OutputSink(opts.format);
+      // a reader that went away (`krsi run | head`) stops the run in order: signals detached, the log
+      // flushed, the exemption released; what is left to print goes nowhere
+      let outputGone!: (why: string) => void;
+      const gone = new Promise<string>((r) => (outputGone = r));
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => outputGone(e.code ?? 'stdout error'));
       try {
         const s = await runLive(
-          { rules, mode: opts.mode, record: writer, durationMs, live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce, metrics },
+          { rules, mode: opts.mode, record: writer, stop: Promise.race([untilStopped(durationMs), gone]), live, onFirstEvent: (ts) => (sink.ctx.t0 = ts), enforce, metrics },
           sink.write,
-          () => void sink.drain(),
+          () => void sink.drain().catch(() => {}),
         );
         await server?.close();
         await guard?.close();

@@ -45,7 +45,7 @@ export function formatText(o: Output, ctx: TextContext = {}): string {
     case 'alert':
       return `ALERT    ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${v(o.message)}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     case 'verdict': {
-      const state = o.applied ? 'applied' : `not applied (${o.mode} mode)`;
+      const state = o.applied ? 'applied' : o.mode === 'enforce' ? 'not applied (exempt or not enforceable)' : `not applied (${o.mode} mode)`;
       return `VERDICT  ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  deny ${v(o.op)} for ${formatSubject(o.subject)}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     }
     case 'denied':

@@ -27,19 +27,25 @@ export interface DeniedContext {
 const REASONS = Object.fromEntries(Object.entries(KRSI_DENY).map(([k, v]) => [v, k])) as Record<number, DenyReason>;
 
 function reasonOf(r: unknown): DenyReason | undefined {
-  if (typeof r === 'string') return r in KRSI_DENY ? (r as DenyReason) : undefined;
-  return typeof r === 'number' ? REASONS[r] : undefined;
+  if (typeof r === 'string') return Object.hasOwn(KRSI_DENY, r) ? (r as DenyReason) : undefined;
+  return typeof r === 'number' && Object.hasOwn(REASONS, r) ? REASONS[r] : undefined;
 }
 
 export function attributeDenied(ev: DeniedEvent, c: DeniedContext = {}): DeniedOut {
   const x = ev as DeniedEvent & { reason?: unknown; rule_id?: unknown; verdict?: unknown; enforced?: unknown };
   const key = ev.key as { reason?: unknown; rule_id?: unknown; dev?: number; ino?: number; counter?: unknown; module?: unknown };
-  const reason = reasonOf(x.reason ?? key.reason);
+  const given = x.reason ?? key.reason;
+  const reason = reasonOf(given);
   const base = { kind: 'denied' as const, ts: ev.ts, seq: ev.seq ?? -1, pid: ev.pid };
+  // a record whose op or reason this version does not know (a newer kernel program, a damaged or forged
+  // log): reported as it is, blamed on no verdict and no rule
+  const knownOp = ev.op === 'tamper' || (typeof ev.op === 'string' && Object.hasOwn(OP_BITS, ev.op) && ev.op !== 'quarantine');
+  if (!knownOp || (given !== undefined && reason === undefined))
+    return { ...base, op: knownOp ? (ev.op as VerdictOp) : 'unknown', verdict: `kernel:unknown_${knownOp ? 'reason' : 'op'}`, rule: 'unknown', key: { op: ev.op, reason: given, ...ev.key } };
   // self-protection (enforcers/protect.ts): no verdict, no rule behind it
   if (ev.op === 'tamper')
     return { ...base, op: 'tamper', ...(reason ? { reason } : {}), verdict: 'kernel:self_protect', rule: 'self-protect', key: ev.key, enforced: x.enforced !== false };
-  const op = (ev.op in OP_BITS && ev.op !== 'quarantine' ? ev.op : 'exec') as VerdictOp;
+  const op = ev.op as VerdictOp;
   const ruleId = typeof x.rule_id === 'number' ? x.rule_id : typeof key.rule_id === 'number' ? key.rule_id : 0;
   const rule = ev.rule ?? (ruleId ? c.ruleName?.(ruleId) : undefined) ?? (reason ? c.kernelRule?.(reason) : undefined) ?? 'unknown';
   const out = (verdict: string, r = rule): DeniedOut => ({ ...base, op, ...(reason ? { reason } : {}), verdict, rule: r });

@@ -138,46 +138,75 @@ class ModelMaps implements MapsView<Cause> {
  *  record. They pair by pid and thread within PAIR_NS of event time; the first is reported. Exec and
  *  module loads are recorded only when they succeed: their denied record is their only one. */
 const PAIR_NS = 1_000_000_000;
+/** bounds on what waits for its pair (a hostile log may hold any number of unpaired records): records
+ *  per pid and side, pids. Past them the oldest goes (counted): at worst its pair is reported again */
+const PAIR_PER_PID = 64;
+const PAIR_PIDS = 4096;
 type Side = 'model' | 'kernel';
+interface Open {
+  ts: number;
+  tid?: number;
+  reason?: string;
+}
 
 class DenialPairs {
-  private open = new Map<number, { side: Side; ts: number; tid?: number }[]>();
-  /** prune() when this many pids have one open */
-  private pruneAt = 1024;
+  /** pid -> the open records of each side, oldest first (events come in ts order) */
+  private open = new Map<number, { model: Open[]; kernel: Open[] }>();
+  /** open records dropped unpaired at the bounds */
+  dropped = 0;
 
-  /** this side's record of a refused mprotect: true when the other side's is already reported */
-  seen(side: Side, ev: KrsiEvent): boolean {
-    const list = this.open.get(ev.pid);
-    const tid = ev.tid;
-    if (list !== undefined) {
-      for (let i = 0; i < list.length; i++) {
-        const p = list[i];
-        if (Math.abs(ev.ts - p.ts) > PAIR_NS) {
-          list.splice(i--, 1);
-          continue;
-        }
-        if (p.side !== side && (p.tid === undefined || tid === undefined || p.tid === tid)) {
-          list.splice(i, 1);
-          if (list.length === 0) this.open.delete(ev.pid);
-          return true;
-        }
-      }
-    }
-    if (list === undefined) this.open.set(ev.pid, [{ side, ts: ev.ts, tid }]);
-    else list.push({ side, ts: ev.ts, tid });
-    if (this.open.size >= this.pruneAt) {
-      this.prune(ev.ts);
-      this.pruneAt = Math.max(1024, 2 * this.open.size);
-    }
-    return false;
+  /** open records waiting for their pair */
+  waiting(): number {
+    let n = 0;
+    for (const s of this.open.values()) n += s.model.length + s.kernel.length;
+    return n;
   }
 
-  prune(now: number): void {
-    for (const [pid, list] of this.open) {
-      const keep = list.filter((p) => now - p.ts <= PAIR_NS);
-      if (keep.length) this.open.set(pid, keep);
-      else this.open.delete(pid);
+  /** this side's record of a refused mprotect: true when the other side's record of the same refusal
+   *  (same pid and thread, within PAIR_NS: the nearest in time, the same reason first among equals) is
+   *  already reported. Not the oldest open one: under another --mode the model refuses calls the kernel
+   *  let through, and the kernel's one refusal must pair with its own call */
+  seen(side: Side, ev: KrsiEvent, reason: string | undefined): boolean {
+    const pid = ev.pid;
+    const ts = ev.ts;
+    const tid = ev.tid;
+    let sides = this.open.get(pid);
+    if (sides !== undefined) {
+      const other = side === 'model' ? sides.kernel : sides.model;
+      // too old to pair: from the head (oldest first)
+      let n = 0;
+      while (n < other.length && ts - other[n].ts > PAIR_NS) n++;
+      if (n) other.splice(0, n);
+      let best = -1;
+      for (let i = 0; i < other.length; i++) {
+        const p = other[i];
+        if (p.tid !== undefined && tid !== undefined && p.tid !== tid) continue;
+        const d = Math.abs(ts - p.ts);
+        if (d > PAIR_NS) continue;
+        const bd = best < 0 ? Infinity : Math.abs(ts - other[best].ts);
+        if (d < bd || (d === bd && p.reason === reason && other[best].reason !== reason)) best = i;
+      }
+      if (best >= 0) {
+        other.splice(best, 1);
+        if (!sides.model.length && !sides.kernel.length) this.open.delete(pid);
+        return true;
+      }
+    } else {
+      if (this.open.size >= PAIR_PIDS) {
+        const oldest = this.open.keys().next().value as number;
+        const o = this.open.get(oldest)!;
+        this.dropped += o.model.length + o.kernel.length;
+        this.open.delete(oldest);
+      }
+      this.open.set(pid, (sides = { model: [], kernel: [] }));
     }
+    const mine = side === 'model' ? sides.model : sides.kernel;
+    if (mine.length >= PAIR_PER_PID) {
+      mine.shift();
+      this.dropped++;
+    }
+    mine.push({ ts, tid, reason });
+    return false;
   }
 }
 
@@ -258,15 +287,16 @@ export class EnforcementModel implements Enforcement {
     const hit = this.hooks.judge(ev);
     if (hit === undefined) return undefined;
     // the kernel's record of this refusal came first in the log and is reported already
-    if (hit.hook.op === 'mprotect_exec' && this.pairs.seen('model', ev)) return undefined;
+    if (hit.hook.op === 'mprotect_exec' && this.pairs.seen('model', ev, hit.reason)) return undefined;
     return denied(ev, hit.hook.op, hit.cause, hit.reason);
   }
 
   /** a kernel `denied` record read back from a log: attributed from the model's maps, else from its own
    *  names; a refused mprotect the model reported already is not reported again */
   denied(ev: DeniedEvent): DeniedOut | undefined {
-    if (ev.op === 'mprotect_exec' && this.pairs.seen('kernel', ev)) return undefined;
-    return attributeDenied(ev, this.attribution);
+    const out = attributeDenied(ev, this.attribution);
+    if (out && ev.op === 'mprotect_exec' && this.pairs.seen('kernel', ev, out.reason)) return undefined;
+    return out;
   }
 
   /** remove a verdict by id: its op bits leave the entry; an entry with no bits left is deleted */
@@ -309,10 +339,11 @@ export class EnforcementModel implements Enforcement {
     return n;
   }
 
-  sizes(): { tgid: number; inode: number; module: number; mprotect_count: number; verdicts: number } {
+  sizes(): { tgid: number; inode: number; module: number; mprotect_count: number; verdicts: number; pairs_waiting: number; pairs_dropped: number } {
     let inode = 0;
     for (const m of this.maps.inode_.values()) inode += m.size;
-    return { tgid: this.maps.tgid_.size, inode, module: this.maps.moduleName_.size, mprotect_count: this.maps.mprotectCount.size, verdicts: this.verdicts.size };
+    const m = this.maps;
+    return { tgid: m.tgid_.size, inode, module: m.moduleName_.size, mprotect_count: m.mprotectCount.size, verdicts: this.verdicts.size, pairs_waiting: this.pairs.waiting(), pairs_dropped: this.pairs.dropped };
   }
 
   private refreshIdle(): void {

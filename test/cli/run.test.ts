@@ -1,8 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EMPTY, Subject } from 'rxjs';
@@ -10,11 +8,11 @@ import type { KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
 import type { EnforceSession } from '../../enforcers/index.ts';
 import { runLive } from '../../cli/live-runs.ts';
+import { krsiSync } from '../helpers/krsi.ts';
 import { unenforced } from '../../engine/enforcement/enforcement.ts';
 import { loadRuleSources } from '../../engine/rules/load.ts';
 import { readEvents } from '../../engine/eventlog/index.ts';
 
-const KRSI = fileURLToPath(new URL('../../bin/krsi.js', import.meta.url));
 
 const RULES = JSON.stringify({
   rules: [{
@@ -64,7 +62,7 @@ test('krsi run --record into something that is not a log fails before enforcemen
     const file = join(dir, 'file');
     writeFileSync(file, 'x');
     // --mode enforce would load and pin the LSM programs and exempt krsi first (or exit 3 without BPF LSM)
-    const r = spawnSync(process.execPath, [KRSI, 'run', '--mode', 'enforce', '--record', file, '--duration', '1'], { encoding: 'utf8', timeout: 60_000 });
+    const r = krsiSync(['run', '--mode', 'enforce', '--record', file, '--duration', '1']);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`krsi run: --record: ${file}: exists and is not an lmdb event log`));
     assert.doesNotMatch(r.stderr, /BPF LSM|signals started|enforcement/);

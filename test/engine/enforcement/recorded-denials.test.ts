@@ -109,3 +109,45 @@ describe('replaying an enforce-mode recording: one denial per refused operation'
     }
   });
 });
+
+describe('pairing a kernel record with the model\'s refusal (found in review)', () => {
+  test('the nearest refusal in time, not the oldest open one: under --mode enforce the model refuses calls the kernel let through', () => {
+    // live, q was monitor: the kernel refused only the 3rd mprotect (the counter, limit 2)
+    const monitorQ = loadRuleSources([{ file: 'inline.json', text: RULES.replace('"mode":"enforce"', '"mode":"monitor"') }]).set!;
+    const log = [marked(1000, 50), mprotect(2000, 50), mprotect(3000, 50), mprotect(4000, 50), kernel(4000, 50, 'mprotect_exec', { key: { counter: 'mprotect_limit', pid: 50 }, reason: 'MPROTECT_LIMIT', rule_id: 0, rule: 'limit' })]
+      .map((e, i) => ({ ...e, seq: i + 1 }));
+    const run = (mode?: Mode) => {
+      const eng = new Engine({ rules: monitorQ, mode });
+      const out: DeniedOut[] = [];
+      for (const e of log) eng.push(structuredClone(e), (o) => o.kind === 'denied' && out.push(o));
+      return out.map((d) => [d.seq, d.rule, d.reason]);
+    };
+    // every mprotect refused by the quarantine once; the kernel's record is the 3rd call's, not the 1st's
+    assert.deepEqual(run('enforce'), [[2, 'q', 'TGID'], [3, 'q', 'TGID'], [4, 'q', 'TGID']]);
+    // the rules' own modes: only the counter, once
+    assert.deepEqual(run(), [[4, 'limit', 'MPROTECT_LIMIT']]);
+  });
+
+  test('unpaired refusals are bounded: a storm of refused mprotects with no kernel records is linear and drops what waits (counted)', () => {
+    const eng = new Engine({ rules, mode: 'enforce' });
+    let denied = 0;
+    eng.push({ ...marked(1000, 50), seq: 1 }, () => {});
+    for (let i = 0; i < 20_000; i++) eng.push({ ...mprotect(2000 + i, 50), seq: i + 2 }, (o) => o.kind === 'denied' && denied++);
+    assert.equal(denied, 20_000, 'each refused once');
+    const sizes = eng.stats().enforcement as Record<string, number>;
+    assert.ok(sizes.pairs_dropped > 0 && sizes.pairs_waiting <= 64, JSON.stringify(sizes));
+  });
+});
+
+test('a denied record of an unknown op or reason is reported as it is, blamed on no verdict (found in review: it was blamed on the pid\'s exec verdict)', () => {
+  for (const mode of [undefined, 'enforce', 'monitor'] as const) {
+    const eng = new Engine({ rules, mode });
+    const out: DeniedOut[] = [];
+    const push = (e: KrsiEvent) => eng.push(e, (o) => o.kind === 'denied' && out.push(o));
+    push({ ...marked(1000, 50), seq: 1 });
+    push({ ...kernel(2000, 50, 'op16'), seq: 2 });
+    push({ ...kernel(3000, 50, 'exec', { reason: 'reason99' }), seq: 3 });
+    push({ ...kernel(4000, 50, '__proto__', { reason: 'toString' }), seq: 4 });
+    assert.deepEqual(out.map((d) => [d.seq, d.op, d.rule, d.verdict]), [[2, 'unknown', 'unknown', 'kernel:unknown_op'], [3, 'exec', 'unknown', 'kernel:unknown_reason'], [4, 'unknown', 'unknown', 'kernel:unknown_op']], `mode ${mode}`);
+  }
+});
