@@ -128,7 +128,7 @@ async function live(): Promise<void> {
     let withSha = 0;
     let first = 0;
     let last = 0;
-    const sub = liveEvents(raw, { hasher }).subscribe({ complete: () => ended(), next: (b: KrsiEvent[]) => {
+    const sub = liveEvents(raw, { hasher }).events$.subscribe({ complete: () => ended(), next: (b: KrsiEvent[]) => {
       for (const e of b) {
         if (e.type !== 'exec' || e.comm !== 'krsi-loadgen') continue;
         execs++;

@@ -113,7 +113,7 @@ function attachEngine(live: LiveSignals, o: { rules?: CompiledRuleSet; latency?:
   const emit = (out: Output) => {
     if (o.latency && out.kind === 'alert') lat.push(bootNs() - out.ts);
   };
-  const counted = liveEvents(live, { hasher: o.hasher }).pipe(
+  const counted = liveEvents(live, { hasher: o.hasher }).events$.pipe(
     each('bench', (batch: KrsiEvent[]) => {
       const now = Number(process.hrtime.bigint());
       const boot = o.latency ? bootNs() : 0;
