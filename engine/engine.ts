@@ -12,7 +12,7 @@
 import type { EventType, KrsiEvent } from '../signals/events.ts';
 import { EVENT_TYPES } from '../signals/events.ts';
 import type { CompiledRule, CompiledRuleSet, Facts } from './rules/types.ts';
-import type { DeniedOut, Mode, Output, SummaryOut } from './types.ts';
+import type { DeniedOut, Mode, Output } from './types.ts';
 import { ProcessTable, type ProcessTableStats } from './process-table.ts';
 import { EnforcementModel } from './enforcement/model.ts';
 import type { Enforcement } from './enforcement/enforcement.ts';
@@ -274,24 +274,6 @@ export class Engine implements Sink {
     for (const [id, c] of this.ctxById) per_rule[id] = { ...c.counts };
     for (const r of this.runners) if (r.rule.correlation) correlation[r.rule.id] = r.stats();
     return { ...this.s, per_rule, procs: this.procs.stats(), correlation, enforcement: this.enforcement.sizes() };
-  }
-
-  /** the summary line of replay/run output */
-  summary(o: { bad_lines?: number; seconds: number }): SummaryOut {
-    const st = this.stats();
-    const per_rule: SummaryOut['per_rule'] = {};
-    for (const [id, c] of Object.entries(st.per_rule)) per_rule[id] = { alerts: c.alerts, verdicts: c.verdicts, denied: c.denied };
-    return {
-      kind: 'summary',
-      events: st.events,
-      bad_lines: o.bad_lines ?? 0,
-      alerts: st.alerts,
-      verdicts: st.verdicts,
-      denied: st.denied,
-      per_rule,
-      seconds: o.seconds,
-      events_per_sec: o.seconds > 0 ? Math.round(st.events / o.seconds) : 0,
-    };
   }
 
   private out(o: Output): void {
