@@ -41,9 +41,9 @@ export const KRSI_ENV_NAME_LEN = 32;
 export const KRSI_ENV_VAL_LEN = 192;
 export const KRSI_MODNAME_LEN = 56;
 /** slots of signals.bpf.c's `lost` counters, indexed by event kind */
-export const KRSI_EV_MAX = 9;
+export const KRSI_EV_MAX = 16;
 /** slots of enforce.bpf.c's deny_count, indexed by deny reason (slot 0: records lost) */
-export const KRSI_DENY_SLOTS = 8;
+export const KRSI_DENY_SLOTS = 16;
 /** slots of protect.bpf.c's tamper_count, indexed by deny reason (slot 0: records lost) */
 export const KRSI_TAMPER_SLOTS = 12;
 /** after a module file is refused by deny_inode (INODE) or the denylist (MODULE_DENY), the same tgid's
@@ -59,15 +59,18 @@ export const DEFINES: Readonly<Record<string, number>> = {
 
 // ---- enums ----
 /** enum krsi_event_kind: the `kind` of every record's header */
-export const EV = { exec: 1, fork: 2, exit: 3, unlink: 4, mprotect: 5, module_load: 6, denied: 7, module_unload: 8 } as const;
+export const EV = {
+  exec: 1, fork: 2, exit: 3, unlink: 4, mprotect: 5, module_load: 6, denied: 7, module_unload: 8, mmap: 9, rename: 10, truncate: 11,
+} as const;
 
 /** enum krsi_op: operations refused; also the bits of a deny_tgid / deny_inode entry */
-export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7, TAMPER: 8 } as const;
+export const KRSI_OP = { EXEC: 1, MPROTECT_EXEC: 2, MODULE_LOAD: 4, QUARANTINE: 7, TAMPER: 8, KILL: 16 } as const;
 
 /** enum krsi_deny_reason: which check refused (TAMPER_*: self-protection, op TAMPER) */
 export const KRSI_DENY = {
   INODE: 1, TGID: 2, MPROTECT_LIMIT: 3, MODULE_ALLOW: 4, MODULE_DENY: 5,
   TAMPER_MAP: 6, TAMPER_LINK: 7, TAMPER_PIN: 8, TAMPER_PTRACE: 9, TAMPER_SIGNAL: 10, TAMPER_MOUNT: 11,
+  FILELESS: 12, KEXEC: 13, READ_ID: 14, MODULE_CHANGED: 15,
 } as const;
 export type DenyReason = keyof typeof KRSI_DENY;
 

@@ -13,7 +13,7 @@
 #define KRSI_ENV_NAME_LEN 32
 #define KRSI_ENV_VAL_LEN  192
 #define KRSI_MODNAME_LEN  56    /* MODULE_NAME_LEN */
-#define KRSI_DENY_SLOTS   8     /* deny_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
+#define KRSI_DENY_SLOTS   16    /* deny_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
 #define KRSI_TAMPER_SLOTS 12    /* tamper_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
 /* how long a tgid whose module file was refused (deny_inode or the denylist) may not load a module from
  * memory: long enough for an insmod's immediate init_module fallback */
@@ -29,8 +29,11 @@ enum krsi_event_kind {
 	KRSI_EV_MODULE_LOAD = 6,
 	KRSI_EV_DENIED      = 7,
 	KRSI_EV_MODULE_UNLOAD = 8,  /* struct krsi_module_event too */
+	KRSI_EV_MMAP        = 9,   /* an executable mapping (issue 11) */
+	KRSI_EV_RENAME      = 10,  /* a rename over a running executable (issue 11) */
+	KRSI_EV_TRUNCATE    = 11,  /* a truncation of a running executable (issue 11) */
 };
-#define KRSI_EV_MAX 9   /* size of per-kind arrays (the "lost" counters map) */
+#define KRSI_EV_MAX 16  /* size of per-kind arrays (the "lost" counters map) */
 
 /* an inode; dev is the kernel's s_dev encoding (MAJOR << 20 | MINOR): user space converts */
 struct krsi_file_id {
@@ -110,6 +113,7 @@ enum krsi_op {
 	KRSI_OP_MODULE_LOAD   = 4,
 	KRSI_OP_QUARANTINE    = 7,   /* all of the above */
 	KRSI_OP_TAMPER        = 8,   /* protect.bpf.c: an attempt on krsi itself (never a verdict bit) */
+	KRSI_OP_KILL          = 16,  /* SIGKILL the process at its next guarded operation */
 };
 
 /* why a denial happened */
@@ -126,6 +130,10 @@ enum krsi_deny_reason {
 	KRSI_DENY_TAMPER_PTRACE  = 9, /* ptrace attach-mode access to krsi: ino = krsi tgid, dev = mode */
 	KRSI_DENY_TAMPER_SIGNAL  = 10, /* a stopping signal to krsi, reported not refused: ino = tgid, dev = sig */
 	KRSI_DENY_TAMPER_MOUNT   = 11, /* umount of the bpffs holding krsi's pins: dev */
+	KRSI_DENY_FILELESS       = 12, /* exec of a memfd or an unlinked file (opt-in) */
+	KRSI_DENY_KEXEC          = 13, /* a kexec image or initramfs (allowlist mode) */
+	KRSI_DENY_READ_ID        = 14, /* a kernel_read_file / load_data id krsi does not know (allowlist mode) */
+	KRSI_DENY_MODULE_CHANGED = 15, /* an allowlisted module file changed since it was allowlisted */
 };
 
 /* key of protect.bpf.c's protected_ids: a BPF object of krsi's */

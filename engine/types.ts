@@ -1,6 +1,7 @@
 // Shared engine types: what rules produce (alerts, verdicts) and what replay/enforcement report (denied).
 // These objects are printed as JSON Lines by `krsi replay --format json` and `krsi run --format json`.
 import type { FileId } from '../signals/events.ts';
+import type { DenyReason } from '../bpf/abi.ts';
 
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 export type Mode = 'monitor' | 'enforce';
@@ -70,7 +71,7 @@ export interface DeniedOut {
   verdict: string;
   rule: string;
   /** which check refused it: a key of KRSI_DENY in engine/enforcement/semantics.ts (krsi_deny_reason) */
-  reason?: 'INODE' | 'TGID' | 'MPROTECT_LIMIT' | 'MODULE_ALLOW' | 'MODULE_DENY' | `TAMPER_${string}`;
+  reason?: DenyReason;
   /** op tamper only: what was attempted (the denied event's key) and whether it was refused (a signal is only reported) */
   key?: Record<string, unknown>;
   enforced?: boolean;
