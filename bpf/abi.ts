@@ -15,10 +15,12 @@ export const LAYOUTS: Record<string, StructLayout> = {
     size: 72,
     fields: { ts: 0, kind: 8, pid: 12, tid: 16, ppid: 20, uid: 24, _pad: 28, cgroup: 32, exe: 40, comm: 56 },
   },
-  krsi_env_var: { size: 224, fields: { name: 0, value: 32 } },
   krsi_exec_event: {
-    size: 2896,
-    fields: { hdr: 0, exe_path: 72, filename: 328, argv_len: 584, env_count: 588, argv: 592, env: 1104 },
+    size: 17528,
+    fields: {
+      hdr: 0, exe_path: 72, filename: 328, argv_len: 584, env_len: 588, ldso_len: 592, flags: 596, env_strings: 600,
+      i_mode: 604, s_magic: 608, fs_type: 616, argv: 632, area: 1144,
+    },
   },
   krsi_fork_event: { size: 80, fields: { hdr: 0, child_pid: 72, _pad: 76 } },
   krsi_exit_event: { size: 80, fields: { hdr: 0, code: 72, _pad: 76 } },
@@ -28,7 +30,7 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } },
   krsi_inode_key: { size: 16, fields: { ino: 0, dev: 8, _pad: 12 } },
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
-  krsi_config: { size: 16, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12 } },
+  krsi_config: { size: 24, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12, flags: 16, _pad: 20 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
 };
 
@@ -36,9 +38,11 @@ export const LAYOUTS: Record<string, StructLayout> = {
 export const KRSI_COMM_LEN = 16;
 export const KRSI_PATH_LEN = 256;
 export const KRSI_ARGV_LEN = 512;
-export const KRSI_ENV_WATCH = 8;
+/** the watch_env map's key: a variable name of at most KRSI_ENV_NAME_LEN - 1 bytes, NUL-padded */
 export const KRSI_ENV_NAME_LEN = 32;
-export const KRSI_ENV_VAL_LEN = 192;
+/** the exec record's string area: matched "NAME=value" strings, then the ld.so option block */
+export const KRSI_ENV_AREA = 16384;
+export const KRSI_FS_NAME_LEN = 16;
 export const KRSI_MODNAME_LEN = 56;
 /** slots of signals.bpf.c's `lost` counters, indexed by event kind */
 export const KRSI_EV_MAX = 16;
@@ -53,7 +57,7 @@ export const MODULE_REFUSAL_NS = 5_000_000_000;
 
 /** every #define of bpf/krsi.h, by its C name */
 export const DEFINES: Readonly<Record<string, number>> = {
-  KRSI_COMM_LEN, KRSI_PATH_LEN, KRSI_ARGV_LEN, KRSI_ENV_WATCH, KRSI_ENV_NAME_LEN, KRSI_ENV_VAL_LEN, KRSI_MODNAME_LEN,
+  KRSI_COMM_LEN, KRSI_PATH_LEN, KRSI_ARGV_LEN, KRSI_ENV_NAME_LEN, KRSI_ENV_AREA, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN,
   KRSI_EV_MAX, KRSI_DENY_SLOTS, KRSI_TAMPER_SLOTS, MODULE_REFUSAL_NS,
 };
 
@@ -74,6 +78,14 @@ export const KRSI_DENY = {
 } as const;
 export type DenyReason = keyof typeof KRSI_DENY;
 
+/** enum krsi_exec_flag: bits of krsi_exec_event.flags (facts of the executed file, bounds the record hit) */
+export const KRSI_EXEC = {
+  MEMFD: 1, DELETED: 2, NO_INTERP: 4, ARGV_TRUNC: 8, ENV_STRINGS: 16, ENV_FULL: 32, ENV_CUT: 64, LDSO_TRUNC: 128, PSEUDO: 256,
+} as const;
+
+/** enum krsi_config_flag: bits of krsi_config.flags */
+export const KRSI_CFG = { DENY_FILELESS: 1 } as const;
+
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
 
@@ -87,6 +99,8 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_deny_reason: { prefix: 'KRSI_DENY_', values: KRSI_DENY },
   krsi_module_mode: { prefix: 'KRSI_MODULE_', values: KRSI_MODULE_MODE },
   krsi_obj_kind: { prefix: 'KRSI_OBJ_', values: KRSI_OBJ },
+  krsi_exec_flag: { prefix: 'KRSI_EXEC_', values: KRSI_EXEC },
+  krsi_config_flag: { prefix: 'KRSI_CFG_', values: KRSI_CFG },
 };
 
 // ---- dev_t: the kernel's s_dev (MAJOR << 20 | MINOR) <-> user-space st_dev (glibc makedev) ----
@@ -180,6 +194,8 @@ export interface KConfig {
   module_mode: number;
   /** 0: monitor (denied records are written, the operation is allowed); 1: -EPERM */
   enforce: number;
+  /** KRSI_CFG bits (absent: 0) */
+  flags?: number;
 }
 
 export function encodeConfig(c: KConfig): Buffer {
@@ -188,12 +204,13 @@ export function encodeConfig(c: KConfig): Buffer {
   b.writeUInt32LE(c.mprotect_limit >>> 0, CF.fields.mprotect_limit);
   b.writeUInt32LE(c.module_mode >>> 0, CF.fields.module_mode);
   b.writeUInt32LE(c.enforce >>> 0, CF.fields.enforce);
+  b.writeUInt32LE((c.flags ?? 0) >>> 0, CF.fields.flags);
   return b;
 }
 
 export function decodeConfig(b: Buffer): KConfig {
   const f = CF.fields;
-  return { krsi_tgid: b.readUInt32LE(f.krsi_tgid), mprotect_limit: b.readUInt32LE(f.mprotect_limit), module_mode: b.readUInt32LE(f.module_mode), enforce: b.readUInt32LE(f.enforce) };
+  return { krsi_tgid: b.readUInt32LE(f.krsi_tgid), mprotect_limit: b.readUInt32LE(f.mprotect_limit), module_mode: b.readUInt32LE(f.module_mode), enforce: b.readUInt32LE(f.enforce), flags: b.readUInt32LE(f.flags) };
 }
 
 /** the __u32 array key 0 of `config` */

@@ -20,11 +20,16 @@ char LICENSE[] SEC("license") = "GPL";
 #define PROT_EXEC 0x4
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
+#define TMPFS_MAGIC     0x01021994
+#define HUGETLBFS_MAGIC 0x958458f6
 
 /* ---- the kernel fields we read (CO-RE) ---- */
-struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
+struct super_block { __u32 s_dev; unsigned long s_magic; } __attribute__((preserve_access_index));
 struct inode { unsigned long i_ino; struct super_block *i_sb; unsigned int __i_nlink; } __attribute__((preserve_access_index));
-struct file { struct inode *f_inode; } __attribute__((preserve_access_index));
+struct qstr { const unsigned char *name; } __attribute__((preserve_access_index));
+struct dentry { struct dentry *d_parent; struct qstr d_name; } __attribute__((preserve_access_index));
+struct path { struct dentry *dentry; } __attribute__((preserve_access_index));
+struct file { struct inode *f_inode; struct path f_path; } __attribute__((preserve_access_index));
 struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
@@ -201,6 +206,45 @@ int BPF_PROG(krsi_bprm_check, struct linux_binprm *bprm, int ret)
 	if (v && (v->ops & KRSI_OP_EXEC))
 		return deny(c, KRSI_OP_EXEC, KRSI_DENY_TGID, v->rule_id, &k);    /* a denied/quarantined process */
 	return 0;         /* no live verdict: allow */
+}
+
+/* ---- exec from a memfd or of a file with no link left (fileless execution), opt-in: config.flags.
+ * Its own program on the hook, after krsi_bprm_check (an earlier refusal is passed on). ---- */
+static __always_inline bool fileless(struct file *f)
+{
+	struct inode *ino = f->f_inode;
+	struct dentry *d = f->f_path.dentry;
+	unsigned long magic = ino->i_sb->s_magic;
+	char name[8] = {};
+
+	if (ino->__i_nlink == 0)
+		return true;   /* unlinked after open, O_TMPFILE, memfd (shmem clears its link count) */
+	if (d->d_parent != d || (magic != TMPFS_MAGIC && magic != HUGETLBFS_MAGIC))
+		return false;  /* a file in a directory */
+	/* a pseudo dentry on the internal shmem/hugetlbfs mount named by memfd_create */
+	bpf_probe_read_kernel(name, 6, d->d_name.name);
+	return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':';
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(krsi_bprm_fileless, struct linux_binprm *bprm, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid;
+	struct krsi_inode_key k;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM (or krsi_bprm_check) already refused */
+	c = cfg();
+	if (!c || !(c->flags & KRSI_CFG_DENY_FILELESS))
+		return 0;     /* off (the default) */
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	if (!fileless(bprm->file))
+		return 0;     /* a file with a name on disk: allow */
+	inode_key(bprm->file, &k);
+	return deny(c, KRSI_OP_EXEC, KRSI_DENY_FILELESS, 0, &k);   /* a memfd or an unlinked file */
 }
 
 /* ---- mprotect: deny adding PROT_EXEC for a denied tgid, and past the in-kernel counter ---- */

@@ -9,9 +9,9 @@
 #define KRSI_COMM_LEN     16
 #define KRSI_PATH_LEN     256
 #define KRSI_ARGV_LEN     512   /* argv bytes copied, NUL-separated, truncated */
-#define KRSI_ENV_WATCH    8     /* watched environment variables at most */
-#define KRSI_ENV_NAME_LEN 32
-#define KRSI_ENV_VAL_LEN  192
+#define KRSI_ENV_NAME_LEN 32    /* key of the watch_env map: a variable name, NUL-padded */
+#define KRSI_ENV_AREA     16384 /* the exec record's string area: matched "NAME=value" strings, then the ld.so options */
+#define KRSI_FS_NAME_LEN  16    /* a filesystem type name (sb->s_type->name), truncated */
 #define KRSI_MODNAME_LEN  56    /* MODULE_NAME_LEN */
 #define KRSI_DENY_SLOTS   16    /* deny_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
 #define KRSI_TAMPER_SLOTS 12    /* tamper_count slots, indexed by enum krsi_deny_reason (slot 0: records lost) */
@@ -56,19 +56,34 @@ struct krsi_hdr {
 	char comm[KRSI_COMM_LEN];
 };
 
-struct krsi_env_var {
-	char name[KRSI_ENV_NAME_LEN];
-	char value[KRSI_ENV_VAL_LEN];
+/* bits of krsi_exec_event.flags: facts about the executed file, and the bounds the record hit */
+enum krsi_exec_flag {
+	KRSI_EXEC_MEMFD       = 1,    /* the file is a memfd (memfd_create): "memfd:" on an internal shmem/hugetlbfs mount */
+	KRSI_EXEC_DELETED     = 2,    /* its path is gone: unlinked before the exec, or never had one (memfd, O_TMPFILE) */
+	KRSI_EXEC_NO_INTERP   = 4,    /* no program interpreter (auxv AT_BASE 0): static, or the dynamic loader run as a program */
+	KRSI_EXEC_ARGV_TRUNC  = 8,    /* argv is longer than KRSI_ARGV_LEN: the recorded argv is cut */
+	KRSI_EXEC_ENV_STRINGS = 16,   /* the environment walk stopped before its end (strings scanned bound, unreadable) */
+	KRSI_EXEC_ENV_FULL    = 32,   /* a matched variable did not fit in the string area: not recorded */
+	KRSI_EXEC_ENV_CUT     = 64,   /* a matched "NAME=value" longer than the scratch buffer was cut */
+	KRSI_EXEC_LDSO_TRUNC  = 128,  /* the ld.so option scan hit a bound (loop, area, an option cut) */
+	KRSI_EXEC_PSEUDO      = 256,  /* exe_path is one pseudo dentry's name, '/' included (memfd): not a walk to reverse */
 };
 
+/* a variable-size record: it ends env_len + ldso_len bytes into area[] */
 struct krsi_exec_event {
 	struct krsi_hdr hdr;
 	char exe_path[KRSI_PATH_LEN];
 	char filename[KRSI_PATH_LEN];
 	__u32 argv_len;           /* bytes used in argv */
-	__u32 env_count;          /* watched vars found */
+	__u32 env_len;            /* bytes of area[] holding the matched environment strings, "NAME=value\0" each, in order */
+	__u32 ldso_len;           /* bytes of area[] after them: argv[1..] of a program without interpreter, the option block */
+	__u32 flags;              /* enum krsi_exec_flag bits */
+	__u32 env_strings;        /* environment strings scanned */
+	__u32 i_mode;             /* the file's mode: type and permission bits (S_ISUID 04000, S_ISGID 02000) */
+	__u64 s_magic;            /* its filesystem's magic (sb->s_magic) */
+	char fs_type[KRSI_FS_NAME_LEN];  /* its filesystem's type name */
 	char argv[KRSI_ARGV_LEN];
-	struct krsi_env_var env[KRSI_ENV_WATCH];
+	char area[KRSI_ENV_AREA];
 };
 
 struct krsi_fork_event {
@@ -160,6 +175,11 @@ struct krsi_verdict {
 	__u32 rule_id;   /* index into the rule table user space keeps */
 };
 
+/* bits of krsi_config.flags */
+enum krsi_config_flag {
+	KRSI_CFG_DENY_FILELESS = 1,   /* refuse exec of a memfd or of a file with no link left (reason KRSI_DENY_FILELESS) */
+};
+
 /* bits of krsi_config.module_mode (both: the denylist is checked first) */
 enum krsi_module_mode {
 	KRSI_MODULE_OFF       = 0,
@@ -173,6 +193,8 @@ struct krsi_config {
 	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
 	__u32 module_mode;      /* enum krsi_module_mode bits */
 	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
+	__u32 flags;            /* enum krsi_config_flag bits */
+	__u32 _pad;
 };
 
 /* the `denied` record (signals/EVENTS.md): written by enforce.bpf.c and protect.bpf.c into denied_events */

@@ -16,20 +16,34 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define KRSI_SCRATCH_LEN 4096   /* string scratch: one environment string, the exe path walk */
 #define KRSI_PATH_DEPTH  64     /* path components walked at most */
-#define KRSI_ENV_STRINGS 1024   /* environment strings scanned at most */
+#define KRSI_ENV_STRINGS 16384  /* environment strings (and pieces of long ones) read at most: flagged past it */
+#define KRSI_LDSO_STEPS  256    /* argv strings (and pieces) the ld.so option scan reads at most */
+#define KRSI_AUXV_WORDS  64     /* words of mm->saved_auxv read (AT_VECTOR_SIZE: 52 on x86-64) */
+#define AT_NULL          0
+#define AT_BASE          7
+#define TMPFS_MAGIC      0x01021994
+#define HUGETLBFS_MAGIC  0x958458f6
 #ifndef barrier_var
 #define barrier_var(var) asm volatile("" : "+r"(var))
 #endif
 
 /* ---- the kernel fields we read (CO-RE relocated against the running kernel's BTF) ---- */
 struct qstr { const unsigned char *name; } __attribute__((preserve_access_index));
-struct super_block { __u32 s_dev; } __attribute__((preserve_access_index));
+struct file_system_type { const char *name; } __attribute__((preserve_access_index));
+struct super_block {
+	__u32 s_dev;
+	unsigned long s_magic;
+	struct file_system_type *s_type;
+} __attribute__((preserve_access_index));
 struct inode {
+	unsigned short i_mode;
 	unsigned long i_ino;
 	struct super_block *i_sb;
 	unsigned int __i_nlink;
 } __attribute__((preserve_access_index));
+struct hlist_bl_node { struct hlist_bl_node *next, **pprev; } __attribute__((preserve_access_index));
 struct dentry {
+	struct hlist_bl_node d_hash;
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;
@@ -45,6 +59,7 @@ struct file { struct inode *f_inode; struct path f_path; } __attribute__((preser
 struct mm_struct {
 	struct file *exe_file;
 	unsigned long arg_start, arg_end, env_start, env_end;
+	unsigned long saved_auxv[2];   /* AT_VECTOR_SIZE words: only its offset is used */
 } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
@@ -63,10 +78,6 @@ struct module { char name[KRSI_MODNAME_LEN]; } __attribute__((preserve_access_in
 
 /* ---- load-time settings (set between open and load) ---- */
 const volatile __u32 self_tgid = 0;            /* krsi itself: its events are dropped (its JIT mprotects would loop) */
-const volatile __u32 watch_count = 3;          /* used entries of watch_names */
-const volatile char watch_names[KRSI_ENV_WATCH][KRSI_ENV_NAME_LEN] = {
-	"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
-};
 
 /* ---- maps ---- */
 struct {
@@ -82,10 +93,22 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* per-CPU scratch: the exec event is built here (too big for the stack), plus a string buffer */
+/* the environment variables recorded at exec besides every LD_*: names, NUL-padded (filled by
+ * signals/live.ts before the programs attach) */
+struct watch_name { char name[KRSI_ENV_NAME_LEN]; };
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct watch_name);
+	__type(value, __u32);
+} watch_env SEC(".maps");
+
+/* per-CPU scratch: the exec event is built here (too big for the stack), plus a string buffer and the
+ * watch_env key */
 struct scratch {
 	struct krsi_exec_event ev;
 	char buf[KRSI_SCRATCH_LEN];
+	char key[KRSI_ENV_NAME_LEN];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -138,6 +161,7 @@ struct walk_ctx {
 	struct mount *mnt;
 	__u32 off;
 	bool done;
+	bool pseudo;   /* ended at a dentry that is its own parent but no mount's root: a pseudo file (memfd) */
 };
 
 static long walk_step(__u32 i, struct walk_ctx *c)
@@ -159,27 +183,37 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 		c->vfsmnt = (void *)parent + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
+	/* its own parent, not a mount's root: a pseudo dentry (memfd_create, alloc_file_pseudo); its name is the
+	 * whole path, as d_path's simple_dname gives it ("/memfd:x (deleted)"): written, then done */
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
-	if (up == d) {
-		c->done = true;
-		return 1;
-	}
 	__u32 off = c->off;
 	if (off >= KRSI_PATH_LEN - 4)
 		return 1;  /* full: the path stays truncated */
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	long n = bpf_probe_read_kernel_str(&c->s->buf[off], KRSI_PATH_LEN, name);
+	long n;
+	if (up == d && off == 0) {
+		/* a pseudo file (memfd): its name, cut if need be (memfd names reach 255 bytes) */
+		c->pseudo = true;
+		n = bpf_probe_read_kernel_str(c->s->buf, KRSI_PATH_LEN - 4, name);
+	} else {
+		n = bpf_probe_read_kernel_str(&c->s->buf[off], KRSI_PATH_LEN, name);
+	}
 	if (n <= 0 || off + n > KRSI_PATH_LEN - 4)
 		return 1;  /* only whole components, and room left for the ".." mark */
 	off += n;  /* n counts the NUL: it becomes the '/' separator */
 	if (off - 1 < KRSI_SCRATCH_LEN)
 		c->s->buf[off - 1] = '/';
 	c->off = off;
+	if (up == d) {
+		c->done = true;  /* nothing above it */
+		return 1;
+	}
 	c->dentry = up;
 	return 0;
 }
 
-static __always_inline void exe_path(struct scratch *s, struct file *f)
+/* the path walk into ev.exe_path; true when it ended at a pseudo dentry */
+static __always_inline bool exe_path(struct scratch *s, struct file *f)
 {
 	struct walk_ctx c = {
 		.s = s,
@@ -201,63 +235,169 @@ static __always_inline void exe_path(struct scratch *s, struct file *f)
 		s->buf[off] = '/'; s->buf[off + 1] = '.'; s->buf[off + 2] = '.'; s->buf[off + 3] = 0;
 	}
 	bpf_probe_read_kernel(s->ev.exe_path, KRSI_PATH_LEN, s->buf);
+	return c.pseudo;
 }
 
-/* ---- exec: watched environment variables ---- */
+/* ---- exec: what the kernel knows of the file (link count in hdr.exe, mode, filesystem, memfd, deleted) ---- */
+static __always_inline void exe_facts(struct scratch *s, struct file *f)
+{
+	struct krsi_exec_event *ev = &s->ev;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	char name[8] = {};
+
+	ev->i_mode = BPF_CORE_READ(ino, i_mode);
+	ev->s_magic = BPF_CORE_READ(ino, i_sb, s_magic);
+	ev->fs_type[0] = 0;
+	bpf_probe_read_kernel_str(ev->fs_type, KRSI_FS_NAME_LEN, BPF_CORE_READ(ino, i_sb, s_type, name));
+	bool pseudo = exe_path(s, f);
+	if (pseudo)
+		ev->flags |= KRSI_EXEC_PSEUDO;
+	/* d_unlinked(): unhashed and not a root; a pseudo dentry was never hashed (d_path says "(deleted)" too) */
+	if (!BPF_CORE_READ(d, d_hash.pprev) && (pseudo || d != BPF_CORE_READ(f, f_path.mnt, mnt_root)))
+		ev->flags |= KRSI_EXEC_DELETED;
+	/* memfd_create names its file "memfd:<name>" on the internal shmem (or hugetlbfs) mount */
+	bpf_probe_read_kernel(name, 6, BPF_CORE_READ(d, d_name.name));
+	if (pseudo && (ev->s_magic == TMPFS_MAGIC || ev->s_magic == HUGETLBFS_MAGIC) &&
+	    name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':')
+		ev->flags |= KRSI_EXEC_MEMFD;
+}
+
+/* ---- exec: the string area (matched environment strings, then the ld.so option block) ---- */
+
+/* append s->buf's n bytes (a string and its NUL, n <= KRSI_SCRATCH_LEN) at area offset off; false when
+ * it does not fit (the caller flags it) */
+static __always_inline bool area_put(struct scratch *s, __u32 off, long n)
+{
+	__u32 len = n;
+	if (len == 0 || len > KRSI_SCRATCH_LEN || off >= KRSI_ENV_AREA || len > KRSI_ENV_AREA - off)
+		return false;
+	barrier_var(off);
+	off &= KRSI_ENV_AREA - 1;
+	barrier_var(len);
+	if (len > KRSI_SCRATCH_LEN)
+		return false;  /* for the verifier: the bound on the very register passed */
+	return bpf_probe_read_kernel(&s->ev.area[off], len, s->buf) == 0;
+}
+
+/* the variable s->buf starts with is watched: any LD_* (the dynamic loader's), or a name in watch_env.
+ * Only "NAME=..." with a name of 1..KRSI_ENV_NAME_LEN-1 bytes: a string without '=' is no variable to
+ * ld.so or getenv(3) */
+static __always_inline bool env_watched(struct scratch *s)
+{
+	int eq = -1;
+	__builtin_memset(s->key, 0, KRSI_ENV_NAME_LEN);
+	for (int j = 0; j < KRSI_ENV_NAME_LEN; j++) {
+		char ch = s->buf[j];
+		if (ch == '=') {
+			eq = j;
+			break;
+		}
+		if (ch == 0)
+			break;
+		if (j < KRSI_ENV_NAME_LEN - 1)
+			s->key[j] = ch;
+	}
+	if (eq <= 0)
+		return false;
+	if (s->buf[0] == 'L' && s->buf[1] == 'D' && s->buf[2] == '_')
+		return true;
+	return bpf_map_lookup_elem(&watch_env, s->key) != 0;
+}
+
 struct env_ctx {
 	struct scratch *s;
 	unsigned long p, end;
+	bool cont;   /* inside a string longer than the scratch buffer: its rest is skipped, never read as a new string */
 };
-
-/* index of the watched name `buf` starts with (followed by '='), or -1 */
-static __always_inline int watched(const char *buf)
-{
-	for (int n = 0; n < KRSI_ENV_WATCH; n++) {
-		if (n >= watch_count)
-			break;
-		for (int j = 0; j < KRSI_ENV_NAME_LEN; j++) {
-			char c = watch_names[n][j];
-			if (c == 0) {
-				if (buf[j] == '=')
-					return n;
-				break;
-			}
-			if (buf[j] != c)
-				break;
-		}
-	}
-	return -1;
-}
 
 static long env_step(__u32 i, struct env_ctx *c)
 {
 	struct scratch *s = c->s;
 	if (c->p >= c->end)
 		return 1;
-	/* one environment string; KRSI_SCRATCH_LEN covers any normal one, longer ones are skipped in pieces */
+	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)c->p);
+	if (n <= 0)
+		return 1;  /* unreadable: the walk stops short (flagged by the caller) */
+	bool whole = n < KRSI_SCRATCH_LEN;
+	if (!c->cont) {
+		s->ev.env_strings++;
+		if (env_watched(s)) {
+			/* every occurrence, in order: the decoder knows which one each reader takes */
+			if (!whole)
+				s->ev.flags |= KRSI_EXEC_ENV_CUT;
+			if (area_put(s, s->ev.env_len, n))
+				s->ev.env_len += n;
+			else
+				s->ev.flags |= KRSI_EXEC_ENV_FULL;
+		}
+	}
+	c->p += whole ? n : n - 1;
+	c->cont = !whole;
+	return 0;
+}
+
+/* ---- exec: the dynamic loader run as a program ("ld.so --preload x.so prog") takes its options from
+ * argv[1..] up to the program's name: that block is copied whole, however long argv[0] is ---- */
+struct ldso_ctx {
+	struct scratch *s;
+	unsigned long p, end;
+	__u32 idx;    /* argv index of the string at p */
+	bool cont;    /* inside a long string */
+	bool opt;     /* the string before was an option ("--..."): this one may be its value */
+	bool done;
+};
+
+static long ldso_step(__u32 i, struct ldso_ctx *c)
+{
+	struct scratch *s = c->s;
+	if (c->p >= c->end) {
+		c->done = true;
+		return 1;
+	}
 	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)c->p);
 	if (n <= 0)
 		return 1;
-	if (n < KRSI_SCRATCH_LEN) {
-		int w = watched(s->buf);
-		__u32 k = s->ev.env_count;
-		if (w >= 0 && k < KRSI_ENV_WATCH) {
-			__u32 nl = 0;
-			for (int j = 0; j < KRSI_ENV_NAME_LEN - 1; j++) {
-				if (watch_names[w][j] == 0)
-					break;
-				s->ev.env[k].name[j] = watch_names[w][j];
-				nl = j + 1;
-			}
-			s->ev.env[k].name[nl & (KRSI_ENV_NAME_LEN - 1)] = 0;
-			bpf_probe_read_kernel_str(s->ev.env[k].value, KRSI_ENV_VAL_LEN, &s->buf[(nl + 1) & (KRSI_SCRATCH_LEN - 1)]);
-			s->ev.env_count = k + 1;
+	bool whole = n < KRSI_SCRATCH_LEN;
+	unsigned long next = c->p + (whole ? n : n - 1);
+	if (!c->cont && c->idx > 0) {
+		bool dash = s->buf[0] == '-' && s->buf[1] == '-';
+		if (!whole)
+			s->ev.flags |= KRSI_EXEC_LDSO_TRUNC;  /* an option (or value) cut */
+		if (!area_put(s, s->ev.env_len + s->ev.ldso_len, n)) {
+			s->ev.flags |= KRSI_EXEC_LDSO_TRUNC;
+			c->done = true;
+			return 1;
 		}
-		c->p += n;
-	} else {
-		c->p += n - 1;  /* truncated: continue inside the same string */
+		s->ev.ldso_len += n;
+		if (!dash && !c->opt) {
+			/* the program: the options ended before it */
+			c->done = true;
+			return 1;
+		}
+		c->opt = dash;
 	}
+	c->p = next;
+	c->cont = !whole;
+	if (whole)
+		c->idx++;
 	return 0;
+}
+
+/* no program interpreter: auxv AT_BASE is 0 (a static program, or the dynamic loader itself). saved_auxv
+ * is read as a block of (type, value) pairs up to AT_NULL (its length differs between arches) */
+static __always_inline bool no_interp(struct scratch *s, struct mm_struct *mm)
+{
+	unsigned long *aux = (void *)s->buf;
+	if (bpf_probe_read_kernel(aux, KRSI_AUXV_WORDS * sizeof(long), (void *)mm + bpf_core_field_offset(struct mm_struct, saved_auxv)))
+		return false;
+	for (int i = 0; i + 1 < KRSI_AUXV_WORDS; i += 2) {
+		if (aux[i] == AT_NULL)
+			break;
+		if (aux[i] == AT_BASE)
+			return aux[i + 1] == 0;
+	}
+	return false;
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -271,31 +411,54 @@ int BPF_PROG(krsi_exec, struct task_struct *p, int old_pid, struct linux_binprm 
 		return 0;
 	struct krsi_exec_event *ev = &s->ev;
 	fill_hdr(&ev->hdr, KRSI_EV_EXEC);
+	ev->flags = 0;
+	ev->env_len = 0;
+	ev->ldso_len = 0;
+	ev->env_strings = 0;
 
-	/* the file executed (for scripts: the interpreter) and the name asked for */
+	/* the file executed (for scripts: the interpreter), what the kernel knows of it, and the name asked for */
 	struct file *f = BPF_CORE_READ(bprm, file);
 	file_id(f, &ev->hdr.exe);
-	exe_path(s, f);
+	exe_facts(s, f);
 	bpf_probe_read_kernel_str(ev->filename, KRSI_PATH_LEN, BPF_CORE_READ(bprm, filename));
 
 	/* argv, NUL separated, bounded */
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	__u64 len = ae > as ? ae - as : 0;
-	if (len > KRSI_ARGV_LEN)
+	if (len > KRSI_ARGV_LEN) {
 		len = KRSI_ARGV_LEN;
+		ev->flags |= KRSI_EXEC_ARGV_TRUNC;
+	}
 	barrier_var(len);
 	len &= (2 * KRSI_ARGV_LEN - 1);  /* for the verifier: a bounded unsigned size */
 	ev->argv_len = 0;
 	if (len > 0 && len <= KRSI_ARGV_LEN && bpf_probe_read_user(ev->argv, len, (void *)as) == 0)
 		ev->argv_len = len;
 
-	/* the watched environment variables: scan the whole environment */
-	ev->env_count = 0;
+	/* the watched environment variables: every occurrence, the whole environment (bounded) */
 	struct env_ctx ec = { .s = s, .p = BPF_CORE_READ(mm, env_start), .end = BPF_CORE_READ(mm, env_end) };
 	bpf_loop(KRSI_ENV_STRINGS, env_step, &ec, 0);
+	if (ec.p < ec.end)
+		ev->flags |= KRSI_EXEC_ENV_STRINGS;
 
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0))
+	/* a program without interpreter: its leading options, which ld.so run as a program obeys */
+	if (no_interp(s, mm)) {
+		ev->flags |= KRSI_EXEC_NO_INTERP;
+		struct ldso_ctx lc = { .s = s, .p = as, .end = ae };
+		bpf_loop(KRSI_LDSO_STEPS, ldso_step, &lc, 0);
+		if (!lc.done)
+			ev->flags |= KRSI_EXEC_LDSO_TRUNC;
+	}
+
+	/* the record ends where the string area's content does */
+	__u64 size = __builtin_offsetof(struct krsi_exec_event, area) + (__u64)ev->env_len + ev->ldso_len;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	barrier_var(size);
+	if (size > sizeof(*ev))
+		return 0;
+	if (bpf_ringbuf_output(&events, ev, size, 0))
 		count_lost(KRSI_EV_EXEC);
 	return 0;
 }

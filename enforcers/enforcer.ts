@@ -7,6 +7,7 @@
 //   module_allowlist / module_denylist -> module_allow / module_deny (names -> .ko inodes), config.module_mode
 //                                                                            reasons MODULE_ALLOW, MODULE_DENY
 //   deny_exec_paths -> deny_inode (paths -> inodes, kernelFileId)           reason INODE
+//   deny_fileless_exec -> config.flags KRSI_CFG_DENY_FILELESS                reason FILELESS
 // A module file refused by INODE or MODULE_DENY also refuses that process's module load from memory for
 // MODULE_REFUSAL_NS (kernel-only module_refused map): busybox insmod's fallback. A denylist by inode
 // stays weak (a copy of the file, or another process loading from memory, passes): allowlist is strong.
@@ -14,7 +15,7 @@
 import type { CompiledRuleSet } from '../engine/rules/types.ts';
 import type { DeniedOut, Mode, Verdict } from '../engine/types.ts';
 import type { DeniedEvent } from '../signals/events.ts';
-import { BIT_INDEX, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, unsetEntry, type DenyReason } from '../engine/enforcement/semantics.ts';
+import { BIT_INDEX, KRSI_CFG, KRSI_MODULE_MODE, KRSI_OP, OP_BITS, VALID_SUBJECTS, live, unsetEntry, type DenyReason } from '../engine/enforcement/semantics.ts';
 import { exempt } from '../engine/enforcement/enforcement.ts';
 import { attributeDenied } from '../engine/enforcement/denied.ts';
 import { kernelConfig } from '../engine/enforcement/kernel-config.ts';
@@ -65,7 +66,7 @@ export class Enforcer {
   private cfg: KConfig;
   /** which rule configured the in-kernel counter and the allowlist, the two denials the kernel reports
    *  with rule_id 0 (the model reports the strictest / first); a denylist entry carries its rule_id */
-  private kernelRules: { mprotect?: string; allow?: string } = {};
+  private kernelRules: { mprotect?: string; allow?: string; fileless?: string } = {};
   /** the module lists configured, with the names that have no .ko on this kernel (built in, or not
    *  shipped): `krsi run` warns about them once, at start */
   moduleLists: ModuleListStatus[] = [];
@@ -88,7 +89,7 @@ export class Enforcer {
     this.procStart = o.procStart ?? procStart;
     this.book = new VerdictBook(store, maps);
     this.lifecycle = new Lifecycle(this.book, { selfPid: o.selfPid, clock: this.clock, procStart: this.procStart });
-    this.cfg = { krsi_tgid: o.selfPid, mprotect_limit: 0, module_mode: KRSI_MODULE_MODE.OFF, enforce: o.enforce === false ? 0 : 1 };
+    this.cfg = { krsi_tgid: o.selfPid, mprotect_limit: 0, module_mode: KRSI_MODULE_MODE.OFF, enforce: o.enforce === false ? 0 : 1, flags: 0 };
     if (o.manageConfig !== false) maps.config(this.cfg);
   }
 
@@ -129,7 +130,7 @@ export class Enforcer {
     this.lists.clear();
     this.moduleLists = [];
     const c = kernelConfig(rules, mode);
-    this.kernelRules = { mprotect: c.mprotectRule || undefined, allow: c.allowRule || undefined };
+    this.kernelRules = { mprotect: c.mprotectRule || undefined, allow: c.allowRule || undefined, fileless: c.filelessRule || undefined };
     const ruleIds = new Map(c.rules.map((r) => [r, this.store.ruleId(r)]));
     const at = this.clock().boot;
     for (const { path, rule } of c.denyExecPaths) {
@@ -152,7 +153,12 @@ export class Enforcer {
       this.reportModuleList(status);
     }
     const allow = c.moduleLists.some((l) => l.map === 'module_allow'), deny = c.moduleLists.some((l) => l.map === 'module_deny');
-    this.cfg = { ...this.cfg, mprotect_limit: c.mprotectLimit, module_mode: (allow ? KRSI_MODULE_MODE.ALLOWLIST : 0) | (deny ? KRSI_MODULE_MODE.DENYLIST : 0) };
+    this.cfg = {
+      ...this.cfg,
+      mprotect_limit: c.mprotectLimit,
+      module_mode: (allow ? KRSI_MODULE_MODE.ALLOWLIST : 0) | (deny ? KRSI_MODULE_MODE.DENYLIST : 0),
+      flags: ((this.cfg.flags ?? 0) & ~KRSI_CFG.DENY_FILELESS) | (c.denyFileless ? KRSI_CFG.DENY_FILELESS : 0),
+    };
     if (this.o.manageConfig !== false) this.maps.config(this.cfg);
   }
 
@@ -323,7 +329,8 @@ export class Enforcer {
         return e?.by[BIT_INDEX.find(([b]) => b === bit)![1]];
       },
       ruleName: (id) => this.store.ruleName(id),
-      kernelRule: (reason: DenyReason) => (reason === 'MPROTECT_LIMIT' ? this.kernelRules.mprotect : reason === 'MODULE_ALLOW' ? this.kernelRules.allow : undefined),
+      kernelRule: (reason: DenyReason) =>
+        reason === 'MPROTECT_LIMIT' ? this.kernelRules.mprotect : reason === 'MODULE_ALLOW' ? this.kernelRules.allow : reason === 'FILELESS' ? this.kernelRules.fileless : undefined,
     });
   }
 

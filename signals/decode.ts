@@ -3,8 +3,8 @@
 // decoded by abi.ts decodeDenied, the enforcer's decoder too (signals/EVENTS.md, `denied`).
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
-import { EV, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_NAME_LEN, KRSI_ENV_VAL_LEN, KRSI_ENV_WATCH, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
-import type { ExecEvent, KrsiEvent, UnlinkEvent } from './events.ts';
+import { EV, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
+import type { ExecEvent, ExecExe, KrsiEvent, LdsoOptions, UnlinkEvent } from './events.ts';
 
 /** a wait status (task->exit_code) as a shell would report it: the exit code, or 128 + signal */
 export function exitCodeFromStatus(status: number): number {
@@ -17,7 +17,8 @@ export function exitCodeFromStatus(status: number): number {
 // about 1.5x on a storm of mprotect records).
 const L = LAYOUTS;
 const HDR_SIZE = L.krsi_hdr.size;
-const EXEC_SIZE = L.krsi_exec_event.size;
+/** an exec record is variable-size: its fixed part ends where the string area starts */
+const EXEC_SIZE = L.krsi_exec_event.fields.area;
 const FORK_SIZE = L.krsi_fork_event.size;
 const EXIT_SIZE = L.krsi_exit_event.size;
 const UNLINK_SIZE = L.krsi_unlink_event.size;
@@ -33,7 +34,7 @@ const FORK_CHILD = L.krsi_fork_event.fields.child_pid;
 const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
 const EXEC = L.krsi_exec_event.fields;
-const ENV = L.krsi_env_var;
+const H_EXE_NLINK = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.nlink;
 const UNLINK = L.krsi_unlink_event.fields;
 const UNLINK_INO = UNLINK.target + L.krsi_file_id.fields.ino;
 const UNLINK_DEV = UNLINK.target + L.krsi_file_id.fields.dev;
@@ -186,21 +187,36 @@ export class Decoder {
         };
       }
       case K_EXEC: {
-        exe.path = pathFromWalk(cstr(b, o + EXEC.exe_path, KRSI_PATH_LEN));
-        this.remember(pid, exe.path);
+        const flags = v.getUint32(o + EXEC.flags, true);
+        const envLen = v.getUint32(o + EXEC.env_len, true);
+        const ldsoLen = v.getUint32(o + EXEC.ldso_len, true);
+        // the string area's content must be inside the record
+        if (envLen > KRSI_ENV_AREA || ldsoLen > KRSI_ENV_AREA - envLen || len < EXEC.area + envLen + ldsoLen) {
+          this.bad++;
+          return undefined;
+        }
+        const x = exe as ExecExe;
+        const walk = cstr(b, o + EXEC.exe_path, KRSI_PATH_LEN);
+        // a pseudo file's name is the whole path, slashes included (memfd_create("a/b") is "/memfd:a/b")
+        x.path = flags & KRSI_EXEC.PSEUDO ? '/' + walk : pathFromWalk(walk);
+        // as the kernel names it (d_path, /proc/PID/exe): an unlinked file or a memfd says so
+        if (flags & KRSI_EXEC.DELETED) x.path += ' (deleted)';
+        execFacts(x, v.getUint32(o + H_EXE_NLINK, true), v.getUint32(o + EXEC.i_mode, true), flags, cstr(b, o + EXEC.fs_type, KRSI_FS_NAME_LEN));
+        this.remember(pid, x.path);
         this.exited.delete(pid);
         const argvLen = Math.min(v.getUint32(o + EXEC.argv_len, true), KRSI_ARGV_LEN);
         const argv = argvLen ? b.toString('utf8', o + EXEC.argv, o + EXEC.argv + argvLen).split('\0') : [];
         if (argv.length && argv[argv.length - 1] === '') argv.pop();
-        const ev: ExecEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'exec', filename: cstr(b, o + EXEC.filename, KRSI_PATH_LEN), argv };
-        const n = Math.min(v.getUint32(o + EXEC.env_count, true), KRSI_ENV_WATCH);
-        if (n > 0) {
-          ev.env = {};
-          for (let i = 0; i < n; i++) {
-            const e = o + EXEC.env + i * ENV.size;
-            const name = cstr(b, e + ENV.fields.name, KRSI_ENV_NAME_LEN);
-            // the first of duplicates wins, as getenv(3) finds it
-            if (!(name in ev.env)) ev.env[name] = cstr(b, e + ENV.fields.value, KRSI_ENV_VAL_LEN);
+        const ev: ExecEvent = { ts, pid, ppid, uid, comm, exe: x, tid, cgroup, type: 'exec', filename: cstr(b, o + EXEC.filename, KRSI_PATH_LEN), argv };
+        if (flags & KRSI_EXEC.ARGV_TRUNC) ev.argv_truncated = true;
+        const area = o + EXEC.area;
+        if (envLen) envFrom(ev, strings(b, area, envLen));
+        if (flags & (KRSI_EXEC.ENV_STRINGS | KRSI_EXEC.ENV_FULL | KRSI_EXEC.ENV_CUT)) ev.env_truncated = true;
+        if (flags & KRSI_EXEC.NO_INTERP) {
+          const l = ldsoFrom(strings(b, area + envLen, ldsoLen), x.path);
+          if (l) {
+            if (flags & KRSI_EXEC.LDSO_TRUNC) l.truncated = true;
+            ev.ldso = l;
           }
         }
         return ev;
@@ -241,6 +257,95 @@ export class Decoder {
       }
     }
   }
+}
+
+/** the NUL-terminated strings of b[off, off + len) */
+function strings(b: Buffer, off: number, len: number): string[] {
+  if (len === 0) return [];
+  const out = b.toString('utf8', off, off + len).split('\0');
+  if (out[out.length - 1] === '') out.pop();
+  return out;
+}
+
+const S_ISUID = 0o4000, S_ISGID = 0o2000, S_IXGRP = 0o010;
+
+/** the exec record's facts about the executed file, onto its exe */
+function execFacts(x: ExecExe, nlink: number, mode: number, flags: number, fs: string): void {
+  x.nlink = nlink;
+  x.fs = fs;
+  x.memfd = (flags & KRSI_EXEC.MEMFD) !== 0;
+  x.deleted = (flags & KRSI_EXEC.DELETED) !== 0;
+  x.setuid = (mode & S_ISUID) !== 0;
+  // without group execute, S_ISGID means mandatory locking, not setgid (as the kernel's exec reads it)
+  x.setgid = (mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP);
+}
+
+/** the variables whose LAST occurrence counts: the dynamic loader's (ld.so overwrites as it walks the
+ *  environment) and glibc's tunables; every other reader (getenv(3)) takes the first */
+export function lastWins(name: string): boolean {
+  return name.startsWith('LD_') || name === 'GLIBC_TUNABLES';
+}
+
+/** env (the value each variable's reader takes), env_dup (names set more than once) and env_all (every
+ *  value of those, in order) from the recorded "NAME=value" strings, in environment order */
+export function envFrom(ev: ExecEvent, recorded: readonly string[]): void {
+  const env: Record<string, string> = {};
+  let all: Record<string, string[]> | undefined;
+  for (const s of recorded) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) continue;
+    const name = s.slice(0, eq);
+    const value = s.slice(eq + 1);
+    if (!Object.hasOwn(env, name)) {
+      env[name] = value;
+      continue;
+    }
+    all ??= {};
+    (all[name] ??= [env[name]]).push(value);
+    if (lastWins(name)) env[name] = value;
+  }
+  ev.env = env;
+  if (all) {
+    ev.env_dup = Object.keys(all);
+    ev.env_all = all;
+  }
+}
+
+/** ld.so's options that take a value (glibc elf/rtld.c), and the field each lands in */
+const LDSO_VALUE: Record<string, keyof LdsoOptions | ''> = {
+  '--preload': 'preload', '--audit': 'audit', '--library-path': 'library_path', '--inhibit-rpath': 'inhibit_rpath',
+  '--argv0': 'argv0', '--glibc-hwcaps-prefix': '', '--glibc-hwcaps-mask': '',
+};
+/** the dynamic loader's own file names: ld-linux-x86-64.so.2, ld-2.31.so, ld-musl-x86_64.so.1, ld.so */
+const LOADER_NAME = /\/ld(-[^/]*\.so[^/]*|\.so[^/]*)$/;
+
+/**
+ * ld.so run as a program ("ld.so [options] program [args]"): its options from the block the kernel copied
+ * (argv[1..] of a program without interpreter, up to the program). Undefined when it sets nothing and
+ * the file is not named like the loader (a static program). --preload and --library-path: the last wins;
+ * --audit: every one, ':'-joined (as rtld adds them up).
+ */
+export function ldsoFrom(block: readonly string[], exePath: string): LdsoOptions | undefined {
+  const l: LdsoOptions = {};
+  let set = false;
+  for (let i = 0; i < block.length; i++) {
+    const a = block[i];
+    if (!a.startsWith('--')) {
+      l.program = a;
+      break;
+    }
+    const eq = a.indexOf('=');
+    const opt = eq > 0 ? a.slice(0, eq) : a;
+    if (!Object.hasOwn(LDSO_VALUE, opt)) continue;
+    const value = eq > 0 ? a.slice(eq + 1) : block[++i];
+    if (value === undefined) break;
+    const field = LDSO_VALUE[opt];
+    if (!field || field === 'program' || field === 'truncated') continue;
+    set = true;
+    l[field] = field === 'audit' && l.audit !== undefined ? `${l.audit}:${value}` : value;
+  }
+  if (!set && !LOADER_NAME.test(exePath.replace(/ \(deleted\)$/, ''))) return undefined;
+  return l;
 }
 
 const shared = new Decoder();

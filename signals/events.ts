@@ -33,12 +33,53 @@ export interface BaseEvent {
   [extra: string]: unknown;
 }
 
+/** an exec event's executable: what the kernel knew of the file (absent in logs from before issue 11) */
+export interface ExecExe extends ExeRef {
+  /** its link count: 0 for a memfd, an O_TMPFILE file, a file unlinked before the exec */
+  nlink?: number;
+  /** a memfd (memfd_create): path "/memfd:<name> (deleted)" */
+  memfd?: boolean;
+  /** its path was gone at exec: unlinked (path ends " (deleted)", as /proc/PID/exe), or a memfd */
+  deleted?: boolean;
+  /** its filesystem type: ext4, tmpfs (memfd too), overlay, ... */
+  fs?: string;
+  /** set-user-ID / set-group-ID bits (the exec may run with other credentials) */
+  setuid?: boolean;
+  setgid?: boolean;
+}
+
+/** ld.so run as a program: the options it obeys (EVENTS.md, `ldso`) */
+export interface LdsoOptions {
+  preload?: string;
+  audit?: string;
+  library_path?: string;
+  inhibit_rpath?: string;
+  argv0?: string;
+  /** the program it loads */
+  program?: string;
+  /** the kernel's scan of the option block hit a bound */
+  truncated?: boolean;
+}
+
 export interface ExecEvent extends BaseEvent {
   type: 'exec';
+  exe: ExecExe;
   filename: string;
   argv?: string[];
-  /** the watched environment variables that were present, e.g. {"LD_PRELOAD": "/tmp/x.so"} */
+  /** argv was longer than the signal records (the options ld.so obeys are still in `ldso`) */
+  argv_truncated?: boolean;
+  /** the watched environment variables that were present, e.g. {"LD_PRELOAD": "/tmp/x.so"}, each with the
+   *  value its reader takes: the last occurrence for LD_* and GLIBC_TUNABLES (ld.so), else the first (getenv) */
   env?: Record<string, string>;
+  /** watched names set more than once in the environment */
+  env_dup?: string[];
+  /** every value of each name in env_dup, in environment order */
+  env_all?: Record<string, string[]>;
+  /** the signal hit a bound reading the environment (strings scanned, bytes kept, a value cut): a
+   *  watched variable may be missing or cut */
+  env_truncated?: boolean;
+  /** ld.so run as a program, with its options */
+  ldso?: LdsoOptions;
   /** SHA-256 of the new executable (64 hex digits), when a signal or importer computed it */
   sha256?: string;
   /** why the live hashing stage left the event without sha256 (signals/hash.ts) */

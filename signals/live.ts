@@ -7,14 +7,23 @@ import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type Bpf
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../lib/logger.ts';
 import type { KrsiEvent } from './events.ts';
-import { EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from '../bpf/abi.ts';
+import { EV, KRSI_ENV_NAME_LEN, KRSI_EV_MAX } from '../bpf/abi.ts';
 import { Decoder } from './decode.ts';
 import { moduleList$, moduleListUnavailable } from './modules.ts';
 
 const log = childLogger('signals');
 
-/** always watched; SignalsOptions.watchEnv adds to these */
-export const DEFAULT_WATCH_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
+/** always watched besides every LD_* variable (the kernel matches that prefix itself): glibc's own
+ *  (GCONV_PATH, GLIBC_TUNABLES, LOCPATH) and the interpreters' start-up injection points; SignalsOptions.watchEnv
+ *  adds to these */
+export const DEFAULT_WATCH_ENV = [
+  'GCONV_PATH', 'GLIBC_TUNABLES', 'LOCPATH',
+  'NODE_OPTIONS', 'PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONHOME', 'PYTHONWARNINGS',
+  'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS',
+  'BASH_ENV', 'ENV', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT', 'RUBYLIB',
+];
+/** names the watch_env map holds at most (bpf/signals.bpf.c) */
+const WATCH_MAX = 256;
 
 /** programs whose failure to attach only makes their signal unavailable */
 const OPTIONAL_PROGS: Record<string, string> = {
@@ -38,7 +47,7 @@ const MEANING: Record<string, string> = {
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
 
 export interface SignalsOptions {
-  /** environment variables to report on exec, besides LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (8 in all) */
+  /** environment variables to report on exec, besides every LD_* and DEFAULT_WATCH_ENV */
   watchEnv?: string[];
   /** module_list snapshot period in ms (default 30000; 0: only after module loads) */
   modulesInterval?: number;
@@ -111,18 +120,19 @@ function watchedNames(names: string[]): string[] {
   return [...new Set([...DEFAULT_WATCH_ENV, ...names])];
 }
 
-/** the watch_names rodata array: up to KRSI_ENV_WATCH names, each < KRSI_ENV_NAME_LEN bytes */
-export function encodeWatchNames(names: string[]): Buffer {
+/** the watch_env map's keys: each name NUL-padded to KRSI_ENV_NAME_LEN bytes (LD_* need none: the kernel
+ *  matches the prefix) */
+export function watchKeys(names: string[]): Buffer[] {
   const all = watchedNames(names);
-  if (all.length > KRSI_ENV_WATCH) throw new Error(`watchEnv: at most ${KRSI_ENV_WATCH} watched variables in all (${all.join(', ')})`);
-  const b = Buffer.alloc(KRSI_ENV_WATCH * KRSI_ENV_NAME_LEN);
-  all.forEach((n, i) => {
+  if (all.length > WATCH_MAX) throw new Error(`watchEnv: at most ${WATCH_MAX} watched variables in all`);
+  return all.map((n) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n) || n.length >= KRSI_ENV_NAME_LEN) {
       throw new Error(`watchEnv: '${n}' is not a variable name of at most ${KRSI_ENV_NAME_LEN - 1} characters`);
     }
-    b.write(n, i * KRSI_ENV_NAME_LEN, 'latin1');
+    const b = Buffer.alloc(KRSI_ENV_NAME_LEN);
+    b.write(n, 0, 'latin1');
+    return b;
   });
-  return b;
 }
 
 function u32(n: number): Buffer {
@@ -154,11 +164,13 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
     const obj = BpfObject.open(path);
     try {
       if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
-      obj.setGlobal('watch_names', encodeWatchNames(o.watchEnv ?? []));
-      obj.setGlobal('watch_count', u32(watchedNames(o.watchEnv ?? []).length));
+      const keys = watchKeys(o.watchEnv ?? []);
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
       if (noModules) for (const p of MODULE_PROGS) obj.setAutoload(p, false);
       obj.load();
+      // before any program attaches: the first exec seen already knows every name
+      const watch = obj.map('watch_env');
+      for (const k of keys) watch.update(k, u32(1));
       return obj;
     } catch (e) {
       obj.close();

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .description('record live events from the BPF signals into an lmdb log (replay it with krsi replay)')
     .argument('<log>', 'lmdb log directory (created, or appended to)')
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m); default: until SIGINT/SIGTERM')
-    .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .option('--watch-env <name...>', 'more environment variables to report on exec (besides every LD_* and the injection-prone ones, signals/LIVE.md)')
     .option('--no-hash-exe', 'do not add the sha256 of the executable to exec events')
     .addHelpText('after', '\nNeeds root and libbpf.so.1 (Debian: libbpf1); the first run builds the BPF programs with clang.\n' +
       'Exec events carry the sha256 of the new executable (cached per file version; see krsi run --help), unless --no-hash-exe.\n')

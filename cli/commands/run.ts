@@ -156,7 +156,7 @@ export function register(program: Command): void {
     .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
     .option('--duration <s>', 'stop after this many seconds (or a duration: 500ms, 2m)')
     .option('--state <dir>', 'enforce: verdict store directory (default $KRSI_STATE_DIR or /var/lib/krsi)')
-    .option('--watch-env <name...>', 'more environment variables to report on exec (8 in all, with the LD_* ones)')
+    .option('--watch-env <name...>', 'more environment variables to report on exec (besides every LD_* and the injection-prone ones, signals/LIVE.md)')
     .option('--no-self-protect', 'enforce mode: do not refuse other processes krsi\'s maps, links, pins and ptrace (see below)')
     .option('--allow-stop-from <exe...>', 'enforce mode: signals from these executables stop krsi unreported (pid 1 always may)')
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (HOST: another address, unauthenticated)')

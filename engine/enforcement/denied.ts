@@ -51,6 +51,7 @@ export function attributeDenied(ev: DeniedEvent, c: DeniedContext = {}): DeniedO
   const out = (verdict: string, r = rule): DeniedOut => ({ ...base, op, ...(reason ? { reason } : {}), verdict, rule: r });
   if (reason === 'MPROTECT_LIMIT' || key.counter !== undefined) return out('kernel:mprotect_limit');
   if (reason === 'MODULE_ALLOW') return out('kernel:module_allowlist');
+  if (reason === 'FILELESS') return out('kernel:deny_fileless_exec');
   // the memory fallback of a refused module file
   if (op === 'module_load' && (reason === 'INODE' || reason === 'MODULE_DENY') && key.module !== undefined) return out('kernel:module_refused');
   if (reason === 'MODULE_DENY') return out('kernel:module_denylist');

@@ -2,7 +2,7 @@
 // state them, over a view of the maps: the replay model's own state (model.ts), or the entries the live
 // enforcer wrote, read as the kernel reads them (test/enforcers/semantics.test.ts). The rows are turned
 // into one list of lookups per event type once; a view only answers "which live entry says so".
-import type { FileId, KrsiEvent } from '../../signals/events.ts';
+import type { ExecExe, FileId, KrsiEvent } from '../../signals/events.ts';
 import { LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
 import { exempt } from './enforcement.ts';
 
@@ -25,6 +25,9 @@ export interface MapsView<C> {
   denylisted(name: string, file: FileId | undefined): C | undefined;
   /** module_allow: the cause when an allowlist is on and the module is not on it */
   notAllowlisted(name: string, file: FileId | undefined): C | undefined;
+  /** config.flags DENY_FILELESS: the cause when it is on and the executable is a memfd or has no link left
+   *  (an exec event without these facts, from an older log: never) */
+  fileless(exe: ExecExe): C | undefined;
   /** module_refused: this tgid's module file was refused less than MODULE_REFUSAL_NS before ts */
   refused(pid: number, ts: number): { reason: DenyReason; cause: C } | undefined;
   /** a module file refused by INODE or MODULE_DENY refuses the tgid's load from memory until `until` */
@@ -48,7 +51,7 @@ export interface Hit<C> {
 }
 
 /** a check's lookup, by the map it reads (a number: one switch, no closure per check) */
-const MAP_CODE = { deny_inode: 0, deny_tgid: 1, deny_module_name: 2, mprotect_count: 3, module_deny: 4, module_allow: 5, module_refused: 6 } as const;
+const MAP_CODE = { deny_inode: 0, deny_tgid: 1, deny_module_name: 2, mprotect_count: 3, module_deny: 4, module_allow: 5, module_refused: 6, config: 7 } as const;
 
 interface Compiled {
   row: HookRow;
@@ -152,6 +155,9 @@ export class Hooks<C> {
           break;
         case MAP_CODE.module_allow:
           cause = v.notAllowlisted(name, file);
+          break;
+        case MAP_CODE.config:
+          cause = ev.type === 'exec' ? v.fileless(ev.exe) : undefined;
           break;
         default:
           cause = v.refused(pid, ts)?.cause;

@@ -22,10 +22,14 @@ export interface KernelConfig {
   /** one per rule and list, in rule order */
   moduleLists: ModuleList[];
   denyExecPaths: { path: string; rule: string }[];
+  /** config.flags DENY_FILELESS: refuse exec of a memfd or of a file with no link left */
+  denyFileless: boolean;
+  /** the first rule that asked for it, '' for none (the kernel reports its denials with rule_id 0) */
+  filelessRule: string;
 }
 
 export function kernelConfig(set: CompiledRuleSet, mode?: Mode): KernelConfig {
-  const c: KernelConfig = { rules: [], mprotectLimit: 0, mprotectRule: '', allowRule: '', moduleLists: [], denyExecPaths: [] };
+  const c: KernelConfig = { rules: [], mprotectLimit: 0, mprotectRule: '', allowRule: '', moduleLists: [], denyExecPaths: [], denyFileless: false, filelessRule: '' };
   for (const r of set.rules) {
     const k = r.kernel;
     if (!k || r.source?.enabled === false || (mode ?? r.mode) !== 'enforce') continue;
@@ -39,6 +43,10 @@ export function kernelConfig(set: CompiledRuleSet, mode?: Mode): KernelConfig {
       c.allowRule ||= r.id;
       c.moduleLists.push({ map: 'module_allow', rule: r.id, names: kernelList(set, k.module_allowlist, r.id) });
     }
+    if (k.deny_fileless_exec === true && !c.denyFileless) {
+      c.denyFileless = true;
+      c.filelessRule = r.id;
+    }
     if (k.module_denylist !== undefined) c.moduleLists.push({ map: 'module_deny', rule: r.id, names: kernelList(set, k.module_denylist, r.id) });
   }
   return c;
@@ -46,5 +54,5 @@ export function kernelConfig(set: CompiledRuleSet, mode?: Mode): KernelConfig {
 
 /** anything for the programs to check at all */
 export function kernelConfigured(c: KernelConfig): boolean {
-  return c.mprotectLimit > 0 || c.moduleLists.length > 0 || c.denyExecPaths.length > 0;
+  return c.mprotectLimit > 0 || c.moduleLists.length > 0 || c.denyExecPaths.length > 0 || c.denyFileless;
 }

@@ -4,7 +4,7 @@
 // bpf_ktime_get_boot_ns(), which is what live events carry).
 // A log recorded under `krsi run --mode enforce` also holds the kernel's own `denied` records; each
 // refused operation is reported once (engine/ENGINE.md, "Replaying an enforce-mode recording").
-import type { DeniedEvent, FileId, KrsiEvent } from '../../signals/events.ts';
+import type { DeniedEvent, ExecExe, FileId, KrsiEvent } from '../../signals/events.ts';
 import type { DeniedOut, Mode, Verdict, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
 import { KRSI_OP, OP_BITS, VALID_SUBJECTS, live, mergeEntry, subjectKey, unsetEntry, type DenyReason, type EnforcementMap, type MergedEntry } from './semantics.ts';
@@ -52,6 +52,8 @@ class ModelMaps implements MapsView<Cause> {
   private allowCause: Cause = { verdict: 'kernel:module_allowlist', rule: '' };
   moduleDeny = new Map<string, Cause>();
   denyExecPaths = new Map<string, Cause>();
+  /** config.flags DENY_FILELESS, and the rule that asked for it */
+  private filelessCause?: Cause;
 
   constructor(readonly self: number) {}
 
@@ -67,6 +69,7 @@ class ModelMaps implements MapsView<Cause> {
         for (const n of l.names) this.moduleAllow.add(n);
       } else for (const n of l.names) this.moduleDeny.set(n, { verdict: 'kernel:module_denylist', rule: l.rule });
     }
+    this.filelessCause = c.denyFileless ? { verdict: 'kernel:deny_fileless_exec', rule: c.filelessRule } : undefined;
     this.denyExecPaths.clear();
     for (const p of c.denyExecPaths) this.denyExecPaths.set(p.path, { verdict: `kernel:deny_exec_paths:${p.path}`, rule: p.rule });
   }
@@ -99,6 +102,9 @@ class ModelMaps implements MapsView<Cause> {
   }
   notAllowlisted(name: string): Cause | undefined {
     return this.moduleAllow !== undefined && !this.moduleAllow.has(name) ? this.allowCause : undefined;
+  }
+  fileless(exe: ExecExe): Cause | undefined {
+    return this.filelessCause !== undefined && (exe.memfd === true || exe.nlink === 0) ? this.filelessCause : undefined;
   }
   refused(pid: number, ts: number): { reason: DenyReason; cause: Cause } | undefined {
     const r = this.refused_.get(pid);
@@ -238,7 +244,8 @@ export class EnforcementModel implements Enforcement {
         const e = 'tgid' in k ? this.maps.tgid_.get(k.tgid) : this.maps.inode_.get(k.dev)?.get(k.ino);
         return e !== undefined && e.ops & bit ? e.by[BY[bit]] : undefined;
       },
-      kernelRule: (reason) => (reason === 'MPROTECT_LIMIT' ? this.recorded?.mprotectRule : reason === 'MODULE_ALLOW' ? this.recorded?.allowRule : undefined) || undefined,
+      kernelRule: (reason) =>
+        (reason === 'MPROTECT_LIMIT' ? this.recorded?.mprotectRule : reason === 'MODULE_ALLOW' ? this.recorded?.allowRule : reason === 'FILELESS' ? this.recorded?.filelessRule : undefined) || undefined,
     };
     if (o.rules) this.configure(o.rules, { mode: o.mode });
   }

@@ -7,8 +7,8 @@ import type { Subject, VerdictOp } from '../types.ts';
 import type { CompiledRuleSet } from '../rules/types.ts';
 
 /** enum krsi_op, enum krsi_deny_reason, enum krsi_module_mode, MODULE_REFUSAL_NS: bpf/abi.ts, the one mirror of bpf/krsi.h */
-import { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason } from '../../bpf/abi.ts';
-export { KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason };
+import { KRSI_CFG, KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason } from '../../bpf/abi.ts';
+export { KRSI_CFG, KRSI_DENY, KRSI_MODULE_MODE, KRSI_OP, MODULE_REFUSAL_NS, type DenyReason };
 
 /**
  * Self-protection (bpf/protect.bpf.c, `krsi run` in enforce mode unless --no-self-protect): op TAMPER,
@@ -58,7 +58,8 @@ export type EnforcementMap =
   | 'mprotect_count' // key __u32 tgid, value __u64 count of mprotect calls (every call)
   | 'module_allow' // key krsi_inode_key (model: module name), presence = allowed
   | 'module_deny' // key krsi_inode_key (model: module name), presence = denied
-  | 'module_refused'; // key __u32 tgid, value {until, reason, rule_id}: a refused module file (kernel only state, not pinned)
+  | 'module_refused' // key __u32 tgid, value {until, reason, rule_id}: a refused module file (kernel only state, not pinned)
+  | 'config'; // the single krsi_config entry: its flags (KRSI_CFG_DENY_FILELESS), no per-key lookup
 
 export type SingleOp = 'exec' | 'mprotect_exec' | 'module_load';
 
@@ -131,8 +132,14 @@ export const SEMANTICS: readonly HookRow[] = [
     checks: [
       { reason: 'INODE', map: 'deny_inode', key: 'the new executable {dev, ino} (exec event: exe)', denies: 'entry.ops & EXEC (verdicts on exe inodes, kernel.deny_exec_paths)' },
       { reason: 'TGID', map: 'deny_tgid', key: 'the execing tgid (event pid)', denies: 'entry.ops & EXEC (exec verdict or quarantine)' },
+      {
+        reason: 'FILELESS',
+        map: 'config',
+        key: 'the new executable\'s facts (exec event: exe.memfd, exe.nlink)',
+        denies: 'config.flags & DENY_FILELESS (kernel.deny_fileless_exec) and the file is a memfd or has no link left (nlink 0: unlinked after open, O_TMPFILE); a path unlinked while another link remains (exe.deleted, nlink >= 1) is not refused',
+      },
     ],
-    note: 'a refused exec leaves the process running its old image',
+    note: 'a refused exec leaves the process running its old image. FILELESS is its own program on the hook (krsi_bprm_fileless), after krsi_bprm_check: it runs only when that one allowed'
   },
   {
     hook: 'file_mprotect',

@@ -7,6 +7,7 @@ const ALL = '*' as const;
 export const FACTS: Record<string, readonly EventType[] | '*'> = {
   ts: ALL, type: ALL, pid: ALL, ppid: ALL, uid: ALL, comm: ALL, exe: ALL, tid: ALL, cgroup: ALL, seq: ALL, proc: ALL,
   filename: ['exec'], argv: ['exec'], env: ['exec'],
+  argv_truncated: ['exec'], env_dup: ['exec'], env_all: ['exec'], env_truncated: ['exec'], ldso: ['exec'],
   child_pid: ['fork'],
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
@@ -50,11 +51,14 @@ export type Shape = 'scalar' | 'any' | { obj: Record<string, Shape> } | { arr: S
 
 const S = 'scalar' as const;
 const FILE_ID: Shape = { obj: { dev: S, ino: S } };
-const EXE: Shape = { obj: { path: S, dev: S, ino: S } };
+/** exe; nlink, memfd, deleted, fs, setuid, setgid: exec events only (signals/EVENTS.md) */
+const EXE: Shape = { obj: { path: S, dev: S, ino: S, nlink: S, memfd: S, deleted: S, fs: S, setuid: S, setgid: S } };
+const LDSO: Shape = { obj: { preload: S, audit: S, library_path: S, inhibit_rpath: S, argv0: S, program: S, truncated: S } };
 
 export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
+  argv_truncated: S, env_dup: { arr: S }, env_all: 'any', env_truncated: S, ldso: LDSO,
   path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
   name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {

@@ -64,6 +64,8 @@ export interface KernelJson {
   module_denylist?: string;
   /** name of a list of paths: resolved to inodes at start, exec denied */
   deny_exec_paths?: string;
+  /** deny exec of a memfd or of a file with no link left (config.flags KRSI_CFG_DENY_FILELESS) */
+  deny_fileless_exec?: boolean;
 }
 
 export interface RuleJson {

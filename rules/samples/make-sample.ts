@@ -323,6 +323,48 @@ function scene2(bash: Proc, t: number) {
   exit(sh, t + 12 * S);
 }
 
+// ---- scene 6: the implant's evasions (issue 11): fileless exec, loader tricks, interpreter variables ----
+{
+  const t = T0 + 245 * S;
+  const root = running(4130, 4121, 0, '/usr/bin/bash', 'bash');
+  // a payload run from a memfd (memfd_create + fexecve): the exe facts come from the kernel
+  const mem = exe('/memfd:x (deleted)', 1505, 1);
+  Object.assign(mem, { nlink: 0, memfd: true, deleted: true, fs: 'tmpfs', setuid: false, setgid: false });
+  const fl = spawn(root, t, 4131, '/memfd:x (deleted)', ['[kworker/1:1]']);
+  exit(fl, t + 50 * MS);
+  // ld.so run as a program with --preload, argv[0] padded so the recorded argv is cut
+  exe('/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', 131030);
+  const ld = spawn(root, t + 1 * S, 4132, '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', ['A'.repeat(40)], undefined,
+    { extra: { argv_truncated: true, ldso: { preload: '/dev/shm/.libsys.so', program: '/usr/bin/id' } } });
+  exit(ld, t + 1 * S + 5 * MS);
+  // LD_PRELOAD twice: an allowlisted copy for getenv(3) readers, the implant's for ld.so (here the last is the allowlisted one)
+  const dup = spawn(root, t + 2 * S, 4133, '/usr/bin/id', ['id'], { LD_PRELOAD: '/usr/libexec/coreutils/libstdbuf.so' },
+    { extra: { env_dup: ['LD_PRELOAD'], env_all: { LD_PRELOAD: ['/dev/shm/.libsys.so', '/usr/libexec/coreutils/libstdbuf.so'] } } });
+  exit(dup, t + 2 * S + 5 * MS);
+  // 20000 filler variables before LD_PRELOAD: past the signal's bound
+  const flood = spawn(root, t + 3 * S, 4134, '/usr/bin/id', ['id'], undefined, { extra: { env_truncated: true } });
+  exit(flood, t + 3 * S + 30 * MS);
+  // Looney Tunables (CVE-2023-4911) against a setuid binary, and GCONV_PATH (the pkexec trick)
+  const su = exe('/usr/bin/su', 131440);
+  Object.assign(su, { nlink: 1, memfd: false, deleted: false, fs: 'ext4', setuid: true, setgid: false });
+  const lt = spawn(root, t + 4 * S, 4135, '/usr/bin/su', ['su', '--help'], { GLIBC_TUNABLES: 'glibc.malloc.mxfast=glibc.malloc.mxfast=AAAA' }, { uid: 1000 });
+  exit(lt, t + 4 * S + 5 * MS, 1);
+  const gc = spawn(root, t + 5 * S, 4136, '/usr/bin/id', ['id'], { GCONV_PATH: '/tmp/.x' });
+  exit(gc, t + 5 * S + 5 * MS);
+  // interpreter start-up code: node --require from /dev/shm, python modules from /tmp
+  const nd = spawn(root, t + 6 * S, 4137, '/usr/bin/node', ['node', 'server.js'], { NODE_OPTIONS: '--require /dev/shm/.h.js' });
+  exit(nd, t + 6 * S + 80 * MS);
+  const pyp = spawn(root, t + 7 * S, 4138, '/usr/bin/python3.11', ['python3', 'app.py'], { PYTHONPATH: '/tmp/.p' });
+  exit(pyp, t + 7 * S + 80 * MS);
+  // the normal things next to them: tuning variables, an application's own module path
+  const jv = spawn(systemd, t + 8 * S, 4140, '/usr/lib/jvm/java-17-openjdk-amd64/bin/java', ['java', '-jar', 'app.jar'], { JAVA_TOOL_OPTIONS: '-Xmx2g', GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, { uid: 1001 });
+  exit(jv, t + 8 * S + 90 * MS);
+  const nd2 = spawn(systemd, t + 9 * S, 4141, '/usr/bin/node', ['node', 'worker.js'], { NODE_OPTIONS: '--max-old-space-size=4096' }, { uid: 1001 });
+  exit(nd2, t + 9 * S + 90 * MS);
+  const py2 = spawn(systemd, t + 10 * S, 4142, '/usr/bin/python3.11', ['python3', '-m', 'app'], { PYTHONPATH: '/opt/app' }, { uid: 1001 });
+  exit(py2, t + 10 * S + 90 * MS);
+}
+
 // ---- module list snapshots, every 30 s, by krsi's module signal ----
 {
   moduleTimeline.sort((a, b) => a.at - b.at);

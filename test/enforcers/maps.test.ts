@@ -20,10 +20,11 @@ test('inode key, verdict, config encode at the LAYOUTS offsets and round-trip', 
   assert.equal(vb.readUInt32LE(LAYOUTS.krsi_verdict.fields.ops), 7);
   assert.deepEqual(decodeVerdict(vb), v);
 
-  const c = { krsi_tgid: 4242, mprotect_limit: 100, module_mode: 1, enforce: 1 };
+  const c = { krsi_tgid: 4242, mprotect_limit: 100, module_mode: 1, enforce: 1, flags: 1 };
   const cb = encodeConfig(c);
   assert.equal(cb.length, LAYOUTS.krsi_config.size);
   assert.equal(cb.readUInt32LE(LAYOUTS.krsi_config.fields.mprotect_limit), 100);
+  assert.equal(cb.readUInt32LE(LAYOUTS.krsi_config.fields.flags), 1);
   assert.deepEqual(decodeConfig(cb), c);
   assert.equal(encodeTgidKey(77).readUInt32LE(0), 77);
   assert.match(MAP_PINS.deny_inode, /^\/sys\/fs\/bpf\/krsi\//);

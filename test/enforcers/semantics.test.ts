@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnforcementModel } from '../../engine/enforcement/model.ts';
-import { KRSI_OP, KRSI_MODULE_MODE, MODULE_REFUSAL_NS, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
+import { KRSI_CFG, KRSI_OP, KRSI_MODULE_MODE, MODULE_REFUSAL_NS, SEMANTICS, live, verdictId, type DenyReason } from '../../engine/enforcement/semantics.ts';
 import { Hooks, type MapsView } from '../../engine/enforcement/hooks.ts';
 import { Enforcer, MemoryMapWriter, keyString, ModuleResolver, type EntryKey } from '../../enforcers/index.ts';
 import { VerdictStore } from '../../enforcers/store.ts';
@@ -215,6 +215,22 @@ const ROWS: Row[] = [
     ],
   },
   {
+    name: 'deny_fileless_exec: a memfd and a file with no link left are refused; a file on disk, a path unlinked while another link remains, and an older log without the facts are not',
+    kernel: { deny_fileless_exec: true },
+    steps: [
+      { ev: exec(155, { path: '/memfd:x (deleted)', dev: 1, ino: 1505, nlink: 0, memfd: true, deleted: true } as never), deny: { reason: 'FILELESS', verdict: 'kernel:deny_fileless_exec' } },
+      { ev: exec(155, { path: '/tmp/x (deleted)', dev: 2049, ino: 90, nlink: 0, memfd: false, deleted: true } as never), deny: { reason: 'FILELESS', verdict: 'kernel:deny_fileless_exec' } },
+      { ev: exec(155, { path: '/tmp/y (deleted)', dev: 2049, ino: 91, nlink: 1, memfd: false, deleted: true } as never) },
+      { ev: exec(155, { path: '/bin/t', dev: 1, ino: 1, nlink: 1, memfd: false, deleted: false } as never) },
+      { ev: exec(155) },
+    ],
+  },
+  {
+    name: 'deny_fileless_exec in a monitor-mode rule configures nothing',
+    kernel: { mode: 'monitor', deny_fileless_exec: true },
+    steps: [{ ev: exec(156, { path: '/memfd:x (deleted)', dev: 1, ino: 1505, nlink: 0, memfd: true, deleted: true } as never) }],
+  },
+  {
     name: 'module allowlist: a module not on it is denied, one on it loads',
     kernel: { module_allowlist: 'allowed', lists: { allowed: ['dummy'] } },
     steps: [
@@ -327,6 +343,7 @@ class KernelMaps implements MapsView<KCause> {
     if ((this.cfg.module_mode & KRSI_MODULE_MODE.ALLOWLIST) === 0) return undefined;
     return file && this.maps.entries.has(keyString({ map: 'module_allow', ...file })) ? undefined : { rule_id: 0 };
   }
+  fileless(exe: { memfd?: boolean; nlink?: number }) { return (this.cfg.flags ?? 0) & KRSI_CFG.DENY_FILELESS && (exe.memfd === true || exe.nlink === 0) ? { rule_id: 0 } : undefined; }
   refused(pid: number, ts: number) { const r = this.refusals.get(pid); return r && ts < r.until ? r : undefined; }
   refuse(pid: number, until: number, reason: DenyReason, cause: KCause) { this.refusals.set(pid, { until, reason, cause }); }
   perTgid(map: string) {

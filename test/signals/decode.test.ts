@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { Decoder, exitCodeFromStatus, pathFromWalk } from '../../signals/decode.ts';
-import { EV, KRSI_DENY, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
+import { EV, KRSI_DENY, KRSI_ENV_AREA, KRSI_EXEC, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
 import * as maps from '../../enforcers/maps.ts';
 
 const F = (s: string, f: string) => LAYOUTS[s].fields[f];
@@ -54,13 +54,16 @@ test('exec: path, argv, watched env; later events of the pid reuse the exe path'
   const argv = 'true\0-x\0';
   b.write(argv, F('krsi_exec_event', 'argv'));
   b.writeUInt32LE(argv.length, F('krsi_exec_event', 'argv_len'));
-  b.writeUInt32LE(1, F('krsi_exec_event', 'env_count'));
-  b.write('LD_PRELOAD', F('krsi_exec_event', 'env') + F('krsi_env_var', 'name'));
-  b.write('/tmp/x.so', F('krsi_exec_event', 'env') + F('krsi_env_var', 'value'));
+  const env = 'LD_PRELOAD=/tmp/x.so\0';
+  b.write(env, F('krsi_exec_event', 'area'));
+  b.writeUInt32LE(env.length, F('krsi_exec_event', 'env_len'));
+  b.writeUInt32LE(1, F('krsi_hdr', 'exe') + F('krsi_file_id', 'nlink'));
+  b.writeUInt32LE(0o100755, F('krsi_exec_event', 'i_mode'));
+  b.write('ext4', F('krsi_exec_event', 'fs_type'));
   const e = d.decode(b);
   assert.deepEqual(e, {
     ts: 123456789, pid: 4242, tid: 4242, ppid: 1, uid: 1000, comm: 'evil', cgroup: 0,
-    exe: { dev: 2049, ino: 77, path: '/usr/bin/true' },
+    exe: { dev: 2049, ino: 77, path: '/usr/bin/true', nlink: 1, fs: 'ext4', memfd: false, deleted: false, setuid: false, setgid: false },
     type: 'exec', filename: '/bin/true', argv: ['true', '-x'], env: { LD_PRELOAD: '/tmp/x.so' },
   });
   const m = record('krsi_mprotect_event', EV.mprotect, 4242);
@@ -71,6 +74,73 @@ test('exec: path, argv, watched env; later events of the pid reuse the exe path'
   assert.equal(me?.type, 'mprotect');
   assert.equal(me?.exe.path, '/usr/bin/true');
   assert.deepEqual([me?.start, me?.len, me?.prot], [0x1000, 4096, 7]);
+});
+
+/** an exec record of exactly its used length: fixed part, then env strings, then the ld.so block */
+function execRecord(o: { walk?: string; flags?: number; env?: string[]; ldso?: string[]; mode?: number; nlink?: number }): Buffer {
+  const full = record('krsi_exec_event', EV.exec, 4300);
+  full.write(o.walk ?? 'true/bin/usr', F('krsi_exec_event', 'exe_path'));
+  full.write('/bin/true', F('krsi_exec_event', 'filename'));
+  full.writeUInt32LE(o.flags ?? 0, F('krsi_exec_event', 'flags'));
+  full.writeUInt32LE(o.mode ?? 0o100755, F('krsi_exec_event', 'i_mode'));
+  full.writeUInt32LE(o.nlink ?? 1, F('krsi_hdr', 'exe') + F('krsi_file_id', 'nlink'));
+  const env = (o.env ?? []).map((s) => s + '\0').join('');
+  const ldso = (o.ldso ?? []).map((s) => s + '\0').join('');
+  full.write(env + ldso, F('krsi_exec_event', 'area'));
+  full.writeUInt32LE(Buffer.byteLength(env), F('krsi_exec_event', 'env_len'));
+  full.writeUInt32LE(Buffer.byteLength(ldso), F('krsi_exec_event', 'ldso_len'));
+  return full.subarray(0, F('krsi_exec_event', 'area') + Buffer.byteLength(env + ldso));
+}
+
+test('exec env: every occurrence recorded; LD_* and GLIBC_TUNABLES take the last, others the first; duplicates flagged', () => {
+  const d = new Decoder({ procExe: false });
+  const e = d.decode(execRecord({ env: ['LD_PRELOAD=/usr/libexec/coreutils/libstdbuf.so', 'PYTHONPATH=/opt/a', 'LD_PRELOAD=/tmp/evil.so', 'PYTHONPATH=/tmp', 'GLIBC_TUNABLES=a=1', 'GLIBC_TUNABLES=b=2', 'X=a=b'] }));
+  assert.ok(e?.type === 'exec');
+  assert.deepEqual(e.env, { LD_PRELOAD: '/tmp/evil.so', PYTHONPATH: '/opt/a', GLIBC_TUNABLES: 'b=2', X: 'a=b' });
+  assert.deepEqual(e.env_dup, ['LD_PRELOAD', 'PYTHONPATH', 'GLIBC_TUNABLES']);
+  assert.deepEqual(e.env_all?.LD_PRELOAD, ['/usr/libexec/coreutils/libstdbuf.so', '/tmp/evil.so']);
+  assert.equal(e.env_truncated, undefined);
+  for (const f of [KRSI_EXEC.ENV_CUT, KRSI_EXEC.ENV_FULL, KRSI_EXEC.ENV_STRINGS]) {
+    const t = d.decode(execRecord({ flags: f, env: ['LD_PRELOAD=/x'] }));
+    assert.equal(t?.type === 'exec' && t.env_truncated, true, `flag ${f}`);
+  }
+});
+
+test('exec facts: memfd path as the kernel names it (slashes in the name kept), deleted, setuid/setgid', () => {
+  const d = new Decoder({ procExe: false });
+  const m = d.decode(execRecord({ walk: 'memfd:x/../y', flags: KRSI_EXEC.MEMFD | KRSI_EXEC.DELETED | KRSI_EXEC.PSEUDO, nlink: 0 }));
+  assert.deepEqual(m?.exe, { dev: 2049, ino: 77, path: '/memfd:x/../y (deleted)', nlink: 0, fs: '', memfd: true, deleted: true, setuid: false, setgid: false });
+  const u = d.decode(execRecord({ walk: 'x/tmp', flags: KRSI_EXEC.DELETED, nlink: 0, mode: 0o104755 }));
+  assert.deepEqual(u?.exe, { dev: 2049, ino: 77, path: '/tmp/x (deleted)', nlink: 0, fs: '', memfd: false, deleted: true, setuid: true, setgid: false });
+  // S_ISGID without group execute is mandatory locking, not setgid
+  assert.equal((d.decode(execRecord({ mode: 0o102755 }))?.exe as { setgid?: boolean }).setgid, true);
+  assert.equal((d.decode(execRecord({ mode: 0o102745 }))?.exe as { setgid?: boolean }).setgid, false);
+});
+
+test('exec ldso: options of a program without interpreter, last --preload, every --audit; a static program with none has no ldso', () => {
+  const d = new Decoder({ procExe: false });
+  const e = d.decode(execRecord({ walk: 'ld-linux-x86-64.so.2/lib64', flags: KRSI_EXEC.NO_INTERP | KRSI_EXEC.ARGV_TRUNC, ldso: ['--preload', '/ok.so', '--audit', '/a.so', '--list', '--preload=/tmp/evil.so', '--audit', '/b.so', '--library-path', '/tmp', '/bin/true'] }));
+  assert.ok(e?.type === 'exec');
+  assert.deepEqual(e.ldso, { preload: '/tmp/evil.so', audit: '/a.so:/b.so', library_path: '/tmp', program: '/bin/true' });
+  assert.equal(e.argv_truncated, true);
+  const st = d.decode(execRecord({ walk: 'busybox/bin', flags: KRSI_EXEC.NO_INTERP, ldso: ['sh'] }));
+  assert.equal(st?.type === 'exec' && st.ldso, undefined);
+  // the loader without options (running a program through it) still says so
+  const plain = d.decode(execRecord({ walk: 'ld-linux-x86-64.so.2/lib64', flags: KRSI_EXEC.NO_INTERP | KRSI_EXEC.LDSO_TRUNC, ldso: ['./prog'] }));
+  assert.deepEqual(plain?.type === 'exec' && plain.ldso, { program: './prog', truncated: true });
+  // a dynamic program's block is never read (the kernel copies none): no ldso
+  assert.equal((d.decode(execRecord({ ldso: ['--preload', '/x'] })) as { ldso?: unknown }).ldso, undefined);
+});
+
+test('exec records: the string area must lie inside the record and the area bound (hostile lengths are counted, not thrown)', () => {
+  const d = new Decoder({ procExe: false });
+  const r = Buffer.from(execRecord({ env: ['LD_PRELOAD=/x'] }));
+  r.writeUInt32LE(r.length, F('krsi_exec_event', 'env_len'));
+  assert.equal(d.decode(r), undefined);
+  r.writeUInt32LE(KRSI_ENV_AREA, F('krsi_exec_event', 'env_len'));
+  r.writeUInt32LE(0xffffffff, F('krsi_exec_event', 'ldso_len'));
+  assert.equal(d.decode(r), undefined);
+  assert.equal(d.bad, 2);
 });
 
 test('unlink: target only when resolved; short and unknown records are counted, not thrown', () => {
@@ -126,7 +196,7 @@ test('decodeAt: records in place in one larger Buffer (any offset) decode as the
     o += r.length;
   }
   assert.equal(b.decodeAt(ring, 3 + exec.length, 4)?.comm, undefined);
-  assert.equal(b.decodeAt(ring, 3, LAYOUTS.krsi_exec_event.size - 1), undefined, 'the length given counts, not the Buffer');
+  assert.equal(b.decodeAt(ring, 3, LAYOUTS.krsi_exec_event.fields.area - 1), undefined, 'the length given counts, not the Buffer');
   assert.equal(b.bad, 2);
   assert.equal(a.decode(f)?.comm, 'abcdefghijklmnop');
   const ev = a.decode(u);

@@ -20,7 +20,8 @@ function v(op: VerdictOp, subject: Subject): Verdict {
 
 /** per hook: the event it checks; per check: how to make it hit */
 const EVENT: Record<string, () => KrsiEvent> = {
-  bprm_check_security: () => ev('exec', 10, PID, { exe: EXE, filename: EXE.path }),
+  // a memfd: what the FILELESS row refuses (the other rows do not read the facts)
+  bprm_check_security: () => ev('exec', 10, PID, { exe: { ...EXE, nlink: 0, memfd: true, deleted: true }, filename: EXE.path }),
   file_mprotect: () => ev('mprotect', 10, PID, { prot: 7 }),
   kernel_read_file: () => ev('module_load', 10, PID, { name: 'evil', file: MOD }),
 };
@@ -28,6 +29,7 @@ const EVENT: Record<string, () => KrsiEvent> = {
 const SETUP: Record<string, (m: EnforcementModel) => void> = {
   'bprm_check_security/INODE/deny_inode': (m) => m.apply(v('exec', { kind: 'inode', dev: EXE.dev, ino: EXE.ino })),
   'bprm_check_security/TGID/deny_tgid': (m) => m.apply(v('exec', { kind: 'pid', pid: PID })),
+  'bprm_check_security/FILELESS/config': (m) => m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { deny_fileless_exec: true } })])),
   'file_mprotect/TGID/deny_tgid': (m) => m.apply(v('mprotect_exec', { kind: 'pid', pid: PID })),
   'file_mprotect/MPROTECT_LIMIT/mprotect_count': (m) => m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { mprotect_limit: 1 } })])),
   'kernel_read_file/INODE/deny_inode': (m) => m.apply(v('module_load', { kind: 'module_file', dev: MOD.dev, ino: MOD.ino })),
@@ -70,7 +72,8 @@ describe('enforcement model follows the semantics table', () => {
           const [a, b] = [h.checks[i], h.checks[j]];
           const m = new EnforcementModel();
           // configure() replaces the kernel config, so apply config rows first, verdicts after
-          const rows = [a, b].sort((x, y) => Number(!['mprotect_count', 'module_deny', 'module_allow'].includes(x.map)) - Number(!['mprotect_count', 'module_deny', 'module_allow'].includes(y.map)));
+          const cfgRow = (r: CheckRow) => Number(!['mprotect_count', 'module_deny', 'module_allow', 'config'].includes(r.map));
+          const rows = [a, b].sort((x, y) => cfgRow(x) - cfgRow(y));
           if (rows.every((r) => ['module_deny', 'module_allow'].includes(r.map))) {
             m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { module_denylist: 'd', module_allowlist: 'a' } })], { d: ['evil'], a: ['good'] }));
           } else for (const r of rows) SETUP[key(h, r)](m);
