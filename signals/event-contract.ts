@@ -65,10 +65,21 @@ function obj(o: Obj, k: string, at: At, prefix = ''): Obj {
   return v as Obj;
 }
 
-function strArray(o: Obj, k: string, at: At): void {
+function strArray(o: Obj, k: string, at: At, prefix = ''): void {
   const v = o[k];
-  if (!Array.isArray(v)) fail(at, k, 'an array of strings', v);
-  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') fail(at, `${k}[${i}]`, 'a string', v[i]);
+  if (!Array.isArray(v)) fail(at, prefix + k, 'an array of strings', v);
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') fail(at, `${prefix}${k}[${i}]`, 'a string', v[i]);
+}
+
+function bool(o: Obj, k: string, at: At, prefix = ''): void {
+  if (typeof o[k] !== 'boolean') fail(at, prefix + k, 'a boolean', o[k]);
+}
+
+/** an exec event's facts about the executed file (EVENTS.md): each optional, typed when present */
+function execFacts(exe: Obj, at: At): void {
+  if (exe.nlink !== undefined) uint(exe, 'nlink', at, 'exe.');
+  if (exe.fs !== undefined) str(exe, 'fs', at, 'exe.');
+  for (const k of ['memfd', 'deleted', 'setuid', 'setgid']) if (exe[k] !== undefined) bool(exe, k, at, 'exe.');
 }
 
 function sha256(o: Obj, at: At): void {
@@ -111,6 +122,18 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         const env = obj(o, 'env', at);
         for (const k in env) if (typeof env[k] !== 'string') fail(at, `env.${k}`, 'a string', env[k]);
       }
+      if (o.argv_truncated !== undefined) bool(o, 'argv_truncated', at);
+      if (o.env_dup !== undefined) strArray(o, 'env_dup', at);
+      if (o.env_all !== undefined) {
+        const all = obj(o, 'env_all', at);
+        for (const k in all) strArray(all, k, at, 'env_all.');
+      }
+      if (o.env_truncated !== undefined) bool(o, 'env_truncated', at);
+      if (o.ldso !== undefined) {
+        const l = obj(o, 'ldso', at);
+        for (const k in l) if (k === 'truncated' ? typeof l[k] !== 'boolean' : typeof l[k] !== 'string') fail(at, `ldso.${k}`, k === 'truncated' ? 'a boolean' : 'a string', l[k]);
+      }
+      execFacts(exe, at);
       if (o.sha256 !== undefined) sha256(o, at);
       if (o.sha256_error !== undefined && !(SHA256_ERRORS as readonly unknown[]).includes(o.sha256_error)) fail(at, 'sha256_error', `one of ${SHA256_ERRORS.join('|')}`, o.sha256_error);
       break;

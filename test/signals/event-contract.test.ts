@@ -57,6 +57,22 @@ describe('validateEvent', () => {
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 
+  test('exec facts and env fields of issue 11: typed when present, an older exec without them still loads', () => {
+    const full = {
+      ...common, type: 'exec', filename: '/dev/fd/3', exe: { path: '/memfd:x (deleted)', dev: 1, ino: 2, nlink: 0, fs: 'tmpfs', memfd: true, deleted: true, setuid: false, setgid: false },
+      argv_truncated: true, env: { LD_PRELOAD: '/b' }, env_dup: ['LD_PRELOAD'], env_all: { LD_PRELOAD: ['/a', '/b'] }, env_truncated: true,
+      ldso: { preload: '/x.so', program: '/bin/true', truncated: true },
+    };
+    assert.equal(error(full), undefined);
+    assert.equal(error({ ...common, type: 'exec', filename: '/bin/ls' }), undefined);
+    assert.equal(error({ ...full, exe: { ...full.exe, nlink: -1 } }), 'sample.jsonl:17: field exe.nlink: expected an integer, got -1');
+    assert.equal(error({ ...full, exe: { ...full.exe, memfd: 'yes' } }), 'sample.jsonl:17: field exe.memfd: expected a boolean, got "yes"');
+    assert.equal(error({ ...full, env_dup: 'LD_PRELOAD' }), 'sample.jsonl:17: field env_dup: expected an array of strings, got "LD_PRELOAD"');
+    assert.equal(error({ ...full, env_all: { LD_PRELOAD: ['/a', 1] } }), 'sample.jsonl:17: field env_all.LD_PRELOAD[1]: expected a string, got 1');
+    assert.equal(error({ ...full, env_truncated: 1 }), 'sample.jsonl:17: field env_truncated: expected a boolean, got 1');
+    assert.equal(error({ ...full, ldso: { preload: 3 } }), 'sample.jsonl:17: field ldso.preload: expected a string, got 3');
+  });
+
   test('ts is an integer below 2^53, optional fields are type-checked', () => {
     assert.match(error({ ...common, type: 'exit', code: 0, ts: 2 ** 53 })!, /field ts: expected an integer/);
     assert.match(error({ ...common, type: 'exit', code: 0, ts: 1.5 })!, /field ts: expected an integer/);
