@@ -16,10 +16,10 @@ export const LAYOUTS: Record<string, StructLayout> = {
     fields: { ts: 0, kind: 8, pid: 12, tid: 16, ppid: 20, uid: 24, _pad: 28, cgroup: 32, exe: 40, comm: 56 },
   },
   krsi_exec_event: {
-    size: 17528,
+    size: 17544,
     fields: {
       hdr: 0, exe_path: 72, filename: 328, argv_len: 584, env_len: 588, ldso_len: 592, flags: 596, env_strings: 600,
-      i_mode: 604, s_magic: 608, fs_type: 616, argv: 632, area: 1144,
+      i_mode: 604, script: 608, s_magic: 624, fs_type: 632, argv: 648, area: 1160,
     },
   },
   krsi_fork_event: { size: 80, fields: { hdr: 0, child_pid: 72, _pad: 76 } },
@@ -80,7 +80,7 @@ export type DenyReason = keyof typeof KRSI_DENY;
 
 /** enum krsi_exec_flag: bits of krsi_exec_event.flags (facts of the executed file, bounds the record hit) */
 export const KRSI_EXEC = {
-  MEMFD: 1, DELETED: 2, NO_INTERP: 4, ARGV_TRUNC: 8, ENV_STRINGS: 16, ENV_FULL: 32, ENV_CUT: 64, LDSO_TRUNC: 128, PSEUDO: 256,
+  MEMFD: 1, DELETED: 2, NO_INTERP: 4, ARGV_TRUNC: 8, ENV_STRINGS: 16, ENV_FULL: 32, ENV_CUT: 64, LDSO_TRUNC: 128, PSEUDO: 256, SCRIPT_FD: 512, SCRIPT_MEMFD: 1024,
 } as const;
 
 /** enum krsi_config_flag: bits of krsi_config.flags */

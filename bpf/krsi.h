@@ -67,6 +67,8 @@ enum krsi_exec_flag {
 	KRSI_EXEC_ENV_CUT     = 64,   /* a matched "NAME=value" longer than the scratch buffer was cut */
 	KRSI_EXEC_LDSO_TRUNC  = 128,  /* the ld.so option scan hit a bound (loop, area, an option cut) */
 	KRSI_EXEC_PSEUDO      = 256,  /* exe_path is one pseudo dentry's name, '/' included (memfd): not a walk to reverse */
+	KRSI_EXEC_SCRIPT_FD   = 512,  /* run from an fd ("/dev/fd/N") and bprm->file is an interpreter: `script` is the fd's file */
+	KRSI_EXEC_SCRIPT_MEMFD = 1024, /* that script file is a memfd */
 };
 
 /* a variable-size record: it ends env_len + ldso_len bytes into area[] */
@@ -80,6 +82,7 @@ struct krsi_exec_event {
 	__u32 flags;              /* enum krsi_exec_flag bits */
 	__u32 env_strings;        /* environment strings scanned */
 	__u32 i_mode;             /* the file's mode: type and permission bits (S_ISUID 04000, S_ISGID 02000) */
+	struct krsi_file_id script;  /* KRSI_EXEC_SCRIPT_FD: the script file the interpreter was started for (nlink included) */
 	__u64 s_magic;            /* its filesystem's magic (sb->s_magic) */
 	char fs_type[KRSI_FS_NAME_LEN];  /* its filesystem's type name */
 	char argv[KRSI_ARGV_LEN];

@@ -61,6 +61,8 @@ struct mm_struct {
 	unsigned long arg_start, arg_end, env_start, env_end;
 	unsigned long saved_auxv[2];   /* AT_VECTOR_SIZE words: only its offset is used */
 } __attribute__((preserve_access_index));
+struct fdtable { unsigned int max_fds; struct file **fd; } __attribute__((preserve_access_index));
+struct files_struct { struct fdtable *fdt; } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
 struct task_struct {
@@ -69,6 +71,7 @@ struct task_struct {
 	int exit_code;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	struct files_struct *files;
 	struct signal_struct *signal;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; const char *filename; } __attribute__((preserve_access_index));
@@ -263,6 +266,52 @@ static __always_inline void exe_facts(struct scratch *s, struct file *f)
 		ev->flags |= KRSI_EXEC_MEMFD;
 }
 
+/* a memfd: a pseudo dentry (its own parent) named "memfd:..." on shmem or hugetlbfs */
+static __always_inline bool is_memfd(struct file *f)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	unsigned long magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+	char name[8] = {};
+
+	if (BPF_CORE_READ(d, d_parent) != d || (magic != TMPFS_MAGIC && magic != HUGETLBFS_MAGIC))
+		return false;
+	bpf_probe_read_kernel(name, 6, BPF_CORE_READ(d, d_name.name));
+	return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':';
+}
+
+/* ---- exec: a script run from an fd (fexecve, execveat(fd, "", AT_EMPTY_PATH)): bprm->file is its
+ * interpreter, and the script is still open (not close-on-exec, or the kernel refuses) under the fd
+ * bprm->filename names, "/dev/fd/N" ---- */
+static __always_inline void script_facts(struct krsi_exec_event *ev, struct file *exe)
+{
+	const char *f = ev->filename;
+	__u32 n = 0;
+	int j;
+
+	if (f[0] != '/' || f[1] != 'd' || f[2] != 'e' || f[3] != 'v' || f[4] != '/' || f[5] != 'f' || f[6] != 'd' || f[7] != '/')
+		return;
+	for (j = 8; j < 18; j++) {
+		char c = f[j];
+		if (c < '0' || c > '9')
+			break;
+		n = n * 10 + (c - '0');
+	}
+	if (j == 8 || j == 18 || f[j] != 0)
+		return;   /* "/dev/fd/N/name": a file under a directory fd, resolved by path */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *sf = 0;
+	if (n >= BPF_CORE_READ(fdt, max_fds) || bpf_probe_read_kernel(&sf, sizeof(sf), fds + n) || !sf)
+		return;
+	if (BPF_CORE_READ(sf, f_inode) == BPF_CORE_READ(exe, f_inode))
+		return;   /* the binary itself: its facts are the exe's */
+	ev->flags |= KRSI_EXEC_SCRIPT_FD;
+	file_id(sf, &ev->script);
+	if (is_memfd(sf))
+		ev->flags |= KRSI_EXEC_SCRIPT_MEMFD;
+}
+
 /* ---- exec: the string area (matched environment strings, then the ld.so option block) ---- */
 
 /* append s->buf's n bytes (a string and its NUL, n <= KRSI_SCRATCH_LEN) at area offset off; false when
@@ -421,6 +470,8 @@ int BPF_PROG(krsi_exec, struct task_struct *p, int old_pid, struct linux_binprm 
 	file_id(f, &ev->hdr.exe);
 	exe_facts(s, f);
 	bpf_probe_read_kernel_str(ev->filename, KRSI_PATH_LEN, BPF_CORE_READ(bprm, filename));
+	__builtin_memset(&ev->script, 0, sizeof(ev->script));
+	script_facts(ev, f);
 
 	/* argv, NUL separated, bounded */
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);

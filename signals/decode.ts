@@ -35,6 +35,7 @@ const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
 const EXEC = L.krsi_exec_event.fields;
 const H_EXE_NLINK = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.nlink;
+const { ino: FID_INO, dev: FID_DEV, nlink: FID_NLINK } = L.krsi_file_id.fields;
 const UNLINK = L.krsi_unlink_event.fields;
 const UNLINK_INO = UNLINK.target + L.krsi_file_id.fields.ino;
 const UNLINK_DEV = UNLINK.target + L.krsi_file_id.fields.dev;
@@ -209,6 +210,13 @@ export class Decoder {
         if (argv.length && argv[argv.length - 1] === '') argv.pop();
         const ev: ExecEvent = { ts, pid, ppid, uid, comm, exe: x, tid, cgroup, type: 'exec', filename: cstr(b, o + EXEC.filename, KRSI_PATH_LEN), argv };
         if (flags & KRSI_EXEC.ARGV_TRUNC) ev.argv_truncated = true;
+        if (flags & KRSI_EXEC.SCRIPT_FD) {
+          const sc = o + EXEC.script;
+          ev.script = {
+            dev: fromKernel(v.getUint32(sc + FID_DEV, true)), ino: v.getUint32(sc + FID_INO, true) + v.getUint32(sc + FID_INO + 4, true) * 4294967296,
+            nlink: v.getUint32(sc + FID_NLINK, true), memfd: (flags & KRSI_EXEC.SCRIPT_MEMFD) !== 0,
+          };
+        }
         const area = o + EXEC.area;
         if (envLen) envFrom(ev, strings(b, area, envLen));
         if (flags & (KRSI_EXEC.ENV_STRINGS | KRSI_EXEC.ENV_FULL | KRSI_EXEC.ENV_CUT)) ev.env_truncated = true;

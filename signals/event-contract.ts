@@ -133,6 +133,11 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         const l = obj(o, 'ldso', at);
         for (const k in l) if (k === 'truncated' ? typeof l[k] !== 'boolean' : typeof l[k] !== 'string') fail(at, `ldso.${k}`, k === 'truncated' ? 'a boolean' : 'a string', l[k]);
       }
+      if (o.script !== undefined) {
+        const sc = fileId(o, 'script', at);
+        if (sc.nlink !== undefined) uint(sc, 'nlink', at, 'script.');
+        if (sc.memfd !== undefined) bool(sc, 'memfd', at, 'script.');
+      }
       execFacts(exe, at);
       if (o.sha256 !== undefined) sha256(o, at);
       if (o.sha256_error !== undefined && !(SHA256_ERRORS as readonly unknown[]).includes(o.sha256_error)) fail(at, 'sha256_error', `one of ${SHA256_ERRORS.join('|')}`, o.sha256_error);

@@ -80,6 +80,8 @@ export interface ExecEvent extends BaseEvent {
   env_truncated?: boolean;
   /** ld.so run as a program, with its options */
   ldso?: LdsoOptions;
+  /** a script run from an fd (fexecve; filename "/dev/fd/N"): exe is its interpreter, this the script's file */
+  script?: FileId & { nlink: number; memfd: boolean };
   /** SHA-256 of the new executable (64 hex digits), when a signal or importer computed it */
   sha256?: string;
   /** why the live hashing stage left the event without sha256 (signals/hash.ts) */

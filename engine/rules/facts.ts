@@ -7,7 +7,7 @@ const ALL = '*' as const;
 export const FACTS: Record<string, readonly EventType[] | '*'> = {
   ts: ALL, type: ALL, pid: ALL, ppid: ALL, uid: ALL, comm: ALL, exe: ALL, tid: ALL, cgroup: ALL, seq: ALL, proc: ALL,
   filename: ['exec'], argv: ['exec'], env: ['exec'],
-  argv_truncated: ['exec'], env_dup: ['exec'], env_all: ['exec'], env_truncated: ['exec'], ldso: ['exec'],
+  argv_truncated: ['exec'], env_dup: ['exec'], env_all: ['exec'], env_truncated: ['exec'], ldso: ['exec'], script: ['exec'],
   child_pid: ['fork'],
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
@@ -58,7 +58,7 @@ const LDSO: Shape = { obj: { preload: S, audit: S, library_path: S, inhibit_rpat
 export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
-  argv_truncated: S, env_dup: { arr: S }, env_all: 'any', env_truncated: S, ldso: LDSO,
+  argv_truncated: S, env_dup: { arr: S }, env_all: 'any', env_truncated: S, ldso: LDSO, script: { obj: { dev: S, ino: S, nlink: S, memfd: S } },
   path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
   name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,21 @@ describe('live exec evasions', { skip }, () => {
     const c = await run(fx, ['memfd', 'n'.repeat(249), '/bin/true']);
     assert.equal(c.exec.exe.memfd, true);
     assert.ok(c.exec.exe.path.startsWith('/memfd:nnnn'), c.exec.exe.path);
+  });
+
+  test('a script in a memfd run by fexecve: exe is the interpreter, script names the memfd, the rule fires; a script on disk does not', async () => {
+    const sh = join(dir, 'script.sh');
+    writeFileSync(sh, '#!/bin/sh\nexit 0\n');
+    chmodSync(sh, 0o755);
+    const { exec, alerts } = await run(fx, ['memfd', 'script', sh]);
+    assert.equal(exec.filename, '/dev/fd/3');
+    assert.equal(exec.exe.memfd, false, 'bprm->file is the interpreter');
+    assert.equal(exec.script?.memfd, true);
+    assert.equal(exec.script?.nlink, 0);
+    assert.equal(fired(alerts, 'fileless-exec').length, 1);
+    const disk = await run(sh, []);
+    assert.equal(disk.exec.script, undefined);
+    assert.deepEqual(fired(disk.alerts, 'fileless-exec'), []);
   });
 
   test('a file unlinked after open, run through execveat of its fd: deleted, nlink 0, the rule fires', async () => {

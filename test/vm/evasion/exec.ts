@@ -10,7 +10,7 @@ import { REPO_ROOT } from '../vm.ts';
 import type { HostArea } from './index.ts';
 
 const EPERM = 1;
-const FILELESS = ['memfd', 'memfdAt', 'unlinked', 'unlinkedOverlay'] as const;
+const FILELESS = ['memfd', 'memfdAt', 'memfdScript', 'unlinked', 'unlinkedOverlay'] as const;
 const ALLOWED = ['hardlinked', 'onDisk', 'system'] as const;
 
 export const area: HostArea = {

@@ -5,7 +5,7 @@
 // hard link remains still run; monitor mode records and allows. Runs the static fixture
 // test/live/fixtures/exec-evasion.c (built by the host into dir).
 import { spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEnforcement, unloadEnforcement } from '../../../../enforcers/programs.ts';
 import { Enforcer, PinnedMapWriter, type VerdictMaps } from '../../../../enforcers/index.ts';
@@ -27,6 +27,8 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
   chmodSync(fx, 0o755);
   copyFileSync('/bin/true', join(W, 'true'));
   chmodSync(join(W, 'true'), 0o755);
+  writeFileSync(join(W, 'script.sh'), '#!/bin/sh\nexit 0\n');
+  chmodSync(join(W, 'script.sh'), 0o755);
 
   const ex = (args: string[]) => {
     const r = spawnSync(fx, args, { encoding: 'utf8' });
@@ -36,6 +38,7 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
   const techniques = () => ({
     memfd: ex(['memfd', 'payload', '/bin/true']),
     memfdAt: ex(['memfd-at', 'payload-at', '/bin/true']),
+    memfdScript: ex(['memfd', 'script', join(W, 'script.sh')]),
     unlinked: ex(['unlinked', join(W, `gone-${Date.now()}`), '/bin/true']),
     unlinkedOverlay: ex(['unlinked', `/root/gone-${Date.now()}`, '/bin/true']),
     hardlinked: ex(['hardlinked', join(W, `linked-${Date.now()}`), '/bin/true']),
