@@ -279,24 +279,29 @@ static __always_inline bool is_memfd(struct file *f)
 	return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':';
 }
 
-/* ---- exec: a script run from an fd (fexecve, execveat(fd, "", AT_EMPTY_PATH)): bprm->file is its
- * interpreter, and the script is still open (not close-on-exec, or the kernel refuses) under the fd
- * bprm->filename names, "/dev/fd/N" ---- */
+/* ---- exec: a script run from an fd (fexecve, execveat(fd, "", AT_EMPTY_PATH), execve("/proc/self/fd/N")):
+ * bprm->file is its interpreter, and the script is still open (not close-on-exec, or the kernel refuses)
+ * under the fd bprm->filename names ---- */
 static __always_inline void script_facts(struct krsi_exec_event *ev, struct file *exe)
 {
 	const char *f = ev->filename;
 	__u32 n = 0;
-	int j;
+	int j, start;
 
-	if (f[0] != '/' || f[1] != 'd' || f[2] != 'e' || f[3] != 'v' || f[4] != '/' || f[5] != 'f' || f[6] != 'd' || f[7] != '/')
+	if (f[0] == '/' && f[1] == 'd' && f[2] == 'e' && f[3] == 'v' && f[4] == '/' && f[5] == 'f' && f[6] == 'd' && f[7] == '/')
+		start = 8;    /* "/dev/fd/N": what the kernel names an fd exec */
+	else if (f[0] == '/' && f[1] == 'p' && f[2] == 'r' && f[3] == 'o' && f[4] == 'c' && f[5] == '/' && f[6] == 's' &&
+		 f[7] == 'e' && f[8] == 'l' && f[9] == 'f' && f[10] == '/' && f[11] == 'f' && f[12] == 'd' && f[13] == '/')
+		start = 14;   /* execve("/proc/self/fd/N"): the same table (self is the execing process) */
+	else
 		return;
-	for (j = 8; j < 18; j++) {
-		char c = f[j];
+	for (j = start; j < start + 10; j++) {
+		char c = f[j & (KRSI_PATH_LEN - 1)];
 		if (c < '0' || c > '9')
 			break;
 		n = n * 10 + (c - '0');
 	}
-	if (j == 8 || j == 18 || f[j] != 0)
+	if (j == start || j == start + 10 || f[j & (KRSI_PATH_LEN - 1)] != 0)
 		return;   /* "/dev/fd/N/name": a file under a directory fd, resolved by path */
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);

@@ -142,7 +142,7 @@ export function register(program: Command): void {
         if (!dump) { process.stdout.write(`maps: enforcement not loaded (nothing pinned under ${ENFORCE_PIN_DIR})\n`); return; }
         const c = dump.config;
         process.stdout.write(`maps (${ENFORCE_PIN_DIR}): ${dump.entries.length} entries` +
-          (c ? `; config krsi_tgid ${c.krsi_tgid} mprotect_limit ${c.mprotect_limit} module_mode ${c.module_mode} enforce ${c.enforce}` : '') + '\n');
+          (c ? `; config krsi_tgid ${c.krsi_tgid} mprotect_limit ${c.mprotect_limit} module_mode ${c.module_mode} enforce ${c.enforce} flags ${c.flags ?? 0}` : '') + '\n');
         for (const e of dump.entries) process.stdout.write(entryText(e, (id) => store.ruleName(id)) + '\n');
       } finally {
         await store.close();

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,13 @@ describe('live exec evasions', { skip }, () => {
     assert.equal(exec.script?.memfd, true);
     assert.equal(exec.script?.nlink, 0);
     assert.equal(fired(alerts, 'fileless-exec').length, 1);
+    const proc = await run(fx, ['memfd-proc', 'script2', sh]);
+    assert.match(proc.exec.filename, /^\/proc\/self\/fd\/\d+$/);
+    assert.equal(proc.exec.script?.memfd, true, 'execve("/proc/self/fd/N") of a memfd script');
+    assert.equal(fired(proc.alerts, 'fileless-exec').length, 1);
+    const elf = await run(fx, ['memfd-proc', 'elf', '/bin/true']);
+    assert.equal(elf.exec.exe.memfd, true, 'an ELF through /proc/self/fd/N: the exe is the memfd');
+    assert.equal(elf.exec.script, undefined);
     const disk = await run(sh, []);
     assert.equal(disk.exec.script, undefined);
     assert.deepEqual(fired(disk.alerts, 'fileless-exec'), []);
@@ -151,6 +158,25 @@ describe('live exec evasions', { skip }, () => {
     const b = await run(link, []);
     assert.equal(b.exec.exe.path, a.exec.exe.path, 'the exe is the file the link resolves to');
     assert.deepEqual(fired(b.alerts, 'fileless-exec'), []);
+  });
+
+  test('an overlayfs mount (containers): a file run from it is not deleted, its fs is overlay, no alert', async (t) => {
+    const o = join(dir, 'ovl');
+    for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(join(o, d), { recursive: true });
+    copyFileSync('/bin/true', join(o, 'lower', 'true'));
+    chmodSync(join(o, 'lower', 'true'), 0o755);
+    const m = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work`, join(o, 'merged')], { encoding: 'utf8' });
+    if (m.status !== 0) return t.skip(`no overlay mount here: ${m.stderr}`);
+    try {
+      const { exec, alerts } = await run(join(o, 'merged', 'true'), []);
+      assert.equal(exec.exe.fs, 'overlay');
+      assert.equal(exec.exe.deleted, false);
+      assert.equal(exec.exe.nlink, 1);
+      assert.equal(exec.exe.path, join(o, 'merged', 'true'));
+      assert.deepEqual(fired(alerts, 'fileless-exec'), []);
+    } finally {
+      spawnSync('umount', [join(o, 'merged')]);
+    }
   });
 
   test('setuid bit: su is reported setuid, true is not', async () => {
@@ -238,6 +264,15 @@ describe('live exec evasions', { skip }, () => {
     assert.equal(b.exec.ldso?.library_path, '/tmp');
     assert.equal(fired(b.alerts, 'ldso-injection-options').length, 1);
     assert.equal(fired(b.alerts, 'ld-library-path-world-writable').length, 1);
+  });
+
+  test('a renamed copy of the loader (no ld-* name): recognised by having no interpreter, --preload still detected', async () => {
+    const copy = join(dir, 'helper-tool');
+    copyFileSync(LDSO, copy);
+    chmodSync(copy, 0o755);
+    const { exec, alerts } = await run(copy, ['--preload', join(dir, 'evil.so'), '/bin/true']);
+    assert.equal(exec.ldso?.preload, join(dir, 'evil.so'));
+    assert.equal(fired(alerts, 'ldso-injection-options').length, 1);
   });
 
   test('ld.so with an allowlisted --preload, and ld.so running a program plainly: no alert', async () => {

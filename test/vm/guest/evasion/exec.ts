@@ -5,7 +5,7 @@
 // hard link remains still run; monitor mode records and allows. Runs the static fixture
 // test/live/fixtures/exec-evasion.c (built by the host into dir).
 import { spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEnforcement, unloadEnforcement } from '../../../../enforcers/programs.ts';
 import { Enforcer, PinnedMapWriter, type VerdictMaps } from '../../../../enforcers/index.ts';
@@ -28,6 +28,8 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
   copyFileSync('/bin/true', join(W, 'true'));
   chmodSync(join(W, 'true'), 0o755);
   writeFileSync(join(W, 'script.sh'), '#!/bin/sh\nexit 0\n');
+  // the interpreter of a script run from an fd opens /dev/fd/N: the minimal guest may lack the link
+  if (!existsSync('/dev/fd')) symlinkSync('/proc/self/fd', '/dev/fd');
   chmodSync(join(W, 'script.sh'), 0o755);
 
   const ex = (args: string[]) => {
