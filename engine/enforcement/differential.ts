@@ -39,7 +39,10 @@ export async function deniedDifferential(
       const base = { ts: ev.ts, pid: ev.pid, ppid: ev.ppid, uid: ev.uid, comm: ev.comm, seq: ev.seq };
       const file = typeof k.ino === 'number' ? { dev: k.dev ?? 0, ino: k.ino } : { dev: 0, ino: 0 };
       let attempt: KrsiEvent | undefined;
-      if (ev.op === 'exec') attempt = { ...base, type: 'exec', exe: { path: '', ...file }, filename: '' };
+      // a FILELESS refusal says what the kernel saw: a file with no link left (a memfd has none either);
+      // the model still decides whether that was configured
+      const facts = (ev as { reason?: unknown }).reason === 'FILELESS' ? { nlink: 0 } : {};
+      if (ev.op === 'exec') attempt = { ...base, type: 'exec', exe: { path: '', ...file, ...facts }, filename: '' };
       else if (ev.op === 'module_load') attempt = { ...base, type: 'module_load', exe: ev.exe, name: '', file };
       if (attempt) {
         const d = model.check(attempt);

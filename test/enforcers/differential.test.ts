@@ -49,3 +49,19 @@ test('self-protection events (op tamper) are no rule denial: the differential le
   const d = await deniedDifferential(one(evs), rules.set!);
   assert.deepEqual([d.kernel, d.model, d.modelOnly], [[], [], []]);
 });
+
+test('a FILELESS exec refusal pairs with the model when a rule in enforce mode asks for deny_fileless_exec, not otherwise', async () => {
+  const src = (kernel: Record<string, unknown>) => loadRuleSources([{ file: 'f.json', text: JSON.stringify({
+    rules: [{
+      id: 'fl', description: 'fileless', tags: ['test'], severity: 'high', mode: 'enforce',
+      match: { all: [{ fact: 'type', operator: 'equal', value: 'exec' }, { fact: 'exe', path: '$.memfd', operator: 'equal', value: true }] },
+      actions: [{ type: 'alert', message: 'x' }], kernel,
+    }],
+  }) }]).set!;
+  const evs: KrsiEvent[] = [{ ...base(1000, 1, 70), type: 'denied', op: 'exec', key: { dev: 1, ino: 1505 }, reason: 'FILELESS', rule_id: 0 } as KrsiEvent];
+  const on = await deniedDifferential(one(evs), src({ deny_fileless_exec: true }));
+  assert.deepEqual(on.kernel, [{ pid: 70, op: 'exec', rule: '', reason: 'FILELESS' }]);
+  assert.deepEqual(on.model, [{ pid: 70, op: 'exec', rule: 'fl', reason: 'FILELESS' }]);
+  const off = await deniedDifferential(one(evs), src({ deny_fileless_exec: false }));
+  assert.deepEqual(off.model, []);
+});
