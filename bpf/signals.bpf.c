@@ -112,6 +112,15 @@ struct scratch {
 	struct krsi_exec_event ev;
 	char buf[KRSI_SCRATCH_LEN];
 	char key[KRSI_ENV_NAME_LEN];
+	/* the state of the env and ld.so bpf_loop walks, here and not on the stack: 6.1's verifier checks a
+	 * callback once, with the caller's stack values as constants, and drops the branches they rule out
+	 * (an index still 0, a flag still false); a map value is unknown to it */
+	__u64 lp, lend;   /* the string at lp, the area's end */
+	__u32 lidx;       /* ld.so scan: argv index of the string at lp; path walk: bytes written */
+	__u8 lcont;       /* inside a string longer than the scratch buffer: its rest is skipped */
+	__u8 lopt;        /* ld.so scan: the string before was an option ("--..."): this one may be its value */
+	__u8 ldone;       /* ld.so scan: reached the program name or argv's end */
+	__u8 _lpad;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -162,7 +171,6 @@ struct walk_ctx {
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
 	struct mount *mnt;
-	__u32 off;
 	bool done;
 	bool pseudo;   /* ended at a dentry that is its own parent but no mount's root: a pseudo file (memfd) */
 };
@@ -189,7 +197,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	/* its own parent, not a mount's root: a pseudo dentry (memfd_create, alloc_file_pseudo); its name is the
 	 * whole path, as d_path's simple_dname gives it ("/memfd:x (deleted)"): written, then done */
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
-	__u32 off = c->off;
+	__u32 off = c->s->lidx;  /* bytes written so far (in the map: see struct scratch) */
 	if (off >= KRSI_PATH_LEN - 4)
 		return 1;  /* full: the path stays truncated */
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
@@ -206,7 +214,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	off += n;  /* n counts the NUL: it becomes the '/' separator */
 	if (off - 1 < KRSI_SCRATCH_LEN)
 		c->s->buf[off - 1] = '/';
-	c->off = off;
+	c->s->lidx = off;
 	if (up == d) {
 		c->done = true;  /* nothing above it */
 		return 1;
@@ -224,8 +232,9 @@ static __always_inline bool exe_path(struct scratch *s, struct file *f)
 		.vfsmnt = BPF_CORE_READ(f, f_path.mnt),
 	};
 	c.mnt = (void *)c.vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	s->lidx = 0;
 	bpf_loop(KRSI_PATH_DEPTH, walk_step, &c, 0);
-	__u32 off = c.off;
+	__u32 off = s->lidx;
 	if (off > 0)
 		off -= 1;  /* drop the trailing separator */
 	if (off > KRSI_PATH_LEN - 1)
@@ -359,22 +368,22 @@ static __always_inline bool env_watched(struct scratch *s)
 	return bpf_map_lookup_elem(&watch_env, s->key) != 0;
 }
 
-struct env_ctx {
+/* the loops' context: the scratch map value, which holds their state */
+struct loop_ctx {
 	struct scratch *s;
-	unsigned long p, end;
-	bool cont;   /* inside a string longer than the scratch buffer: its rest is skipped, never read as a new string */
 };
 
-static long env_step(__u32 i, struct env_ctx *c)
+static long env_step(__u32 i, struct loop_ctx *c)
 {
 	struct scratch *s = c->s;
-	if (c->p >= c->end)
+	if (s->lp >= s->lend)
 		return 1;
-	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)c->p);
+	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)s->lp);
 	if (n <= 0)
 		return 1;  /* unreadable: the walk stops short (flagged by the caller) */
 	bool whole = n < KRSI_SCRATCH_LEN;
-	if (!c->cont) {
+	/* the rest of a string longer than the scratch buffer is skipped, never read as a new string */
+	if (!s->lcont) {
 		s->ev.env_strings++;
 		if (env_watched(s)) {
 			/* every occurrence, in order: the decoder knows which one each reader takes */
@@ -386,55 +395,46 @@ static long env_step(__u32 i, struct env_ctx *c)
 				s->ev.flags |= KRSI_EXEC_ENV_FULL;
 		}
 	}
-	c->p += whole ? n : n - 1;
-	c->cont = !whole;
+	s->lp += whole ? n : n - 1;
+	s->lcont = !whole;
 	return 0;
 }
 
 /* ---- exec: the dynamic loader run as a program ("ld.so --preload x.so prog") takes its options from
  * argv[1..] up to the program's name: that block is copied whole, however long argv[0] is ---- */
-struct ldso_ctx {
-	struct scratch *s;
-	unsigned long p, end;
-	__u32 idx;    /* argv index of the string at p */
-	bool cont;    /* inside a long string */
-	bool opt;     /* the string before was an option ("--..."): this one may be its value */
-	bool done;
-};
-
-static long ldso_step(__u32 i, struct ldso_ctx *c)
+static long ldso_step(__u32 i, struct loop_ctx *c)
 {
 	struct scratch *s = c->s;
-	if (c->p >= c->end) {
-		c->done = true;
+	if (s->lp >= s->lend) {
+		s->ldone = 1;
 		return 1;
 	}
-	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)c->p);
+	long n = bpf_probe_read_user_str(s->buf, KRSI_SCRATCH_LEN, (void *)s->lp);
 	if (n <= 0)
 		return 1;
 	bool whole = n < KRSI_SCRATCH_LEN;
-	unsigned long next = c->p + (whole ? n : n - 1);
-	if (!c->cont && c->idx > 0) {
+	__u64 next = s->lp + (whole ? n : n - 1);
+	if (!s->lcont && s->lidx > 0) {
 		bool dash = s->buf[0] == '-' && s->buf[1] == '-';
 		if (!whole)
 			s->ev.flags |= KRSI_EXEC_LDSO_TRUNC;  /* an option (or value) cut */
 		if (!area_put(s, s->ev.env_len + s->ev.ldso_len, n)) {
 			s->ev.flags |= KRSI_EXEC_LDSO_TRUNC;
-			c->done = true;
+			s->ldone = 1;
 			return 1;
 		}
 		s->ev.ldso_len += n;
-		if (!dash && !c->opt) {
+		if (!dash && !s->lopt) {
 			/* the program: the options ended before it */
-			c->done = true;
+			s->ldone = 1;
 			return 1;
 		}
-		c->opt = dash;
+		s->lopt = dash;
 	}
-	c->p = next;
-	c->cont = !whole;
+	s->lp = next;
+	s->lcont = !whole;
 	if (whole)
-		c->idx++;
+		s->lidx++;
 	return 0;
 }
 
@@ -493,17 +493,25 @@ int BPF_PROG(krsi_exec, struct task_struct *p, int old_pid, struct linux_binprm 
 		ev->argv_len = len;
 
 	/* the watched environment variables: every occurrence, the whole environment (bounded) */
-	struct env_ctx ec = { .s = s, .p = BPF_CORE_READ(mm, env_start), .end = BPF_CORE_READ(mm, env_end) };
-	bpf_loop(KRSI_ENV_STRINGS, env_step, &ec, 0);
-	if (ec.p < ec.end)
+	struct loop_ctx lc = { .s = s };
+	s->lp = BPF_CORE_READ(mm, env_start);
+	s->lend = BPF_CORE_READ(mm, env_end);
+	s->lcont = 0;
+	bpf_loop(KRSI_ENV_STRINGS, env_step, &lc, 0);
+	if (s->lp < s->lend)
 		ev->flags |= KRSI_EXEC_ENV_STRINGS;
 
 	/* a program without interpreter: its leading options, which ld.so run as a program obeys */
 	if (no_interp(s, mm)) {
 		ev->flags |= KRSI_EXEC_NO_INTERP;
-		struct ldso_ctx lc = { .s = s, .p = as, .end = ae };
+		s->lp = as;
+		s->lend = ae;
+		s->lidx = 0;
+		s->lcont = 0;
+		s->lopt = 0;
+		s->ldone = 0;
 		bpf_loop(KRSI_LDSO_STEPS, ldso_step, &lc, 0);
-		if (!lc.done)
+		if (!s->ldone)
 			ev->flags |= KRSI_EXEC_LDSO_TRUNC;
 	}
 

@@ -25,6 +25,30 @@ export const area: HostArea = {
       return v;
     };
 
+    test('the exec signal loads on this kernel and reports the facts: memfd path and fact, a memfd script, the last LD_PRELOAD, ld.so --preload behind a padded argv[0]', (t) => {
+      const v = r(t);
+      if (!v) return;
+      const s = v.signals;
+      assert.equal(s.memfd?.exe.path, '/memfd:sig (deleted)', JSON.stringify(s.memfd));
+      assert.equal(s.memfd?.exe.memfd, true);
+      assert.equal(s.memfd?.exe.nlink, 0);
+      assert.equal(s.script?.script?.memfd, true, JSON.stringify(s.script));
+      assert.equal(s.dup?.env?.LD_PRELOAD, '/tmp/evil.so');
+      assert.deepEqual(s.dup?.env_dup, ['LD_PRELOAD']);
+      assert.equal(s.ldso?.ldso?.preload, '/tmp/evil.so', JSON.stringify(s.ldso));
+      assert.equal(s.ldso?.argv_truncated, true);
+      // the walks' state across bpf_loop iterations (6.1 checks a callback once): a string's rest is
+      // skipped, 2000 strings are walked, a long value is cut and flagged
+      assert.equal(s.fake?.env?.LD_PRELOAD, undefined, JSON.stringify(s.fake?.env));
+      assert.equal(s.fake?.env?.LD_AUDIT, undefined);
+      assert.equal(s.many?.env?.LD_PRELOAD, '/tmp/late.so');
+      assert.equal(s.cut?.env_truncated, true);
+      assert.ok(s.cut?.env?.LD_LIBRARY_PATH?.startsWith('/opt/bbb'));
+      // the path walk across iterations: a deep path keeps its last whole components behind /.../
+      assert.match(s.deep?.exe.path ?? '', /^\/\.\.\.\/level_\d+_abcdef\//, s.deep?.exe.path);
+      assert.ok(v.deepPath.endsWith(s.deep.exe.path.slice(4)), `${s.deep.exe.path} is the tail of ${v.deepPath}`);
+    });
+
     test('off by default, and in the rule\'s own monitor mode: every technique runs, nothing is denied', (t) => {
       const v = r(t);
       if (!v) return;

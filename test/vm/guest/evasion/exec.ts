@@ -13,6 +13,8 @@ import { VerdictStore } from '../../../../enforcers/store.ts';
 import type { DecodedDenied } from '../../../../enforcers/maps.ts';
 import { loadRuleDirs, BUNDLED_RULES_DIR } from '../../../../engine/rules/load.ts';
 import type { CompiledRuleSet } from '../../../../engine/rules/types.ts';
+import { startSignals } from '../../../../signals/live.ts';
+import type { ExecEvent } from '../../../../signals/events.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,6 +49,35 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
     onDisk: ex(['execve', join(W, 'true'), '1', 'true']),
     system: ex(['execve', '/bin/true', '1', 'true']),
   });
+
+  // the signal side on this kernel: the exec program loads (verifier) and reports the facts
+  {
+    const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+    const execs: ExecEvent[] = [];
+    const sub = live.events$.subscribe((e) => void (e.type === 'exec' && execs.push(e)));
+    try {
+      const memfd = ex(['memfd', 'sig', '/bin/true']);
+      const script = ex(['memfd', 'sigscript', join(W, 'script.sh')]);
+      const dup = ex(['execve', join(W, 'true'), '1', 'true', 'LD_PRELOAD=/usr/libexec/coreutils/libstdbuf.so', 'LD_PRELOAD=/tmp/evil.so']);
+      const ldso = ex(['execve', '/lib64/ld-linux-x86-64.so.2', '4', 'A'.repeat(600), '--preload', '/tmp/evil.so', '/bin/true']);
+      let deep = W;
+      for (let i = 0; i < 30; i++) deep = join(deep, `level_${i}_abcdef`);
+      mkdirSync(deep, { recursive: true });
+      copyFileSync('/bin/true', join(deep, 'true'));
+      chmodSync(join(deep, 'true'), 0o755);
+      const deepRun = ex(['execve', join(deep, 'true'), '1', 'true']);
+      obs.deepPath = join(deep, 'true');
+      const fake = ex(['execve', join(W, 'true'), '1', 'true', 'X=' + 'a'.repeat(4093) + 'LD_PRELOAD=/tmp/fake.so', 'LD_AUDIT']);
+      const many = ex(['execve', join(W, 'true'), '1', 'true', ...Array.from({ length: 2000 }, (_, i) => `F${i}=1`), 'LD_PRELOAD=/tmp/late.so']);
+      const cut = ex(['execve', join(W, 'true'), '1', 'true', `LD_LIBRARY_PATH=/opt/${'b'.repeat(5000)}`]);
+      await sleep(1000);
+      const last = (pid: number) => execs.filter((e) => e.pid === pid).pop();
+      obs.signals = { memfd: last(memfd.pid), script: last(script.pid), dup: last(dup.pid), ldso: last(ldso.pid), fake: last(fake.pid), many: last(many.pid), cut: last(cut.pid), deep: last(deepRun.pid) };
+    } finally {
+      sub.unsubscribe();
+      await live.stop();
+    }
+  }
 
   const h = await loadEnforcement({ selfPid: process.pid, config: { enforce: 1, mprotect_limit: 0, module_mode: 0, flags: 0 } });
   const events: DecodedDenied[] = [];
