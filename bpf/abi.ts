@@ -23,7 +23,10 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_fork_event: { size: 80, fields: { hdr: 0, child_pid: 72, _pad: 76 } },
   krsi_exit_event: { size: 80, fields: { hdr: 0, code: 72, _pad: 76 } },
   krsi_unlink_event: { size: 352, fields: { hdr: 0, target: 72, ret: 88, _pad: 92, path: 96 } },
-  krsi_mprotect_event: { size: 96, fields: { hdr: 0, start: 72, len: 80, prot: 88, _pad: 92 } },
+  krsi_mem_event: {
+    size: 128,
+    fields: { hdr: 0, start: 72, len: 80, prot: 88, reqprot: 92, flags: 96, mem: 100, old_prot: 104, ret: 108, file: 112 },
+  },
   krsi_module_event: { size: 128, fields: { hdr: 0, name: 72 } },
   krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } },
   krsi_inode_key: { size: 16, fields: { ino: 0, dev: 8, _pad: 12 } },
@@ -74,6 +77,9 @@ export const KRSI_DENY = {
 } as const;
 export type DenyReason = keyof typeof KRSI_DENY;
 
+/** enum krsi_mem_bit: what an mprotect / mmap record knows of the region (struct krsi_mem_event.mem) */
+export const KRSI_MEM = { WX: 1, EXEC_ADDED: 2, FLIP: 4, UNKNOWN: 8, ANON: 16, SHMEM: 32 } as const;
+
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
 
@@ -86,6 +92,7 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_op: { prefix: 'KRSI_OP_', values: KRSI_OP },
   krsi_deny_reason: { prefix: 'KRSI_DENY_', values: KRSI_DENY },
   krsi_module_mode: { prefix: 'KRSI_MODULE_', values: KRSI_MODULE_MODE },
+  krsi_mem_bit: { prefix: 'KRSI_MEM_', values: KRSI_MEM },
   krsi_obj_kind: { prefix: 'KRSI_OBJ_', values: KRSI_OBJ },
 };
 

@@ -82,6 +82,24 @@ function fileId(o: Obj, k: string, at: At): Obj {
   return f;
 }
 
+function bool(o: Obj, k: string, at: At): void {
+  if (o[k] !== undefined && typeof o[k] !== 'boolean') fail(at, k, 'a boolean', o[k]);
+}
+
+/** the fields mprotect and mmap share; an event without `wx` (a log from before issue 11) gets the
+ *  meaning it had: writable and executable at once iff prot has PROT_WRITE and PROT_EXEC */
+function mem(o: Obj, at: At): void {
+  uint(o, 'start', at);
+  uint(o, 'len', at);
+  uint(o, 'prot', at);
+  if (o.reqprot !== undefined) uint(o, 'reqprot', at);
+  if (o.wx === undefined) o.wx = ((o.prot as number) & 6) === 6;
+  else bool(o, 'wx', at);
+  bool(o, 'exec_added', at);
+  bool(o, 'flip', at);
+  bool(o, 'regions_unknown', at);
+}
+
 /**
  * Checks that `v` is a well-formed krsi event and returns it (the same object, extra fields kept).
  * Throws EventError naming `at.file`, `at.line` and the field path.
@@ -128,10 +146,24 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       }
       break;
     case 'mprotect':
-      uint(o, 'start', at);
-      uint(o, 'len', at);
-      uint(o, 'prot', at);
+      mem(o, at);
+      if (o.old_prot !== undefined) uint(o, 'old_prot', at);
       break;
+    case 'mmap':
+      mem(o, at);
+      uint(o, 'flags', at);
+      bool(o, 'anon', at);
+      bool(o, 'shmem', at);
+      if (o.file !== undefined) fileId(o, 'file', at);
+      if (o.ret !== undefined) int(o, 'ret', at);
+      break;
+    case 'lost': {
+      if (o.class !== 'bulk' && o.class !== 'rare') fail(at, 'class', 'bulk|rare', o.class);
+      uint(o, 'count', at);
+      const kinds = obj(o, 'kinds', at);
+      for (const k in kinds) uint(kinds, k, at, 'kinds.');
+      break;
+    }
     case 'module_load':
       str(o, 'name', at);
       if (o.file !== undefined) fileId(o, 'file', at);
