@@ -78,7 +78,7 @@ export const KRSI_DENY = {
 export type DenyReason = keyof typeof KRSI_DENY;
 
 /** enum krsi_mem_bit: what an mprotect / mmap record knows of the region (struct krsi_mem_event.mem) */
-export const KRSI_MEM = { WX: 1, EXEC_ADDED: 2, FLIP: 4, UNKNOWN: 8, ANON: 16, SHMEM: 32 } as const;
+export const KRSI_MEM = { WX: 1, EXEC_ADDED: 2, FLIP: 4, UNKNOWN: 8, ANON: 16, SHMEM: 32, SHMAT: 64 } as const;
 
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;

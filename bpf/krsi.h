@@ -114,6 +114,7 @@ enum krsi_mem_bit {
 	KRSI_MEM_UNKNOWN    = 8,   /* the regions could not all be read (lock busy, too many): taken as written, exec added */
 	KRSI_MEM_ANON       = 16,  /* mmap: no file behind it */
 	KRSI_MEM_SHMEM      = 32,  /* mmap: a tmpfs/shmem file (memfd, /dev/shm, SysV shm) */
+	KRSI_MEM_SHMAT      = 64,  /* mmap: shmat(SHM_EXEC) of a SysV segment (flags: the shmflg) */
 };
 
 struct krsi_module_event {

@@ -473,6 +473,7 @@ int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *d
 #define READ_IMPLIES_EXEC 0x0400000
 #define MAP_ANONYMOUS 0x20
 #define TMPFS_MAGIC 0x01021994
+#define KRSI_SHMAT_FLAG 0x80000000U   /* in mmap_start.flags: a shmat, not an mmap (no MAP_* bit is this) */
 #define KRSI_MEM_VMAS 4          /* regions read per mprotect at most (more: KRSI_MEM_UNKNOWN) */
 
 /* PROT_* as the kernel applies it (the hook's `prot`): READ_IMPLIES_EXEC adds PROT_EXEC to PROT_READ.
@@ -612,11 +613,13 @@ int krsi_mmap_enter(struct sys_enter_ctx *ctx)
 struct mmap_file_walk {
 	struct krsi_file_id file;
 	__u32 shmem;
+	__u64 len;   /* the region's length (shmat: the segment's) */
 };
 
 static long mmap_cb(struct task_struct *task, struct vm_area_struct *vma, struct mmap_file_walk *w)
 {
 	struct file *f = BPF_CORE_READ(vma, vm_file);
+	w->len = BPF_CORE_READ(vma, vm_end) - BPF_CORE_READ(vma, vm_start);
 	if (!f)
 		return 0;
 	file_id(f, &w->file);
@@ -624,8 +627,7 @@ static long mmap_cb(struct task_struct *task, struct vm_area_struct *vma, struct
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_mmap")
-int krsi_mmap_exit(struct sys_exit_ctx *ctx)
+static __always_inline int mmap_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mmap_start *st = bpf_map_lookup_elem(&mmaps, &id);
@@ -633,7 +635,6 @@ int krsi_mmap_exit(struct sys_exit_ctx *ctx)
 		return 0;
 	struct mmap_start s = *st;
 	bpf_map_delete_elem(&mmaps, &id);
-	long ret = ctx->ret;
 	bool failed = ret < 0 && ret >= -4095;
 	struct mmap_file_walk w = {};
 	__u32 bits = 0;
@@ -653,6 +654,10 @@ int krsi_mmap_exit(struct sys_exit_ctx *ctx)
 	if (!(s.prot & PROT_WRITE) && !(bits & (KRSI_MEM_ANON | KRSI_MEM_SHMEM | KRSI_MEM_UNKNOWN)))
 		return 0;
 	bits |= KRSI_MEM_EXEC_ADDED;  /* a new mapping is executable */
+	if (s.flags & KRSI_SHMAT_FLAG) {
+		bits |= KRSI_MEM_SHMAT;
+		s.flags &= ~KRSI_SHMAT_FLAG;
+	}
 	if (s.prot & PROT_WRITE)
 		bits |= KRSI_MEM_WX;
 	struct krsi_mem_event *ev = reserve_mem(sizeof(*ev), KRSI_EV_MMAP);
@@ -660,7 +665,7 @@ int krsi_mmap_exit(struct sys_exit_ctx *ctx)
 		return 0;
 	fill_hdr(&ev->hdr, KRSI_EV_MMAP);
 	ev->start = failed ? s.addr : (__u64)ret;
-	ev->len = s.len;
+	ev->len = s.len ? s.len : w.len;
 	ev->prot = s.prot;
 	ev->reqprot = s.reqprot;
 	ev->flags = s.flags;
@@ -670,6 +675,38 @@ int krsi_mmap_exit(struct sys_exit_ctx *ctx)
 	ev->file = w.file;
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int krsi_mmap_exit(struct sys_exit_ctx *ctx)
+{
+	return mmap_exit(ctx->ret);
+}
+
+/* shmat(SHM_EXEC) maps a SysV segment executable, writable unless SHM_RDONLY: an mmap event of its own
+ * kind (flags: the shmflg), remembered in the same map as an mmap in flight */
+#define SHM_RDONLY 010000
+#define SHM_EXEC   0100000
+
+SEC("tp/syscalls/sys_enter_shmat")
+int krsi_shmat_enter(struct sys_enter_ctx *ctx)
+{
+	if (is_self())
+		return 0;
+	__u32 shmflg = ctx->args[2];
+	if (!(shmflg & SHM_EXEC))
+		return 0;  /* not executable */
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 prot = PROT_READ | PROT_EXEC | ((shmflg & SHM_RDONLY) ? 0 : PROT_WRITE);
+	struct mmap_start st = { .addr = ctx->args[1], .len = 0, .prot = prot, .reqprot = prot, .flags = shmflg | KRSI_SHMAT_FLAG };
+	bpf_map_update_elem(&mmaps, &id, &st, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_shmat")
+int krsi_shmat_exit(struct sys_exit_ctx *ctx)
+{
+	return mmap_exit(ctx->ret);
 }
 
 /* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */

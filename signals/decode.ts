@@ -31,7 +31,7 @@ const H_EXE_DEV = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.dev;
 const { start: M_START, len: M_LEN, prot: M_PROT, reqprot: M_REQPROT, flags: M_FLAGS, mem: M_MEM, old_prot: M_OLD, ret: M_RET } = L.krsi_mem_event.fields;
 const M_FILE_INO = L.krsi_mem_event.fields.file + L.krsi_file_id.fields.ino;
 const M_FILE_DEV = L.krsi_mem_event.fields.file + L.krsi_file_id.fields.dev;
-const { WX, EXEC_ADDED, FLIP, UNKNOWN, ANON, SHMEM } = KRSI_MEM;
+const { WX, EXEC_ADDED, FLIP, UNKNOWN, ANON, SHMEM, SHMAT } = KRSI_MEM;
 const FORK_CHILD = L.krsi_fork_event.fields.child_pid;
 const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
@@ -212,6 +212,7 @@ export class Decoder {
         if (mem & UNKNOWN) ev.regions_unknown = true;
         if (mem & ANON) ev.anon = true;
         if (mem & SHMEM) ev.shmem = true;
+        if (mem & SHMAT) ev.shmat = true;
         const ino = v.getUint32(o + M_FILE_INO, true) + v.getUint32(o + M_FILE_INO + 4, true) * 4294967296;
         if (ino) ev.file = { dev: fromKernel(v.getUint32(o + M_FILE_DEV, true)), ino };
         const ret = v.getInt32(o + M_RET, true);

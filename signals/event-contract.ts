@@ -154,6 +154,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       uint(o, 'flags', at);
       bool(o, 'anon', at);
       bool(o, 'shmem', at);
+      bool(o, 'shmat', at);
       if (o.file !== undefined) fileId(o, 'file', at);
       if (o.ret !== undefined) int(o, 'ret', at);
       break;

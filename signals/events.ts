@@ -101,8 +101,10 @@ export interface MmapEvent extends BaseEvent, MemFacts {
   flags: number;
   /** no file behind the mapping */
   anon?: boolean;
-  /** the file is on tmpfs/shmem (memfd, /dev/shm) */
+  /** the file is on tmpfs/shmem (memfd, /dev/shm, a SysV segment) */
   shmem?: boolean;
+  /** a SysV segment attached with shmat(SHM_EXEC); flags is the shmflg */
+  shmat?: boolean;
   /** the file mapped */
   file?: FileId;
   /** the error when the call failed (e.g. -1: EPERM, refused) */

@@ -21,7 +21,7 @@ export const DEFAULT_WATCH_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
 const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
-  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
+  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
 };
 
 /** the module programs: not loaded on a kernel without modules */
@@ -34,6 +34,8 @@ const MEANING: Record<string, string> = {
   module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
+  mmap: 'no mmap events (W+X and anonymous executable mappings)',
+  shmat: 'shmat(SHM_EXEC) is not reported as an mmap event',
 };
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
