@@ -283,6 +283,35 @@ int BPF_PROG(krsi_mmap_file, struct file *file, unsigned long reqprot, unsigned 
 	return 0;         /* no verdict, under the limit: allow */
 }
 
+/* ---- shmat(SHM_EXEC): a SysV segment attached executable (do_shmat maps it without mmap_file), refused as
+ * an executable mmap is ---- */
+#define SHM_EXEC 0100000
+struct kern_ipc_perm;
+
+SEC("lsm/shm_shmat")
+int BPF_PROG(krsi_shm_shmat, struct kern_ipc_perm *perm, char *shmaddr, int shmflg, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid;
+	struct krsi_verdict *v;
+	__u64 *n;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	if (!(shmflg & SHM_EXEC))
+		return 0;     /* not executable: allow */
+	c = cfg();
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
+	if (c && c->mprotect_limit && (n = bpf_map_lookup_elem(&mprotect_count, &tgid)) && *n > c->mprotect_limit)
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the flip limit */
+	return 0;
+}
+
 /* a module file refused by deny_inode or the denylist: remember it for this tgid's memory fallback
  * (only when enforcing: in monitor mode the file load goes ahead, there is no fallback) */
 static __always_inline int refuse_module_file(struct krsi_config *c, __u32 tgid, __u32 reason, __u32 rule_id,

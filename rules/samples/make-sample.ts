@@ -340,6 +340,9 @@ function scene2(bash: Proc, t: number) {
   }
 }
 
+// ---- krsi's own lost-event report: the implant's flip storm (+226 s) overflowed the memory ring ----
+out.push({ ...base(krsi, T0 + 230 * S), type: 'lost', class: 'bulk', count: 2048, kinds: { mprotect: 2048 } });
+
 // ---- end of the session ----
 exit(node, T0 + 265 * S);
 void systemd;

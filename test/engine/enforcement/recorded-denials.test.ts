@@ -27,7 +27,8 @@ const rules = loaded.set!;
 
 const base = (ts: number, pid: number, tid = pid) => ({ ts, pid, tid, ppid: 1, uid: 0, comm: 'sh', exe: { path: '/bin/sh', dev: 1, ino: 2 } });
 const marked = (ts: number, pid: number): KrsiEvent => ({ ...base(ts, pid), type: 'exec', filename: '/bin/sh', env: { M: '1' } });
-const mprotect = (ts: number, pid: number, tid?: number): KrsiEvent => ({ ...base(ts, pid, tid), type: 'mprotect', start: 4096, len: 4096, prot: 5 });
+/** a W->X flip (issue 11: the kernel counter counts flips only) */
+const mprotect = (ts: number, pid: number, tid?: number): KrsiEvent => ({ ...base(ts, pid, tid), type: 'mprotect', start: 4096, len: 4096, prot: 5, wx: true, flip: true });
 /** as decodeDenied makes it (rule_id resolved to the rule's name when the store knew it) */
 const kernel = (ts: number, pid: number, op: string, extra: Record<string, unknown> = {}, tid?: number): KrsiEvent =>
   ({ ...base(ts, pid, tid), type: 'denied', op, key: { pid }, reason: 'TGID', rule_id: 1, enforced: true, rule: 'q', ...extra }) as KrsiEvent;
