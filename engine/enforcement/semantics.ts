@@ -162,7 +162,7 @@ export const SEMANTICS: readonly HookRow[] = [
       { reason: 'MPROTECT_LIMIT', map: 'mprotect_count', key: 'the calling tgid', denies: 'prot & PROT_EXEC and the flip count > config.mprotect_limit (an mmap is never a flip: not counted)' },
     ],
     note:
-      'krsi_mmap_file; every mmap with PROT_EXEC, of a file or anonymous. The log has mmap events only for writable+executable, anonymous or tmpfs executable mappings, ' +
+      'krsi_mmap_file (and krsi_shm_shmat for shmat(SHM_EXEC), which maps without mmap_file: its mmap event carries shmat); every mmap with PROT_EXEC, of a file or anonymous. The log has mmap events only for writable+executable, anonymous or tmpfs executable mappings, ' +
       'so a refused mapping of an ordinary file (a library) is in the log as its kernel `denied` record only',
   },
   {
