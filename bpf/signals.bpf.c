@@ -42,7 +42,7 @@ struct mount {
 	struct vfsmount mnt;
 } __attribute__((preserve_access_index));
 struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
-struct file { struct inode *f_inode; struct path f_path; } __attribute__((preserve_access_index));
+struct file { struct inode *f_inode; struct path f_path; unsigned int f_mode; } __attribute__((preserve_access_index));
 struct mm_struct {
 	struct file *exe_file;
 	unsigned long arg_start, arg_end, env_start, env_end;
@@ -473,6 +473,7 @@ int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *d
 #define READ_IMPLIES_EXEC 0x0400000
 #define MAP_ANONYMOUS 0x20
 #define TMPFS_MAGIC 0x01021994
+#define FMODE_WRITE 0x2
 #define KRSI_SHMAT_FLAG 0x80000000U   /* in mmap_start.flags: a shmat, not an mmap (no MAP_* bit is this) */
 #define KRSI_MEM_VMAS 4          /* regions read per mprotect at most (more: KRSI_MEM_UNKNOWN) */
 
@@ -613,6 +614,7 @@ int krsi_mmap_enter(struct sys_enter_ctx *ctx)
 struct mmap_file_walk {
 	struct krsi_file_id file;
 	__u32 shmem;
+	__u32 writable;   /* the file is open for writing: its code can be written through the fd or another mapping */
 	__u64 len;   /* the region's length (shmat: the segment's) */
 };
 
@@ -624,6 +626,7 @@ static long mmap_cb(struct task_struct *task, struct vm_area_struct *vma, struct
 		return 0;
 	file_id(f, &w->file);
 	w->shmem = BPF_CORE_READ(f, f_inode, i_sb, s_magic) == TMPFS_MAGIC;
+	w->writable = (BPF_CORE_READ(f, f_mode) & FMODE_WRITE) != 0;
 	return 0;
 }
 
@@ -650,10 +653,12 @@ static __always_inline int mmap_exit(long ret)
 		else if (w.shmem)
 			bits |= KRSI_MEM_SHMEM;
 	}
-	/* a file mapped executable and not writable (ld.so's libraries) is not an event */
-	if (!(s.prot & PROT_WRITE) && !(bits & (KRSI_MEM_ANON | KRSI_MEM_SHMEM | KRSI_MEM_UNKNOWN)))
+	/* a file mapped executable and not writable, from an fd open read-only (ld.so's libraries), is not an event */
+	if (!(s.prot & PROT_WRITE) && !w.writable && !(bits & (KRSI_MEM_ANON | KRSI_MEM_SHMEM | KRSI_MEM_UNKNOWN)))
 		return 0;
 	bits |= KRSI_MEM_EXEC_ADDED;  /* a new mapping is executable */
+	if (w.writable && !(bits & KRSI_MEM_SHMAT))
+		bits |= KRSI_MEM_WX;  /* executable, of a file open for writing: a second mapping or write(2) writes its code */
 	if (s.flags & KRSI_SHMAT_FLAG) {
 		bits |= KRSI_MEM_SHMAT;
 		s.flags &= ~KRSI_SHMAT_FLAG;

@@ -130,6 +130,24 @@ describe('executable memory, live', { skip }, () => {
     assert.ok(e[0].len >= 4096);
   });
 
+  test('a memfd mapped RW and RX at two addresses (code written through the other view): the RX mapping is wx', async () => {
+    const { mem: m, addr } = await run('memfd-dual');
+    const e = at(m, addr) as MmapEvent[];
+    assert.equal(e.length, 1, JSON.stringify(m));
+    assert.equal(e[0].wx, true, 'the file is open for writing');
+    assert.equal(e[0].shmem, true);
+    assert.ok(e[0].file && e[0].file.ino > 0);
+  });
+
+  test('one mprotect(RX) over more regions than are read (6): reported fail-closed, regions_unknown and wx', async () => {
+    const { mem: m, addr } = await run('many');
+    const e = at(m, addr);
+    assert.equal(e.length, 1, JSON.stringify(m));
+    assert.equal(e[0].regions_unknown, true);
+    assert.equal(e[0].wx, true);
+    assert.equal(e[0].exec_added, true);
+  });
+
   test('an anonymous executable mapping never written: an event, not wx', async () => {
     const { mem: m, addr } = await run('rx-anon');
     const e = at(m, addr);
