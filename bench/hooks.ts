@@ -10,9 +10,11 @@
 // runs in every round with krsi's programs and with the empty ones; the figures are medians over rounds of
 // each program's ns per call during that workload, and of the workload's own ns per operation.
 // TCG inflates absolute ns: read them against the empty programs of the same run.
-//   node --import tsx bench/hooks.ts [--rounds 3] [--ops 20000]
+// --host: the tracepoint programs only, on this host's kernel (real CPU, no LSM), against the same empty
+// programs; bpf_stats is switched on for the run and back to what it was.
+//   node --import tsx bench/hooks.ts [--rounds 5] [--ops 20000] [--host]
 import { spawnSync, execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util';
 const { values: opt } = parseArgs({
   options: {
     guest: { type: 'string' }, // internal: path of the memory binary (we are in the VM)
+    host: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '5' },
     ops: { type: 'string', default: '20000' },
   },
@@ -68,16 +71,20 @@ const EXERCISES: Record<(typeof WORKLOADS)[number], string[]> = {
   bmmap: ['krsi_mmap_file', 'krsi_mmap_enter', 'krsi_mmap_exit'],
 };
 
-async function guest(memSrc: string): Promise<void> {
+/** the measurement, in the VM (LSM and tracepoint programs) or on this host (tracepoints only) */
+async function guest(memSrc: string, lsm = true): Promise<void> {
   const { loadEnforcement, unloadEnforcement } = await import('../enforcers/programs.ts');
   const { startSignals } = await import('../signals/live.ts');
   const { BpfObject } = await import('../bpf/libbpf.ts');
   const { ensureObject } = await import('../bpf/build.ts');
-  const D = '/mnt/krsi-bench';
-  mkdirSync(D, { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', D]);
+  const D = lsm ? '/mnt/krsi-bench' : mkdtempSync(join(tmpdir(), 'krsi-bench-hooks-'));
+  if (lsm) {
+    mkdirSync(D, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', D]);
+  }
   copyFileSync(memSrc, `${D}/memory`);
   chmodSync(`${D}/memory`, 0o755);
+  const statsWas = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
   /** name (as the kernel keeps it, 15 characters) -> cumulative [run_time_ns, run_cnt] */
   const stats = () => {
@@ -105,32 +112,37 @@ async function guest(memSrc: string): Promise<void> {
       }
     }
   };
-  for (let round = 0; round < ROUNDS; round++) {
-    measure('none', []);
-    if (round === 0) { perOp.clear(); measure('none', []); } // the first pass warms the page cache: measured again
-    const h = await loadEnforcement({ selfPid: process.pid, reload: true, config: { enforce: 1, mprotect_limit: 0xffffffff, module_mode: 0 } });
-    const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
-    const sub = live.events$.subscribe(() => {});
-    try {
-      measure('krsi', PAIRS.map(([k]) => k));
-    } finally {
-      sub.unsubscribe();
-      await live.stop();
-      h.close();
-      unloadEnforcement();
-    }
-    const noops = [ensureObject(fileURLToPath(new URL('./enforce-noop.bpf.c', import.meta.url))), ensureObject(fileURLToPath(new URL('./signals-noop.bpf.c', import.meta.url)))].map((p) => BpfObject.open(p));
-    try {
-      for (const o of noops) {
-        o.load();
-        o.attach();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      measure('none', []);
+      if (round === 0) { perOp.clear(); measure('none', []); } // the first pass warms the page cache: measured again
+      const h = lsm ? await loadEnforcement({ selfPid: process.pid, reload: true, config: { enforce: 1, mprotect_limit: 0xffffffff, module_mode: 0 } }) : undefined;
+      const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
+      const sub = live.events$.subscribe(() => {});
+      try {
+        measure('krsi', PAIRS.map(([k]) => k));
+      } finally {
+        sub.unsubscribe();
+        await live.stop();
+        h?.close();
+        if (h) unloadEnforcement();
       }
-      measure('noop', PAIRS.map(([, n]) => n));
-    } finally {
-      for (const o of noops) o.close();
+      const noops = [...(lsm ? [ensureObject(fileURLToPath(new URL('./enforce-noop.bpf.c', import.meta.url)))] : []), ensureObject(fileURLToPath(new URL('./signals-noop.bpf.c', import.meta.url)))].map((p) => BpfObject.open(p));
+      try {
+        for (const o of noops) {
+          o.load();
+          o.attach();
+        }
+        measure('noop', PAIRS.map(([, n]) => n));
+      } finally {
+        for (const o of noops) o.close();
+      }
     }
+  } finally {
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+    if (!lsm) rmSync(D, { recursive: true, force: true });
   }
-  console.log(`bench/hooks (in the BPF-LSM VM, TCG; kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}; ${ROUNDS} rounds of ${OPS} operations, medians)`);
+  console.log(`bench/hooks (${lsm ? 'in the BPF-LSM VM, TCG' : 'this host, tracepoints only'}; kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}; ${ROUNDS} rounds of ${OPS} operations, medians)`);
   console.log('ns per call (kernel BPF stats)         krsi     empty   ratio   workload');
   for (const w of WORKLOADS) {
     for (const [k, n] of PAIRS) {
@@ -148,4 +160,14 @@ async function guest(memSrc: string): Promise<void> {
 }
 
 if (opt.guest) await guest(opt.guest);
-else await host();
+else if (opt.host) {
+  const { REPO_ROOT } = await import('../test/vm/vm.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-bench-hooks-'));
+  try {
+    const cc = spawnSync('cc', ['-O2', '-o', join(dir, 'memory'), join(REPO_ROOT, 'test/live/fixtures/memory.c')], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr}`);
+    await guest(join(dir, 'memory'), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+} else await host();

@@ -66,7 +66,7 @@ describe('replaying an enforce-mode recording: one denial per refused operation'
   test('a refused mmap (issue 11: krsi_mmap_file): its kernel record, then its event at the syscall\'s exit (ret -1), is one denial in every mode', () => {
     const mmap: KrsiEvent = { ...base(3001, 50), type: 'mmap', start: 4096, len: 4096, prot: 7, reqprot: 7, flags: 0x22, wx: true, exec_added: true, anon: true, ret: -1 };
     for (const mode of [undefined, 'enforce', 'monitor'] as const) {
-      const evs = [marked(1000, 50), kernel(3000, 50, 'mprotect_exec'), mmap].map((e, i) => ({ ...e, seq: i + 1 }));
+      const evs: KrsiEvent[] = [marked(1000, 50), kernel(3000, 50, 'mprotect_exec'), mmap].map((e, i) => ({ ...e, seq: i + 1 }));
       assert.deepEqual(replay(evs, mode).map(brief), [{ op: 'mprotect_exec', pid: 50, rule: 'q', reason: 'TGID' }], mode ?? 'own modes');
     }
   });
