@@ -181,7 +181,7 @@ export function decodeVerdict(b: Buffer): KVerdict {
 export interface KConfig {
   /** never denied (krsi itself) */
   krsi_tgid: number;
-  /** 0: counter off; else deny a PROT_EXEC mprotect once the tgid's count (this call included) exceeds it */
+  /** 0: counter off; else deny PROT_EXEC (mprotect, mmap, shmat) once the tgid's W->X flip count (this call included) exceeds it */
   mprotect_limit: number;
   /** KRSI_MODULE_MODE bits */
   module_mode: number;

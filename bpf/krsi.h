@@ -188,7 +188,7 @@ enum krsi_module_mode {
 /* single-entry array map "config" */
 struct krsi_config {
 	__u32 krsi_tgid;        /* never denied */
-	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
+	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC (mprotect, mmap) after this many W->X flips */
 	__u32 module_mode;      /* enum krsi_module_mode bits */
 	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
 };
