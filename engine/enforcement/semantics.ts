@@ -163,7 +163,8 @@ export const SEMANTICS: readonly HookRow[] = [
     ],
     note:
       'krsi_mmap_file (and krsi_shm_shmat for shmat(SHM_EXEC), which maps without mmap_file: its mmap event carries shmat); every mmap with PROT_EXEC, of a file or anonymous. The log has mmap events only for writable+executable, anonymous or tmpfs executable mappings, ' +
-      'so a refused mapping of an ordinary file (a library) is in the log as its kernel `denied` record only',
+      'so a refused mapping of an ordinary file (a library) is in the log as its kernel `denied` record only. The kernel maps a new program\'s image ' +
+      'through mmap_file too: a process under an mprotect_exec verdict (or past the counter) cannot exec anything (the exec fails after the point of no return: the process dies)',
   },
   {
     hook: 'kernel_read_file',

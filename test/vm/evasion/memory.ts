@@ -42,6 +42,13 @@ export const area: HostArea = {
         EPERM(r.verdict[k], what);
       });
     }
+    test('an mprotect_exec verdict also stops an exec (the new image is mapped executable), not without one', (t) => {
+      const r = result();
+      if (!r) return t.skip('memory area not prepared');
+      assert.notEqual(r.verdict.exec.code, 0, `exec under the verdict: ${r.verdict.exec.out}`);
+      assert.ok(r.verdict.exec.denied.includes('mprotect_exec/TGID'), String(r.verdict.exec.denied));
+      assert.equal(r.none.exec.code, 0, r.none.exec.out);
+    });
     test('negatives: the same calls without a verdict succeed, nothing denied', (t) => {
       const r = result();
       if (!r) return t.skip('memory area not prepared');

@@ -48,6 +48,9 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
     const none: Record<string, unknown> = {};
     for (const [k, args] of modes) verdict[k] = await withVerdict(args, true);
     for (const [k, args] of modes) none[k] = await withVerdict(args, false);
+    // an exec under the verdict: the kernel maps the new image executable through mmap_file
+    verdict.exec = await withVerdict(['exec', '/bin/true'], true);
+    none.exec = await withVerdict(['exec', '/bin/true'], false);
     obs.verdict = verdict;
     obs.none = none;
     // the counter: 101 flips with a limit of 100, then an executable mmap
