@@ -19,3 +19,9 @@ int BPF_PROG(noop_file_mprotect, void *vma, unsigned long reqprot, unsigned long
 {
 	return ret;   /* decide nothing */
 }
+
+SEC("lsm/mmap_file")
+int BPF_PROG(noop_mmap_file, void *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	return ret;   /* decide nothing */
+}

@@ -25,7 +25,10 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_fork_event: { size: 80, fields: { hdr: 0, child_pid: 72, _pad: 76 } },
   krsi_exit_event: { size: 80, fields: { hdr: 0, code: 72, _pad: 76 } },
   krsi_unlink_event: { size: 352, fields: { hdr: 0, target: 72, ret: 88, _pad: 92, path: 96 } },
-  krsi_mprotect_event: { size: 96, fields: { hdr: 0, start: 72, len: 80, prot: 88, _pad: 92 } },
+  krsi_mem_event: {
+    size: 128,
+    fields: { hdr: 0, start: 72, len: 80, prot: 88, reqprot: 92, flags: 96, mem: 100, old_prot: 104, ret: 108, file: 112 },
+  },
   krsi_module_event: { size: 128, fields: { hdr: 0, name: 72 } },
   krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } },
   krsi_inode_key: { size: 16, fields: { ino: 0, dev: 8, _pad: 12 } },
@@ -85,6 +88,8 @@ export const KRSI_EXEC = {
 
 /** enum krsi_config_flag: bits of krsi_config.flags */
 export const KRSI_CFG = { DENY_FILELESS: 1 } as const;
+/** enum krsi_mem_bit: what an mprotect / mmap record knows of the region (struct krsi_mem_event.mem) */
+export const KRSI_MEM = { WX: 1, EXEC_ADDED: 2, FLIP: 4, UNKNOWN: 8, ANON: 16, SHMEM: 32, SHMAT: 64 } as const;
 
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
@@ -98,6 +103,7 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_op: { prefix: 'KRSI_OP_', values: KRSI_OP },
   krsi_deny_reason: { prefix: 'KRSI_DENY_', values: KRSI_DENY },
   krsi_module_mode: { prefix: 'KRSI_MODULE_', values: KRSI_MODULE_MODE },
+  krsi_mem_bit: { prefix: 'KRSI_MEM_', values: KRSI_MEM },
   krsi_obj_kind: { prefix: 'KRSI_OBJ_', values: KRSI_OBJ },
   krsi_exec_flag: { prefix: 'KRSI_EXEC_', values: KRSI_EXEC },
   krsi_config_flag: { prefix: 'KRSI_CFG_', values: KRSI_CFG },
@@ -188,7 +194,7 @@ export function decodeVerdict(b: Buffer): KVerdict {
 export interface KConfig {
   /** never denied (krsi itself) */
   krsi_tgid: number;
-  /** 0: counter off; else deny a PROT_EXEC mprotect once the tgid's count (this call included) exceeds it */
+  /** 0: counter off; else deny PROT_EXEC (mprotect, mmap, shmat) once the tgid's W->X flip count (this call included) exceeds it */
   mprotect_limit: number;
   /** KRSI_MODULE_MODE bits */
   module_mode: number;

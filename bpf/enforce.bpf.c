@@ -17,7 +17,10 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
+#define PROT_WRITE 0x2
 #define PROT_EXEC 0x4
+#define VM_WRITE 0x2
+#define VM_EXEC 0x4
 #define READING_MODULE 2   /* enum kernel_read_file_id */
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
 #define TMPFS_MAGIC     0x01021994
@@ -40,7 +43,8 @@ struct task_struct {
 	struct signal_struct *signal;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
-struct vm_area_struct;
+/* vm_flags: a plain field up to 6.2, in an anonymous union from 6.3 (CO-RE finds both) */
+struct vm_area_struct { unsigned long vm_flags; void *anon_vma; } __attribute__((preserve_access_index));
 
 #include "hdr.h"   /* fill_hdr(): after the CO-RE declarations it reads */
 #include "lsm.h"
@@ -90,7 +94,7 @@ struct {
 	__type(value, struct module_refusal);
 } module_refused SEC(".maps");
 
-/* the talk's in-kernel counter: mprotect calls per tgid (LRU: a lost exit never fills it) */
+/* the talk's in-kernel counter: W->X flips per tgid (LRU: a lost exit never fills it) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -247,7 +251,11 @@ int BPF_PROG(krsi_bprm_fileless, struct linux_binprm *bprm, int ret)
 	return deny(c, KRSI_OP_EXEC, KRSI_DENY_FILELESS, 0, &k);   /* a memfd or an unlinked file */
 }
 
-/* ---- mprotect: deny adding PROT_EXEC for a denied tgid, and past the in-kernel counter ---- */
+/* ---- mprotect: deny PROT_EXEC (the effective prot: READ_IMPLIES_EXEC included) for a denied tgid, and
+ * past the in-kernel counter of W->X flips. A flip makes a region executable after it was written and drops
+ * write: the region is not executable, and writable (VM_WRITE) or written (an anon_vma: a page of it was
+ * written or copied on write); the new prot has PROT_EXEC and not PROT_WRITE. A JIT that maps its code
+ * writable and executable at once (HotSpot, V8 here) makes no flips. The kernel calls this once per region. ---- */
 SEC("lsm/file_mprotect")
 int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
 {
@@ -258,31 +266,94 @@ int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqpr
 
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
+	if (!(prot & PROT_EXEC))
+		return 0;     /* nothing executable (effective prot): allow, not counted */
 	c = cfg();
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied (nor counted) */
 	if (c && c->mprotect_limit) {
-		/* count every call, any prot, this one included */
+		unsigned long fl = vma->vm_flags;
+		bool flip = !(prot & PROT_WRITE) && !(fl & VM_EXEC) && ((fl & VM_WRITE) || vma->anon_vma);
 		__u64 *n = bpf_map_lookup_elem(&mprotect_count, &tgid);
-		if (n) {
-			count = __sync_fetch_and_add(n, 1) + 1;
-		} else {
-			__u64 one = 1;
-			if (bpf_map_update_elem(&mprotect_count, &tgid, &one, BPF_NOEXIST) == 0)
-				count = 1;   /* first call of this tgid */
-			else if ((n = bpf_map_lookup_elem(&mprotect_count, &tgid)))
-				count = __sync_fetch_and_add(n, 1) + 1;   /* another thread raced us */
+		if (flip) {
+			if (n) {
+				count = __sync_fetch_and_add(n, 1) + 1;
+			} else {
+				__u64 one = 1;
+				if (bpf_map_update_elem(&mprotect_count, &tgid, &one, BPF_NOEXIST) == 0)
+					count = 1;   /* first flip of this tgid */
+				else if ((n = bpf_map_lookup_elem(&mprotect_count, &tgid)))
+					count = __sync_fetch_and_add(n, 1) + 1;   /* another thread raced us */
+			}
+		} else if (n) {
+			count = *n;   /* not a flip: the count so far */
 		}
 	}
-	if (!(reqprot & PROT_EXEC))
-		return 0;     /* not asking for exec: allow */
 	v = live(&deny_tgid, &tgid);
 	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
 		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
 	if (c && c->mprotect_limit && count > c->mprotect_limit)
 		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the talk's limit */
 	return 0;         /* under the limit, no verdict: allow */
+}
+
+/* ---- mmap (and mprotect's sibling): an executable mapping (effective prot) by a tgid with an
+ * mprotect_exec verdict or over the flip counter is refused as its mprotect would be: so the verdict, the
+ * quarantine and the counter cannot be sidestepped by mapping W+X (or RX over written data) directly.
+ * An mmap is never a flip (a new mapping holds no written data): not counted. (The deny list of inodes has
+ * its own mmap_file program.) ---- */
+SEC("lsm/mmap_file")
+int BPF_PROG(krsi_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid;
+	struct krsi_verdict *v;
+	__u64 *n;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	if (!(prot & PROT_EXEC))
+		return 0;     /* not executable: allow (most mappings) */
+	c = cfg();
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
+	if (c && c->mprotect_limit && (n = bpf_map_lookup_elem(&mprotect_count, &tgid)) && *n > c->mprotect_limit)
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the flip limit */
+	return 0;         /* no verdict, under the limit: allow */
+}
+
+/* ---- shmat(SHM_EXEC): a SysV segment attached executable (do_shmat maps it without mmap_file), refused as
+ * an executable mmap is ---- */
+#define SHM_EXEC 0100000
+struct kern_ipc_perm;
+
+SEC("lsm/shm_shmat")
+int BPF_PROG(krsi_shm_shmat, struct kern_ipc_perm *perm, char *shmaddr, int shmflg, int ret)
+{
+	struct krsi_config *c;
+	__u32 tgid;
+	struct krsi_verdict *v;
+	__u64 *n;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	if (!(shmflg & SHM_EXEC))
+		return 0;     /* not executable: allow */
+	c = cfg();
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	v = live(&deny_tgid, &tgid);
+	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
+	if (c && c->mprotect_limit && (n = bpf_map_lookup_elem(&mprotect_count, &tgid)) && *n > c->mprotect_limit)
+		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the flip limit */
+	return 0;
 }
 
 /* a module file refused by deny_inode or the denylist: remember it for this tgid's memory fallback

@@ -109,12 +109,30 @@ struct krsi_unlink_event {
 	char path[KRSI_PATH_LEN];
 };
 
-struct krsi_mprotect_event {
+/* mprotect (KRSI_EV_MPROTECT) and mmap (KRSI_EV_MMAP): only the calls that matter to a rule are emitted
+ * (exec added, or writable and executable), into the bulk ring "mem_events" (signals/LIVE.md) */
+struct krsi_mem_event {
 	struct krsi_hdr hdr;
-	__u64 start;
+	__u64 start;              /* mmap: the address returned (the asked one when the call failed) */
 	__u64 len;
-	__u32 prot;
-	__u32 _pad;
+	__u32 prot;               /* effective PROT_* (READ_IMPLIES_EXEC applied) */
+	__u32 reqprot;            /* PROT_* as asked */
+	__u32 flags;              /* mmap: MAP_* flags; mprotect: 0 */
+	__u32 mem;                /* enum krsi_mem_bit */
+	__u32 old_prot;           /* mprotect: the region's PROT_* before the call (first vma), when known */
+	__s32 ret;                /* mmap: the error when the call failed, else 0 */
+	struct krsi_file_id file; /* mmap of a file: its inode (ino 0: anonymous) */
+};
+
+/* what a memory event knows of the region (struct krsi_mem_event.mem) */
+enum krsi_mem_bit {
+	KRSI_MEM_WX         = 1,   /* writable and executable at once, or made executable after it was written */
+	KRSI_MEM_EXEC_ADDED = 2,   /* a region not executable before becomes executable */
+	KRSI_MEM_FLIP       = 4,   /* W->X: made executable after it was written, and no longer writable */
+	KRSI_MEM_UNKNOWN    = 8,   /* the regions could not all be read (lock busy, too many): taken as written, exec added */
+	KRSI_MEM_ANON       = 16,  /* mmap: no file behind it */
+	KRSI_MEM_SHMEM      = 32,  /* mmap: a tmpfs/shmem file (memfd, /dev/shm, SysV shm) */
+	KRSI_MEM_SHMAT      = 64,  /* mmap: shmat(SHM_EXEC) of a SysV segment (flags: the shmflg) */
 };
 
 struct krsi_module_event {
@@ -193,7 +211,7 @@ enum krsi_module_mode {
 /* single-entry array map "config" */
 struct krsi_config {
 	__u32 krsi_tgid;        /* never denied */
-	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC after this many mprotects */
+	__u32 mprotect_limit;   /* 0 = counter off; else deny PROT_EXEC (mprotect, mmap) after this many W->X flips */
 	__u32 module_mode;      /* enum krsi_module_mode bits */
 	__u32 enforce;          /* 0: record would-deny as denied events but allow; 1: return -EPERM */
 	__u32 flags;            /* enum krsi_config_flag bits */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, mprotect, module load and unload.
- * Every event starts with struct krsi_hdr and goes into one ring buffer ("events").
+ * Every event starts with struct krsi_hdr. Rare kinds go into the ring buffer "events", mprotect and mmap
+ * (filtered in the kernel, still the bulk) into "mem_events": a flood of one cannot push out the other.
  * Event structs live in krsi.h; should match: bpf/abi.ts (test/bpf/layout.test.ts).
  * Kernel fields are declared as tiny CO-RE structs (preserve_access_index), no vmlinux.h. */
 #include <stdbool.h>
@@ -55,7 +56,7 @@ struct mount {
 	struct vfsmount mnt;
 } __attribute__((preserve_access_index));
 struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
-struct file { struct inode *f_inode; struct path f_path; } __attribute__((preserve_access_index));
+struct file { struct inode *f_inode; struct path f_path; unsigned int f_mode; } __attribute__((preserve_access_index));
 struct mm_struct {
 	struct file *exe_file;
 	unsigned long arg_start, arg_end, env_start, env_end;
@@ -73,6 +74,14 @@ struct task_struct {
 	struct mm_struct *mm;
 	struct files_struct *files;
 	struct signal_struct *signal;
+	unsigned int personality;
+} __attribute__((preserve_access_index));
+/* vm_flags is a plain field up to 6.2 and a member of an anonymous union from 6.3: CO-RE finds it in both */
+struct vm_area_struct {
+	unsigned long vm_start, vm_end;
+	unsigned long vm_flags;
+	void *anon_vma;
+	struct file *vm_file;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; const char *filename; } __attribute__((preserve_access_index));
 struct module { char name[KRSI_MODNAME_LEN]; } __attribute__((preserve_access_index));
@@ -87,6 +96,13 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
 } events SEC(".maps");
+
+/* the bulk ring: mprotect and mmap events, so that a flood of them cannot push out the rare kinds in
+ * "events" (exec, fork, exit, unlink, modules...) */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} mem_events SEC(".maps");
 
 /* reserve failures per event kind: krsi never drops silently */
 struct {
@@ -156,10 +172,19 @@ static __always_inline bool is_self(void)
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
-/* reserve a ring buffer record, counting failures */
+/* reserve a ring buffer record, counting failures (the rare kinds' ring) */
 static __always_inline void *reserve(__u64 size, __u32 kind)
 {
 	void *ev = bpf_ringbuf_reserve(&events, size, 0);
+	if (!ev)
+		count_lost(kind);
+	return ev;
+}
+
+/* the same on the bulk ring (mprotect, mmap) */
+static __always_inline void *reserve_mem(__u64 size, __u32 kind)
+{
+	void *ev = bpf_ringbuf_reserve(&mem_events, size, 0);
 	if (!ev)
 		count_lost(kind);
 	return ev;
@@ -663,19 +688,110 @@ int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *d
 	return 0;
 }
 
-/* ---- mprotect (start, len, prot) ---- */
+/* ---- executable memory: mprotect, pkey_mprotect, mmap. Only what matters to a rule is emitted, into the
+ * bulk ring: exec added to a region, or writable and executable memory. Protections are the effective ones
+ * (READ_IMPLIES_EXEC: PROT_READ implies PROT_EXEC). "Written" is read from the regions themselves
+ * (bpf_find_vma): VM_WRITE now, or an anon_vma (a page of it was written, or copied on write). ---- */
+#define PROT_READ  0x1
+#define PROT_WRITE 0x2
+#define PROT_EXEC  0x4
+#define VM_WRITE   0x2
+#define VM_EXEC    0x4
+#define READ_IMPLIES_EXEC 0x0400000
+#define MAP_ANONYMOUS 0x20
+#define TMPFS_MAGIC 0x01021994
+#define FMODE_WRITE 0x2
+#define KRSI_SHMAT_FLAG 0x80000000U   /* in mmap_start.flags: a shmat, not an mmap (no MAP_* bit is this) */
+#define KRSI_MEM_VMAS 4          /* regions read per mprotect at most (more: KRSI_MEM_UNKNOWN) */
+
+/* PROT_* as the kernel applies it (the hook's `prot`): READ_IMPLIES_EXEC adds PROT_EXEC to PROT_READ.
+ * (The kernel skips it on noexec files; this does not: an mmap of a noexec file may read executable.) */
+static __always_inline __u32 effective_prot(__u32 req)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 prot = req & (PROT_READ | PROT_WRITE | PROT_EXEC);
+	if ((prot & PROT_READ) && (BPF_CORE_READ(task, personality) & READ_IMPLIES_EXEC))
+		prot |= PROT_EXEC;
+	return prot;
+}
+
+/* what the regions of [addr, end) were before an mprotect (filled by vma_cb, one region per call) */
+struct vma_walk {
+	__u64 addr, end;
+	__u32 old_prot;   /* of the first region */
+	__u32 added;      /* a region not executable before */
+	__u32 written;    /* ...that is writable or was written */
+	__u32 seen;       /* regions read */
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct vma_walk *w)
+{
+	unsigned long fl = BPF_CORE_READ(vma, vm_flags);
+	if (w->seen == 0)
+		w->old_prot = fl & (PROT_READ | PROT_WRITE | PROT_EXEC);  /* VM_READ/WRITE/EXEC are PROT_*'s bits */
+	w->seen++;
+	if (!(fl & VM_EXEC)) {
+		w->added = 1;
+		if ((fl & VM_WRITE) || BPF_CORE_READ(vma, anon_vma))
+			w->written = 1;
+	}
+	w->addr = BPF_CORE_READ(vma, vm_end);
+	return 0;
+}
+
+/* KRSI_MEM_* bits of an mprotect to `prot` (effective) of [start, start + len) */
+static __always_inline __u32 mprotect_bits(__u64 start, __u64 len, __u32 prot, __u32 *old_prot)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct vma_walk w = { .addr = start & ~0xfffULL, .end = start + len };
+	__u32 bits = 0;
+	int i;
+
+	for (i = 0; i < KRSI_MEM_VMAS; i++) {
+		if (w.addr >= w.end)
+			break;
+		if (bpf_find_vma(task, w.addr, vma_cb, &w, 0))
+			break;  /* no region there (the call fails) or mmap_lock busy */
+	}
+	*old_prot = w.old_prot;
+	if (w.addr < w.end) {
+		bits |= KRSI_MEM_UNKNOWN;  /* not all read: fail closed */
+		w.added = w.written = 1;
+	}
+	if (w.added)
+		bits |= KRSI_MEM_EXEC_ADDED;
+	if ((prot & PROT_WRITE) || w.written)
+		bits |= KRSI_MEM_WX;
+	if (w.written && !(prot & PROT_WRITE))
+		bits |= KRSI_MEM_FLIP;
+	return bits;
+}
+
 static __always_inline void mprotect(struct sys_enter_ctx *ctx)
 {
 	if (is_self())
-		return;  /* before reserving: node's JIT mprotects a lot */
-	struct krsi_mprotect_event *ev = reserve(sizeof(*ev), KRSI_EV_MPROTECT);
+		return;  /* before anything else: node's JIT mprotects a lot */
+	__u32 req = ctx->args[2];
+	__u32 prot = effective_prot(req);
+	if (!(prot & PROT_EXEC))
+		return;  /* nothing becomes executable: not emitted (the flood case) */
+	__u32 old = 0;
+	__u32 bits = mprotect_bits(ctx->args[0], ctx->args[1], prot, &old);
+	if (!(bits & KRSI_MEM_EXEC_ADDED) && !((prot & PROT_WRITE) && (prot & PROT_EXEC)))
+		return;  /* executable already, and not writable: nothing new */
+	struct krsi_mem_event *ev = reserve_mem(sizeof(*ev), KRSI_EV_MPROTECT);
 	if (!ev)
 		return;
 	fill_hdr(&ev->hdr, KRSI_EV_MPROTECT);
 	ev->start = ctx->args[0];
 	ev->len = ctx->args[1];
-	ev->prot = ctx->args[2];
-	ev->_pad = 0;
+	ev->prot = prot;
+	ev->reqprot = req;
+	ev->flags = 0;
+	ev->mem = bits;
+	ev->old_prot = old;
+	ev->ret = 0;
+	__builtin_memset(&ev->file, 0, sizeof(ev->file));
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -691,6 +807,138 @@ int krsi_pkey_mprotect(struct sys_enter_ctx *ctx)
 {
 	mprotect(ctx);
 	return 0;
+}
+
+/* mmap in flight: sys_enter (the protection asked) -> sys_exit (the address), keyed by pid_tgid; only
+ * executable mappings are remembered */
+struct mmap_start {
+	__u64 addr, len;
+	__u32 prot, reqprot, flags, _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct mmap_start);
+} mmaps SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_mmap")
+int krsi_mmap_enter(struct sys_enter_ctx *ctx)
+{
+	if (is_self())
+		return 0;
+	__u32 req = ctx->args[2];
+	__u32 prot = effective_prot(req);
+	if (!(prot & PROT_EXEC))
+		return 0;  /* not executable: not ours (most mmaps) */
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mmap_start st = { .addr = ctx->args[0], .len = ctx->args[1], .prot = prot, .reqprot = req, .flags = ctx->args[3] };
+	bpf_map_update_elem(&mmaps, &id, &st, BPF_ANY);
+	return 0;
+}
+
+/* the file behind the new mapping (vm_file), read at exit */
+struct mmap_file_walk {
+	struct krsi_file_id file;
+	__u32 shmem;
+	__u32 writable;   /* the file is open for writing: its code can be written through the fd or another mapping */
+	__u64 len;   /* the region's length (shmat: the segment's) */
+};
+
+static long mmap_cb(struct task_struct *task, struct vm_area_struct *vma, struct mmap_file_walk *w)
+{
+	struct file *f = BPF_CORE_READ(vma, vm_file);
+	w->len = BPF_CORE_READ(vma, vm_end) - BPF_CORE_READ(vma, vm_start);
+	if (!f)
+		return 0;
+	file_id(f, &w->file);
+	w->shmem = BPF_CORE_READ(f, f_inode, i_sb, s_magic) == TMPFS_MAGIC;
+	w->writable = (BPF_CORE_READ(f, f_mode) & FMODE_WRITE) != 0;
+	return 0;
+}
+
+static __always_inline int mmap_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mmap_start *st = bpf_map_lookup_elem(&mmaps, &id);
+	if (!st)
+		return 0;
+	struct mmap_start s = *st;
+	bpf_map_delete_elem(&mmaps, &id);
+	bool failed = ret < 0 && ret >= -4095;
+	struct mmap_file_walk w = {};
+	__u32 bits = 0;
+	if (failed) {
+		if (s.flags & MAP_ANONYMOUS)
+			bits |= KRSI_MEM_ANON;
+	} else {
+		struct task_struct *task = bpf_get_current_task_btf();
+		if (bpf_find_vma(task, ret, mmap_cb, &w, 0))
+			bits |= KRSI_MEM_UNKNOWN;
+		else if (!w.file.ino)
+			bits |= KRSI_MEM_ANON;
+		else if (w.shmem)
+			bits |= KRSI_MEM_SHMEM;
+	}
+	/* a file mapped executable and not writable, from an fd open read-only (ld.so's libraries), is not an event */
+	if (!(s.prot & PROT_WRITE) && !w.writable && !(bits & (KRSI_MEM_ANON | KRSI_MEM_SHMEM | KRSI_MEM_UNKNOWN)))
+		return 0;
+	bits |= KRSI_MEM_EXEC_ADDED;  /* a new mapping is executable */
+	if (w.writable && !(bits & KRSI_MEM_SHMAT))
+		bits |= KRSI_MEM_WX;  /* executable, of a file open for writing: a second mapping or write(2) writes its code */
+	if (s.flags & KRSI_SHMAT_FLAG) {
+		bits |= KRSI_MEM_SHMAT;
+		s.flags &= ~KRSI_SHMAT_FLAG;
+	}
+	if (s.prot & PROT_WRITE)
+		bits |= KRSI_MEM_WX;
+	struct krsi_mem_event *ev = reserve_mem(sizeof(*ev), KRSI_EV_MMAP);
+	if (!ev)
+		return 0;
+	fill_hdr(&ev->hdr, KRSI_EV_MMAP);
+	ev->start = failed ? s.addr : (__u64)ret;
+	ev->len = s.len ? s.len : w.len;
+	ev->prot = s.prot;
+	ev->reqprot = s.reqprot;
+	ev->flags = s.flags;
+	ev->mem = bits;
+	ev->old_prot = 0;
+	ev->ret = failed ? ret : 0;
+	ev->file = w.file;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int krsi_mmap_exit(struct sys_exit_ctx *ctx)
+{
+	return mmap_exit(ctx->ret);
+}
+
+/* shmat(SHM_EXEC) maps a SysV segment executable, writable unless SHM_RDONLY: an mmap event of its own
+ * kind (flags: the shmflg), remembered in the same map as an mmap in flight */
+#define SHM_RDONLY 010000
+#define SHM_EXEC   0100000
+
+SEC("tp/syscalls/sys_enter_shmat")
+int krsi_shmat_enter(struct sys_enter_ctx *ctx)
+{
+	if (is_self())
+		return 0;
+	__u32 shmflg = ctx->args[2];
+	if (!(shmflg & SHM_EXEC))
+		return 0;  /* not executable */
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 prot = PROT_READ | PROT_EXEC | ((shmflg & SHM_RDONLY) ? 0 : PROT_WRITE);
+	struct mmap_start st = { .addr = ctx->args[1], .len = 0, .prot = prot, .reqprot = prot, .flags = shmflg | KRSI_SHMAT_FLAG };
+	bpf_map_update_elem(&mmaps, &id, &st, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_shmat")
+int krsi_shmat_exit(struct sys_exit_ctx *ctx)
+{
+	return mmap_exit(ctx->ret);
 }
 
 /* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */

@@ -24,7 +24,7 @@ export type MapName = (typeof MAP_NAMES)[number];
 export const MAP_PINS: Record<MapName, string> = Object.fromEntries(MAP_NAMES.map((m) => [m, `${ENFORCE_PIN_DIR}/${m}`])) as Record<MapName, string>;
 
 /** the LSM (and lifecycle) programs of bpf/enforce.bpf.c, each pinned as a link at LINK_PINS[prog] */
-export const PROG_NAMES = ['krsi_bprm_check', 'krsi_bprm_fileless', 'krsi_file_mprotect', 'krsi_kernel_read_file', 'krsi_kernel_load_data', 'krsi_fork', 'krsi_exit'] as const;
+export const PROG_NAMES = ['krsi_bprm_check', 'krsi_bprm_fileless', 'krsi_file_mprotect', 'krsi_mmap_file', 'krsi_shm_shmat', 'krsi_kernel_read_file', 'krsi_kernel_load_data', 'krsi_fork', 'krsi_exit'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 export const LINK_PINS: Record<ProgName, string> = Object.fromEntries(PROG_NAMES.map((p) => [p, `${ENFORCE_PIN_DIR}/link_${p}`])) as Record<ProgName, string>;
 /** the LSM hook each program attaches to (lifecycle program: a tracepoint) */
@@ -32,6 +32,8 @@ export const PROG_HOOKS: Record<ProgName, string> = {
   krsi_bprm_check: 'lsm/bprm_check_security',
   krsi_bprm_fileless: 'lsm/bprm_check_security',
   krsi_file_mprotect: 'lsm/file_mprotect',
+  krsi_mmap_file: 'lsm/mmap_file',
+  krsi_shm_shmat: 'lsm/shm_shmat',
   krsi_kernel_read_file: 'lsm/kernel_read_file',
   krsi_kernel_load_data: 'lsm/kernel_load_data',
   krsi_fork: 'tp_btf/sched_process_fork',

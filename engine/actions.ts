@@ -93,7 +93,9 @@ function eventWhat(e: KrsiEvent): string {
     case 'exec': return ` ${e.filename}`;
     case 'fork': return ` child ${e.child_pid}`;
     case 'unlink': return ` ${e.path}`;
-    case 'mprotect': return ` prot ${e.prot}`;
+    case 'mprotect': return ` prot ${e.prot}${e.wx ? ' wx' : ''}`;
+    case 'mmap': return ` prot ${e.prot}${e.wx ? ' wx' : ''}${e.anon ? ' anon' : ''}`;
+    case 'lost': return ` ${e.count} ${e.class}`;
     case 'module_load': return ` ${e.name}`;
     case 'module_unload': return ` ${e.name}`;
     case 'module_list': return ` ${e.modules?.length ?? 0} modules`;

@@ -3,8 +3,8 @@
 // decoded by abi.ts decodeDenied, the enforcer's decoder too (signals/EVENTS.md, `denied`).
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
-import { EV, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
-import type { ExecEvent, ExecExe, KrsiEvent, LdsoOptions, UnlinkEvent } from './events.ts';
+import { EV, KRSI_MEM, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
+import type { ExecEvent, ExecExe, KrsiEvent, LdsoOptions, MmapEvent, MprotectEvent, UnlinkEvent } from './events.ts';
 
 /** a wait status (task->exit_code) as a shell would report it: the exit code, or 128 + signal */
 export function exitCodeFromStatus(status: number): number {
@@ -22,14 +22,17 @@ const EXEC_SIZE = L.krsi_exec_event.fields.area;
 const FORK_SIZE = L.krsi_fork_event.size;
 const EXIT_SIZE = L.krsi_exit_event.size;
 const UNLINK_SIZE = L.krsi_unlink_event.size;
-const MPROTECT_SIZE = L.krsi_mprotect_event.size;
+const MEM_SIZE = L.krsi_mem_event.size;
 const MODULE_SIZE = L.krsi_module_event.size;
 const DENIED_SIZE = L.krsi_denied_event.size;
-const { exec: K_EXEC, fork: K_FORK, exit: K_EXIT, unlink: K_UNLINK, mprotect: K_MPROTECT, module_load: K_MODULE_LOAD, module_unload: K_MODULE_UNLOAD, denied: K_DENIED } = EV;
+const { exec: K_EXEC, fork: K_FORK, exit: K_EXIT, unlink: K_UNLINK, mprotect: K_MPROTECT, mmap: K_MMAP, module_load: K_MODULE_LOAD, module_unload: K_MODULE_UNLOAD, denied: K_DENIED } = EV;
 const { ts: H_TS, kind: H_KIND, pid: H_PID, tid: H_TID, ppid: H_PPID, uid: H_UID, cgroup: H_CGROUP, comm: H_COMM } = L.krsi_hdr.fields;
 const H_EXE_INO = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.ino;
 const H_EXE_DEV = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.dev;
-const { start: M_START, len: M_LEN, prot: M_PROT } = L.krsi_mprotect_event.fields;
+const { start: M_START, len: M_LEN, prot: M_PROT, reqprot: M_REQPROT, flags: M_FLAGS, mem: M_MEM, old_prot: M_OLD, ret: M_RET } = L.krsi_mem_event.fields;
+const M_FILE_INO = L.krsi_mem_event.fields.file + L.krsi_file_id.fields.ino;
+const M_FILE_DEV = L.krsi_mem_event.fields.file + L.krsi_file_id.fields.dev;
+const { WX, EXEC_ADDED, FLIP, UNKNOWN, ANON, SHMEM, SHMAT } = KRSI_MEM;
 const FORK_CHILD = L.krsi_fork_event.fields.child_pid;
 const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
@@ -152,7 +155,7 @@ export class Decoder {
     const v = this.view(b);
     const kind = v.getUint32(o + H_KIND, true);
     const min =
-      kind === K_MPROTECT ? MPROTECT_SIZE : kind === K_EXEC ? EXEC_SIZE : kind === K_FORK ? FORK_SIZE : kind === K_EXIT ? EXIT_SIZE
+      kind === K_MPROTECT || kind === K_MMAP ? MEM_SIZE : kind === K_EXEC ? EXEC_SIZE : kind === K_FORK ? FORK_SIZE : kind === K_EXIT ? EXIT_SIZE
         : kind === K_UNLINK ? UNLINK_SIZE : kind === K_MODULE_LOAD || kind === K_MODULE_UNLOAD ? MODULE_SIZE : kind === K_DENIED ? DENIED_SIZE : -1;
     // too short, or an unknown kind
     if (len < min || min < 0) {
@@ -179,13 +182,44 @@ export class Decoder {
     switch (kind) {
       case K_MPROTECT: {
         exe.path = this.exePath(pid);
+        const mem = v.getUint32(o + M_MEM, true);
         // the hot path (storms): one literal
-        return {
+        const ev: MprotectEvent = {
           ts, type: 'mprotect', pid, ppid, uid, comm, exe, tid, cgroup,
           start: v.getUint32(o + M_START, true) + v.getUint32(o + M_START + 4, true) * 4294967296,
           len: v.getUint32(o + M_LEN, true) + v.getUint32(o + M_LEN + 4, true) * 4294967296,
           prot: v.getUint32(o + M_PROT, true),
+          reqprot: v.getUint32(o + M_REQPROT, true),
+          wx: (mem & WX) !== 0,
         };
+        if (mem & EXEC_ADDED) ev.exec_added = true;
+        if (mem & FLIP) ev.flip = true;
+        if (mem & UNKNOWN) ev.regions_unknown = true;
+        else ev.old_prot = v.getUint32(o + M_OLD, true);
+        return ev;
+      }
+      case K_MMAP: {
+        exe.path = this.exePath(pid);
+        const mem = v.getUint32(o + M_MEM, true);
+        const ev: MmapEvent = {
+          ts, type: 'mmap', pid, ppid, uid, comm, exe, tid, cgroup,
+          start: v.getUint32(o + M_START, true) + v.getUint32(o + M_START + 4, true) * 4294967296,
+          len: v.getUint32(o + M_LEN, true) + v.getUint32(o + M_LEN + 4, true) * 4294967296,
+          prot: v.getUint32(o + M_PROT, true),
+          reqprot: v.getUint32(o + M_REQPROT, true),
+          flags: v.getUint32(o + M_FLAGS, true),
+          wx: (mem & WX) !== 0,
+        };
+        if (mem & EXEC_ADDED) ev.exec_added = true;
+        if (mem & UNKNOWN) ev.regions_unknown = true;
+        if (mem & ANON) ev.anon = true;
+        if (mem & SHMEM) ev.shmem = true;
+        if (mem & SHMAT) ev.shmat = true;
+        const ino = v.getUint32(o + M_FILE_INO, true) + v.getUint32(o + M_FILE_INO + 4, true) * 4294967296;
+        if (ino) ev.file = { dev: fromKernel(v.getUint32(o + M_FILE_DEV, true)), ino };
+        const ret = v.getInt32(o + M_RET, true);
+        if (ret) ev.ret = ret;
+        return ev;
       }
       case K_EXEC: {
         const flags = v.getUint32(o + EXEC.flags, true);

@@ -93,6 +93,25 @@ function fileId(o: Obj, k: string, at: At): Obj {
   return f;
 }
 
+/** an optional boolean: typed when present */
+function optBool(o: Obj, k: string, at: At): void {
+  if (o[k] !== undefined) bool(o, k, at);
+}
+
+/** the fields mprotect and mmap share; an event without `wx` (a log from before issue 11) gets the
+ *  meaning it had: writable and executable at once iff prot has PROT_WRITE and PROT_EXEC */
+function mem(o: Obj, at: At): void {
+  uint(o, 'start', at);
+  uint(o, 'len', at);
+  uint(o, 'prot', at);
+  if (o.reqprot !== undefined) uint(o, 'reqprot', at);
+  if (o.wx === undefined) o.wx = ((o.prot as number) & 6) === 6;
+  else optBool(o, 'wx', at);
+  optBool(o, 'exec_added', at);
+  optBool(o, 'flip', at);
+  optBool(o, 'regions_unknown', at);
+}
+
 /**
  * Checks that `v` is a well-formed krsi event and returns it (the same object, extra fields kept).
  * Throws EventError naming `at.file`, `at.line` and the field path.
@@ -122,13 +141,13 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         const env = obj(o, 'env', at);
         for (const k in env) if (typeof env[k] !== 'string') fail(at, `env.${k}`, 'a string', env[k]);
       }
-      if (o.argv_truncated !== undefined) bool(o, 'argv_truncated', at);
+      if (o.argv_truncated !== undefined) optBool(o, 'argv_truncated', at);
       if (o.env_dup !== undefined) strArray(o, 'env_dup', at);
       if (o.env_all !== undefined) {
         const all = obj(o, 'env_all', at);
         for (const k in all) strArray(all, k, at, 'env_all.');
       }
-      if (o.env_truncated !== undefined) bool(o, 'env_truncated', at);
+      if (o.env_truncated !== undefined) optBool(o, 'env_truncated', at);
       if (o.ldso !== undefined) {
         const l = obj(o, 'ldso', at);
         for (const k in l) if (k === 'truncated' ? typeof l[k] !== 'boolean' : typeof l[k] !== 'string') fail(at, `ldso.${k}`, k === 'truncated' ? 'a boolean' : 'a string', l[k]);
@@ -156,10 +175,25 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       }
       break;
     case 'mprotect':
-      uint(o, 'start', at);
-      uint(o, 'len', at);
-      uint(o, 'prot', at);
+      mem(o, at);
+      if (o.old_prot !== undefined) uint(o, 'old_prot', at);
       break;
+    case 'mmap':
+      mem(o, at);
+      uint(o, 'flags', at);
+      optBool(o, 'anon', at);
+      optBool(o, 'shmem', at);
+      optBool(o, 'shmat', at);
+      if (o.file !== undefined) fileId(o, 'file', at);
+      if (o.ret !== undefined) int(o, 'ret', at);
+      break;
+    case 'lost': {
+      if (o.class !== 'bulk' && o.class !== 'rare') fail(at, 'class', 'bulk|rare', o.class);
+      uint(o, 'count', at);
+      const kinds = obj(o, 'kinds', at);
+      for (const k in kinds) uint(kinds, k, at, 'kinds.');
+      break;
+    }
     case 'module_load':
       str(o, 'name', at);
       if (o.file !== undefined) fileId(o, 'file', at);

@@ -2,7 +2,7 @@
 // One JSON object per line. Unknown extra fields are kept, never rejected.
 // Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied'] as const;
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'mmap', 'lost'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
@@ -109,12 +109,60 @@ export interface UnlinkEvent extends BaseEvent {
   target?: FileId & { nlink?: number };
 }
 
-export interface MprotectEvent extends BaseEvent {
-  type: 'mprotect';
+/** what mprotect and mmap events share (EVENTS.md, "Executable memory") */
+export interface MemFacts {
   start: number;
   len: number;
-  /** PROT_* bits (PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4) */
+  /** the effective PROT_* bits (PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4), READ_IMPLIES_EXEC applied;
+   *  in logs from before issue 11, the requested ones */
   prot: number;
+  /** PROT_* as asked (live events always carry it) */
+  reqprot?: number;
+  /** writable and executable at once, or made executable after it was written (per region). Absent
+   *  (older logs): prot has both PROT_WRITE and PROT_EXEC; the event contract fills it in on reading */
+  wx?: boolean;
+  /** a region that was not executable becomes executable */
+  exec_added?: boolean;
+  /** W->X: made executable after it was written, and no longer writable (what a staged payload and a
+   *  W^X JIT do; mprotect-storm counts these) */
+  flip?: boolean;
+  /** the regions could not all be read (mmap_lock busy, too many regions): taken as written */
+  regions_unknown?: boolean;
+}
+
+export interface MprotectEvent extends BaseEvent, MemFacts {
+  type: 'mprotect';
+  /** the region's PROT_* before the call (its first region), when known */
+  old_prot?: number;
+}
+
+/** an executable mapping: writable and executable, anonymous, or of a tmpfs/memfd file (a file mapped
+ *  read+exec, as ld.so maps libraries, is not an event) */
+export interface MmapEvent extends BaseEvent, MemFacts {
+  type: 'mmap';
+  /** MAP_* flags */
+  flags: number;
+  /** no file behind the mapping */
+  anon?: boolean;
+  /** the file is on tmpfs/shmem (memfd, /dev/shm, a SysV segment) */
+  shmem?: boolean;
+  /** a SysV segment attached with shmat(SHM_EXEC); flags is the shmflg */
+  shmat?: boolean;
+  /** the file mapped */
+  file?: FileId;
+  /** the error when the call failed (e.g. -1: EPERM, refused) */
+  ret?: number;
+}
+
+/** events the kernel could not hand over since the last `lost` event: its ring buffer was full */
+export interface LostEvent extends BaseEvent {
+  type: 'lost';
+  /** which ring: `bulk` (mprotect, mmap) or `rare` (every other kind) */
+  class: 'bulk' | 'rare';
+  /** records lost since the previous lost event of this class */
+  count: number;
+  /** the same, by event kind */
+  kinds: Record<string, number>;
 }
 
 export interface ModuleLoadEvent extends BaseEvent {
@@ -155,7 +203,9 @@ export type KrsiEvent =
   | ModuleLoadEvent
   | ModuleUnloadEvent
   | ModuleListEvent
-  | DeniedEvent;
+  | DeniedEvent
+  | MmapEvent
+  | LostEvent;
 
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;

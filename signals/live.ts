@@ -6,10 +6,11 @@ import { Observable, Subject, Subscription, concatMap } from 'rxjs';
 import { BpfObject, RingBuffer, quietly, requireLiveBpf, type BpfError, type BpfMap } from '../bpf/libbpf.ts';
 import { ensureObject } from '../bpf/build.ts';
 import { childLogger } from '../lib/logger.ts';
-import type { KrsiEvent } from './events.ts';
+import type { KrsiEvent, LostEvent } from './events.ts';
+import { bootNs } from './clock.ts';
 import { EV, KRSI_ENV_NAME_LEN, KRSI_EV_MAX } from '../bpf/abi.ts';
 import { Decoder } from './decode.ts';
-import { moduleList$, moduleListUnavailable } from './modules.ts';
+import { moduleList$, moduleListUnavailable, selfIdentity } from './modules.ts';
 
 const log = childLogger('signals');
 
@@ -29,7 +30,7 @@ const WATCH_MAX = 256;
 const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
-  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
+  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
 };
 
 /** the module programs: not loaded on a kernel without modules */
@@ -42,6 +43,8 @@ const MEANING: Record<string, string> = {
   module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
+  mmap: 'no mmap events (W+X and anonymous executable mappings)',
+  shmat: 'shmat(SHM_EXEC) is not reported as an mmap event',
 };
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
@@ -53,8 +56,10 @@ export interface SignalsOptions {
   modulesInterval?: number;
   /** how often lost events are checked and logged, ms (default 5000; 0: never) */
   lostInterval?: number;
-  /** ring buffer size in bytes (a power of two, default the program's 16 MiB) */
+  /** ring buffer size in bytes of the rare kinds' ring (a power of two, default the program's 16 MiB) */
   ringBytes?: number;
+  /** the same for the bulk ring of mprotect and mmap events (default 8 MiB) */
+  memRingBytes?: number;
   /** drop krsi's own events in the kernel (default true: its JIT's mprotects would loop) */
   filterSelf?: boolean;
 }
@@ -141,6 +146,32 @@ function u32(n: number): Buffer {
   return b;
 }
 
+/** the kinds on the bulk ring (mem_events); every other kind is on the rare ring (events) */
+export const BULK_KINDS: readonly string[] = ['mprotect', 'mmap'];
+
+/**
+ * `lost` events for what was lost since `seen` (per kind, updated): one per class whose count grew
+ * (signals/EVENTS.md, `lost`)
+ */
+export function lostEvents(by: Record<string, number>, seen: Record<string, number>, ts: number, who: ReturnType<typeof selfIdentity>): LostEvent[] {
+  const out: LostEvent[] = [];
+  for (const cls of ['rare', 'bulk'] as const) {
+    const kinds: Record<string, number> = {};
+    let count = 0;
+    for (const [k, n] of Object.entries(by)) {
+      if ((BULK_KINDS.includes(k) ? 'bulk' : 'rare') !== cls) continue;
+      const d = n - (seen[k] ?? 0);
+      if (d > 0) {
+        kinds[k] = d;
+        count += d;
+        seen[k] = n;
+      }
+    }
+    if (count) out.push({ ts, type: 'lost', ...who, class: cls, count, kinds });
+  }
+  return out;
+}
+
 /** per-kind sums of the per-CPU "lost" counters */
 function readLost(m: BpfMap): Record<string, number> {
   const out: Record<string, number> = {};
@@ -166,6 +197,7 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
       if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
       const keys = watchKeys(o.watchEnv ?? []);
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
+      if (o.memRingBytes) obj.setMaxEntries('mem_events', o.memRingBytes);
       if (noModules) for (const p of MODULE_PROGS) obj.setAutoload(p, false);
       obj.load();
       // before any program attaches: the first exec seen already knows every name
@@ -250,6 +282,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       if (e) push(e);
     }, { view: true });
     ring.add(obj.map('events'));
+    ring.add(obj.map('mem_events'));
     ring.start();
 
     if (!noList) {
@@ -263,6 +296,13 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     const lostMap = obj.map('lost');
     let lostSeen = 0;
     let finalLost: Record<string, number> = {};
+    // what `lost` events have reported, per kind
+    const lostReported: Record<string, number> = {};
+    let who: ReturnType<typeof selfIdentity> | undefined;
+    const reportLost = (by: Record<string, number>) => {
+      const ev = lostEvents(by, lostReported, bootNs(), (who ??= selfIdentity()));
+      for (const e of ev) push(e);
+    };
     const lostInterval = o.lostInterval ?? 5000;
     if (lostInterval > 0) {
       const t = setInterval(() => {
@@ -270,6 +310,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         const total = Object.values(by).reduce((a, b) => a + b, 0);
         if (total > lostSeen) log.warn({ lost: total - lostSeen, by }, `lost ${total - lostSeen} events (ring buffer full)`);
         lostSeen = total;
+        reportLost(by);
       }, lostInterval);
       t.unref();
       timers.push(t);
@@ -296,6 +337,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
           await ring?.stop();
           try {
             finalLost = readLost(lostMap);
+            reportLost(finalLost);
           } finally {
             obj.close();
             flush();

@@ -19,6 +19,8 @@ export interface MapsView<C> {
   moduleName(name: string, bit: number, ts: number): C | undefined;
   /** mprotect_count: count this call when the counter is on; the count after it (0: off) */
   count(pid: number): number;
+  /** mprotect_count: the count, without counting (0: off or none) */
+  counted(pid: number): number;
   /** the counter's cause when `n` is over the limit */
   overLimit(n: number): C | undefined;
   /** module_deny: the cause when denylisted (model: by name; kernel: by file) */
@@ -56,8 +58,10 @@ const MAP_CODE = { deny_inode: 0, deny_tgid: 1, deny_module_name: 2, mprotect_co
 interface Compiled {
   row: HookRow;
   applies: HookRow['applies'];
-  /** the hook counts the call first (mprotect_count) */
-  counts: boolean;
+  /** the hook reads the counter (mprotect_count) */
+  reads: boolean;
+  /** which calls it counts first */
+  counts: HookRow['counts'];
   /** per check, in order: the map it reads */
   codes: number[];
 }
@@ -67,7 +71,7 @@ function compile(h: HookRow): Compiled {
     if (!(c.map in MAP_CODE)) throw new Error(`hook ${h.hook}: no lookup for map ${c.map}`);
     return MAP_CODE[c.map as keyof typeof MAP_CODE];
   });
-  return { row: h, applies: h.applies, counts: h.checks.some((c) => c.map === 'mprotect_count'), codes };
+  return { row: h, applies: h.applies, reads: h.checks.some((c) => c.map === 'mprotect_count'), counts: h.counts, codes };
 }
 
 const EXIT_CLEARS = LIFECYCLE.find((r) => r.on === 'exit')!.clears;
@@ -76,6 +80,7 @@ const FORK_COPIES = LIFECYCLE.find((r) => r.on === 'fork')!.copies;
 export class Hooks<C> {
   private readonly exec = compile(hookFor('exec')!);
   private readonly mprotect = compile(hookFor('mprotect')!);
+  private readonly mmap = compile(hookFor('mmap')!);
   private readonly moduleLoad = compile(hookFor('module_load')!);
   /** kernel_load_data: a module from memory (the log cannot tell it from a file load, see its note) */
   private readonly loadData = compile(SEMANTICS.find((h) => h.hook === 'kernel_load_data')!);
@@ -110,6 +115,11 @@ export class Hooks<C> {
         pid = ev.pid;
         ts = ev.ts;
         break;
+      case 'mmap':
+        h = this.mmap;
+        pid = ev.pid;
+        ts = ev.ts;
+        break;
       case 'module_load':
         pid = ev.pid;
         ts = ev.ts;
@@ -131,7 +141,7 @@ export class Hooks<C> {
         return undefined;
     }
     if (exempt(pid, v.self)) return undefined;
-    const n = h.counts ? v.count(pid) : 0;
+    const n = !h.reads ? 0 : h.counts !== undefined && h.counts(ev) ? v.count(pid) : v.counted(pid);
     if (h.applies !== undefined && !h.applies(ev)) return undefined;
     const codes = h.codes;
     const bit = h.row.bit;

@@ -94,6 +94,9 @@ class ModelMaps implements MapsView<Cause> {
     this.mprotectCount.set(pid, n);
     return n;
   }
+  counted(pid: number): number {
+    return this.limit === 0 ? 0 : (this.mprotectCount.get(pid) ?? 0);
+  }
   overLimit(n: number): Cause | undefined {
     return this.limit > 0 && n > this.limit ? this.limitCause : undefined;
   }

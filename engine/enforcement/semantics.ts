@@ -55,7 +55,7 @@ export type EnforcementMap =
   | 'deny_inode' // key krsi_inode_key {dev, ino}, value krsi_verdict {expires, ops, rule_id}
   | 'deny_tgid' // key __u32 tgid, value krsi_verdict
   | 'deny_module_name' // model only: module name -> verdict (kernel: resolved to deny_inode)
-  | 'mprotect_count' // key __u32 tgid, value __u64 count of mprotect calls (every call)
+  | 'mprotect_count' // key __u32 tgid, value __u64 count of W->X flips (mprotect making written memory executable, dropping write)
   | 'module_allow' // key krsi_inode_key (model: module name), presence = allowed
   | 'module_deny' // key krsi_inode_key (model: module name), presence = denied
   | 'module_refused' // key __u32 tgid, value {until, reason, rule_id}: a refused module file (kernel only state, not pinned)
@@ -75,13 +75,15 @@ export interface CheckRow {
 
 export interface HookRow {
   /** the LSM hook (SEC("lsm/<hook>")) */
-  hook: 'bprm_check_security' | 'file_mprotect' | 'kernel_read_file' | 'kernel_load_data';
+  hook: 'bprm_check_security' | 'file_mprotect' | 'mmap_file' | 'kernel_read_file' | 'kernel_load_data';
   /** the event type the replay model checks against this hook */
   event: EventType;
   op: SingleOp;
   bit: number;
   /** does this event reach the op at all (else: allow, after counting); absent: every event does */
   applies?: (ev: KrsiEvent) => boolean;
+  /** which calls mprotect_count counts (before the checks, when the counter is on); absent: none */
+  counts?: (ev: KrsiEvent) => boolean;
   /** the key of the subject as the hook sees it */
   checks: CheckRow[];
   note?: string;
@@ -91,7 +93,7 @@ export interface HookRow {
 export const PRELUDE = [
   'an earlier LSM returned non-zero: return it (kernel only)',
   'tgid 1 (init) and krsi\'s own tgid (config.krsi_tgid; enforcement.ts exempt()): allow',
-  'mprotect hook only: count the call in mprotect_count[tgid] (every call, any prot), when the limit is on',
+  'file_mprotect only: count a W->X flip in mprotect_count[tgid] (prot & PROT_EXEC, !(prot & PROT_WRITE), the region not executable and writable or written: VM_WRITE or an anon_vma), when the limit is on',
   'an entry is live iff expires == 0 || now < expires (now: bpf_ktime_get_boot_ns(); replay: the event ts)',
   'no live entry: allow',
 ] as const;
@@ -147,11 +149,29 @@ export const SEMANTICS: readonly HookRow[] = [
     op: 'mprotect_exec',
     bit: KRSI_OP.MPROTECT_EXEC,
     applies: (ev) => ((ev as { prot?: number }).prot! & PROT_EXEC) !== 0,
+    counts: (ev) => (ev as { flip?: boolean }).flip === true,
     checks: [
-      { reason: 'TGID', map: 'deny_tgid', key: 'the calling tgid', denies: 'reqprot & PROT_EXEC and entry.ops & MPROTECT_EXEC (verdict or quarantine)' },
-      { reason: 'MPROTECT_LIMIT', map: 'mprotect_count', key: 'the calling tgid', denies: 'reqprot & PROT_EXEC and count (including this call) > config.mprotect_limit' },
+      { reason: 'TGID', map: 'deny_tgid', key: 'the calling tgid', denies: 'prot & PROT_EXEC (effective: READ_IMPLIES_EXEC applied) and entry.ops & MPROTECT_EXEC (verdict or quarantine)' },
+      { reason: 'MPROTECT_LIMIT', map: 'mprotect_count', key: 'the calling tgid', denies: 'prot & PROT_EXEC and the W->X flip count (including this call) > config.mprotect_limit' },
     ],
-    note: '"adds PROT_EXEC" is tested on the requested prot only (reqprot & PROT_EXEC), not the vma\'s old flags, so the log can say it',
+    note:
+      'the hook\'s effective `prot` is tested, not `reqprot` (READ_IMPLIES_EXEC turns PROT_READ into PROT_READ|PROT_EXEC); the kernel calls it once per region, ' +
+      'the log has one event per call (its `prot` is the effective one; older logs: the requested one). Only W->X flips count (event flip: true; older logs have none)',
+  },
+  {
+    hook: 'mmap_file',
+    event: 'mmap',
+    op: 'mprotect_exec',
+    bit: KRSI_OP.MPROTECT_EXEC,
+    applies: (ev) => ((ev as { prot?: number }).prot! & PROT_EXEC) !== 0,
+    checks: [
+      { reason: 'TGID', map: 'deny_tgid', key: 'the calling tgid', denies: 'prot & PROT_EXEC (effective) and entry.ops & MPROTECT_EXEC: an mprotect_exec verdict or quarantine refuses executable mappings too' },
+      { reason: 'MPROTECT_LIMIT', map: 'mprotect_count', key: 'the calling tgid', denies: 'prot & PROT_EXEC and the flip count > config.mprotect_limit (an mmap is never a flip: not counted)' },
+    ],
+    note:
+      'krsi_mmap_file (and krsi_shm_shmat for shmat(SHM_EXEC), which maps without mmap_file: its mmap event carries shmat); every mmap with PROT_EXEC, of a file or anonymous. The log has mmap events only for writable+executable, anonymous or tmpfs executable mappings, ' +
+      'so a refused mapping of an ordinary file (a library) is in the log as its kernel `denied` record only. The kernel maps a new program\'s image ' +
+      'through mmap_file too: a process under an mprotect_exec verdict (or past the counter) cannot exec anything (the exec fails after the point of no return: the process dies)',
   },
   {
     hook: 'kernel_read_file',

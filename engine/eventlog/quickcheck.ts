@@ -20,6 +20,7 @@ function strings(v: unknown): boolean {
 
 /** a file id (exe, unlink target, module file): dev and ino */
 const fileId = (v: unknown) => isObj(v) && isU(v.dev) && isU(v.ino);
+const optBool = (v: unknown) => v === undefined || typeof v === 'boolean';
 const sha256 = (v: unknown) => v === undefined || (typeof v === 'string' && SHA256.test(v));
 
 /** true only when validateEvent(v) would pass (false: ask validateEvent) */
@@ -48,7 +49,9 @@ export function quickValid(v: unknown): boolean {
     case 'unlink':
       return typeof o.path === 'string' && (o.target === undefined || (isObj(o.target) && fileId(o.target) && (o.target.nlink === undefined || isU(o.target.nlink))));
     case 'mprotect':
-      return isU(o.start) && isU(o.len) && isU(o.prot);
+      // without wx (an older log) validateEvent fills it in: not a quick yes
+      return isU(o.start) && isU(o.len) && isU(o.prot) && typeof o.wx === 'boolean' && (o.reqprot === undefined || isU(o.reqprot)) &&
+        (o.old_prot === undefined || isU(o.old_prot)) && optBool(o.exec_added) && optBool(o.flip) && optBool(o.regions_unknown);
     case 'module_load':
       return typeof o.name === 'string' && (o.file === undefined || fileId(o.file)) && sha256(o.sha256);
     case 'module_unload':

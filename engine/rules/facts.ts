@@ -11,8 +11,11 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   child_pid: ['fork'],
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
-  start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
-  name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
+  start: ['mprotect', 'mmap'], len: ['mprotect', 'mmap'], prot: ['mprotect', 'mmap'], reqprot: ['mprotect', 'mmap'],
+  wx: ['mprotect', 'mmap'], exec_added: ['mprotect', 'mmap'], flip: ['mprotect', 'mmap'], regions_unknown: ['mprotect', 'mmap'],
+  old_prot: ['mprotect'], flags: ['mmap'], anon: ['mmap'], shmem: ['mmap'], shmat: ['mmap'], ret: ['mmap'],
+  class: ['lost'], count: ['lost'], kinds: ['lost'],
+  name: ['module_load', 'module_unload'], file: ['module_load', 'mmap'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],
   modules: ['module_list'],
   op: ['denied'], key: ['denied'], rule: ['denied'],
@@ -60,6 +63,8 @@ export const FACT_SHAPES: Record<string, Shape> = {
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
   argv_truncated: S, env_dup: { arr: S }, env_all: 'any', env_truncated: S, ldso: LDSO, script: { obj: { dev: S, ino: S, nlink: S, memfd: S } },
   path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
+  reqprot: S, wx: S, exec_added: S, flip: S, regions_unknown: S, old_prot: S, flags: S, anon: S, shmem: S, shmat: S, ret: S,
+  class: S, count: S, kinds: 'any',
   name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {
     obj: {

@@ -56,7 +56,7 @@ export type ActionJson =
 
 /** static in-kernel configuration a rule asks for when it enforces */
 export interface KernelJson {
-  /** the KRSI talk's counter: deny adding PROT_EXEC after this many mprotects per tgid */
+  /** the KRSI talk's counter, on W->X flips: past this many flips per tgid, deny its executable mprotects and mmaps */
   mprotect_limit?: number;
   /** name of a list of module names: only these may load */
   module_allowlist?: string;

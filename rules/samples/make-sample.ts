@@ -115,8 +115,8 @@ function unlink(p: Proc, at: number, path: string, target: { dev: number; ino: n
   out.push({ ...base(p, at), type: 'unlink', path, target });
 }
 
-function mprotect(p: Proc, at: number, start: number, len: number, prot: number) {
-  out.push({ ...base(p, at), type: 'mprotect', start, len, prot });
+function mprotect(p: Proc, at: number, start: number, len: number, prot: number, facts: Record<string, unknown> = {}) {
+  out.push({ ...base(p, at), type: 'mprotect', start, len, prot, ...facts });
 }
 
 function moduleLoad(p: Proc, at: number, name: string, file?: { dev: number; ino: number }) {
@@ -306,8 +306,11 @@ function scene2(bash: Proc, t: number) {
   const imp = spawn(root, t + 1 * S, 4121, '/tmp/.x/kworkerd', ['[kworker/0:2H]']);
   imp.comm = 'kworker/0:2H';
   unlink(imp, t + 1 * S + 5 * MS, '/tmp/.x/kworkerd', { dev: TMP, ino: 70_200, nlink: 0 });
-  // it unpacks itself: 130 mprotects in 1.3 s (the 101st trips the talk's rule)
-  for (let i = 0; i < 130; i++) mprotect(imp, t + 1 * S + 10 * MS + i * 10 * MS, 0x7f10_0000_0000 + i * 0x1000, 0x1000, [3, 7, 5][i % 3]);
+  // it unpacks itself: writes 130 pages and flips each W->X in 1.3 s (the 101st flip trips the talk's
+  // rule); its RW mprotects are not emitted (nothing becomes executable)
+  for (let i = 0; i < 130; i++) {
+    mprotect(imp, t + 1 * S + 10 * MS + i * 10 * MS, 0x7f10_0000_0000 + i * 0x1000, 0x1000, 5, { reqprot: 5, wx: true, exec_added: true, flip: true, old_prot: 3 });
+  }
   // loads its rootkit module: not on the allowlist, and it hides from /proc/modules
   const ins = spawn(imp, t + 3 * S, 4122, '/usr/sbin/insmod', ['insmod', '/tmp/.x/diamorphine.ko']);
   loadModule(ins, t + 3 * S + 40 * MS, 'diamorphine', { dev: TMP, ino: 70_210 });
@@ -378,6 +381,9 @@ function scene2(bash: Proc, t: number) {
     out.push({ ...base(krsi, at), type: 'module_list', modules: listed() });
   }
 }
+
+// ---- krsi's own lost-event report: the implant's flip storm (+226 s) overflowed the memory ring ----
+out.push({ ...base(krsi, T0 + 230 * S), type: 'lost', class: 'bulk', count: 2048, kinds: { mprotect: 2048 } });
 
 // ---- end of the session ----
 exit(node, T0 + 265 * S);

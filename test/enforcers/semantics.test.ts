@@ -50,6 +50,9 @@ function ev(type: KrsiEvent['type'], pid: number, extra: Record<string, unknown>
 }
 const exec = (pid: number, exe = { path: '/bin/t', dev: 1, ino: 1 }, ts?: number) => ev('exec', pid, { filename: exe.path, exe }, ts);
 const mprot = (pid: number, prot: number, ts?: number) => ev('mprotect', pid, { start: 0, len: 4096, prot }, ts);
+/** a W->X flip: written memory made executable, write dropped */
+const flip = (pid: number, ts?: number) => ev('mprotect', pid, { start: 0, len: 4096, prot: 5, wx: true, flip: true }, ts);
+const mmapx = (pid: number, prot: number, ts?: number) => ev('mmap', pid, { start: 0, len: 4096, prot, flags: 0x22, anon: true }, ts);
 const modload = (pid: number, name: string, ts?: number) => ev('module_load', pid, { name, file: MODS[name] }, ts);
 /** init_module from memory: a module_load without `file` */
 const memload = (pid: number, name: string, ts?: number) => ev('module_load', pid, { name }, ts);
@@ -97,13 +100,24 @@ const ROWS: Row[] = [
     ],
   },
   {
-    name: 'the in-kernel mprotect counter: the call over the limit adding PROT_EXEC is denied, another process is not',
+    name: 'the in-kernel counter counts W->X flips only: the flip over the limit is denied, then every executable mmap, another process is not',
     kernel: { mprotect_limit: 3 },
     steps: [
-      { ev: mprot(90, 3) }, { ev: mprot(90, 7) }, { ev: mprot(90, 3) },
+      { ev: mprot(90, 3) }, { ev: mprot(90, 7) }, { ev: mmapx(90, 7) }, { ev: flip(90) }, { ev: flip(90) }, { ev: flip(90) },
       { ev: mprot(90, 3) },
-      { ev: mprot(90, 5), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
-      { ev: mprot(91, 5) },
+      { ev: flip(90), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+      { ev: mmapx(90, 5), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+      { ev: mmapx(90, 3) },
+      { ev: flip(91) },
+    ],
+  },
+  {
+    name: 'an mprotect_exec verdict refuses executable mmaps too (effective prot), not the others',
+    steps: [
+      { apply: { op: 'mprotect_exec', subject: P(95), ts: 100 } },
+      { ev: mmapx(95, 3) },
+      { ev: mmapx(95, 7), deny: { reason: 'TGID', verdict: vid('r', 'mprotect_exec', P(95)) } },
+      { ev: mmapx(96, 7) },
     ],
   },
   {
@@ -334,6 +348,7 @@ class KernelMaps implements MapsView<KCause> {
     this.counts.set(pid, n);
     return n;
   }
+  counted(pid: number) { return this.cfg.mprotect_limit ? (this.counts.get(pid) ?? 0) : 0; }
   overLimit(n: number) { return this.cfg.mprotect_limit > 0 && n > this.cfg.mprotect_limit ? { rule_id: 0 } : undefined; }
   denylisted(_name: string, file?: { dev: number; ino: number }) {
     const v = file && (this.cfg.module_mode & KRSI_MODULE_MODE.DENYLIST) !== 0 ? this.maps.entries.get(keyString({ map: 'module_deny', ...file }))?.value : undefined;
@@ -408,7 +423,7 @@ describe('enforcement semantics: the model and the enforcer\'s map entries agree
             const kOut = k && enf.deniedOut(k);
             const what = `${step.ev.type} pid ${step.ev.pid} at ${step.ev.ts}`;
             assert.deepEqual(strip(kOut), strip(m), `${what}: enforcer's maps and the model disagree`);
-            const want = step.deny && { op: ({ exec: 'exec', mprotect: 'mprotect_exec', module_load: 'module_load' } as Record<string, string>)[step.ev.type], pid: step.ev.pid, ts: step.ev.ts, reason: step.deny.reason, verdict: step.deny.verdict };
+            const want = step.deny && { op: ({ exec: 'exec', mprotect: 'mprotect_exec', mmap: 'mprotect_exec', module_load: 'module_load' } as Record<string, string>)[step.ev.type], pid: step.ev.pid, ts: step.ev.ts, reason: step.deny.reason, verdict: step.deny.verdict };
             const got = strip(m);
             if (got) delete (got as { rule?: string }).rule;
             assert.deepEqual(got, want, `${what}: expected ${want ? 'denied' : 'allowed'}`);

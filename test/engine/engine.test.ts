@@ -418,10 +418,11 @@ describe('engine: verdict subjects', () => {
 });
 
 describe('engine: kernel blocks and denied events', () => {
-  test('mprotect_limit from an enforce-mode rule: the 101st PROT_EXEC mprotect is denied', () => {
+  test('mprotect_limit from an enforce-mode rule: the 101st W->X flip is denied (W+X-at-once calls are not counted)', () => {
     const r = rule({ id: 'mp', types: ['mprotect'], match: () => false, kernel: { mprotect_limit: 100 }, mode: 'enforce' });
     const events: KrsiEvent[] = [];
-    for (let i = 0; i < 102; i++) events.push(ev('mprotect', i, 7, { prot: 7 }));
+    for (let i = 0; i < 102; i++) events.push(ev('mprotect', i, 7, { prot: 5, flip: true }));
+    for (let i = 0; i < 50; i++) events.push(ev('mprotect', 200 + i, 8, { prot: 7, wx: true }));
     const { out } = run({ rules: ruleSet([r]) }, events);
     assert.deepEqual(denials(out).map((d) => [d.seq, d.verdict, d.reason]), [
       [100, 'kernel:mprotect_limit', 'MPROTECT_LIMIT'],
@@ -432,8 +433,8 @@ describe('engine: kernel blocks and denied events', () => {
   test('live (no model) reports only the kernel\'s own denied events', () => {
     const r = rule({ id: 'mp', types: ['mprotect'], match: () => false, kernel: { mprotect_limit: 1 }, mode: 'enforce' });
     const { out } = run({ rules: ruleSet([r]), enforcement: unenforced() }, [
-      ev('mprotect', 1, 7, { prot: 7 }),
-      ev('mprotect', 2, 7, { prot: 7 }),
+      ev('mprotect', 1, 7, { prot: 5, flip: true }),
+      ev('mprotect', 2, 7, { prot: 5, flip: true }),
       ev('denied', 3, 7, { op: 'mprotect_exec', key: { counter: 'mprotect' }, reason: 'MPROTECT_LIMIT' }),
     ]);
     assert.deepEqual(denials(out).map((d) => [d.seq, d.op, d.reason]), [[2, 'mprotect_exec', 'MPROTECT_LIMIT']]);

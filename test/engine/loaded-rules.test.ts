@@ -91,9 +91,9 @@ describe('engine with loaded rules', () => {
       ],
     });
     const events: KrsiEvent[] = [];
-    for (let i = 0; i < 103; i++) events.push(ev('mprotect', i * 1000, 7, { prot: i >= 100 ? 7 : 3 }));
+    for (let i = 0; i < 103; i++) events.push(ev('mprotect', i * 1000, 7, { prot: 5, flip: true }));
     const out = run({ rules }, events);
-    // the 101st mprotect adds PROT_EXEC: the kernel counter refuses it, so replay does not count it
+    // the 101st W->X flip: the kernel counter refuses it, so replay does not count it
     assert.deepEqual(out.map((o) => [o.kind, (o as DeniedOut).seq ?? null]), [
       ['denied', 100],
       ['denied', 101],

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { Decoder, exitCodeFromStatus, pathFromWalk } from '../../signals/decode.ts';
-import { EV, KRSI_DENY, KRSI_ENV_AREA, KRSI_EXEC, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
+import { EV, KRSI_DENY, KRSI_ENV_AREA, KRSI_EXEC, KRSI_MEM, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
 import * as maps from '../../enforcers/maps.ts';
 
 const F = (s: string, f: string) => LAYOUTS[s].fields[f];
@@ -66,10 +66,10 @@ test('exec: path, argv, watched env; later events of the pid reuse the exe path'
     exe: { dev: 2049, ino: 77, path: '/usr/bin/true', nlink: 1, fs: 'ext4', memfd: false, deleted: false, setuid: false, setgid: false },
     type: 'exec', filename: '/bin/true', argv: ['true', '-x'], env: { LD_PRELOAD: '/tmp/x.so' },
   });
-  const m = record('krsi_mprotect_event', EV.mprotect, 4242);
-  m.writeBigUInt64LE(0x1000n, F('krsi_mprotect_event', 'start'));
-  m.writeBigUInt64LE(4096n, F('krsi_mprotect_event', 'len'));
-  m.writeUInt32LE(7, F('krsi_mprotect_event', 'prot'));
+  const m = record('krsi_mem_event', EV.mprotect, 4242);
+  m.writeBigUInt64LE(0x1000n, F('krsi_mem_event', 'start'));
+  m.writeBigUInt64LE(4096n, F('krsi_mem_event', 'len'));
+  m.writeUInt32LE(7, F('krsi_mem_event', 'prot'));
   const me = d.decode(m);
   assert.equal(me?.type, 'mprotect');
   assert.equal(me?.exe.path, '/usr/bin/true');
@@ -143,6 +143,28 @@ test('exec records: the string area must lie inside the record and the area boun
   assert.equal(d.bad, 2);
 });
 
+test('mprotect and mmap: effective prot, reqprot, and the region facts from the mem bits (issue 11)', () => {
+  const d = new Decoder({ procExe: false });
+  const m = record('krsi_mem_event', EV.mprotect, 7);
+  m.writeUInt32LE(7, F('krsi_mem_event', 'prot'));
+  m.writeUInt32LE(3, F('krsi_mem_event', 'reqprot'));
+  m.writeUInt32LE(KRSI_MEM.WX | KRSI_MEM.EXEC_ADDED, F('krsi_mem_event', 'mem'));
+  m.writeUInt32LE(3, F('krsi_mem_event', 'old_prot'));
+  const me = d.decode(m) as Record<string, unknown>;
+  assert.deepEqual([me.type, me.prot, me.reqprot, me.wx, me.exec_added, me.flip, me.old_prot], ['mprotect', 7, 3, true, true, undefined, 3]);
+  m.writeUInt32LE(KRSI_MEM.UNKNOWN | KRSI_MEM.WX | KRSI_MEM.FLIP, F('krsi_mem_event', 'mem'));
+  const mu = d.decode(m) as Record<string, unknown>;
+  assert.deepEqual([mu.flip, mu.regions_unknown, mu.old_prot], [true, true, undefined]);
+  const a = record('krsi_mem_event', EV.mmap, 7);
+  a.writeUInt32LE(5, F('krsi_mem_event', 'prot'));
+  a.writeUInt32LE(0x22, F('krsi_mem_event', 'flags'));
+  a.writeUInt32LE(KRSI_MEM.EXEC_ADDED | KRSI_MEM.SHMEM, F('krsi_mem_event', 'mem'));
+  a.writeInt32LE(-1, F('krsi_mem_event', 'ret'));
+  a.writeBigUInt64LE(99n, F('krsi_mem_event', 'file') + F('krsi_file_id', 'ino'));
+  const ae = d.decode(a) as Record<string, unknown>;
+  assert.deepEqual([ae.type, ae.wx, ae.flags, ae.shmem, ae.anon, ae.ret, (ae.file as { ino: number }).ino], ['mmap', false, 0x22, true, undefined, -1, 99]);
+});
+
 test('unlink: target only when resolved; short and unknown records are counted, not thrown', () => {
   const d = new Decoder({ procExe: false });
   const u = record('krsi_unlink_event', EV.unlink, 5);
@@ -175,9 +197,9 @@ test('decodeAt: records in place in one larger Buffer (any offset) decode as the
   exec.write('/bin/true', F('krsi_exec_event', 'filename'));
   exec.write('true\0', F('krsi_exec_event', 'argv'));
   exec.writeUInt32LE(5, F('krsi_exec_event', 'argv_len'));
-  const m = record('krsi_mprotect_event', EV.mprotect, 4242);
-  m.writeBigUInt64LE(0x7f0000001000n, F('krsi_mprotect_event', 'start'));
-  m.writeUInt32LE(5, F('krsi_mprotect_event', 'prot'));
+  const m = record('krsi_mem_event', EV.mprotect, 4242);
+  m.writeBigUInt64LE(0x7f0000001000n, F('krsi_mem_event', 'start'));
+  m.writeUInt32LE(5, F('krsi_mem_event', 'prot'));
   const u = record('krsi_unlink_event', EV.unlink, 4242);
   u.write('/tmp/me', F('krsi_unlink_event', 'path'));
   u.writeInt32LE(-2, F('krsi_unlink_event', 'ret'));

@@ -53,7 +53,14 @@ describe('validateEvent', () => {
     // why the live hashing stage left an exec without sha256: one of the documented reasons
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'too_large' }), undefined);
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'nope' }), 'sample.jsonl:17: field sha256_error: expected one of gone|replaced|too_large|unreadable|timeout|queue_full|unavailable, got "nope"');
-    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_unload|module_list|denied, got "bogus"');
+    assert.equal(error({ ...common, type: 'bogus' }), `sample.jsonl:17: field type: expected one of ${EVENT_TYPES.join('|')}, got "bogus"`);
+    // issue 11: mmap and lost events, and the memory facts' types
+    assert.equal(error({ ...common, type: 'mmap', start: 1, len: 2, prot: 7, flags: 34, wx: true, anon: true }), undefined);
+    assert.equal(error({ ...common, type: 'mmap', start: 1, len: 2, prot: 7 }), 'sample.jsonl:17: field flags: missing (expected an integer)');
+    assert.equal(error({ ...common, type: 'mprotect', start: 1, len: 2, prot: 7, wx: 'yes' }), 'sample.jsonl:17: field wx: expected a boolean, got "yes"');
+    assert.equal(error({ ...common, type: 'lost', class: 'bulk', count: 3, kinds: { mprotect: 3 } }), undefined);
+    assert.equal(error({ ...common, type: 'lost', class: 'all', count: 3, kinds: {} }), 'sample.jsonl:17: field class: expected bulk|rare, got "all"');
+    assert.equal(error({ ...common, type: 'lost', class: 'rare', count: 3, kinds: { exec: -1 } }), 'sample.jsonl:17: field kinds.exec: expected an integer, got -1');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 
@@ -71,6 +78,15 @@ describe('validateEvent', () => {
     assert.equal(error({ ...full, env_all: { LD_PRELOAD: ['/a', 1] } }), 'sample.jsonl:17: field env_all.LD_PRELOAD[1]: expected a string, got 1');
     assert.equal(error({ ...full, env_truncated: 1 }), 'sample.jsonl:17: field env_truncated: expected a boolean, got 1');
     assert.equal(error({ ...full, ldso: { preload: 3 } }), 'sample.jsonl:17: field ldso.preload: expected a string, got 3');
+  });
+
+  test('an mprotect from an older log (no wx) means what it meant: wx iff prot has PROT_WRITE and PROT_EXEC', () => {
+    const at = { file: 'old.jsonl', line: 1 };
+    const base = { ts: 1, pid: 1, ppid: 0, uid: 0, comm: 'x', exe: { path: '/x', dev: 1, ino: 1 }, type: 'mprotect', start: 0, len: 4096 };
+    assert.equal((validateEvent({ ...base, prot: 7 }, at) as { wx?: boolean }).wx, true);
+    assert.equal((validateEvent({ ...base, prot: 6 }, at) as { wx?: boolean }).wx, true);
+    assert.equal((validateEvent({ ...base, prot: 5 }, at) as { wx?: boolean }).wx, false);
+    assert.equal((validateEvent({ ...base, prot: 5, wx: true }, at) as { wx?: boolean }).wx, true, 'a new event says so itself');
   });
 
   test('ts is an integer below 2^53, optional fields are type-checked', () => {

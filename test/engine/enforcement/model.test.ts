@@ -83,12 +83,13 @@ describe('enforcement model', () => {
     assert.equal(m.check(ev('exec', 3, 42)), undefined);
   });
 
-  test('in-kernel mprotect counter: the 101st mprotect adding PROT_EXEC is denied; others unaffected', () => {
+  test('in-kernel counter: the 101st W->X flip is denied; other mprotects are not counted; others unaffected', () => {
     const m = new EnforcementModel();
     m.configure(ruleSet([rule({ id: 'mp', mode: 'enforce', kernel: { mprotect_limit: 100 } })]));
-    for (let i = 0; i < 100; i++) assert.equal(m.check(ev('mprotect', i, 42, { prot: i % 2 ? 7 : 3 })), undefined, `call ${i + 1}`);
-    assert.equal(m.check(ev('mprotect', 200, 42, { prot: 3 })), undefined, '101st without PROT_EXEC');
-    const d = m.check(ev('mprotect', 201, 42, { prot: 5 }));
+    for (let i = 0; i < 300; i++) assert.equal(m.check(ev('mprotect', i, 42, { prot: i % 2 ? 7 : 3 })), undefined, `call ${i + 1}`);
+    for (let i = 0; i < 100; i++) assert.equal(m.check(ev('mprotect', 300 + i, 42, { prot: 5, flip: true })), undefined, `flip ${i + 1}`);
+    assert.equal(m.check(ev('mprotect', 500, 42, { prot: 3 })), undefined, 'without PROT_EXEC');
+    const d = m.check(ev('mprotect', 501, 42, { prot: 5, flip: true }));
     assert.equal(d?.reason, 'MPROTECT_LIMIT');
     assert.equal(d?.verdict, 'kernel:mprotect_limit');
     assert.equal(d?.rule, 'mp');
@@ -98,14 +99,15 @@ describe('enforcement model', () => {
   test('kernel blocks are read only from enforce-mode rules, or all with --mode enforce', () => {
     const set = ruleSet([rule({ id: 'mp', mode: 'monitor', kernel: { mprotect_limit: 1 } })]);
     const m = new EnforcementModel();
+    const flip = { prot: 5, flip: true };
     m.configure(set);
-    m.check(ev('mprotect', 1, 42, { prot: 7 }));
-    assert.equal(m.check(ev('mprotect', 2, 42, { prot: 7 })), undefined);
+    m.check(ev('mprotect', 1, 42, flip));
+    assert.equal(m.check(ev('mprotect', 2, 42, flip)), undefined);
     m.configure(set, { mode: 'enforce' });
-    m.check(ev('mprotect', 3, 42, { prot: 7 }));
-    assert.ok(m.check(ev('mprotect', 4, 42, { prot: 7 })));
+    m.check(ev('mprotect', 3, 42, flip));
+    assert.ok(m.check(ev('mprotect', 4, 42, flip)));
     m.configure(ruleSet([rule({ id: 'mp', mode: 'enforce', kernel: { mprotect_limit: 1 } })]), { mode: 'monitor' });
-    assert.equal(m.check(ev('mprotect', 5, 42, { prot: 7 })), undefined);
+    assert.equal(m.check(ev('mprotect', 5, 42, flip)), undefined);
   });
 
   test('module allowlist and denylist by name; denylist checked first', () => {

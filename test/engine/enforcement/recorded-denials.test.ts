@@ -27,7 +27,8 @@ const rules = loaded.set!;
 
 const base = (ts: number, pid: number, tid = pid) => ({ ts, pid, tid, ppid: 1, uid: 0, comm: 'sh', exe: { path: '/bin/sh', dev: 1, ino: 2 } });
 const marked = (ts: number, pid: number): KrsiEvent => ({ ...base(ts, pid), type: 'exec', filename: '/bin/sh', env: { M: '1' } });
-const mprotect = (ts: number, pid: number, tid?: number): KrsiEvent => ({ ...base(ts, pid, tid), type: 'mprotect', start: 4096, len: 4096, prot: 5 });
+/** a W->X flip (issue 11: the kernel counter counts flips only) */
+const mprotect = (ts: number, pid: number, tid?: number): KrsiEvent => ({ ...base(ts, pid, tid), type: 'mprotect', start: 4096, len: 4096, prot: 5, wx: true, flip: true });
 /** as decodeDenied makes it (rule_id resolved to the rule's name when the store knew it) */
 const kernel = (ts: number, pid: number, op: string, extra: Record<string, unknown> = {}, tid?: number): KrsiEvent =>
   ({ ...base(ts, pid, tid), type: 'denied', op, key: { pid }, reason: 'TGID', rule_id: 1, enforced: true, rule: 'q', ...extra }) as KrsiEvent;
@@ -61,6 +62,14 @@ describe('replaying an enforce-mode recording: one denial per refused operation'
       });
     }
   }
+
+  test('a refused mmap (issue 11: krsi_mmap_file): its kernel record, then its event at the syscall\'s exit (ret -1), is one denial in every mode', () => {
+    const mmap: KrsiEvent = { ...base(3001, 50), type: 'mmap', start: 4096, len: 4096, prot: 7, reqprot: 7, flags: 0x22, wx: true, exec_added: true, anon: true, ret: -1 };
+    for (const mode of [undefined, 'enforce', 'monitor'] as const) {
+      const evs: KrsiEvent[] = [marked(1000, 50), kernel(3000, 50, 'mprotect_exec'), mmap].map((e, i) => ({ ...e, seq: i + 1 }));
+      assert.deepEqual(replay(evs, mode).map(brief), [{ op: 'mprotect_exec', pid: 50, rule: 'q', reason: 'TGID' }], mode ?? 'own modes');
+    }
+  });
 
   test('two refused mprotects of two threads, records interleaved: two denials', () => {
     const evs = [marked(1000, 50), mprotect(3000, 50, 51), kernel(3000, 50, 'mprotect_exec', {}, 52), mprotect(3000, 50, 52), kernel(3000, 50, 'mprotect_exec', {}, 51)]

@@ -22,7 +22,8 @@ function v(op: VerdictOp, subject: Subject): Verdict {
 const EVENT: Record<string, () => KrsiEvent> = {
   // a memfd: what the FILELESS row refuses (the other rows do not read the facts)
   bprm_check_security: () => ev('exec', 10, PID, { exe: { ...EXE, nlink: 0, memfd: true, deleted: true }, filename: EXE.path }),
-  file_mprotect: () => ev('mprotect', 10, PID, { prot: 7 }),
+  file_mprotect: () => ev('mprotect', 10, PID, { prot: 5, flip: true }),
+  mmap_file: () => ev('mmap', 10, PID, { prot: 7, flags: 0x22, anon: true }),
   kernel_read_file: () => ev('module_load', 10, PID, { name: 'evil', file: MOD }),
 };
 
@@ -32,6 +33,8 @@ const SETUP: Record<string, (m: EnforcementModel) => void> = {
   'bprm_check_security/FILELESS/config': (m) => m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { deny_fileless_exec: true } })])),
   'file_mprotect/TGID/deny_tgid': (m) => m.apply(v('mprotect_exec', { kind: 'pid', pid: PID })),
   'file_mprotect/MPROTECT_LIMIT/mprotect_count': (m) => m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { mprotect_limit: 1 } })])),
+  'mmap_file/TGID/deny_tgid': (m) => m.apply(v('mprotect_exec', { kind: 'pid', pid: PID })),
+  'mmap_file/MPROTECT_LIMIT/mprotect_count': (m) => m.configure(ruleSet([rule({ id: 'k', mode: 'enforce', kernel: { mprotect_limit: 1 } })])),
   'kernel_read_file/INODE/deny_inode': (m) => m.apply(v('module_load', { kind: 'module_file', dev: MOD.dev, ino: MOD.ino })),
   'kernel_read_file/INODE/deny_module_name': (m) => m.apply(v('module_load', { kind: 'module', name: 'evil' })),
   'kernel_read_file/TGID/deny_tgid': (m) => m.apply(v('module_load', { kind: 'pid', pid: PID })),
@@ -42,9 +45,11 @@ const SETUP: Record<string, (m: EnforcementModel) => void> = {
 const key = (h: HookRow, c: CheckRow) => `${h.hook}/${c.reason}/${c.map}`;
 const modelled = SEMANTICS.filter((h) => hookFor(h.event) === h);
 
-/** for the counter row: prime the count so this call is over the limit */
+/** for the counter rows: prime the count (a W->X flip) so this call is over the limit */
 function check(m: EnforcementModel, h: HookRow) {
-  if (h.hook === 'file_mprotect') m.check(ev('mprotect', 9, PID, { prot: 1 }));
+  if (h.hook === 'file_mprotect') m.check(ev('mprotect', 9, PID, { prot: 5, flip: true }));
+  // an mmap is never counted: two flips put the count over the limit of 1 first
+  if (h.hook === 'mmap_file') for (const t of [8, 9]) m.check(ev('mprotect', t, PID, { prot: 5, flip: true }));
   return m.check(EVENT[h.hook]());
 }
 
@@ -88,6 +93,18 @@ describe('enforcement model follows the semantics table', () => {
     const m = new EnforcementModel();
     SETUP['file_mprotect/TGID/deny_tgid'](m);
     assert.equal(m.check(ev('mprotect', 10, PID, { prot: 3 })), undefined);
+    assert.equal(m.check(ev('mmap', 10, PID, { prot: 3, flags: 0x22 })), undefined);
+  });
+
+  test('the counter counts W->X flips only; an mmap or a W+X-at-once mprotect is checked, never counted', () => {
+    const m = new EnforcementModel();
+    SETUP['file_mprotect/MPROTECT_LIMIT/mprotect_count'](m);
+    for (let i = 0; i < 50; i++) assert.equal(m.check(ev('mprotect', 10 + i, PID, { prot: 7, wx: true })), undefined);
+    for (let i = 0; i < 50; i++) assert.equal(m.check(ev('mmap', 100 + i, PID, { prot: 7, flags: 0x22 })), undefined);
+    assert.equal(m.check(ev('mprotect', 200, PID, { prot: 5, flip: true })), undefined, 'the first flip is within the limit');
+    assert.equal(m.check(ev('mprotect', 201, PID, { prot: 5, flip: true }))?.reason, 'MPROTECT_LIMIT', 'the second is over it');
+    assert.equal(m.check(ev('mmap', 202, PID, { prot: 5, flags: 0x22 }))?.reason, 'MPROTECT_LIMIT');
+    assert.equal(m.check(ev('mmap', 203, PID, { prot: 3, flags: 0x22 })), undefined, 'not executable');
   });
 
   test('the unmodelled hook (kernel_load_data) says why', () => {

@@ -2,6 +2,7 @@
 // <dir>/<area> before the boot, then registers its tests on what its guest side returned.
 import type { VmKernel } from '../vm.ts';
 import { area as exec } from './exec.ts';
+import { area as memory } from './memory.ts';
 
 export interface HostArea {
   /** build what the guest needs (static helpers, modules) into dir; a string is a skip reason */
@@ -10,6 +11,4 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = {
-  exec,
-};
+export const HOST_AREAS: Record<string, HostArea> = { exec, memory };

@@ -2,9 +2,8 @@
 // `run(dir)`: dir is <results>/<area>, prepared on the host by test/vm/evasion/<area>.ts (helpers, modules);
 // it returns what it observed (JSON). Each area loads and unloads what it needs itself.
 import { run as exec } from './exec.ts';
+import { run as memory } from './memory.ts';
 
 export type AreaRun = (dir: string) => Promise<Record<string, unknown>>;
 
-export const AREAS: Record<string, AreaRun> = {
-  exec,
-};
+export const AREAS: Record<string, AreaRun> = { exec, memory };
