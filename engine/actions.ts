@@ -93,6 +93,8 @@ function eventWhat(e: KrsiEvent): string {
     case 'exec': return ` ${e.filename}`;
     case 'fork': return ` child ${e.child_pid}`;
     case 'unlink': return ` ${e.path}`;
+    case 'rename': return ` ${e.path}`;
+    case 'truncate': return ` ${e.path}`;
     case 'mprotect': return ` prot ${e.prot}`;
     case 'module_load': return ` ${e.name}`;
     case 'module_unload': return ` ${e.name}`;

@@ -9,7 +9,9 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   filename: ['exec'], argv: ['exec'], env: ['exec'],
   child_pid: ['fork'],
   code: ['exit'],
-  path: ['unlink'], target: ['unlink'],
+  path: ['unlink', 'rename', 'truncate'], target: ['unlink', 'rename', 'truncate'],
+  ret: ['unlink', 'rename', 'truncate'], unconfirmed: ['unlink', 'rename', 'truncate'], route: ['unlink', 'rename', 'truncate'],
+  running: ['unlink', 'rename', 'truncate'], from: ['rename'],
   start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
   name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],
@@ -39,7 +41,7 @@ export const OP_SUBJECTS: Record<string, readonly string[]> = {
 export const SUBJECT_EVENTS: Record<string, readonly EventType[] | '*'> = {
   pid: ALL,
   exe: ALL,
-  target: ['unlink'],
+  target: ['unlink', 'rename', 'truncate'],
   module: ['module_load'],
   module_file: ['module_load'],
 };
@@ -55,7 +57,8 @@ const EXE: Shape = { obj: { path: S, dev: S, ino: S } };
 export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
-  path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
+  path: S, target: { obj: { dev: S, ino: S, nlink: S } }, ret: S, unconfirmed: S, route: S, from: S,
+  running: { obj: { count: S, pids: { arr: S }, by: S } }, start: S, len: S, prot: S,
   name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {
     obj: {
