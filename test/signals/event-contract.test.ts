@@ -53,7 +53,7 @@ describe('validateEvent', () => {
     // why the live hashing stage left an exec without sha256: one of the documented reasons
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'too_large' }), undefined);
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'nope' }), 'sample.jsonl:17: field sha256_error: expected one of gone|replaced|too_large|unreadable|timeout|queue_full|unavailable, got "nope"');
-    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_unload|module_list|denied, got "bogus"');
+    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_unload|module_list|denied|rename|truncate, got "bogus"');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 
