@@ -354,7 +354,7 @@ struct linux_binprm___files {
 #define RENAME_EXCHANGE_FLAG 2
 #define IORING_OP_RENAMEAT 35
 #define IORING_OP_UNLINKAT 36
-#define SCRIPT_OPENS   16   /* opens after an interpreted exec in which the script is looked for */
+#define SCRIPT_OPENS   32   /* opens after an interpreted exec in which the script is looked for (execs in between included) */
 
 /* set by user space when the LSM programs below are loaded: the walks are not needed then */
 const volatile __u32 lsm_active = 0;
@@ -521,9 +521,8 @@ int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_bin
 		w->tid = 0;
 		if (bpf_probe_read_kernel_str(w->path, KRSI_PATH_LEN, filename) > 0)
 			bpf_map_update_elem(&script_wait, &tgid, w, BPF_ANY);
-	} else {
-		bpf_map_delete_elem(&script_wait, &tgid);
 	}
+	/* else a script's wait goes on: `#!/usr/bin/env sh` execs the interpreter that opens the script */
 	return 0;
 }
 
@@ -1071,8 +1070,13 @@ static __always_inline void lsm_file(__u32 kind, struct inode *ino, struct dentr
 	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
 	if (op) {
 		/* inside a syscall krsi follows: its exit reports, with the result (open: by its own O_TRUNC check) */
-		if (op->kind == kind && !op->target.ino) {
-			op->target.ino = BPF_CORE_READ(ino, i_ino);
+		if (op->kind != kind)
+			return;
+		__u64 i_ino = BPF_CORE_READ(ino, i_ino);
+		if (op->target.ino == i_ino) {
+			op->route = KRSI_ROUTE_LSM;  /* vfs_unlink saw it first: the same inode */
+		} else if (!op->target.ino) {
+			op->target.ino = i_ino;
 			op->target.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 			op->target.nlink = BPF_CORE_READ(ino, __i_nlink);
 			op->route = KRSI_ROUTE_LSM;

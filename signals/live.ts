@@ -178,6 +178,12 @@ function readLost(m: BpfMap): Record<string, number> {
   return out;
 }
 
+/** the run_full counter: running executables the maps had no room for */
+function readRunFull(m: BpfMap): number {
+  const v = m.lookup(u32(0));
+  return v ? Number(v.readBigUInt64LE(0)) : 0;
+}
+
 /**
  * open bpf/signals.bpf.c's object, set its load-time globals and load it. The verifier gives up with
  * EAGAIN when a signal arrives meanwhile (a profiler's SIGPROF, a Ctrl-C): a few fresh tries then.
@@ -296,6 +302,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
     const lostMap = obj.map('lost');
     let lostSeen = 0;
+    const runFull = obj.map('run_full');
+    let runFullSeen = 0;
     let finalLost: Record<string, number> = {};
     const lostInterval = o.lostInterval ?? 5000;
     if (lostInterval > 0) {
@@ -304,6 +312,9 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         const total = Object.values(by).reduce((a, b) => a + b, 0);
         if (total > lostSeen) log.warn({ lost: total - lostSeen, by }, `lost ${total - lostSeen} events (ring buffer full)`);
         lostSeen = total;
+        const full = readRunFull(runFull);
+        if (full > runFullSeen) log.warn({ run_full: full - runFullSeen }, `${full - runFullSeen} running executables not tracked (run_inode / run_tgid full): their deletion is reported without running processes`);
+        runFullSeen = full;
       }, lostInterval);
       t.unref();
       timers.push(t);

@@ -179,6 +179,17 @@ describe('live: running executables deleted by another route (tracepoint route o
     assert.deepEqual(u.target, { dev: dev(), ino: i, nlink: 0 });
     assert.equal(u.running?.by, 'parent');
     assert.deepEqual(rulesOf(await alerts([u], rules)), ['self-deleting-executable']);
+
+    // #!/usr/bin/env sh: env execs the interpreter, which opens the script
+    writeFileSync(join(dir, 's9.sh'), '#!/usr/bin/env sh\nrm -- "$0"\nsleep 0.2\n');
+    chmodSync(join(dir, 's9.sh'), 0o755);
+    const i9 = ino('s9.sh');
+    sh('./s9.sh');
+    const [u9] = await waitFile(['./s9.sh'], (e) => e.length > 0);
+    assert.ok(u9, 'the unlink of the env script');
+    assert.deepEqual(u9.target, { dev: dev(), ino: i9, nlink: 0 });
+    assert.equal(u9.running?.by, 'parent');
+    assert.deepEqual(rulesOf(await alerts([u9], rules)), ['self-deleting-executable']);
   });
 
   test('io_uring unlinkat and renameat of a running executable (the io_uring tracepoints)', async () => {

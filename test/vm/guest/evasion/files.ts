@@ -52,7 +52,7 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
 
   // a process that started before krsi: the map is seeded from /proc
   const pre = copy('pre');
-  const preProc = spawn(join(T, 'pre'), ['60'], { stdio: 'ignore' });
+  const preProc = spawn(join(T, 'pre'), ['600'], { stdio: 'ignore' }); // killed below
 
   const rules = await loadRuleDirs([BUNDLED_RULES_DIR]);
   const t0 = Date.now();
