@@ -60,7 +60,7 @@ try {
       chmodSync(p, 0o755);
       procs.push(spawn(p, ['600'], { stdio: 'ignore' }));
     }
-    await new Promise((res2) => setTimeout(res2, 500));
+    await new Promise((res2) => setTimeout(res2, 2000)); // every copy exec'd and asleep
     [u, t] = once();
     res[`on+${K}`].unlink.push(u); res[`on+${K}`].trunc.push(t);
     for (const p of procs.splice(0)) p.kill('SIGKILL');

@@ -33,7 +33,7 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
   krsi_config: { size: 16, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
-  krsi_run_inode: { size: 56, fields: { inode: 0, size: 8, nlink: 16, refs: 20, pids: 24 } },
+  krsi_run_inode: { size: 64, fields: { inode: 0, size: 8, nlink: 16, refs: 20, pids: 24, name: 56 } },
   krsi_run_tgid: { size: 32, fields: { exe: 0, script: 16 } },
 };
 

@@ -226,6 +226,7 @@ struct krsi_run_inode {
 	__u32 nlink;     /* link count when last looked at */
 	__u32 refs;      /* processes running it */
 	__u32 pids[KRSI_RUN_PIDS];  /* some of them */
+	__u64 name;      /* hash of the name it was exec'd or opened by (run_names; 0: none) */
 };
 
 /* value of run_tgid (key: tgid): what a process runs, to release at exit or exec */

@@ -381,6 +381,23 @@ struct {
 	__type(value, __u64);
 } run_full SEC(".maps");
 
+/* tracepoint-only kernels: running inodes by the hash of their name (the last component they were exec'd or
+ * opened by), so that an unlink, rename or truncate(path) checks the few running inodes its name could be,
+ * not all of them; a name with more inodes than RUN_NAME_INODES falls back to walking run_inode */
+#define RUN_NAME_INODES 4
+#define RUN_UNNAMED 1  /* the run_names entry of running inodes that lost the name they were indexed by but kept a link */
+struct run_name {
+	struct krsi_inode_key keys[RUN_NAME_INODES];  /* ino 0: free */
+	__u32 overflow;  /* more inodes had this name than there are slots */
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct run_name);
+} run_names SEC(".maps");
+
 /* an interpreted exec: the script's name, until the interpreter opens it (keyed by tgid) */
 struct script_wait {
 	__u32 opens;   /* opens left to look at */
@@ -403,7 +420,14 @@ struct fileop {
 	__u32 oflags;                /* open: flags; rename: renameat2 flags */
 	__s32 fd;                    /* ftruncate: the fd */
 	__u32 script;                /* open: the script an interpreted exec waits for */
-	__u32 _pad;
+	__u32 walk;                  /* tracepoint-only: the name is ambiguous, walk run_inode */
+	struct cand {                /* tracepoint-only: running inodes of the path's name, as at entry */
+		struct krsi_inode_key key;
+		__u64 inode;
+		__s64 size;
+		__u32 nlink;
+		__u32 _pad;
+	} cand[2 * RUN_NAME_INODES];  /* the path's name, then RUN_UNNAMED */
 	char path[KRSI_PATH_LEN];
 	char path2[KRSI_PATH_LEN];
 };
@@ -437,8 +461,91 @@ static __always_inline void count_full(void)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* FNV-1a of the last component of a NUL-terminated path in buf (0 for an empty name) */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME  0x100000001b3ULL
+static __always_inline __u64 name_hash(const char *buf)
+{
+	__u64 h = FNV_OFFSET;
+	bool any = false;
+	for (int i = 0; i < KRSI_PATH_LEN; i++) {
+		char c = buf[i];
+		if (!c)
+			break;
+		if (c == '/') {
+			h = FNV_OFFSET;
+			any = false;
+			continue;
+		}
+		h = (h ^ (__u8)c) * FNV_PRIME;
+		any = true;
+	}
+	return any ? h : 0;
+}
+
+/* the hash of a dentry's own name (read into scratch) */
+static __always_inline __u64 dentry_hash(struct dentry *d)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s || !d)
+		return 0;
+	/* the second half of the scratch buffer: the first may hold a record being built */
+	char *buf = &s->buf[KRSI_SCRATCH_LEN / 2];
+	if (bpf_probe_read_kernel_str(buf, KRSI_PATH_LEN, BPF_CORE_READ(d, d_name.name)) <= 0)
+		return 0;
+	return name_hash(buf);
+}
+
+static __always_inline void name_add(__u64 h, struct krsi_inode_key *k)
+{
+	if (!h || lsm_active)
+		return;
+	struct run_name *n = bpf_map_lookup_elem(&run_names, &h);
+	if (!n) {
+		struct run_name fresh = {};
+		fresh.keys[0] = *k;
+		if (!bpf_map_update_elem(&run_names, &h, &fresh, BPF_NOEXIST))
+			return;
+		n = bpf_map_lookup_elem(&run_names, &h);
+		if (!n) {
+			count_full();
+			return;
+		}
+	}
+	int free = -1;
+	for (int i = 0; i < RUN_NAME_INODES; i++) {
+		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev)
+			return;
+		if (!n->keys[i].ino && free < 0)
+			free = i;
+	}
+	if (free >= 0 && free < RUN_NAME_INODES)
+		n->keys[free] = *k;
+	else
+		n->overflow = 1;  /* checked by a walk from now on */
+}
+
+static __always_inline void name_del(__u64 h, struct krsi_inode_key *k)
+{
+	if (!h)
+		return;
+	struct run_name *n = bpf_map_lookup_elem(&run_names, &h);
+	if (!n)
+		return;
+	bool empty = true;
+	for (int i = 0; i < RUN_NAME_INODES; i++) {
+		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev)
+			n->keys[i].ino = 0;
+		if (n->keys[i].ino)
+			empty = false;
+	}
+	if (empty && !n->overflow)
+		bpf_map_delete_elem(&run_names, &h);
+}
+
 /* one more process runs the inode (ptr: its struct inode *) */
-static __always_inline void run_acquire(struct krsi_inode_key *k, struct inode *ptr, __u32 tgid)
+static __always_inline void run_acquire(struct krsi_inode_key *k, struct inode *ptr, __u32 tgid, __u64 name)
 {
 	struct krsi_run_inode *e = bpf_map_lookup_elem(&run_inode, k);
 	if (!e) {
@@ -456,6 +563,10 @@ static __always_inline void run_acquire(struct krsi_inode_key *k, struct inode *
 	}
 	if (!e->inode)
 		e->inode = (__u64)ptr;  /* seeded from user space: now the pointer is known */
+	if (!e->name && name) {
+		e->name = name;
+		name_add(name, k);
+	}
 	__sync_fetch_and_add(&e->refs, 1);
 	/* a free pid slot (best effort: two execs of one inode at the same instant may take the same slot) */
 	for (int i = 0; i < KRSI_RUN_PIDS; i++) {
@@ -478,8 +589,11 @@ static __always_inline void run_release(struct krsi_inode_key *k, __u32 tgid)
 		if (e->pids[i] == tgid)
 			e->pids[i] = 0;
 	__sync_fetch_and_add(&e->refs, -1);
-	if ((__s32)e->refs <= 0)
+	if ((__s32)e->refs <= 0) {
+		name_del(e->name, k);
+		name_del(RUN_UNNAMED, k);
 		bpf_map_delete_elem(&run_inode, k);
+	}
 }
 
 static __always_inline void run_forget(__u32 tgid)
@@ -506,7 +620,7 @@ int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_bin
 		count_full();
 		return 0;
 	}
-	run_acquire(&t.exe, ino, tgid);
+	run_acquire(&t.exe, ino, tgid, dentry_hash(BPF_CORE_READ(bprm, file, f_path.dentry)));
 
 	/* binfmt_script / binfmt_misc changed the interpreter name: the file asked for is a script */
 	struct linux_binprm___files *b = (void *)bprm;
@@ -546,9 +660,9 @@ int BPF_PROG(krsi_run_fork, struct task_struct *parent, struct task_struct *chil
 		count_full();
 		return 0;
 	}
-	run_acquire(&t.exe, ino, ctgid);
+	run_acquire(&t.exe, ino, ctgid, dentry_hash(BPF_CORE_READ(exe, f_path.dentry)));
 	if (t.script.ino)
-		run_acquire(&t.script, 0, ctgid);
+		run_acquire(&t.script, 0, ctgid, 0);
 	return 0;
 }
 
@@ -654,7 +768,7 @@ static __always_inline struct fileop *fileop_new(void)
 		return 0;
 	/* built in scratch (the stack is too small), then copied into the hash map */
 	struct fileop *op = (void *)s->buf;
-	__builtin_memset(op, 0, sizeof(struct fileop) - 2 * KRSI_PATH_LEN);
+	__builtin_memset(op, 0, sizeof(struct fileop) - 2 * KRSI_PATH_LEN);  /* everything but the paths */
 	op->path[0] = 0;
 	op->path2[0] = 0;
 	return op;
@@ -669,10 +783,69 @@ static __always_inline void fileop_enter(struct fileop *op, __u32 kind)
 	if (exe)
 		file_id(exe, &op->exe);
 	if (!lsm_active && kind) {
-		struct run_walk c = {};
-		run_walk(&c);
+		/* the running inodes this name could be, with their counts now; an ambiguous name: the walk */
+		__u64 hs[2] = { name_hash(op->path), RUN_UNNAMED };
+		for (int b = 0; b < 2; b++) {
+			__u64 h = hs[b];
+			struct run_name *n = h ? bpf_map_lookup_elem(&run_names, &h) : 0;
+			if (!n)
+				continue;
+			op->walk |= n->overflow;
+			for (int i = 0; i < RUN_NAME_INODES; i++) {
+				struct krsi_inode_key k = n->keys[i];
+				struct krsi_run_inode *r = k.ino ? bpf_map_lookup_elem(&run_inode, &k) : 0;
+				if (!r || !r->inode)
+					continue;
+				struct inode *ino = (void *)r->inode;
+				int j = b * RUN_NAME_INODES + i;
+				op->cand[j].key = k;
+				op->cand[j].inode = r->inode;
+				op->cand[j].nlink = BPF_CORE_READ(ino, __i_nlink);
+				op->cand[j].size = BPF_CORE_READ((struct inode___files *)ino, i_size);
+			}
+		}
+		if (op->walk) {
+			struct run_walk c = {};
+			run_walk(&c);
+		}
 	}
 	bpf_map_update_elem(&fileops, &id, op, BPF_ANY);
+}
+
+/* the candidate whose link count or size dropped during the call (tracepoint-only kernels) */
+static __always_inline bool cand_dropped(struct fileop *op, struct krsi_file_id *t)
+{
+	for (int i = 0; i < 2 * RUN_NAME_INODES; i++) {
+		if (!op->cand[i].inode)
+			continue;
+		struct krsi_inode_key k = op->cand[i].key;
+		struct krsi_run_inode *r = bpf_map_lookup_elem(&run_inode, &k);
+		if (!r || r->inode != op->cand[i].inode)
+			continue;  /* its processes are gone: the pointer may be stale */
+		struct inode *ino = (void *)r->inode;
+		__u32 n = BPF_CORE_READ(ino, __i_nlink);
+		__s64 size = BPF_CORE_READ((struct inode___files *)ino, i_size);
+		if (n < op->cand[i].nlink || size < op->cand[i].size) {
+			t->ino = k.ino;
+			t->dev = k.dev;
+			t->nlink = n;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* a rename moved a running inode's name: index it under the new name too (all inodes of the old name: a superset) */
+static __always_inline void name_moved(struct fileop *op)
+{
+	__u64 from = name_hash(op->path2), to = name_hash(op->path);
+	struct run_name *n = from ? bpf_map_lookup_elem(&run_names, &from) : 0;
+	if (!n || !to || from == to)
+		return;
+	struct run_name copy = *n;
+	for (int i = 0; i < RUN_NAME_INODES; i++)
+		if (copy.keys[i].ino)
+			name_add(to, &copy.keys[i]);
 }
 
 static __always_inline void fileop_exit(long ret)
@@ -693,14 +866,26 @@ static __always_inline void fileop_exit(long ret)
 		if (gone && t.nlink)
 			t.nlink -= 1;
 	} else if (!lsm_active && ret == 0 && op->kind) {
-		struct run_walk c = { .detect = 1 };
-		run_walk(&c);
-		if (c.key.ino) {
-			t.ino = c.key.ino;
-			t.dev = c.key.dev;
-			t.nlink = c.nlink;
+		if (cand_dropped(op, &t)) {
 			route = KRSI_ROUTE_SYSCALL;
 			flags |= KRSI_FILE_NLINK;
+		} else if (op->walk) {
+			struct run_walk c = { .detect = 1 };
+			run_walk(&c);
+			if (c.key.ino) {
+				t.ino = c.key.ino;
+				t.dev = c.key.dev;
+				t.nlink = c.nlink;
+				route = KRSI_ROUTE_SYSCALL;
+				flags |= KRSI_FILE_NLINK;
+			}
+		}
+		if (op->kind == KRSI_EV_RENAME)
+			name_moved(op);
+		if (t.ino && t.nlink) {
+			/* a name went, others are left (hard links, dpkg's .dpkg-tmp): checked on every call from now on */
+			struct krsi_inode_key k = { .ino = t.ino, .dev = t.dev };
+			name_add(RUN_UNNAMED, &k);
 		}
 	}
 	if (!t.ino && ret == 0 && op->kind == KRSI_EV_UNLINK && op->exe.ino) {
@@ -921,7 +1106,7 @@ static __always_inline void open_exit(long ret)
 		struct krsi_run_tgid *t = bpf_map_lookup_elem(&run_tgid, &tgid);
 		if (t && !t->script.ino) {
 			t->script = k;
-			run_acquire(&k, ino, tgid);
+			run_acquire(&k, ino, tgid, dentry_hash(BPF_CORE_READ(f, f_path.dentry)));
 		}
 		bpf_map_delete_elem(&script_wait, &tgid);
 	}

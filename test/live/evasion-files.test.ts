@@ -121,6 +121,15 @@ describe('live: running executables deleted by another route (tracepoint route o
     assert.deepEqual(r.target, { dev: dev(), ino: i, nlink: 0 });
     assert.deepEqual(r.running, { count: 1, pids: [Number(pid)], by: 'other' });
     assert.deepEqual(rulesOf(await alerts([r], rules)), ['running-executable-deleted']);
+
+    // moved away first (not reported: nothing replaced), then deleted under its new name
+    const j = copy('x12');
+    const [p12] = sh('./x12 5 >/dev/null 2>&1 & echo $!; sleep 0.3; mv x12 x12b; rm x12b; kill $!');
+    const [u] = await waitFile(['x12b'], (e) => e.some((x) => x.type === 'unlink'));
+    assert.ok(u, 'the unlink under the new name');
+    assert.deepEqual(u.target, { dev: dev(), ino: j, nlink: 0 });
+    assert.deepEqual(u.running?.pids, [Number(p12)]);
+    assert.deepEqual(rulesOf(await alerts([u], rules)), ['running-executable-deleted']);
   });
 
   test('a hard link made first: rm leaves nlink 1 (medium), rm of the last link (high)', async () => {
