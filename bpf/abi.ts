@@ -24,7 +24,10 @@ export const LAYOUTS: Record<string, StructLayout> = {
   },
   krsi_fork_event: { size: 80, fields: { hdr: 0, child_pid: 72, _pad: 76 } },
   krsi_exit_event: { size: 80, fields: { hdr: 0, code: 72, _pad: 76 } },
-  krsi_unlink_event: { size: 352, fields: { hdr: 0, target: 72, ret: 88, _pad: 92, path: 96 } },
+  krsi_unlink_event: {
+    size: 656,
+    fields: { hdr: 0, target: 72, ret: 88, _pad: 92, path: 96, route: 352, flags: 356, running: 360, runner: 364, pids: 368, path2: 400 },
+  },
   krsi_mem_event: {
     size: 128,
     fields: { hdr: 0, start: 72, len: 80, prot: 88, reqprot: 92, flags: 96, mem: 100, old_prot: 104, ret: 108, file: 112 },
@@ -35,6 +38,8 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
   krsi_config: { size: 24, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12, flags: 16, _pad: 20 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
+  krsi_run_inode: { size: 64, fields: { inode: 0, size: 8, nlink: 16, refs: 20, pids: 24, name: 56 } },
+  krsi_run_tgid: { size: 32, fields: { exe: 0, script: 16 } },
 };
 
 // ---- #defines ----
@@ -57,11 +62,17 @@ export const KRSI_TAMPER_SLOTS = 12;
  *  module load from memory (init_module, the fallback of busybox insmod) is refused for this long, with
  *  the same reason and rule (kernel: enforce.bpf.c's module_refused map) */
 export const MODULE_REFUSAL_NS = 5_000_000_000;
+/** processes a file event names at most (krsi_unlink_event.pids; `running` counts them all) */
+export const KRSI_RUN_PIDS = 8;
+/** krsi_unlink_event.flags: target.nlink is the link count after the call */
+export const KRSI_FILE_NLINK = 1;
+/** krsi_unlink_event.flags: ret is the call's result */
+export const KRSI_FILE_RET = 2;
 
 /** every #define of bpf/krsi.h, by its C name */
 export const DEFINES: Readonly<Record<string, number>> = {
   KRSI_COMM_LEN, KRSI_PATH_LEN, KRSI_ARGV_LEN, KRSI_ENV_NAME_LEN, KRSI_ENV_AREA, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN,
-  KRSI_EV_MAX, KRSI_DENY_SLOTS, KRSI_TAMPER_SLOTS, MODULE_REFUSAL_NS,
+  KRSI_EV_MAX, KRSI_DENY_SLOTS, KRSI_TAMPER_SLOTS, MODULE_REFUSAL_NS, KRSI_RUN_PIDS, KRSI_FILE_NLINK, KRSI_FILE_RET,
 };
 
 // ---- enums ----
@@ -97,6 +108,12 @@ export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
 /** enum krsi_obj_kind: the kind of a protect.bpf.c protected_ids key */
 export const KRSI_OBJ = { MAP: 1, LINK: 2 } as const;
 
+/** enum krsi_file_route: how a file event's target was found */
+export const KRSI_ROUTE = { SYSCALL: 1, LSM: 2, IO_URING: 3, KERNEL: 4 } as const;
+
+/** enum krsi_runner: who runs a file event's target */
+export const KRSI_RUNNER = { NONE: 0, SELF: 1, PARENT: 2, OTHER: 3 } as const;
+
 /** every enum of bpf/krsi.h: its enumerators are prefix + the upper-cased key (KRSI_EV_MODULE_LOAD = EV.module_load) */
 export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<Record<string, number>> }>> = {
   krsi_event_kind: { prefix: 'KRSI_EV_', values: EV },
@@ -107,6 +124,8 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_obj_kind: { prefix: 'KRSI_OBJ_', values: KRSI_OBJ },
   krsi_exec_flag: { prefix: 'KRSI_EXEC_', values: KRSI_EXEC },
   krsi_config_flag: { prefix: 'KRSI_CFG_', values: KRSI_CFG },
+  krsi_file_route: { prefix: 'KRSI_ROUTE_', values: KRSI_ROUTE },
+  krsi_runner: { prefix: 'KRSI_RUNNER_', values: KRSI_RUNNER },
 };
 
 // ---- dev_t: the kernel's s_dev (MAJOR << 20 | MINOR) <-> user-space st_dev (glibc makedev) ----

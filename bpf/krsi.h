@@ -101,12 +101,42 @@ struct krsi_exit_event {
 	__u32 _pad;
 };
 
+/* ---- running executables (issue 11): unlink, rename and truncate of an inode a process runs ---- */
+#define KRSI_RUN_PIDS 8  /* processes named in a file event at most (running: the total) */
+
+/* how a file event's target was found (krsi_unlink_event.route) */
+enum krsi_file_route {
+	KRSI_ROUTE_SYSCALL  = 1,  /* syscall tracepoints: the running inode whose link count or size changed during the call */
+	KRSI_ROUTE_LSM      = 2,  /* an LSM hook (inode_unlink, inode_rename, path_truncate, file_truncate) inside the syscall */
+	KRSI_ROUTE_IO_URING = 3,  /* io_uring (an LSM hook in an io-wq worker, or the io_uring tracepoints) */
+	KRSI_ROUTE_KERNEL   = 4,  /* an LSM hook outside any syscall krsi follows (nfsd, ksmbd, ...) */
+};
+
+/* who runs the target (krsi_unlink_event.runner) */
+enum krsi_runner {
+	KRSI_RUNNER_NONE   = 0,  /* nobody krsi knows of */
+	KRSI_RUNNER_SELF   = 1,  /* the caller: its exe, or the script it interprets */
+	KRSI_RUNNER_PARENT = 2,  /* the caller's parent (a script's `rm -- "$0"`) */
+	KRSI_RUNNER_OTHER  = 3,  /* other processes only */
+};
+
+/* bits of krsi_unlink_event.flags */
+#define KRSI_FILE_NLINK 1  /* target.nlink is the link count after the call (else unknown) */
+#define KRSI_FILE_RET   2  /* ret is the call's result (else unknown) */
+
+/* the record of unlink, rename and truncate events (kind says which) */
 struct krsi_unlink_event {
 	struct krsi_hdr hdr;
 	struct krsi_file_id target;  /* resolved inode (ino 0: unknown) */
 	__s32 ret;
 	__u32 _pad;
-	char path[KRSI_PATH_LEN];
+	char path[KRSI_PATH_LEN];    /* unlink, truncate: the name; rename: the name replaced (new name) */
+	__u32 route;                 /* enum krsi_file_route; 0: unknown */
+	__u32 flags;                 /* KRSI_FILE_* bits */
+	__u32 running;               /* processes running the target (0: none known) */
+	__u32 runner;                /* enum krsi_runner */
+	__u32 pids[KRSI_RUN_PIDS];   /* up to KRSI_RUN_PIDS of them (0: empty slot) */
+	char path2[KRSI_PATH_LEN];   /* rename: the old name */
 };
 
 /* mprotect (KRSI_EV_MPROTECT) and mmap (KRSI_EV_MMAP): only the calls that matter to a rule are emitted
@@ -226,6 +256,25 @@ struct krsi_denied_event {
 	__u32 rule_id;   /* 0: the in-kernel lists / counter */
 	__u32 enforced;  /* 1: -EPERM returned; 0: monitor mode (config.enforce 0), allowed */
 	struct krsi_inode_key inode;  /* the file involved (exec / module), zero otherwise */
+};
+
+/* ---- running executables: signals.bpf.c's maps (user space seeds them) ---- */
+
+/* value of signals.bpf.c's run_inode (key struct krsi_inode_key): an inode some process runs. Filled at exec
+ * and fork, removed when its last process exits or execs; seeded from /proc by user space (inode 0). */
+struct krsi_run_inode {
+	__u64 inode;     /* struct inode * while a process holds it (0: seeded from user space, not known) */
+	__s64 size;      /* i_size when last looked at */
+	__u32 nlink;     /* link count when last looked at */
+	__u32 refs;      /* processes running it */
+	__u32 pids[KRSI_RUN_PIDS];  /* some of them */
+	__u64 name;      /* hash of the name it was exec'd or opened by (run_names; 0: none) */
+};
+
+/* value of run_tgid (key: tgid): what a process runs, to release at exit or exec */
+struct krsi_run_tgid {
+	struct krsi_inode_key exe;
+	struct krsi_inode_key script;  /* the script an interpreter was exec'd for (ino 0: none) */
 };
 
 #endif /* KRSI_H */

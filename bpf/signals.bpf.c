@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, mprotect, module load and unload.
+/* signals.bpf.c - krsi's signal programs: exec, fork, exit, unlink, rename, truncate (running executables),
+ * mprotect, mmap, module load and unload.
  * Every event starts with struct krsi_hdr. Rare kinds go into the ring buffer "events", mprotect and mmap
  * (filtered in the kernel, still the bulk) into "mem_events": a flood of one cannot push out the other.
  * Event structs live in krsi.h; should match: bpf/abi.ts (test/bpf/layout.test.ts).
@@ -12,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "krsi.h"
+#include "lsm.h"   /* earlier(): the LSM signal programs pass an earlier ret on */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -145,18 +147,6 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* unlink in flight: sys_enter -> sys_exit, keyed by pid_tgid */
-struct unlink_start {
-	struct krsi_file_id exe;     /* the caller's executable and its link count before the unlink */
-	struct krsi_file_id target;  /* the inode vfs_unlink was given, its link count before (ino 0: not seen) */
-	char path[KRSI_PATH_LEN];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct unlink_start);
-} unlinks SEC(".maps");
 
 /* ---- helpers ---- */
 static __always_inline void count_lost(__u32 kind)
@@ -585,74 +575,615 @@ int BPF_PROG(krsi_exit, struct task_struct *p)
 	return 0;
 }
 
-/* ---- unlink / unlinkat: remember the path and the caller's exe link count, report on exit ---- */
+/* ---- files: unlink, rename and truncate, and the running executables they may hit (issue 11) ----
+ * run_inode holds every inode a process runs (its exe, or the script an interpreter was exec'd for), with
+ * how many processes run it and some of their pids; run_tgid says what each process holds. The syscall
+ * tracepoints follow unlink/unlinkat, rename/renameat/renameat2, truncate/ftruncate and open/creat with
+ * O_TRUNC. On BPF-LSM kernels the inode_unlink, inode_rename, path_truncate and file_truncate hooks name the
+ * inode (io_uring too); elsewhere (tracepoint-only kernels) the running inode whose link count or size
+ * dropped during the call is the target: run_inode is walked at the call's entry (to refresh) and at its
+ * exit (to see what changed), io_uring's unlinkat/renameat by its own tracepoints the same way. */
 struct sys_enter_ctx { __u64 _common; __s32 nr; __u32 _pad; __u64 args[6]; };
 struct sys_exit_ctx { __u64 _common; __s32 nr; __u32 _pad; __s64 ret; };
 
-static __always_inline void unlink_enter(const char *pathname)
+/* kernel fields only this section reads (the ___files suffix: CO-RE matches task_struct, inode, ...) */
+struct fdtable___files { unsigned int max_fds; struct file **fd; } __attribute__((preserve_access_index));
+struct files_struct___files { struct fdtable___files *fdt; } __attribute__((preserve_access_index));
+struct task_struct___files {
+	unsigned int flags;
+	struct files_struct___files *files;
+} __attribute__((preserve_access_index));
+struct inode___files { long long i_size; } __attribute__((preserve_access_index));
+struct linux_binprm___files {
+	struct file *file;
+	const char *filename;
+	const char *interp;
+} __attribute__((preserve_access_index));
+
+#define PF_IO_WORKER   0x10
+#define O_TRUNC_FLAG   01000
+#define ETXTBSY_ERR    26
+#define RENAME_EXCHANGE_FLAG 2
+#define IORING_OP_RENAMEAT 35
+#define IORING_OP_UNLINKAT 36
+#define SCRIPT_OPENS   32   /* opens after an interpreted exec in which the script is looked for (execs in between included) */
+
+/* set by user space when the LSM programs below are loaded: the walks are not needed then */
+const volatile __u32 lsm_active = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct krsi_inode_key);
+	__type(value, struct krsi_run_inode);
+} run_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct krsi_run_tgid);
+} run_tgid SEC(".maps");
+
+/* run_inode / run_tgid updates that failed (map full): slot 0 */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} run_full SEC(".maps");
+
+/* tracepoint-only kernels: running inodes by the hash of their name (the last component they were exec'd or
+ * opened by), so that an unlink, rename or truncate(path) checks the few running inodes its name could be,
+ * not all of them; a name with more inodes than RUN_NAME_INODES falls back to walking run_inode */
+#define RUN_NAME_INODES 4
+#define RUN_UNNAMED 1  /* the run_names entry of running inodes that lost the name they were indexed by but kept a link */
+struct run_name {
+	struct krsi_inode_key keys[RUN_NAME_INODES];  /* ino 0: free */
+	__u32 overflow;  /* more inodes had this name than there are slots */
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct run_name);
+} run_names SEC(".maps");
+
+/* an interpreted exec: the script's name, until the interpreter opens it (keyed by tgid) */
+struct script_wait {
+	__u32 opens;   /* opens left to look at */
+	__u32 tid;     /* the thread whose open matched (0: none yet) */
+	char path[KRSI_PATH_LEN];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct script_wait);
+} script_wait SEC(".maps");
+
+/* a file syscall in flight: sys_enter -> (LSM hook, vfs_unlink kprobe) -> sys_exit, keyed by pid_tgid */
+struct fileop {
+	struct krsi_file_id exe;     /* the caller's executable and its link count before the call */
+	struct krsi_file_id target;  /* the inode an LSM hook or vfs_unlink saw, its link count before (ino 0: not seen) */
+	__u32 kind;                  /* KRSI_EV_UNLINK, _RENAME, _TRUNCATE */
+	__u32 route;                 /* of target */
+	__u32 oflags;                /* open: flags; rename: renameat2 flags */
+	__s32 fd;                    /* ftruncate: the fd */
+	__u32 script;                /* open: the script an interpreted exec waits for */
+	__u32 walk;                  /* tracepoint-only: the name is ambiguous, walk run_inode */
+	struct cand {                /* tracepoint-only: running inodes of the path's name, as at entry */
+		struct krsi_inode_key key;
+		__u64 inode;
+		__s64 size;
+		__u32 nlink;
+		__u32 _pad;
+	} cand[2 * RUN_NAME_INODES];  /* the path's name, then RUN_UNNAMED */
+	char path[KRSI_PATH_LEN];
+	char path2[KRSI_PATH_LEN];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct fileop);
+} fileops SEC(".maps");
+
+/* io_uring unlinkat/renameat submitted (tracepoint-only kernels): request pointer -> event kind */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} uring_ops SEC(".maps");
+
+static __always_inline void inode_key(struct inode *ino, struct krsi_inode_key *k)
 {
-	if (is_self())
+	k->ino = BPF_CORE_READ(ino, i_ino);
+	k->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	k->_pad = 0;
+}
+
+static __always_inline void count_full(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&run_full, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* FNV-1a of the last component of a NUL-terminated path in buf (0 for an empty name) */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME  0x100000001b3ULL
+static __always_inline __u64 name_hash(const char *buf)
+{
+	__u64 h = FNV_OFFSET;
+	bool any = false;
+	for (int i = 0; i < KRSI_PATH_LEN; i++) {
+		char c = buf[i];
+		if (!c)
+			break;
+		if (c == '/') {
+			h = FNV_OFFSET;
+			any = false;
+			continue;
+		}
+		h = (h ^ (__u8)c) * FNV_PRIME;
+		any = true;
+	}
+	return any ? h : 0;
+}
+
+/* the hash of a dentry's own name (read into scratch) */
+static __always_inline __u64 dentry_hash(struct dentry *d)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s || !d)
+		return 0;
+	/* the second half of the scratch buffer: the first may hold a record being built */
+	char *buf = &s->buf[KRSI_SCRATCH_LEN / 2];
+	if (bpf_probe_read_kernel_str(buf, KRSI_PATH_LEN, BPF_CORE_READ(d, d_name.name)) <= 0)
+		return 0;
+	return name_hash(buf);
+}
+
+static __always_inline void name_add(__u64 h, struct krsi_inode_key *k)
+{
+	if (!h || lsm_active)
 		return;
-	__u64 id = bpf_get_current_pid_tgid();
+	struct run_name *n = bpf_map_lookup_elem(&run_names, &h);
+	if (!n) {
+		struct run_name fresh = {};
+		fresh.keys[0] = *k;
+		if (!bpf_map_update_elem(&run_names, &h, &fresh, BPF_NOEXIST))
+			return;
+		n = bpf_map_lookup_elem(&run_names, &h);
+		if (!n) {
+			count_full();
+			return;
+		}
+	}
+	int free = -1;
+	for (int i = 0; i < RUN_NAME_INODES; i++) {
+		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev)
+			return;
+		if (!n->keys[i].ino && free < 0)
+			free = i;
+	}
+	if (free >= 0 && free < RUN_NAME_INODES)
+		n->keys[free] = *k;
+	else
+		n->overflow = 1;  /* checked by a walk from now on */
+}
+
+static __always_inline void name_del(__u64 h, struct krsi_inode_key *k)
+{
+	if (!h)
+		return;
+	struct run_name *n = bpf_map_lookup_elem(&run_names, &h);
+	if (!n)
+		return;
+	bool empty = true;
+	for (int i = 0; i < RUN_NAME_INODES; i++) {
+		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev)
+			n->keys[i].ino = 0;
+		if (n->keys[i].ino)
+			empty = false;
+	}
+	if (empty && !n->overflow)
+		bpf_map_delete_elem(&run_names, &h);
+}
+
+/* one more process runs the inode (ptr: its struct inode *) */
+static __always_inline void run_acquire(struct krsi_inode_key *k, struct inode *ptr, __u32 tgid, __u64 name)
+{
+	struct krsi_run_inode *e = bpf_map_lookup_elem(&run_inode, k);
+	if (!e) {
+		struct krsi_run_inode fresh = {};
+		fresh.inode = (__u64)ptr;
+		fresh.nlink = BPF_CORE_READ(ptr, __i_nlink);
+		fresh.size = BPF_CORE_READ((struct inode___files *)ptr, i_size);
+		if (bpf_map_update_elem(&run_inode, k, &fresh, BPF_NOEXIST) && !bpf_map_lookup_elem(&run_inode, k)) {
+			count_full();
+			return;
+		}
+		e = bpf_map_lookup_elem(&run_inode, k);
+		if (!e)
+			return;
+	}
+	if (!e->inode)
+		e->inode = (__u64)ptr;  /* seeded from user space: now the pointer is known */
+	if (!e->name && name) {
+		e->name = name;
+		name_add(name, k);
+	}
+	__sync_fetch_and_add(&e->refs, 1);
+	/* a free pid slot (best effort: two execs of one inode at the same instant may take the same slot) */
+	for (int i = 0; i < KRSI_RUN_PIDS; i++) {
+		if (e->pids[i] == 0 || e->pids[i] == tgid) {
+			e->pids[i] = tgid;
+			break;
+		}
+	}
+}
+
+/* a process no longer runs the inode: the entry goes with its last process */
+static __always_inline void run_release(struct krsi_inode_key *k, __u32 tgid)
+{
+	if (!k->ino)
+		return;
+	struct krsi_run_inode *e = bpf_map_lookup_elem(&run_inode, k);
+	if (!e)
+		return;
+	for (int i = 0; i < KRSI_RUN_PIDS; i++)
+		if (e->pids[i] == tgid)
+			e->pids[i] = 0;
+	__sync_fetch_and_add(&e->refs, -1);
+	if ((__s32)e->refs <= 0) {
+		name_del(e->name, k);
+		name_del(RUN_UNNAMED, k);
+		bpf_map_delete_elem(&run_inode, k);
+	}
+}
+
+static __always_inline void run_forget(__u32 tgid)
+{
+	struct krsi_run_tgid *t = bpf_map_lookup_elem(&run_tgid, &tgid);
+	if (!t)
+		return;
+	struct krsi_run_tgid old = *t;
+	bpf_map_delete_elem(&run_tgid, &tgid);
+	run_release(&old.exe, tgid);
+	run_release(&old.script, tgid);
+}
+
+/* exec: the new executable (and, for an interpreted file, the script once the interpreter opens it) */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	run_forget(tgid);
+	struct krsi_run_tgid t = {};
+	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
+	inode_key(ino, &t.exe);
+	if (bpf_map_update_elem(&run_tgid, &tgid, &t, BPF_ANY)) {
+		count_full();
+		return 0;
+	}
+	run_acquire(&t.exe, ino, tgid, dentry_hash(BPF_CORE_READ(bprm, file, f_path.dentry)));
+
+	/* binfmt_script / binfmt_misc changed the interpreter name: the file asked for is a script */
+	struct linux_binprm___files *b = (void *)bprm;
+	const char *filename = BPF_CORE_READ(b, filename);
+	if (BPF_CORE_READ(b, interp) != filename) {
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+		if (!s)
+			return 0;
+		struct script_wait *w = (void *)s->buf;
+		w->opens = SCRIPT_OPENS;
+		w->tid = 0;
+		if (bpf_probe_read_kernel_str(w->path, KRSI_PATH_LEN, filename) > 0)
+			bpf_map_update_elem(&script_wait, &tgid, w, BPF_ANY);
+	}
+	/* else a script's wait goes on: `#!/usr/bin/env sh` execs the interpreter that opens the script */
+	return 0;
+}
+
+/* fork: the child runs what its parent runs */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(krsi_run_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	__u32 ptgid = BPF_CORE_READ(parent, tgid), ctgid = BPF_CORE_READ(child, tgid);
+	struct file *exe = BPF_CORE_READ(child, mm, exe_file);
+	if (!exe)
+		return 0;  /* a kernel thread */
+	struct krsi_run_tgid t = {};
+	struct inode *ino = BPF_CORE_READ(exe, f_inode);
+	inode_key(ino, &t.exe);
+	struct krsi_run_tgid *pt = bpf_map_lookup_elem(&run_tgid, &ptgid);
+	if (pt)
+		t.script = pt->script;
+	if (bpf_map_update_elem(&run_tgid, &ctgid, &t, BPF_ANY)) {
+		count_full();
+		return 0;
+	}
+	run_acquire(&t.exe, ino, ctgid, dentry_hash(BPF_CORE_READ(exe, f_path.dentry)));
+	if (t.script.ino)
+		run_acquire(&t.script, 0, ctgid, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(krsi_run_exit, struct task_struct *p)
+{
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	run_forget(tgid);
+	bpf_map_delete_elem(&script_wait, &tgid);
+	return 0;
+}
+
+/* ---- the walk of run_inode (tracepoint-only kernels) ---- */
+struct run_walk {
+	struct krsi_inode_key key;  /* the running inode whose link count or size dropped (ino 0: none) */
+	__u32 nlink;
+	__u32 detect;               /* 0: only refresh the remembered counts */
+};
+
+static long run_check(struct bpf_map *map, struct krsi_inode_key *key, struct krsi_run_inode *v, struct run_walk *c)
+{
+	if (!v->inode)
+		return 0;  /* seeded from /proc: no pointer to read */
+	struct inode *ino = (void *)v->inode;
+	/* still that inode: a pointer can outlive its last process for a moment (exit_mm runs before the exit tracepoint) */
+	if (BPF_CORE_READ(ino, i_ino) != key->ino)
+		return 0;
+	__u32 n = BPF_CORE_READ(ino, __i_nlink);
+	__s64 size = BPF_CORE_READ((struct inode___files *)ino, i_size);
+	if (n == v->nlink && size == v->size)
+		return 0;
+	bool drop = n < v->nlink || size < v->size;
+	v->nlink = n;
+	v->size = size;
+	if (c->detect && drop && !c->key.ino) {
+		c->key = *key;
+		c->nlink = n;
+	}
+	return 0;
+}
+
+static __always_inline void run_walk(struct run_walk *c)
+{
+	bpf_for_each_map_elem(&run_inode, run_check, c, 0);
+}
+
+/* ---- the event ---- */
+static __always_inline bool runs(__u32 tgid, struct krsi_inode_key *k)
+{
+	struct krsi_run_tgid *t = bpf_map_lookup_elem(&run_tgid, &tgid);
+	if (!t)
+		return false;
+	return (t->exe.ino == k->ino && t->exe.dev == k->dev) || (t->script.ino == k->ino && t->script.dev == k->dev);
+}
+
+/* emit a file event: `t` is the target (ino 0: unknown), `flags` KRSI_FILE_* bits;
+ * rename and truncate only when a process runs the target, or the kernel refused a running one (ETXTBSY) */
+static __always_inline void emit_file(struct fileop *op, __u32 kind, struct krsi_file_id *t, __u32 route, __u32 flags, long ret)
+{
+	struct krsi_inode_key k = { .ino = t->ino, .dev = t->dev };
+	struct krsi_run_inode *r = t->ino ? bpf_map_lookup_elem(&run_inode, &k) : 0;
+	if (kind != KRSI_EV_UNLINK && !r && ret != -ETXTBSY_ERR)
+		return;
+	struct krsi_unlink_event *ev = reserve(sizeof(*ev), kind);
+	if (!ev)
+		return;
+	fill_hdr(&ev->hdr, kind);
+	ev->target = *t;
+	if (!(flags & KRSI_FILE_NLINK))
+		ev->target.nlink = 0;
+	ev->ret = (flags & KRSI_FILE_RET) ? ret : 0;
+	ev->_pad = 0;
+	ev->route = route;
+	ev->flags = flags;
+	ev->running = 0;
+	ev->runner = KRSI_RUNNER_NONE;
+	for (int i = 0; i < KRSI_RUN_PIDS; i++)
+		ev->pids[i] = 0;
+	if (r) {
+		ev->running = r->refs;
+		for (int i = 0; i < KRSI_RUN_PIDS; i++)
+			ev->pids[i] = r->pids[i];
+		if (runs(ev->hdr.pid, &k))
+			ev->runner = KRSI_RUNNER_SELF;
+		else if (runs(ev->hdr.ppid, &k))
+			ev->runner = KRSI_RUNNER_PARENT;
+		else
+			ev->runner = KRSI_RUNNER_OTHER;
+	}
+	bpf_probe_read_kernel_str(ev->path, KRSI_PATH_LEN, op->path);
+	bpf_probe_read_kernel_str(ev->path2, KRSI_PATH_LEN, op->path2);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* ---- syscall entry and exit ---- */
+static __always_inline struct fileop *fileop_new(void)
+{
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
-		return;
+		return 0;
 	/* built in scratch (the stack is too small), then copied into the hash map */
-	struct unlink_start *st = (void *)s->buf;
-	__builtin_memset(&st->exe, 0, sizeof(st->exe));
-	__builtin_memset(&st->target, 0, sizeof(st->target));
+	struct fileop *op = (void *)s->buf;
+	__builtin_memset(op, 0, sizeof(struct fileop) - 2 * KRSI_PATH_LEN);  /* everything but the paths */
+	op->path[0] = 0;
+	op->path2[0] = 0;
+	return op;
+}
+
+static __always_inline void fileop_enter(struct fileop *op, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	op->kind = kind;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 	if (exe)
-		file_id(exe, &st->exe);
-	if (bpf_probe_read_user_str(st->path, KRSI_PATH_LEN, pathname) < 0)
-		st->path[0] = 0;
-	bpf_map_update_elem(&unlinks, &id, st, BPF_ANY);
+		file_id(exe, &op->exe);
+	if (!lsm_active && kind) {
+		/* the running inodes this name could be, with their counts now; an ambiguous name: the walk */
+		__u64 hs[2] = { name_hash(op->path), RUN_UNNAMED };
+		for (int b = 0; b < 2; b++) {
+			__u64 h = hs[b];
+			struct run_name *n = h ? bpf_map_lookup_elem(&run_names, &h) : 0;
+			if (!n)
+				continue;
+			op->walk |= n->overflow;
+			for (int i = 0; i < RUN_NAME_INODES; i++) {
+				struct krsi_inode_key k = n->keys[i];
+				struct krsi_run_inode *r = k.ino ? bpf_map_lookup_elem(&run_inode, &k) : 0;
+				if (!r || !r->inode)
+					continue;
+				struct inode *ino = (void *)r->inode;
+				int j = b * RUN_NAME_INODES + i;
+				op->cand[j].key = k;
+				op->cand[j].inode = r->inode;
+				op->cand[j].nlink = BPF_CORE_READ(ino, __i_nlink);
+				op->cand[j].size = BPF_CORE_READ((struct inode___files *)ino, i_size);
+			}
+		}
+		if (op->walk) {
+			struct run_walk c = {};
+			run_walk(&c);
+		}
+	}
+	bpf_map_update_elem(&fileops, &id, op, BPF_ANY);
 }
 
-static __always_inline void unlink_exit(long ret)
+/* the candidate whose link count or size dropped during the call (tracepoint-only kernels) */
+static __always_inline bool cand_dropped(struct fileop *op, struct krsi_file_id *t)
+{
+	for (int i = 0; i < 2 * RUN_NAME_INODES; i++) {
+		if (!op->cand[i].inode)
+			continue;
+		struct krsi_inode_key k = op->cand[i].key;
+		struct krsi_run_inode *r = bpf_map_lookup_elem(&run_inode, &k);
+		if (!r || r->inode != op->cand[i].inode)
+			continue;  /* its processes are gone: the pointer may be stale */
+		struct inode *ino = (void *)r->inode;
+		__u32 n = BPF_CORE_READ(ino, __i_nlink);
+		__s64 size = BPF_CORE_READ((struct inode___files *)ino, i_size);
+		if (n < op->cand[i].nlink || size < op->cand[i].size) {
+			t->ino = k.ino;
+			t->dev = k.dev;
+			t->nlink = n;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* a rename moved a running inode's name: index it under the new name too (all inodes of the old name: a superset) */
+static __always_inline void name_moved(struct fileop *op)
+{
+	__u64 from = name_hash(op->path2), to = name_hash(op->path);
+	struct run_name *n = from ? bpf_map_lookup_elem(&run_names, &from) : 0;
+	if (!n || !to || from == to)
+		return;
+	struct run_name copy = *n;
+	for (int i = 0; i < RUN_NAME_INODES; i++)
+		if (copy.keys[i].ino)
+			name_add(to, &copy.keys[i]);
+}
+
+static __always_inline void fileop_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct unlink_start *st = bpf_map_lookup_elem(&unlinks, &id);
-	if (!st)
+	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
+	if (!op)
 		return;
-	/* krsi's own unlinks never get here: unlink_enter did not record them */
-	struct krsi_unlink_event *ev = reserve(sizeof(*ev), KRSI_EV_UNLINK);
-	if (!ev)
-		goto out;
-	fill_hdr(&ev->hdr, KRSI_EV_UNLINK);
-	ev->ret = ret;
-	ev->_pad = 0;
-	ev->target.ino = 0;
-	ev->target.dev = 0;
-	ev->target.nlink = 0;
-	if (ret == 0 && st->target.ino) {
-		/* the inode vfs_unlink removed, with its link count after */
-		ev->target = st->target;
-		ev->target.nlink = st->target.nlink ? st->target.nlink - 1 : 0;
-	} else if (ret == 0 && st->exe.ino && ev->hdr.exe.ino == st->exe.ino && ev->hdr.exe.dev == st->exe.dev &&
-		   ev->hdr.exe.nlink < st->exe.nlink) {
-		/* no vfs_unlink probe: still tell the caller's own executable, whose link count just dropped */
-		ev->target = ev->hdr.exe;
+	/* krsi's own calls never get here: the enter programs did not record them */
+	struct krsi_file_id t = {};
+	__u32 route = 0, flags = KRSI_FILE_RET;
+	if (op->target.ino) {
+		/* an LSM hook or vfs_unlink saw it: the link count after follows from the one before */
+		t = op->target;
+		route = op->route;
+		flags |= KRSI_FILE_NLINK;
+		bool gone = ret == 0 && (op->kind == KRSI_EV_UNLINK || (op->kind == KRSI_EV_RENAME && !(op->oflags & RENAME_EXCHANGE_FLAG)));
+		if (gone && t.nlink)
+			t.nlink -= 1;
+	} else if (!lsm_active && ret == 0 && op->kind) {
+		if (cand_dropped(op, &t)) {
+			route = KRSI_ROUTE_SYSCALL;
+			flags |= KRSI_FILE_NLINK;
+		} else if (op->walk) {
+			struct run_walk c = { .detect = 1 };
+			run_walk(&c);
+			if (c.key.ino) {
+				t.ino = c.key.ino;
+				t.dev = c.key.dev;
+				t.nlink = c.nlink;
+				route = KRSI_ROUTE_SYSCALL;
+				flags |= KRSI_FILE_NLINK;
+			}
+		}
+		if (op->kind == KRSI_EV_RENAME)
+			name_moved(op);
+		if (t.ino && t.nlink) {
+			/* a name went, others are left (hard links, dpkg's .dpkg-tmp): checked on every call from now on */
+			struct krsi_inode_key k = { .ino = t.ino, .dev = t.dev };
+			name_add(RUN_UNNAMED, &k);
+		}
 	}
-	bpf_probe_read_kernel_str(ev->path, KRSI_PATH_LEN, st->path);
-	bpf_ringbuf_submit(ev, 0);
-out:
-	bpf_map_delete_elem(&unlinks, &id);
+	if (!t.ino && ret == 0 && op->kind == KRSI_EV_UNLINK && op->exe.ino) {
+		/* no hook named it: still tell the caller's own executable, whose link count just dropped */
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+		struct krsi_file_id now = {};
+		if (exe)
+			file_id(exe, &now);
+		if (now.ino == op->exe.ino && now.dev == op->exe.dev && now.nlink < op->exe.nlink) {
+			t = now;
+			route = KRSI_ROUTE_SYSCALL;
+			flags |= KRSI_FILE_NLINK;
+		}
+	}
+	if (op->kind)
+		emit_file(op, op->kind, &t, route, flags, ret);
+	bpf_map_delete_elem(&fileops, &id);
+}
+
+static __always_inline void path_enter(__u32 kind, const char *path, const char *path2, __u32 oflags)
+{
+	if (is_self())
+		return;
+	struct fileop *op = fileop_new();
+	if (!op)
+		return;
+	if (bpf_probe_read_user_str(op->path, KRSI_PATH_LEN, path) < 0)
+		op->path[0] = 0;
+	if (path2 && bpf_probe_read_user_str(op->path2, KRSI_PATH_LEN, path2) < 0)
+		op->path2[0] = 0;
+	op->oflags = oflags;
+	fileop_enter(op, kind);
 }
 
 SEC("tp/syscalls/sys_enter_unlink")
 int krsi_unlink_enter(struct sys_enter_ctx *ctx)
 {
-	unlink_enter((const char *)ctx->args[0]);
+	path_enter(KRSI_EV_UNLINK, (const char *)ctx->args[0], 0, 0);
 	return 0;
 }
 
 SEC("tp/syscalls/sys_exit_unlink")
 int krsi_unlink_exit(struct sys_exit_ctx *ctx)
 {
-	unlink_exit(ctx->ret);
+	fileop_exit(ctx->ret);
 	return 0;
 }
 
@@ -661,14 +1192,244 @@ int krsi_unlinkat_enter(struct sys_enter_ctx *ctx)
 {
 	if (ctx->args[2] & 0x200)  /* AT_REMOVEDIR: rmdir, not an unlink */
 		return 0;
-	unlink_enter((const char *)ctx->args[1]);
+	path_enter(KRSI_EV_UNLINK, (const char *)ctx->args[1], 0, 0);
 	return 0;
 }
 
 SEC("tp/syscalls/sys_exit_unlinkat")
 int krsi_unlinkat_exit(struct sys_exit_ctx *ctx)
 {
-	unlink_exit(ctx->ret);
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+/* rename(old, new): path is the name renamed over (new), path2 the old name */
+SEC("tp/syscalls/sys_enter_rename")
+int krsi_rename_enter(struct sys_enter_ctx *ctx)
+{
+	path_enter(KRSI_EV_RENAME, (const char *)ctx->args[1], (const char *)ctx->args[0], 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_rename")
+int krsi_rename_exit(struct sys_exit_ctx *ctx)
+{
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_renameat")
+int krsi_renameat_enter(struct sys_enter_ctx *ctx)
+{
+	path_enter(KRSI_EV_RENAME, (const char *)ctx->args[3], (const char *)ctx->args[1], 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_renameat")
+int krsi_renameat_exit(struct sys_exit_ctx *ctx)
+{
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_renameat2")
+int krsi_renameat2_enter(struct sys_enter_ctx *ctx)
+{
+	path_enter(KRSI_EV_RENAME, (const char *)ctx->args[3], (const char *)ctx->args[1], ctx->args[4]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_renameat2")
+int krsi_renameat2_exit(struct sys_exit_ctx *ctx)
+{
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_truncate")
+int krsi_truncate_enter(struct sys_enter_ctx *ctx)
+{
+	path_enter(KRSI_EV_TRUNCATE, (const char *)ctx->args[0], 0, 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_truncate")
+int krsi_truncate_exit(struct sys_exit_ctx *ctx)
+{
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+/* the struct file * of fd in the current process */
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct___files *task = (void *)bpf_get_current_task();
+	struct fdtable___files *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* ftruncate(fd): the fd names the inode; only a running one is followed */
+SEC("tp/syscalls/sys_enter_ftruncate")
+int krsi_ftruncate_enter(struct sys_enter_ctx *ctx)
+{
+	if (is_self())
+		return 0;
+	struct file *f = fd_file(ctx->args[0]);
+	if (!f)
+		return 0;
+	struct krsi_inode_key k;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	inode_key(ino, &k);
+	if (!bpf_map_lookup_elem(&run_inode, &k))
+		return 0;
+	struct fileop *op = fileop_new();
+	if (!op)
+		return 0;
+	op->target.ino = k.ino;
+	op->target.dev = k.dev;
+	op->target.nlink = BPF_CORE_READ(ino, __i_nlink);
+	op->route = KRSI_ROUTE_SYSCALL;
+	op->kind = KRSI_EV_TRUNCATE;
+	bpf_map_update_elem(&fileops, &(__u64){ bpf_get_current_pid_tgid() }, op, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_ftruncate")
+int krsi_ftruncate_exit(struct sys_exit_ctx *ctx)
+{
+	fileop_exit(ctx->ret);
+	return 0;
+}
+
+/* ---- open/openat/openat2/creat: O_TRUNC of a running inode, and the script an interpreter opens ---- */
+static __always_inline void open_enter(const char *path, __u64 oflags)
+{
+	if (is_self())
+		return;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct script_wait *w = bpf_map_lookup_elem(&script_wait, &tgid);
+	if (!(oflags & O_TRUNC_FLAG) && !w)
+		return;  /* the common case: one hash miss */
+	struct fileop *op = fileop_new();
+	if (!op)
+		return;
+	if (bpf_probe_read_user_str(op->path, KRSI_PATH_LEN, path) < 0)
+		op->path[0] = 0;
+	op->oflags = oflags;
+	if (w) {
+		/* the interpreter opens its script by the name exec was given */
+		if (w->opens)
+			w->opens -= 1;
+		else
+			bpf_map_delete_elem(&script_wait, &tgid);
+		bool same = true;
+		for (int i = 0; i < KRSI_PATH_LEN; i++) {
+			if (op->path[i] != w->path[i]) {
+				same = false;
+				break;
+			}
+			if (!op->path[i])
+				break;
+		}
+		op->script = same;
+	}
+	op->kind = 0;  /* decided at exit */
+	bpf_map_update_elem(&fileops, &(__u64){ bpf_get_current_pid_tgid() }, op, BPF_ANY);
+}
+
+static __always_inline void open_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
+	if (!op)
+		return;
+	struct file *f = ret >= 0 ? fd_file(ret) : 0;
+	struct inode *ino = f ? BPF_CORE_READ(f, f_inode) : 0;
+	struct krsi_inode_key k = {};
+	if (ino)
+		inode_key(ino, &k);
+	if (op->script && ino) {
+		struct krsi_run_tgid *t = bpf_map_lookup_elem(&run_tgid, &tgid);
+		if (t && !t->script.ino) {
+			t->script = k;
+			run_acquire(&k, ino, tgid, dentry_hash(BPF_CORE_READ(f, f_path.dentry)));
+		}
+		bpf_map_delete_elem(&script_wait, &tgid);
+	}
+	if (op->oflags & O_TRUNC_FLAG) {
+		struct krsi_file_id t = {};
+		if (ino) {
+			t.ino = k.ino;
+			t.dev = k.dev;
+			t.nlink = BPF_CORE_READ(ino, __i_nlink);
+		}
+		/* a running inode truncated by open (a script), or one the kernel refused (ETXTBSY: a running binary) */
+		emit_file(op, KRSI_EV_TRUNCATE, &t, ino ? KRSI_ROUTE_SYSCALL : 0, KRSI_FILE_RET | (ino ? KRSI_FILE_NLINK : 0), ret >= 0 ? 0 : ret);
+	}
+	bpf_map_delete_elem(&fileops, &id);
+}
+
+SEC("tp/syscalls/sys_enter_open")
+int krsi_open_enter(struct sys_enter_ctx *ctx)
+{
+	open_enter((const char *)ctx->args[0], ctx->args[1]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_open")
+int krsi_open_exit(struct sys_exit_ctx *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int krsi_openat_enter(struct sys_enter_ctx *ctx)
+{
+	open_enter((const char *)ctx->args[1], ctx->args[2]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int krsi_openat_exit(struct sys_exit_ctx *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat2")
+int krsi_openat2_enter(struct sys_enter_ctx *ctx)
+{
+	__u64 oflags = 0;
+	bpf_probe_read_user(&oflags, sizeof(oflags), (void *)ctx->args[2]);  /* struct open_how: flags first */
+	open_enter((const char *)ctx->args[1], oflags);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat2")
+int krsi_openat2_exit(struct sys_exit_ctx *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_creat")
+int krsi_creat_enter(struct sys_enter_ctx *ctx)
+{
+	open_enter((const char *)ctx->args[0], O_TRUNC_FLAG);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_creat")
+int krsi_creat_exit(struct sys_exit_ctx *ctx)
+{
+	open_exit(ctx->ret);
 	return 0;
 }
 
@@ -678,14 +1439,134 @@ SEC("kprobe/vfs_unlink")
 int BPF_KPROBE(krsi_vfs_unlink, void *idmap, struct inode *dir, struct dentry *dentry)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct unlink_start *st = bpf_map_lookup_elem(&unlinks, &id);
-	if (!st || st->target.ino)
+	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
+	if (!op || op->target.ino || op->kind != KRSI_EV_UNLINK)
 		return 0;  /* the first call is the one the caller asked for (overlayfs calls it again on its upper layer) */
 	struct inode *ino = BPF_CORE_READ(dentry, d_inode);
-	st->target.ino = BPF_CORE_READ(ino, i_ino);
-	st->target.dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	st->target.nlink = BPF_CORE_READ(ino, __i_nlink);
+	op->target.ino = BPF_CORE_READ(ino, i_ino);
+	op->target.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	op->target.nlink = BPF_CORE_READ(ino, __i_nlink);
+	op->route = KRSI_ROUTE_SYSCALL;
 	return 0;
+}
+
+/* ---- io_uring unlinkat / renameat on tracepoint-only kernels: the same walk, around the request ---- */
+struct uring_submit_ctx { __u64 _common; void *ring; void *req; __u64 user_data; __u8 opcode; };
+struct uring_complete_ctx { __u64 _common; void *ring; void *req; __u64 user_data; __s32 res; };
+
+SEC("tp/io_uring/io_uring_submit_req")
+int krsi_uring_submit(struct uring_submit_ctx *ctx)
+{
+	if (lsm_active || is_self())
+		return 0;  /* the LSM hooks see io_uring's calls themselves */
+	__u8 opc = ctx->opcode;
+	if (opc != IORING_OP_UNLINKAT && opc != IORING_OP_RENAMEAT)
+		return 0;
+	__u64 req = (__u64)ctx->req;
+	__u32 kind = opc == IORING_OP_UNLINKAT ? KRSI_EV_UNLINK : KRSI_EV_RENAME;
+	struct run_walk c = {};
+	run_walk(&c);
+	bpf_map_update_elem(&uring_ops, &req, &kind, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/io_uring/io_uring_complete")
+int krsi_uring_complete(struct uring_complete_ctx *ctx)
+{
+	__u64 req = (__u64)ctx->req;
+	__u32 *kind = bpf_map_lookup_elem(&uring_ops, &req);
+	if (!kind)
+		return 0;
+	__u32 k = *kind;
+	bpf_map_delete_elem(&uring_ops, &req);
+	struct fileop *op = fileop_new();
+	if (!op)
+		return 0;
+	struct krsi_file_id t = {};
+	__u32 flags = KRSI_FILE_RET;
+	if (ctx->res == 0) {
+		struct run_walk c = { .detect = 1 };
+		run_walk(&c);
+		if (c.key.ino) {
+			t.ino = c.key.ino;
+			t.dev = c.key.dev;
+			t.nlink = c.nlink;
+			flags |= KRSI_FILE_NLINK;
+		}
+	}
+	emit_file(op, k, &t, KRSI_ROUTE_IO_URING, flags, ctx->res);
+	return 0;
+}
+
+/* ---- BPF-LSM: the inode itself, from any route (loaded only where BPF LSM works; they only observe) ---- */
+static __always_inline void lsm_file(__u32 kind, struct inode *ino, struct dentry *d)
+{
+	if (!ino || is_self())
+		return;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
+	if (op) {
+		/* inside a syscall krsi follows: its exit reports, with the result (open: by its own O_TRUNC check) */
+		if (op->kind != kind)
+			return;
+		__u64 i_ino = BPF_CORE_READ(ino, i_ino);
+		if (op->target.ino == i_ino) {
+			op->route = KRSI_ROUTE_LSM;  /* vfs_unlink saw it first: the same inode */
+		} else if (!op->target.ino) {
+			op->target.ino = i_ino;
+			op->target.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+			op->target.nlink = BPF_CORE_READ(ino, __i_nlink);
+			op->route = KRSI_ROUTE_LSM;
+		}
+		return;
+	}
+	/* io_uring (an io-wq worker) or a kernel path: reported now, for running inodes only; the result and the
+	 * link count after are not known yet */
+	struct krsi_inode_key k;
+	inode_key(ino, &k);
+	if (!bpf_map_lookup_elem(&run_inode, &k))
+		return;
+	struct fileop *n = fileop_new();
+	if (!n)
+		return;
+	if (d)
+		bpf_probe_read_kernel_str(n->path, KRSI_PATH_LEN, BPF_CORE_READ(d, d_name.name));
+	struct krsi_file_id t = { .ino = k.ino, .dev = k.dev, .nlink = 0 };
+	struct task_struct___files *task = (void *)bpf_get_current_task();
+	__u32 route = BPF_CORE_READ(task, flags) & PF_IO_WORKER ? KRSI_ROUTE_IO_URING : KRSI_ROUTE_KERNEL;
+	emit_file(n, kind, &t, route, 0, 0);
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(krsi_lsm_unlink, struct inode *dir, struct dentry *dentry, int ret)
+{
+	lsm_file(KRSI_EV_UNLINK, BPF_CORE_READ(dentry, d_inode), dentry);
+	return earlier(ret);
+}
+
+SEC("lsm/inode_rename")
+int BPF_PROG(krsi_lsm_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir, struct dentry *new_dentry, int ret)
+{
+	/* the inode renamed over (none when the new name is free; RENAME_EXCHANGE calls the hook both ways) */
+	lsm_file(KRSI_EV_RENAME, BPF_CORE_READ(new_dentry, d_inode), new_dentry);
+	return earlier(ret);
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(krsi_lsm_path_truncate, const struct path *path, int ret)
+{
+	struct dentry *d = BPF_CORE_READ(path, dentry);
+	lsm_file(KRSI_EV_TRUNCATE, BPF_CORE_READ(d, d_inode), d);
+	return earlier(ret);
+}
+
+/* ftruncate and open(O_TRUNC) from kernel 6.2 (path_truncate before) */
+SEC("lsm/file_truncate")
+int BPF_PROG(krsi_lsm_file_truncate, struct file *file, int ret)
+{
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	lsm_file(KRSI_EV_TRUNCATE, BPF_CORE_READ(file, f_inode), d);
+	return earlier(ret);
 }
 
 /* ---- executable memory: mprotect, pkey_mprotect, mmap. Only what matters to a rule is emitted, into the

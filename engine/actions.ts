@@ -93,6 +93,8 @@ function eventWhat(e: KrsiEvent): string {
     case 'exec': return ` ${e.filename}`;
     case 'fork': return ` child ${e.child_pid}`;
     case 'unlink': return ` ${e.path}`;
+    case 'rename': return ` ${e.path}`;
+    case 'truncate': return ` ${e.path}`;
     case 'mprotect': return ` prot ${e.prot}${e.wx ? ' wx' : ''}`;
     case 'mmap': return ` prot ${e.prot}${e.wx ? ' wx' : ''}${e.anon ? ' anon' : ''}`;
     case 'lost': return ` ${e.count} ${e.class}`;

@@ -3,8 +3,8 @@
 // decoded by abi.ts decodeDenied, the enforcer's decoder too (signals/EVENTS.md, `denied`).
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
-import { EV, KRSI_MEM, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
-import type { ExecEvent, ExecExe, KrsiEvent, LdsoOptions, MmapEvent, MprotectEvent, UnlinkEvent } from './events.ts';
+import { EV, KRSI_MEM, KRSI_FILE_NLINK, KRSI_FILE_RET, KRSI_RUN_PIDS, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
+import type { ExecEvent, ExecExe, FileEvent, FileRoute, KrsiEvent, LdsoOptions, MmapEvent, MprotectEvent, Runner } from './events.ts';
 
 /** a wait status (task->exit_code) as a shell would report it: the exit code, or 128 + signal */
 export function exitCodeFromStatus(status: number): number {
@@ -25,6 +25,7 @@ const UNLINK_SIZE = L.krsi_unlink_event.size;
 const MEM_SIZE = L.krsi_mem_event.size;
 const MODULE_SIZE = L.krsi_module_event.size;
 const DENIED_SIZE = L.krsi_denied_event.size;
+const { rename: K_RENAME, truncate: K_TRUNCATE } = EV;
 const { exec: K_EXEC, fork: K_FORK, exit: K_EXIT, unlink: K_UNLINK, mprotect: K_MPROTECT, mmap: K_MMAP, module_load: K_MODULE_LOAD, module_unload: K_MODULE_UNLOAD, denied: K_DENIED } = EV;
 const { ts: H_TS, kind: H_KIND, pid: H_PID, tid: H_TID, ppid: H_PPID, uid: H_UID, cgroup: H_CGROUP, comm: H_COMM } = L.krsi_hdr.fields;
 const H_EXE_INO = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.ino;
@@ -44,6 +45,9 @@ const UNLINK_INO = UNLINK.target + L.krsi_file_id.fields.ino;
 const UNLINK_DEV = UNLINK.target + L.krsi_file_id.fields.dev;
 const UNLINK_NLINK = UNLINK.target + L.krsi_file_id.fields.nlink;
 const fromKernel = devFromKernel;
+/** enum krsi_file_route, enum krsi_runner (bpf/abi.ts KRSI_ROUTE, KRSI_RUNNER) as the event names them */
+const ROUTES: readonly (FileRoute | undefined)[] = [undefined, 'syscall', 'lsm', 'io_uring', 'kernel'];
+const RUNNERS: readonly (Runner | undefined)[] = [undefined, 'self', 'parent', 'other'];
 
 /** a NUL-terminated string of at most len bytes at b[off] (scans only those bytes) */
 function cstr(b: Buffer, off: number, len: number): string {
@@ -156,7 +160,7 @@ export class Decoder {
     const kind = v.getUint32(o + H_KIND, true);
     const min =
       kind === K_MPROTECT || kind === K_MMAP ? MEM_SIZE : kind === K_EXEC ? EXEC_SIZE : kind === K_FORK ? FORK_SIZE : kind === K_EXIT ? EXIT_SIZE
-        : kind === K_UNLINK ? UNLINK_SIZE : kind === K_MODULE_LOAD || kind === K_MODULE_UNLOAD ? MODULE_SIZE : kind === K_DENIED ? DENIED_SIZE : -1;
+        : kind === K_UNLINK || kind === K_RENAME || kind === K_TRUNCATE ? UNLINK_SIZE : kind === K_MODULE_LOAD || kind === K_MODULE_UNLOAD ? MODULE_SIZE : kind === K_DENIED ? DENIED_SIZE : -1;
     // too short, or an unknown kind
     if (len < min || min < 0) {
       this.bad++;
@@ -279,13 +283,35 @@ export class Decoder {
         this.comms.delete(pid);
         return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'exit', code: exitCodeFromStatus(v.getInt32(o + EXIT_CODE, true)) };
       }
-      case K_UNLINK: {
+      case K_UNLINK:
+      case K_RENAME:
+      case K_TRUNCATE: {
+        // one record for the three (bpf/krsi.h struct krsi_unlink_event); signals/EVENTS.md documents the fields
         exe.path = this.exePath(pid);
         const ino = v.getUint32(o + UNLINK_INO, true) + v.getUint32(o + UNLINK_INO + 4, true) * 4294967296;
         const ret = v.getInt32(o + UNLINK.ret, true);
-        const ev: UnlinkEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'unlink', path: cstr(b, o + UNLINK.path, KRSI_PATH_LEN) };
-        if (ino) ev.target = { dev: fromKernel(v.getUint32(o + UNLINK_DEV, true)), ino, nlink: v.getUint32(o + UNLINK_NLINK, true) };
+        const flags = v.getUint32(o + UNLINK.flags, true);
+        const type = kind === K_UNLINK ? 'unlink' : kind === K_RENAME ? 'rename' : 'truncate';
+        const ev = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type, path: cstr(b, o + UNLINK.path, KRSI_PATH_LEN) } as FileEvent;
+        if (type === 'rename') ev.from = cstr(b, o + UNLINK.path2, KRSI_PATH_LEN);
+        if (ino) {
+          ev.target = { dev: fromKernel(v.getUint32(o + UNLINK_DEV, true)), ino };
+          // a link count the signal did not see stays absent (never 0 by default)
+          if (flags & KRSI_FILE_NLINK) ev.target.nlink = v.getUint32(o + UNLINK_NLINK, true);
+        }
         if (ret) ev.ret = ret;
+        if (!(flags & KRSI_FILE_RET)) ev.unconfirmed = true;
+        const route = ROUTES[v.getUint32(o + UNLINK.route, true)];
+        if (route) ev.route = route;
+        const count = v.getUint32(o + UNLINK.running, true);
+        if (count) {
+          const pids: number[] = [];
+          for (let i = 0; i < KRSI_RUN_PIDS; i++) {
+            const p = v.getUint32(o + UNLINK.pids + 4 * i, true);
+            if (p) pids.push(p);
+          }
+          ev.running = { count, pids, by: RUNNERS[v.getUint32(o + UNLINK.runner, true)] ?? 'other' };
+        }
         return ev;
       }
       case K_MODULE_LOAD: {

@@ -4,7 +4,7 @@
 //   sample.jsonl:17: field exe.ino: expected an integer
 // Hand-written checks rather than a schema validator: replay validates every event of a log, so this
 // sits on the hot path (millions of events per second).
-import { EVENT_TYPES, SHA256_ERRORS, type EventType, type KrsiEvent } from './events.ts';
+import { EVENT_TYPES, FILE_ROUTES, RUNNERS, SHA256_ERRORS, type EventType, type KrsiEvent } from './events.ts';
 
 export interface At {
   file: string;
@@ -93,6 +93,27 @@ function fileId(o: Obj, k: string, at: At): Obj {
   return f;
 }
 
+/** unlink, rename, truncate: path, target {dev, ino, nlink?}, ret, unconfirmed, route, running (all but path optional) */
+function fileFields(o: Obj, at: At): void {
+  str(o, 'path', at);
+  if (o.target !== undefined) {
+    const t = fileId(o, 'target', at);
+    if (t.nlink !== undefined) uint(t, 'nlink', at, 'target.');
+  }
+  if (o.ret !== undefined) int(o, 'ret', at);
+  if (o.from !== undefined) str(o, 'from', at);
+  if (o.unconfirmed !== undefined && typeof o.unconfirmed !== 'boolean') fail(at, 'unconfirmed', 'a boolean', o.unconfirmed);
+  if (o.route !== undefined && !(FILE_ROUTES as readonly unknown[]).includes(o.route)) fail(at, 'route', `one of ${FILE_ROUTES.join('|')}`, o.route);
+  if (o.running !== undefined) {
+    const r = obj(o, 'running', at);
+    uint(r, 'count', at, 'running.');
+    const pids = r.pids;
+    if (!Array.isArray(pids)) fail(at, 'running.pids', 'an array of integers', pids);
+    for (let i = 0; i < pids.length; i++) if (typeof pids[i] !== 'number' || !Number.isSafeInteger(pids[i]) || pids[i] < 0) fail(at, `running.pids[${i}]`, 'an integer', pids[i]);
+    if (r.by !== undefined && !(RUNNERS as readonly unknown[]).includes(r.by)) fail(at, 'running.by', `one of ${RUNNERS.join('|')}`, r.by);
+  }
+}
+
 /** an optional boolean: typed when present */
 function optBool(o: Obj, k: string, at: At): void {
   if (o[k] !== undefined) bool(o, k, at);
@@ -168,11 +189,9 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       int(o, 'code', at);
       break;
     case 'unlink':
-      str(o, 'path', at);
-      if (o.target !== undefined) {
-        const t = fileId(o, 'target', at);
-        if (t.nlink !== undefined) uint(t, 'nlink', at, 'target.');
-      }
+    case 'rename':
+    case 'truncate':
+      fileFields(o, at);
       break;
     case 'mprotect':
       mem(o, at);

@@ -2,7 +2,7 @@
 // One JSON object per line. Unknown extra fields are kept, never rejected.
 // Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'mmap', 'lost'] as const;
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'mmap', 'lost', 'rename', 'truncate'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
@@ -102,12 +102,43 @@ export interface ExitEvent extends BaseEvent {
   code: number;
 }
 
-export interface UnlinkEvent extends BaseEvent {
-  type: 'unlink';
+/** how a file event's target was found (signals/EVENTS.md, `route`) */
+export const FILE_ROUTES = ['syscall', 'lsm', 'io_uring', 'kernel'] as const;
+export type FileRoute = (typeof FILE_ROUTES)[number];
+/** who runs a file event's target: the caller, its parent, or other processes only */
+export const RUNNERS = ['self', 'parent', 'other'] as const;
+export type Runner = (typeof RUNNERS)[number];
+
+/** the fields unlink, rename and truncate events share (signals/EVENTS.md) */
+interface FileFields {
   path: string;
-  /** the unlinked inode, when the signal could resolve it; nlink is its link count after the unlink */
+  /** the inode, when the signal could resolve it; nlink is its link count after the call (absent: unknown) */
   target?: FileId & { nlink?: number };
+  /** the call's error (negative errno), absent on success */
+  ret?: number;
+  /** seen before the call completed (io_uring, a kernel path): its result and the link count after are unknown */
+  unconfirmed?: boolean;
+  route?: FileRoute;
+  /** the processes running the target when it was hit: count, up to 8 pids, who runs it */
+  running?: { count: number; pids: number[]; by?: Runner };
 }
+
+export interface UnlinkEvent extends BaseEvent, FileFields {
+  type: 'unlink';
+}
+
+/** a rename over a running executable: `path` is the name replaced, `from` the name moved there */
+export interface RenameEvent extends BaseEvent, FileFields {
+  type: 'rename';
+  from?: string;
+}
+
+/** a truncation of a running executable (or an attempt the kernel refused: ret -26, ETXTBSY) */
+export interface TruncateEvent extends BaseEvent, FileFields {
+  type: 'truncate';
+}
+
+export type FileEvent = UnlinkEvent | RenameEvent | TruncateEvent;
 
 /** what mprotect and mmap events share (EVENTS.md, "Executable memory") */
 export interface MemFacts {
@@ -199,6 +230,8 @@ export type KrsiEvent =
   | ForkEvent
   | ExitEvent
   | UnlinkEvent
+  | RenameEvent
+  | TruncateEvent
   | MprotectEvent
   | ModuleLoadEvent
   | ModuleUnloadEvent

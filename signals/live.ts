@@ -11,6 +11,8 @@ import { bootNs } from './clock.ts';
 import { EV, KRSI_ENV_NAME_LEN, KRSI_EV_MAX } from '../bpf/abi.ts';
 import { Decoder } from './decode.ts';
 import { moduleList$, moduleListUnavailable, selfIdentity } from './modules.ts';
+import { seedRunning } from './running.ts';
+import { supported } from '../bpf/support.ts';
 
 const log = childLogger('signals');
 
@@ -30,11 +32,38 @@ const WATCH_MAX = 256;
 const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
+  krsi_rename_enter: 'rename', krsi_rename_exit: 'rename', krsi_renameat_enter: 'rename', krsi_renameat_exit: 'rename',
+  krsi_renameat2_enter: 'rename', krsi_renameat2_exit: 'rename',
+  krsi_truncate_enter: 'truncate', krsi_truncate_exit: 'truncate', krsi_ftruncate_enter: 'truncate', krsi_ftruncate_exit: 'truncate',
+  krsi_open_enter: 'open_truncate', krsi_open_exit: 'open_truncate', krsi_openat_enter: 'open_truncate', krsi_openat_exit: 'open_truncate',
+  krsi_openat2_enter: 'open_truncate', krsi_openat2_exit: 'open_truncate', krsi_creat_enter: 'open_truncate', krsi_creat_exit: 'open_truncate',
+  krsi_uring_submit: 'io_uring_files', krsi_uring_complete: 'io_uring_files',
+  krsi_lsm_unlink: 'lsm_files', krsi_lsm_rename: 'lsm_files', krsi_lsm_path_truncate: 'lsm_files', krsi_lsm_file_truncate: 'lsm_files',
   krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
 };
 
 /** the module programs: not loaded on a kernel without modules */
 const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload'];
+
+/** the running-executable LSM programs: loaded only where BPF LSM works (signals/LIVE.md, files) */
+const FILE_LSM_PROGS = ['krsi_lsm_unlink', 'krsi_lsm_rename', 'krsi_lsm_path_truncate', 'krsi_lsm_file_truncate'];
+
+/** why the files LSM programs cannot run here, or undefined (BPF LSM active and an LSM program loads) */
+function fileLsmUnavailable(): string | undefined {
+  const s = supported();
+  if (!s.lsmActive) return 'BPF LSM is not active';
+  if (!s.lsmLoads) return 'LSM programs do not load on this kernel';
+  return undefined;
+}
+
+/** the kernel has the file_truncate LSM hook (6.2+; path_truncate covers ftruncate before) */
+function hasFileTruncateHook(): boolean {
+  try {
+    return readFileSync('/sys/kernel/btf/vmlinux').includes('\0bpf_lsm_file_truncate\0');
+  } catch {
+    return false;
+  }
+}
 
 /** what an unavailable signal means for the events */
 const MEANING: Record<string, string> = {
@@ -45,6 +74,8 @@ const MEANING: Record<string, string> = {
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
   mmap: 'no mmap events (W+X and anonymous executable mappings)',
   shmat: 'shmat(SHM_EXEC) is not reported as an mmap event',
+  lsm_files: 'unlink, rename and truncate of running executables are found by the syscall tracepoints only (signals/LIVE.md: gaps)',
+  io_uring_files: 'io_uring unlinkat/renameat of running executables are not reported',
 };
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EV).map(([k, v]) => [v, k]));
@@ -62,6 +93,9 @@ export interface SignalsOptions {
   memRingBytes?: number;
   /** drop krsi's own events in the kernel (default true: its JIT's mprotects would loop) */
   filterSelf?: boolean;
+  /** the running-executable LSM programs (inode_unlink, inode_rename, path/file_truncate): default where BPF LSM
+   *  works; false: the syscall tracepoints alone, as on a tracepoint-only kernel */
+  fileLsm?: boolean;
 }
 
 export interface LiveSignals {
@@ -185,11 +219,17 @@ function readLost(m: BpfMap): Record<string, number> {
   return out;
 }
 
+/** the run_full counter: running executables the maps had no room for */
+function readRunFull(m: BpfMap): number {
+  const v = m.lookup(u32(0));
+  return v ? Number(v.readBigUInt64LE(0)) : 0;
+}
+
 /**
  * open bpf/signals.bpf.c's object, set its load-time globals and load it. The verifier gives up with
  * EAGAIN when a signal arrives meanwhile (a profiler's SIGPROF, a Ctrl-C): a few fresh tries then.
  */
-function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
+function openAndLoad(o: SignalsOptions, noModules: boolean, off: Set<string>): BpfObject {
   const path = ensureObject('signals');
   for (let attempt = 1; ; attempt++) {
     const obj = BpfObject.open(path);
@@ -199,6 +239,8 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
       if (o.memRingBytes) obj.setMaxEntries('mem_events', o.memRingBytes);
       if (noModules) for (const p of MODULE_PROGS) obj.setAutoload(p, false);
+      for (const p of off) obj.setAutoload(p, false);
+      obj.setGlobal('lsm_active', u32(off.has('krsi_lsm_unlink') ? 0 : 1));
       obj.load();
       // before any program attaches: the first exec seen already knows every name
       const watch = obj.map('watch_env');
@@ -218,7 +260,14 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   const unavailable: Record<string, string> = {};
   const noModules = moduleLoadUnavailable();
   if (noModules) unavailable.module_load = unavailable.module_unload = noModules;
-  const obj = openAndLoad(o, noModules !== undefined);
+  // the files LSM programs only where BPF LSM works; file_truncate from 6.2
+  const off = new Set<string>();
+  const noLsm = o.fileLsm === false ? 'turned off (fileLsm: false)' : fileLsmUnavailable();
+  if (noLsm) {
+    unavailable.lsm_files = noLsm;
+    for (const p of FILE_LSM_PROGS) off.add(p);
+  } else if (!hasFileTruncateHook()) off.add('krsi_lsm_file_truncate');
+  const obj = openAndLoad(o, noModules !== undefined, off);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();
   const events = new Subject<KrsiEvent>();
@@ -260,7 +309,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
   try {
     for (const prog of obj.programs()) {
-      if (noModules && MODULE_PROGS.includes(prog)) continue;
+      if ((noModules && MODULE_PROGS.includes(prog)) || off.has(prog)) continue;
       try {
         // an optional program's attach failure is reported once below, without libbpf's own lines
         if (OPTIONAL_PROGS[prog]) quietly(() => obj.attach(prog));
@@ -271,6 +320,9 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         unavailable[signal] = (e as Error).message;
       }
     }
+    // processes that started before krsi: their executables, from /proc (after attaching: exits are seen)
+    const seeded = seedRunning(obj.map('run_inode'), obj.map('run_tgid'), process.pid);
+    log.debug({ seeded }, 'running executables seeded from /proc');
     const noList = moduleListUnavailable();
     if (noList) unavailable.module_list = noList;
     for (const [s, why] of Object.entries(unavailable)) log.warn({ signal: s }, `signal ${s} unavailable${MEANING[s] ? ` (${MEANING[s]})` : ''}: ${why}`);
@@ -295,6 +347,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
     const lostMap = obj.map('lost');
     let lostSeen = 0;
+    const runFull = obj.map('run_full');
+    let runFullSeen = 0;
     let finalLost: Record<string, number> = {};
     // what `lost` events have reported, per kind
     const lostReported: Record<string, number> = {};
@@ -311,6 +365,9 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         if (total > lostSeen) log.warn({ lost: total - lostSeen, by }, `lost ${total - lostSeen} events (ring buffer full)`);
         lostSeen = total;
         reportLost(by);
+        const full = readRunFull(runFull);
+        if (full > runFullSeen) log.warn({ run_full: full - runFullSeen }, `${full - runFullSeen} running executables not tracked (run_inode / run_tgid full): their deletion is reported without running processes`);
+        runFullSeen = full;
       }, lostInterval);
       t.unref();
       timers.push(t);

@@ -47,7 +47,9 @@ export function quickValid(v: unknown): boolean {
     case 'exit':
       return typeof o.code === 'number' && Number.isSafeInteger(o.code);
     case 'unlink':
-      return typeof o.path === 'string' && (o.target === undefined || (isObj(o.target) && fileId(o.target) && (o.target.nlink === undefined || isU(o.target.nlink))));
+      // the issue-11 fields (ret, route, running, ...) go to validateEvent
+      return typeof o.path === 'string' && (o.target === undefined || (isObj(o.target) && fileId(o.target) && (o.target.nlink === undefined || isU(o.target.nlink))))
+        && o.ret === undefined && o.route === undefined && o.running === undefined && o.unconfirmed === undefined && o.from === undefined;
     case 'mprotect':
       // without wx (an older log) validateEvent fills it in: not a quick yes
       return isU(o.start) && isU(o.len) && isU(o.prot) && typeof o.wx === 'boolean' && (o.reqprot === undefined || isU(o.reqprot)) &&

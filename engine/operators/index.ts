@@ -8,12 +8,13 @@ import notInList from './notInList.ts';
 import bitsSet from './bitsSet.ts';
 import anyBitsSet from './anyBitsSet.ts';
 import exists from './exists.ts';
+import { inInodeList, notInInodeList } from './inodeList.ts';
 import type { OperatorDef } from './types.ts';
 
 export type { OperatorDef, OperatorContext, ValueProblem } from './types.ts';
 
 /** krsi's own operators, registered into json-rules-engine by engine/rules/jre.ts */
-export const CUSTOM_OPERATORS: OperatorDef<any>[] = [startsWith, endsWith, matches, inList, notInList, bitsSet, anyBitsSet, exists];
+export const CUSTOM_OPERATORS: OperatorDef<any>[] = [startsWith, endsWith, matches, inList, notInList, bitsSet, anyBitsSet, exists, inInodeList, notInInodeList];
 
 export const OPERATORS: ReadonlyMap<string, OperatorDef<any>> = new Map(
   [...BUILTIN_OPERATORS, ...CUSTOM_OPERATORS].map((o) => [o.name, o]),

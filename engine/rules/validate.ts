@@ -199,6 +199,10 @@ function checkCondition(c: RuleCtx, cond: unknown, ptr: string, types: TypeSet =
   if (op.name === 'inList' || op.name === 'notInList') {
     if (typeof value === 'string') return checkListRef(c, value, vptr);
   }
+  if ((op.name === 'inInodeList' || op.name === 'notInInodeList') && typeof value === 'string') {
+    checkListRef(c, value, vptr);
+    if (!Object.hasOwn(c.ops.lists, value)) return;
+  }
   const problem = op.checkValue?.(value, c.ops);
   if (problem) {
     if (problem.code === 'BAD_REGEX') add(c, 'BAD_REGEX', vptr, { reason: problem.message });

@@ -111,8 +111,8 @@ function exit(p: Proc, at: number, code = 0) {
   out.push({ ...base(p, at), type: 'exit', code });
 }
 
-function unlink(p: Proc, at: number, path: string, target: { dev: number; ino: number; nlink: number }) {
-  out.push({ ...base(p, at), type: 'unlink', path, target });
+function unlink(p: Proc, at: number, path: string, target: { dev: number; ino: number; nlink: number }, extra?: Record<string, unknown>) {
+  out.push({ ...base(p, at), type: 'unlink', path, target, ...extra });
 }
 
 function mprotect(p: Proc, at: number, start: number, len: number, prot: number, facts: Record<string, unknown> = {}) {
@@ -320,6 +320,12 @@ function scene2(bash: Proc, t: number) {
   exit(au, t + 5 * S + 4 * MS);
   const ssh = spawn(root, t + 6 * S, 4124, '/usr/bin/ssh', ['ssh', '-o', 'BatchMode=yes', 'backup@10.0.3.14'], { LD_LIBRARY_PATH: '/dev/shm/.lib:/usr/lib/x86_64-linux-gnu' });
   exit(ssh, t + 8 * S, 255);
+  // its second stage keeps running while the implant removes its names: first one of two hard links, then the last
+  exe('/tmp/.x/.sshd', 70_220, TMP);
+  const stage2 = spawn(imp, t + 9 * S, 4126, '/tmp/.x/.sshd', ['sshd: root@notty']);
+  const running = { count: 1, pids: [stage2.pid], by: 'other' };
+  unlink(imp, t + 9 * S + 20 * MS, '/tmp/.x/.sshd', { dev: TMP, ino: 70_220, nlink: 1 }, { route: 'syscall', running });
+  unlink(imp, t + 9 * S + 30 * MS, '/tmp/.x/.k2', { dev: TMP, ino: 70_220, nlink: 0 }, { route: 'syscall', running });
   // a second try at pkexec, from the root shell: the verdict on its inode refuses it
   const pk4 = spawn(root, t + 10 * S, 4125, '/usr/bin/pkexec', ['pkexec', '--version']);
   exit(pk4, t + 10 * S + 10 * MS);

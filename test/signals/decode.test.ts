@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { Decoder, exitCodeFromStatus, pathFromWalk } from '../../signals/decode.ts';
-import { EV, KRSI_DENY, KRSI_ENV_AREA, KRSI_EXEC, KRSI_MEM, KRSI_OP, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
+import { EV, KRSI_DENY, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FILE_NLINK, KRSI_FILE_RET, KRSI_MEM, KRSI_OP, KRSI_ROUTE, KRSI_RUNNER, LAYOUTS, decodeDenied, devFromKernel, devToKernel } from '../../bpf/abi.ts';
 import * as maps from '../../enforcers/maps.ts';
 
 const F = (s: string, f: string) => LAYOUTS[s].fields[f];
@@ -172,11 +172,42 @@ test('unlink: target only when resolved; short and unknown records are counted, 
   assert.equal(d.decode(u)?.target, undefined);
   u.writeBigUInt64LE(77n, F('krsi_unlink_event', 'target'));
   u.writeUInt32LE((8 << 20) | 1, F('krsi_unlink_event', 'target') + F('krsi_file_id', 'dev'));
+  // a link count the signal did not see stays absent (never 0 by default), and so does the result
+  assert.deepEqual(d.decode(u)?.target, { dev: 2049, ino: 77 });
+  assert.equal((d.decode(u) as { unconfirmed?: boolean }).unconfirmed, true);
+  u.writeUInt32LE(KRSI_FILE_NLINK | KRSI_FILE_RET, F('krsi_unlink_event', 'flags'));
   assert.deepEqual(d.decode(u)?.target, { dev: 2049, ino: 77, nlink: 0 });
+  assert.equal((d.decode(u) as { unconfirmed?: boolean }).unconfirmed, undefined);
   assert.equal(d.decode(Buffer.alloc(10)), undefined);
   assert.equal(d.decode(record('krsi_hdr', 99, 5)), undefined);
   assert.equal(d.decode(record('krsi_hdr', EV.exec, 5)), undefined);
   assert.equal(d.bad, 3);
+});
+
+test('rename and truncate share the unlink record: from, route, the processes running the target', () => {
+  const d = new Decoder({ procExe: false });
+  const r = record('krsi_unlink_event', EV.rename, 5);
+  r.write('x', F('krsi_unlink_event', 'path'));
+  r.write('x.new', F('krsi_unlink_event', 'path2'));
+  r.writeBigUInt64LE(77n, F('krsi_unlink_event', 'target'));
+  r.writeUInt32LE((8 << 20) | 1, F('krsi_unlink_event', 'target') + F('krsi_file_id', 'dev'));
+  r.writeUInt32LE(KRSI_FILE_NLINK | KRSI_FILE_RET, F('krsi_unlink_event', 'flags'));
+  r.writeUInt32LE(KRSI_ROUTE.LSM, F('krsi_unlink_event', 'route'));
+  r.writeUInt32LE(10, F('krsi_unlink_event', 'running'));
+  r.writeUInt32LE(KRSI_RUNNER.OTHER, F('krsi_unlink_event', 'runner'));
+  r.writeUInt32LE(42, F('krsi_unlink_event', 'pids'));
+  r.writeUInt32LE(43, F('krsi_unlink_event', 'pids') + 12);
+  const { ts, pid, ppid, uid, comm, exe, tid, cgroup, ...rest } = d.decode(r)!;
+  assert.equal(pid, 5);
+  assert.deepEqual(rest, {
+    type: 'rename', path: 'x', from: 'x.new', target: { dev: 2049, ino: 77, nlink: 0 }, route: 'lsm', running: { count: 10, pids: [42, 43], by: 'other' },
+  });
+  const t = record('krsi_unlink_event', EV.truncate, 5);
+  t.writeInt32LE(-26, F('krsi_unlink_event', 'ret'));
+  t.writeUInt32LE(KRSI_FILE_RET, F('krsi_unlink_event', 'flags'));
+  t.writeUInt32LE(KRSI_ROUTE.SYSCALL, F('krsi_unlink_event', 'route'));
+  const te = d.decode(t)!;
+  assert.deepEqual([te.type, (te as { ret?: number }).ret, (te as { route?: string }).route, (te as { target?: unknown }).target], ['truncate', -26, 'syscall', undefined]);
 });
 
 test('exit: reported once per process, again after the pid is reused by a fork', () => {
@@ -203,6 +234,7 @@ test('decodeAt: records in place in one larger Buffer (any offset) decode as the
   const u = record('krsi_unlink_event', EV.unlink, 4242);
   u.write('/tmp/me', F('krsi_unlink_event', 'path'));
   u.writeInt32LE(-2, F('krsi_unlink_event', 'ret'));
+  u.writeUInt32LE(KRSI_FILE_RET, F('krsi_unlink_event', 'flags'));
   // a full-length comm (no NUL) followed by non-zero bytes: the string stops at 16 bytes
   const f = record('krsi_fork_event', EV.fork, 4242);
   f.write('abcdefghijklmnop', F('krsi_hdr', 'comm'));

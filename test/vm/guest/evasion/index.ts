@@ -3,7 +3,8 @@
 // it returns what it observed (JSON). Each area loads and unloads what it needs itself.
 import { run as exec } from './exec.ts';
 import { run as memory } from './memory.ts';
+import { run as files } from './files.ts';
 
 export type AreaRun = (dir: string) => Promise<Record<string, unknown>>;
 
-export const AREAS: Record<string, AreaRun> = { exec, memory };
+export const AREAS: Record<string, AreaRun> = { exec, memory, files };
