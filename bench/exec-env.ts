@@ -34,14 +34,19 @@ try {
   const off: Record<number, number[]> = {}, on: Record<number, number[]> = {};
   for (const s of SIZES) (off[s] = []), (on[s] = []);
   let events = 0;
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const s of SIZES) off[s].push(time(s));
+  const attached = async () => {
     const live = await startSignals({ lostInterval: 0, modulesInterval: 0 });
     const sub = live.events$.subscribe((e) => void (e.type === 'exec' && events++));
     for (const s of SIZES) on[s].push(time(s));
     await new Promise((res) => setTimeout(res, 300)); // let the ring drain
     sub.unsubscribe();
     await live.stop();
+  };
+  // which goes first alternates by round (the host's load drifts)
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2) await attached();
+    for (const s of SIZES) off[s].push(time(s));
+    if (!(r % 2)) await attached();
   }
   console.log(`# exec cost of the signal programs: fork+execve+wait of a static no-op, ${N} per round, median of ${ROUNDS} rounds (${events} exec events seen)`);
   console.log('env strings | detached µs | attached µs | ratio | added µs');
