@@ -16,6 +16,9 @@ import type { KEntry, VerdictBook } from './verdict-book.ts';
 
 const log = childLogger('enforcer');
 
+/** every bit a tgid verdict can hold */
+const VERDICT_BITS = KRSI_OP.QUARANTINE | KRSI_OP.KILL;
+
 /** /proc/<pid>/stat starttime (clock ticks since boot), or undefined when the process is gone */
 export function procStart(pid: number): number | undefined {
   try {
@@ -98,16 +101,16 @@ export class Lifecycle {
     if (start === undefined) return false;
     const id = `kernel:inherited@pid:${tgid}`;
     const rule = (value.rule_id ? this.book.store.ruleName(value.rule_id) : undefined) ?? 'unknown';
-    const op: VerdictOp = value.ops === KRSI_OP.EXEC ? 'exec' : value.ops === KRSI_OP.MPROTECT_EXEC ? 'mprotect_exec' : value.ops === KRSI_OP.MODULE_LOAD ? 'module_load' : 'quarantine';
+    const op: VerdictOp = value.ops === KRSI_OP.EXEC ? 'exec' : value.ops === KRSI_OP.MPROTECT_EXEC ? 'mprotect_exec' : value.ops === KRSI_OP.MODULE_LOAD ? 'module_load' : value.ops === KRSI_OP.KILL ? 'kill' : 'quarantine';
     const key: EntryKey = { map: 'deny_tgid', tgid };
     const ttl = value.expires === 0 ? 0 : value.expires - n.boot;
     const stored: StoredVerdict = {
       verdict: { id, rule, op, subject: { kind: 'pid', pid: tgid }, ts: n.boot, ttl_ns: ttl, expires: value.expires, mode: 'enforce' },
       deadline: value.expires, expires_wall: value.expires === 0 ? 0 : n.wall + Math.ceil(ttl / 1e6), boot_id: n.bootId, applied_wall: n.wall,
-      proc_start: start, inherited: { from: id, bits: value.ops & KRSI_OP.QUARANTINE },
+      proc_start: start, inherited: { from: id, bits: value.ops & VERDICT_BITS },
     };
     const cause = { verdict: id, rule, ruleId: value.rule_id };
-    const entry: KEntry = { key, ops: value.ops & KRSI_OP.QUARANTINE, expires: value.expires, by: BIT_INDEX.map(([bit]) => (value.ops & bit ? cause : undefined)) };
+    const entry: KEntry = { key, ops: value.ops & VERDICT_BITS, expires: value.expires, by: BIT_INDEX.map(([bit]) => (value.ops & bit ? cause : undefined)) };
     this.book.adopt(entry);
     this.book.record(stored, key);
     log.info({ pid: tgid, rule, ops: value.ops }, 'kept a deny_tgid entry krsi did not know (inherited at a fork while krsi was down)');

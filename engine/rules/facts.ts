@@ -10,7 +10,7 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   child_pid: ['fork'],
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
-  start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
+  start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'], wx: ['mprotect'],
   name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],
   modules: ['module_list'],
@@ -33,6 +33,7 @@ export const OP_SUBJECTS: Record<string, readonly string[]> = {
   mprotect_exec: ['pid'],
   module_load: ['module', 'module_file'],
   quarantine: ['pid'],
+  kill: ['pid'],
 };
 
 /** subject -> the event types that can name it ('*': any) */
@@ -55,12 +56,13 @@ const EXE: Shape = { obj: { path: S, dev: S, ino: S } };
 export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
-  path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
+  path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S, wx: S,
   name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
   proc: {
     obj: {
       pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,
       ancestors: { arr: { obj: { pid: S, comm: S, exe: S } } },
+      loader_injected: { obj: { pid: S, ts: S, var: S, value: S } },
     },
   },
 };
