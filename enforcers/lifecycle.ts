@@ -13,6 +13,7 @@ import type { KVerdict } from './maps.ts';
 import type { Now, StoredVerdict } from './store.ts';
 import type { EntryKey } from './verdict-keys.ts';
 import type { KEntry, VerdictBook } from './verdict-book.ts';
+import { startNs } from './kill.ts';
 
 const log = childLogger('enforcer');
 
@@ -34,9 +35,15 @@ export interface LifecycleOptions {
   clock: () => Now;
   /** a process's start time, to tell it from a later one with the same pid */
   procStart: (pid: number) => number | undefined;
+  /** a process's start, ns since boot (default /proc/PID/stat) */
+  startNs?: (pid: number) => number | undefined;
 }
 
 export class Lifecycle {
+  /** set by forked() when it wrote the child's entry itself (the fork raced the verdict's write): its ops
+   *  and the verdict, for the enforcer's kill */
+  late?: { ops: number; verdict: string };
+
   constructor(private readonly book: VerdictBook, private readonly o: LifecycleOptions) {}
 
   /** a process exited: its pid verdicts end with it. The kernel clears deny_tgid on exit itself, but an
@@ -60,13 +67,22 @@ export class Lifecycle {
     const start = this.o.procStart(child);
     if (start === undefined) return 0; // already gone: the kernel's copy went with it
     const key: EntryKey = { map: 'deny_tgid', tgid: child };
-    // only what the kernel copied: a fork reported after the verdict may have happened before it
     const inKernel = this.book.maps.get(key);
-    if (!inKernel || inKernel.ops !== e.ops || inKernel.expires !== e.expires) return 0;
+    if (!inKernel) {
+      // no copy: the fork came before the parent's entry reached the map (between the verdict's event and
+      // its write: the kernel had nothing to copy). The child is covered now, unless its pid is already
+      // another process's (started after the fork)
+      const born = (this.o.startNs ?? startNs)(child);
+      if (born === undefined || born > at + 10_000_000) return 0;
+      this.book.put(key, e.ops, e.expires, at, e.by.find((c) => c !== undefined)!);
+      const entry = this.book.entry(key)!;
+      entry.by = [...e.by];
+      this.late = { ops: e.ops, verdict: e.by.find((c) => c !== undefined)!.verdict };
+    } else if (inKernel.ops !== e.ops || inKernel.expires !== e.expires) return 0;
     // as the kernel does: the child's entry is the parent's value (a new tgid has no entry of its own);
     // not written to the map: the kernel already did, and a write after a fast child's exit would leave
     // an entry for a pid the next process may reuse
-    this.book.adopt({ key, ops: e.ops, expires: e.expires, by: [...e.by] });
+    else this.book.adopt({ key, ops: e.ops, expires: e.expires, by: [...e.by] });
     const wall = this.o.clock();
     // one stored record per verdict the parent's entry holds (its bits), keyed by child
     const byVerdict = new Map<string, number>();

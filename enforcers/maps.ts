@@ -24,7 +24,12 @@ export type MapName = (typeof MAP_NAMES)[number];
 export const MAP_PINS: Record<MapName, string> = Object.fromEntries(MAP_NAMES.map((m) => [m, `${ENFORCE_PIN_DIR}/${m}`])) as Record<MapName, string>;
 
 /** the LSM (and lifecycle) programs of bpf/enforce.bpf.c, each pinned as a link at LINK_PINS[prog] */
-export const PROG_NAMES = ['krsi_bprm_check', 'krsi_file_mprotect', 'krsi_kernel_read_file', 'krsi_kernel_load_data', 'krsi_fork', 'krsi_exit'] as const;
+export const PROG_NAMES = [
+  'krsi_bprm_check', 'krsi_file_mprotect', 'krsi_kernel_read_file', 'krsi_kernel_load_data', 'krsi_fork', 'krsi_exit',
+  // quarantine: the kill op, and the exec deny list's other doors (executable mappings of a denied file)
+  'krsi_kill_exec', 'krsi_kill_mprotect', 'krsi_kill_mmap', 'krsi_kill_open', 'krsi_kill_fork', 'krsi_kill_connect',
+  'krsi_mmap_denied', 'krsi_mprotect_denied',
+] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 export const LINK_PINS: Record<ProgName, string> = Object.fromEntries(PROG_NAMES.map((p) => [p, `${ENFORCE_PIN_DIR}/link_${p}`])) as Record<ProgName, string>;
 /** the LSM hook each program attaches to (lifecycle program: a tracepoint) */
@@ -35,6 +40,14 @@ export const PROG_HOOKS: Record<ProgName, string> = {
   krsi_kernel_load_data: 'lsm/kernel_load_data',
   krsi_fork: 'tp_btf/sched_process_fork',
   krsi_exit: 'tp_btf/sched_process_exit',
+  krsi_kill_exec: 'lsm/bprm_check_security',
+  krsi_kill_mprotect: 'lsm/file_mprotect',
+  krsi_kill_mmap: 'lsm/mmap_file',
+  krsi_kill_open: 'lsm/file_open',
+  krsi_kill_fork: 'lsm/task_alloc',
+  krsi_kill_connect: 'lsm/socket_connect',
+  krsi_mmap_denied: 'lsm/mmap_file',
+  krsi_mprotect_denied: 'lsm/file_mprotect',
 };
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;

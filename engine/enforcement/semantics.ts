@@ -194,7 +194,7 @@ export const SEMANTICS: readonly HookRow[] = [
  * kill entry whose operation passes one of these hooks is reported refused (op kill, reason TGID); the
  * process's later events in the log are evaluated as recorded (once killed, it would have had none).
  */
-export const KILL_HOOKS = ['bprm_check_security', 'file_mprotect', 'mmap_file', 'file_open', 'task_alloc', 'socket_connect', 'kernel_read_file', 'kernel_load_data'] as const;
+export const KILL_HOOKS = ['bprm_check_security', 'file_mprotect', 'mmap_file', 'file_open', 'task_alloc', 'socket_connect'] as const;
 /** the event types whose operation passes a KILL_HOOKS hook in the process that did it (fork: task_alloc
  *  in the parent; mmap: the memory area's mmap event) */
 export const KILL_EVENTS: ReadonlySet<string> = new Set(['exec', 'mprotect', 'mmap', 'fork', 'module_load']);
