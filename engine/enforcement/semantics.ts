@@ -116,7 +116,7 @@ export const LIFECYCLE: readonly LifecycleRow[] = [
     note:
       'a new process (child_pid, a new tgid) inherits its parent\'s live deny_tgid entry: same ops, same expiry, same verdict ' +
       '(kernel: tp_btf/sched_process_fork, before the child first runs; threads share the tgid). Not from pid 1 or krsi. ' +
-      'A child forked before the verdict is not covered; the mprotect count is not inherited. Removing the parent\'s ' +
+      'A child forked before the verdict is covered by the verdict itself (apply() is given the descendants the process table knows); the mprotect count is not inherited. Removing the parent\'s ' +
       'verdict lifts the children\'s copies too (the enforcer knows them from fork events; a child forked while krsi ' +
       'was down keeps its kernel copy, which a restarted krsi adopts, until it exits or the TTL ends). ' +
       'State a log (replay) or krsi (live) still holds under child_pid is from a process whose exit was lost: the model ' +

@@ -9,4 +9,6 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = {};
+import { area as quarantine } from './quarantine.ts';
+
+export const HOST_AREAS: Record<string, HostArea> = { quarantine };

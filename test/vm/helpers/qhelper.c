@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 		if (c == 0) {
 			nap(200);
 			printf("child wx=%d\n", wx());
-			busy(3000);
+			busy(4000);
 			printf("child survived\n");
 			_exit(0);
 		}
@@ -104,14 +104,14 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "wxparent")) {
 		pid_t c = fork();
 		if (c == 0) {
-			busy(3000);
+			busy(4000);
 			printf("child survived\n");
 			_exit(0);
 		}
 		printf("child=%d\n", c);
 		nap(200);
 		printf("parent wx=%d\n", wx());
-		busy(3000);
+		busy(4000);
 		printf("parent survived\n");
 		report(c);
 		return 0;
