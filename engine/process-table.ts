@@ -14,12 +14,23 @@ const NO_ANCESTORS: ProcFacts['ancestors'] = Object.freeze([]) as unknown as Pro
 /** the loader variables ld.so honours at exec, in the order the mark names them */
 const LOADER_VARS = ['LD_PRELOAD', 'LD_AUDIT'] as const;
 
-/** the injection an exec's environment makes (ld.so ignores an empty or blank value) */
-export function injectionOf(env: Record<string, string> | undefined, pid: number, ts: number): LoaderInjection | undefined {
-  if (env === undefined) return undefined;
-  for (const name of LOADER_VARS) {
-    const value = env[name];
-    if (typeof value === 'string' && value.trim() !== '') return { pid, ts, var: name, value };
+/** ld.so run as a program takes the same injection as options: `ld.so --preload LIB prog` */
+const LOADER_OPTIONS: Record<string, LoaderInjection['var']> = { '--preload': 'LD_PRELOAD', '--audit': 'LD_AUDIT' };
+
+/** the injection an exec makes: its environment's loader variable (ld.so ignores an empty or blank
+ *  value), else ld.so's --preload / --audit option in its argv (a program named ld-linux* or ld.so) */
+export function injectionOf(env: Record<string, string> | undefined, pid: number, ts: number, argv?: readonly string[], filename?: string): LoaderInjection | undefined {
+  if (env !== undefined) {
+    for (const name of LOADER_VARS) {
+      const value = env[name];
+      if (typeof value === 'string' && value.trim() !== '') return { pid, ts, var: name, value };
+    }
+  }
+  if (argv !== undefined && argv.length > 2 && filename !== undefined && /(^|\/)ld(-linux[^/]*|\.so[^/]*)$/.test(filename)) {
+    for (let i = 1; i + 1 < argv.length; i++) {
+      const v = LOADER_OPTIONS[argv[i]];
+      if (v !== undefined && argv[i + 1].trim() !== '') return { pid, ts, var: v, value: argv[i + 1] };
+    }
   }
   return undefined;
 }
@@ -65,7 +76,7 @@ export class ProcessTable {
         p.exe = ev.exe;
         p.env = ev.env ?? NO_ENV;
         // a new image: the loader variable is this exec's, or none (an exec without it clears the mark)
-        p.loader_injected = injectionOf(ev.env, pid, ev.ts);
+        p.loader_injected = injectionOf(ev.env, pid, ev.ts, ev.argv, ev.filename);
         return p;
       case 'fork': {
         if (!p) p = this.synthesize(ev);

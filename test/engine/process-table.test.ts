@@ -92,6 +92,14 @@ describe('process table', () => {
     assert.equal(t.get(10)!.ancestors.length, 0);
   });
 
+  test('loader_injected: ld.so run as a program with --preload / --audit marks the process too', () => {
+    const t = new ProcessTable();
+    t.observe(ev('exec', 1, 30, { filename: '/lib64/ld-linux-x86-64.so.2', argv: ['/lib64/ld-linux-x86-64.so.2', '--preload', '/tmp/e.so', './prog'] }));
+    assert.deepEqual(t.get(30)!.loader_injected, { pid: 30, ts: 1, var: 'LD_PRELOAD', value: '/tmp/e.so' });
+    t.observe(ev('exec', 2, 31, { filename: '/usr/bin/env', argv: ['env', '--preload', '/tmp/e.so'] }));
+    assert.equal(t.get(31)!.loader_injected, undefined, 'another program\'s --preload is its own business');
+  });
+
   test('loader_injected: a reused pid (forked anew by another process, its exit lost) is not injected', () => {
     const t = new ProcessTable();
     t.observe(ev('exec', 1, 20, { env: { LD_PRELOAD: '/tmp/evil.so' }, filename: '/bin/x' }));
