@@ -113,7 +113,7 @@ export class KrsiMetrics {
    *  reused (the pid is another process's now: not sent), exempt, failed */
   kills(read: () => Record<string, number>): void {
     this.counter('krsi_kills_total', 'SIGKILLs of the kill verdict op sent from krsi, by result (the kernel kills at the next guarded operation too: its denied records, op kill)', ['result'],
-      () => Object.entries(read()).map(([result, n]) => [{ result }, n]));
+      () => { try { return Object.entries(read()).map(([result, n]) => [{ result }, n]); } catch { return undefined; } });
   }
 
   /** self-protection (enforcers/protect.ts, when krsi run protects itself): attempts per reason, read from its counter map */
