@@ -51,14 +51,20 @@ export async function live(victims: number): Promise<void> {
       }
     }),
     krsiEngine({ engine }),
-  ).subscribe(() => {});
+  ).subscribe((o) => { if (process.env.VLAT_DEBUG) console.log(JSON.stringify(o).slice(0, 300)); });
   const round = async (label: string) => {
     const toMap0 = enforcement.latency().event_to_map.count;
     const kill: number[] = [];
     const mapNs: number[] = [];
     for (let i = 0; i < victims; i++) {
       const env = { ...process.env, LD_PRELOAD: join(dir, 'qpreload.so') };
-      const r = spawnSync(join(dir, 'qhelper'), ['wxchild'], { encoding: 'utf8', env });
+      // not spawnSync: the pipeline runs on this event loop
+      const r = await new Promise<{ stdout: string }>((res) => {
+        const c = spawn(join(dir, 'qhelper'), ['wxchild'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+        let stdout = '';
+        c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        c.once('close', () => res({ stdout }));
+      });
       const child = Number(/child=(\d+)/.exec(r.stdout)?.[1]);
       for (let t = 0; t < 40 && !(wx.has(child) && dead.has(child)); t++) await sleep(25);
       if (wx.has(child) && dead.has(child) && /signal=9/.test(r.stdout)) kill.push(dead.get(child)! - wx.get(child)!);
