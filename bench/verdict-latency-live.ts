@@ -24,7 +24,7 @@ const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 export async function live(victims: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'krsi-vlat-'));
   const cc = (args: string[]) => { const r = spawnSync('cc', args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(r.stderr); };
-  cc(['-O2', '-o', join(dir, 'qhelper'), join(ROOT, 'test/vm/helpers/qhelper.c')]);
+  cc(['-O2', '-pthread', '-o', join(dir, 'qhelper'), join(ROOT, 'test/vm/helpers/qhelper.c')]);
   cc(['-O2', '-shared', '-fPIC', '-o', join(dir, 'qpreload.so'), join(ROOT, 'test/vm/helpers/qpreload.c')]);
   cc(['-O2', '-o', join(dir, 'krsi-loadgen'), join(ROOT, 'test/live/fixtures/loadgen.c')]);
   const rule = JSON.parse(readFileSync(join(ROOT, 'rules/preload-wx-quarantine.json'), 'utf8'));

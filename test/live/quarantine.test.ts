@@ -26,7 +26,7 @@ before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'krsi-q-live-'));
   for (const [args, what] of [
-    [['-O2', '-Wall', '-o', join(dir, 'qhelper'), join(ROOT, 'test/vm/helpers/qhelper.c')], 'qhelper'],
+    [['-O2', '-Wall', '-pthread', '-o', join(dir, 'qhelper'), join(ROOT, 'test/vm/helpers/qhelper.c')], 'qhelper'],
     [['-O2', '-Wall', '-shared', '-fPIC', '-o', join(dir, 'qpreload.so'), join(ROOT, 'test/vm/helpers/qpreload.c')], 'qpreload.so'],
   ] as const) {
     const cc = spawnSync('cc', args as unknown as string[], { encoding: 'utf8' });
@@ -93,6 +93,16 @@ test('the parent makes the page W+X after forking: the verdict names the child f
   const v = got.filter((o) => o.kind === 'verdict');
   assert.equal(v.length, 2, JSON.stringify(got));
   for (const x of v) assert.deepEqual(x.descendants, [h.child]);
+});
+
+test('a thread, a setsid() child, a grandchild reparented to init, a CLONE_PARENT sibling: each W+X fires on the process that made it', { skip }, async () => {
+  for (const mode of ['wxthread', 'wxsetsid', 'wxdouble', 'wxcloneparent']) {
+    const h = helper(mode, join(dir, 'qpreload.so'));
+    const wxpid = Number(/wxpid=(\d+)/.exec(h.out)?.[1]);
+    assert.ok(wxpid > 0, `${mode}: ${h.out}`);
+    const got = await outputs(wxpid);
+    assert.ok(got.some((o) => o.kind === 'alert'), `${mode}: no alert on pid ${wxpid}: ${h.out}`);
+  }
 });
 
 test('negatives: the same W+X without a preload, or with an allowlisted one, fires nothing', { skip }, async () => {

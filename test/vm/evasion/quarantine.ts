@@ -12,7 +12,7 @@ const EPERM = 1;
 export const area: HostArea = {
   prepare(dir) {
     for (const args of [
-      ['-O2', '-Wall', '-o', join(dir, 'qhelper'), join(REPO_ROOT, 'test/vm/helpers/qhelper.c')],
+      ['-O2', '-Wall', '-pthread', '-o', join(dir, 'qhelper'), join(REPO_ROOT, 'test/vm/helpers/qhelper.c')],
       ['-O2', '-Wall', '-shared', '-fPIC', '-o', join(dir, 'qpreload.so'), join(REPO_ROOT, 'test/vm/helpers/qpreload.c')],
     ]) {
       const cc = spawnSync('cc', args, { encoding: 'utf8' });

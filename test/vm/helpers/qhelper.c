@@ -6,6 +6,10 @@
  *   mmapx FILE    mmap FILE PROT_READ|PROT_EXEC; mmap it PROT_READ and mprotect it PROT_READ|PROT_EXEC
  *   wxchild       fork; the child makes a page W+X (mprotect RW -> RWX) and then opens files for 3 s
  *   wxparent      fork a child that opens files for 3 s; the parent makes a page W+X and does the same
+ *   wxthread | wxsetsid | wxdouble | wxcloneparent
+ *                 the W+X by a thread of the process; by a child that setsid()s first; by a grandchild whose
+ *                 parent exited (reparented to init); by a child cloned with CLONE_PARENT (a sibling of the
+ *                 helper): each prints "wxpid=<tgid>" of the process that makes the page W+X
  *   (a child's end is printed by its parent: "child status=N" or "child signal=N") */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +22,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sched.h>
 
 static void nap(long ms) { struct timespec t = { ms / 1000, (ms % 1000) * 1000000L }; nanosleep(&t, 0); }
 
@@ -46,6 +52,23 @@ static int wx(void)
 	if (p == MAP_FAILED) return -1;
 	p[0] = (char)0xc3;
 	return mprotect(p, 4096, PROT_READ | PROT_WRITE | PROT_EXEC);
+}
+
+static void *wxthread(void *arg)
+{
+	(void)arg;
+	printf("wxpid=%d thread wx=%d\n", getpid(), wx());
+	return 0;
+}
+
+static char stack[65536];
+static int cloned(void *arg)
+{
+	(void)arg;
+	nap(100);
+	printf("wxpid=%d wx=%d\n", getpid(), wx());
+	busy(1000);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -114,6 +137,42 @@ int main(int argc, char **argv)
 		busy(4000);
 		printf("parent survived\n");
 		report(c);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "wxthread")) {
+		pthread_t t;
+		if (pthread_create(&t, 0, wxthread, 0)) return 2;
+		pthread_join(t, 0);
+		busy(1000);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "wxsetsid")) {
+		pid_t c = fork();
+		if (c == 0) {
+			setsid();
+			printf("wxpid=%d wx=%d\n", getpid(), wx());
+			busy(1000);
+			_exit(0);
+		}
+		report(c);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "wxdouble")) {
+		pid_t c = fork();
+		if (c == 0) {
+			if (fork() == 0) {
+				nap(300);   /* the middle process is gone by then */
+				printf("wxpid=%d ppid=%d wx=%d\n", getpid(), getppid(), wx());
+				busy(1000);
+				_exit(0);
+			}
+			_exit(0);
+		}
+		report(c);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "wxcloneparent")) {
+		if (clone(cloned, stack + sizeof stack, CLONE_PARENT | SIGCHLD, 0) < 0) return 2;
 		return 0;
 	}
 	fprintf(stderr, "usage: qhelper tree EXE | wait-open | mmapx FILE | wxchild | wxparent\n");
