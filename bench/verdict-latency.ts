@@ -4,7 +4,13 @@
 // Runs on any root host: the maps are real BPF hash maps of the enforcement maps' shapes (created
 // here; no LSM program needed to time the write). The in-VM end-to-end test logs the same figure
 // from a live `krsi run --mode enforce` ("verdict -> map entry latency", event ts -> map entry).
+// With --live (issue 11): the chain rule on the live signals of this host, through the engine and the
+// enforcer (maps created here, the kill op's SIGKILL from user space): an LD_PRELOAD'ed helper's child makes
+// a page W+X; event -> verdict in the map (the event's kernel ts to the map write) and, for the kill op,
+// event -> process dead (the W+X event's kernel ts to its exit event's), medians and p99, idle and while a
+// generator makes 100k mprotect/s (test/live/fixtures/loadgen.c).
 // usage (root): node --import tsx bench/verdict-latency.ts [verdicts=20000] [runs=5]
+//               node --import tsx bench/verdict-latency.ts --live [victims=30]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +20,15 @@ import { VerdictStore, bootTimeNs } from '../enforcers/store.ts';
 import { LAYOUTS, encodeTgidKey, encodeVerdict } from '../enforcers/maps.ts';
 import type { Verdict } from '../engine/types.ts';
 
-const N = Number(process.argv[2] ?? 20_000);
-const RUNS = Number(process.argv[3] ?? 5);
+const LIVE = process.argv.includes('--live');
+const args = process.argv.slice(2).filter((a) => a !== '--live');
+const N = Number(args[0] ?? 20_000);
+const RUNS = Number(args[1] ?? 5);
 requireLiveBpf();
+if (LIVE) {
+  await (await import('./verdict-latency-live.ts')).live(Number(args[0] ?? 30));
+  process.exit(0);
+}
 
 const HASH = 1, ARRAY = 2;
 const V = LAYOUTS.krsi_verdict.size, K = LAYOUTS.krsi_inode_key.size;

@@ -243,7 +243,7 @@ export const CONFIG_KEY = Buffer.alloc(4);
 
 // ---- the `denied` record (struct krsi_denied_event): signals/EVENTS.md, `denied` ----
 
-export type DeniedOp = 'exec' | 'mprotect_exec' | 'module_load' | 'tamper';
+export type DeniedOp = 'exec' | 'mprotect_exec' | 'module_load' | 'tamper' | 'kill';
 
 /** enum krsi_op single bit -> the op name a denied record carries */
 export const OP_NAMES: Readonly<Record<number, DeniedOp>> = {
@@ -251,6 +251,7 @@ export const OP_NAMES: Readonly<Record<number, DeniedOp>> = {
   [KRSI_OP.MPROTECT_EXEC]: 'mprotect_exec',
   [KRSI_OP.MODULE_LOAD]: 'module_load',
   [KRSI_OP.TAMPER]: 'tamper',
+  [KRSI_OP.KILL]: 'kill',
 };
 
 /** enum krsi_deny_reason -> name */

@@ -490,3 +490,97 @@ int BPF_PROG(krsi_exit, struct task_struct *p)
 		bpf_map_delete_elem(&module_refused, &tgid);
 	return 0;
 }
+
+/* ---- quarantine: the kill op. A process under a live deny_tgid entry with the KILL bit gets SIGKILL at
+ * its next guarded operation: one program per hook, each one lookup (allow on a miss, the common case).
+ * bpf_send_signal() signals the current task's process, so it must run in the target's context, which
+ * an LSM hook does; the operation is refused too (the signal lands on the way back to user space).
+ * Monitor mode (config.enforce 0): reported, not killed. krsi also kills at once from user space
+ * (enforcers/kill.ts); this is what no race with the verdict's write can get past. ---- */
+#define SIGKILL 9
+
+static __always_inline int kill_check(int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct krsi_config *c;
+	struct krsi_verdict *v;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	v = bpf_map_lookup_elem(&deny_tgid, &tgid);
+	if (!v || !(v->ops & KRSI_OP_KILL))
+		return 0;     /* no kill verdict: allow (the common case) */
+	if (v->expires && bpf_ktime_get_boot_ns() >= v->expires)
+		return 0;     /* expired: allow */
+	c = cfg();
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never killed */
+	if (c && c->enforce)
+		bpf_send_signal(SIGKILL);   /* to the current process (all its threads) */
+	return deny(c, KRSI_OP_KILL, KRSI_DENY_TGID, v->rule_id, 0);
+}
+
+struct socket;
+struct sockaddr;
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(krsi_kill_exec, struct linux_binprm *bprm, int ret) { return kill_check(ret); }
+
+SEC("lsm/file_mprotect")
+int BPF_PROG(krsi_kill_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret) { return kill_check(ret); }
+
+SEC("lsm/mmap_file")
+int BPF_PROG(krsi_kill_mmap, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret) { return kill_check(ret); }
+
+SEC("lsm/file_open")
+int BPF_PROG(krsi_kill_open, struct file *file, int ret) { return kill_check(ret); }
+
+/* runs in the forking process (current), before the child exists */
+SEC("lsm/task_alloc")
+int BPF_PROG(krsi_kill_fork, struct task_struct *task, unsigned long clone_flags, int ret) { return kill_check(ret); }
+
+SEC("lsm/socket_connect")
+int BPF_PROG(krsi_kill_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret) { return kill_check(ret); }
+
+/* ---- other doors to a denied binary: ld.so ./copy-of-a-denied-binary maps the file PROT_EXEC without a
+ * bprm_check on it, and so can any program (mmap of the file, or mprotect(PROT_EXEC) of a mapping of it).
+ * The exec deny list (deny_inode with EXEC) refuses those too. Separate programs from the W+X ones. ---- */
+struct vm_area_struct___krsi_q { struct file *vm_file; } __attribute__((preserve_access_index));
+
+static __always_inline int denied_mapping(struct file *file, unsigned long prot)
+{
+	struct krsi_inode_key k;
+	struct krsi_verdict *v;
+	struct krsi_config *c;
+
+	if (!file || !(prot & PROT_EXEC))
+		return 0;     /* anonymous, or not executable: not this door */
+	inode_key(file, &k);
+	v = live(&deny_inode, &k);
+	if (!v || !(v->ops & KRSI_OP_EXEC))
+		return 0;     /* not a denied binary: allow */
+	c = cfg();
+	if (exempt(bpf_get_current_pid_tgid() >> 32, c))
+		return 0;     /* init and krsi are never denied */
+	return deny(c, KRSI_OP_EXEC, KRSI_DENY_INODE, v->rule_id, &k);   /* running a denied binary's code */
+}
+
+/* mmap(file, PROT_EXEC): prot is the effective protection (READ_IMPLIES_EXEC applied), reqprot what was asked */
+SEC("lsm/mmap_file")
+int BPF_PROG(krsi_mmap_denied, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	return denied_mapping(file, reqprot | prot);
+}
+
+/* mprotect(PROT_EXEC) of a mapping of a denied file (mapped readable first) */
+SEC("lsm/file_mprotect")
+int BPF_PROG(krsi_mprotect_denied, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
+{
+	struct vm_area_struct___krsi_q *q = (void *)vma;
+
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	return denied_mapping(q->vm_file, reqprot | prot);
+}

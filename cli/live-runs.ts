@@ -174,6 +174,8 @@ export async function runLive(o: RunOptions, emit: (out: Output) => void, onOutp
   const enforcement = enforce ? (o.metrics ? o.metrics.timed(enforce.enforcement) : enforce.enforcement) : unenforced();
   const engine = new Engine({ rules: o.rules, mode: o.mode, enforcement });
   o.metrics?.attach({ engine, live, hasher });
+  const kills = enforce?.enforcement.kills?.bind(enforce.enforcement);
+  if (kills) o.metrics?.kills(kills);
   const denied$ = enforce ? new Subject<KrsiEvent[]>() : undefined;
   const clock = o.clock ?? bootNs;
   const first = o.onFirstEvent;

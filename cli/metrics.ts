@@ -97,9 +97,9 @@ export class KrsiMetrics {
       check: (ev) => e.check(ev),
       denied: (ev) => e.denied(ev),
       sizes: () => e.sizes(),
-      apply: (v) => {
+      apply: (v, descendants) => {
         const t0 = process.hrtime.bigint();
-        const ok = e.apply(v);
+        const ok = e.apply(v, descendants);
         if (ok) {
           this.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
           this.eventToMapSeconds.observe(Math.max(0, bootNs() - v.ts) / 1e9);
@@ -107,6 +107,13 @@ export class KrsiMetrics {
         return ok;
       },
     };
+  }
+
+  /** the kill op's SIGKILLs from user space (enforcers/kill.ts), by result: killed, gone (exited first),
+   *  reused (the pid is another process's now: not sent), exempt, failed */
+  kills(read: () => Record<string, number>): void {
+    this.counter('krsi_kills_total', 'SIGKILLs of the kill verdict op sent from krsi, by result (the kernel kills at the next guarded operation too: its denied records, op kill)', ['result'],
+      () => { try { return Object.entries(read()).map(([result, n]) => [{ result }, n]); } catch { return undefined; } });
   }
 
   /** self-protection (enforcers/protect.ts, when krsi run protects itself): attempts per reason, read from its counter map */

@@ -28,6 +28,7 @@ import { ModuleResolver } from './module-files.ts';
 import { openPinnedMaps, type MapWriter } from './map-writers.ts';
 import { VerdictBook } from './verdict-book.ts';
 import { Lifecycle, procStart } from './lifecycle.ts';
+import { killProcess, startNs, type KillResult } from './kill.ts';
 
 const log = childLogger('enforcer');
 
@@ -44,6 +45,12 @@ export interface EnforcerOptions {
   manageConfig?: boolean;
   /** process start time, to tell a pid's process from a later one with the same pid */
   procStart?: (pid: number) => number | undefined;
+  /** the kill op's SIGKILL from user space (default: enforcers/kill.ts, through a pidfd); eventNs: the
+   *  verdict's event time, after which the process must not have started */
+  kill?: (pid: number, eventNs: number) => KillResult;
+  /** a process's start, ns since boot (default /proc/PID/stat): a descendant that started after the verdict's
+   *  event is not the process the table knew (its pid was reused) */
+  startNs?: (pid: number) => number | undefined;
 }
 
 export interface ModuleListStatus {
@@ -73,6 +80,8 @@ export class Enforcer {
   private handle?: EnforcementHandle;
   /** ns from apply() to its map entry written, most recent last (bounded) */
   readonly applyNs: number[] = [];
+  /** user-space SIGKILLs of the kill op, by result */
+  readonly kills: Record<KillResult, number> = { killed: 0, gone: 0, reused: 0, exempt: 0, failed: 0 };
 
   /** the node binary krsi runs on, as the kernel keys it: an inode verdict on it is refused */
   private readonly runtime: { dev: number; ino: number } | undefined = (() => {
@@ -88,7 +97,7 @@ export class Enforcer {
     this.clock = o.clock ?? clockNow;
     this.procStart = o.procStart ?? procStart;
     this.book = new VerdictBook(store, maps);
-    this.lifecycle = new Lifecycle(this.book, { selfPid: o.selfPid, clock: this.clock, procStart: this.procStart });
+    this.lifecycle = new Lifecycle(this.book, { selfPid: o.selfPid, clock: this.clock, procStart: this.procStart, startNs: o.startNs });
     this.cfg = { krsi_tgid: o.selfPid, mprotect_limit: 0, module_mode: KRSI_MODULE_MODE.OFF, enforce: o.enforce === false ? 0 : 1, flags: 0 };
     if (o.manageConfig !== false) maps.config(this.cfg);
   }
@@ -164,7 +173,7 @@ export class Enforcer {
 
   /** writes a verdict into the maps and the store; false when not applied (pid 1, krsi itself, a
    *  process that is gone, already expired, or a module with no file on this kernel) */
-  apply(v: Verdict): boolean {
+  apply(v: Verdict, descendants: readonly number[] = []): boolean {
     const t0 = process.hrtime.bigint();
     const bits = OP_BITS[v.op];
     if (bits === undefined) throw new Error(`verdict ${v.id}: unknown op ${v.op}`);
@@ -204,7 +213,46 @@ export class Enforcer {
     this.applyNs.push(Number(process.hrtime.bigint() - t0));
     if (this.applyNs.length > 10000) this.applyNs.splice(0, 5000);
     this.book.record(stored, key);
+    if (v.subject.kind === 'pid') {
+      const covered = [v.subject.pid];
+      for (const d of descendants) if (this.cover(v, d, bits, deadline, at)) covered.push(d);
+      if (bits & KRSI_OP.KILL) this.killAll(v, covered);
+    }
     return true;
+  }
+
+  /** a descendant the process table knew when the verdict was issued (forked before it) gets the verdict's
+   *  entry too, recorded as inherited (removing the verdict lifts it); not pid 1 or krsi, not a process gone
+   *  or started after the verdict's event (its pid reused) */
+  private cover(v: Verdict, pid: number, bits: number, deadline: number, at: number): boolean {
+    if (exempt(pid, this.o.selfPid)) return false;
+    const born = (this.o.startNs ?? startNs)(pid);
+    if (born === undefined || born > v.ts + 10_000_000) return false;
+    const start = this.procStart(pid);
+    if (start === undefined) return false;
+    const key: EntryKey = { map: 'deny_tgid', tgid: pid };
+    const id = `${v.id}@pid:${pid}`;
+    if (this.book.records.has(id)) this.book.unset(id);
+    this.book.put(key, bits, deadline, at, { verdict: v.id, rule: v.rule, ruleId: this.store.ruleId(v.rule) });
+    const n = this.clock();
+    this.book.record({
+      verdict: { ...v, id, subject: { kind: 'pid', pid } }, deadline, boot_id: n.bootId, applied_wall: n.wall, proc_start: start,
+      expires_wall: deadline === 0 ? 0 : n.wall + Math.ceil((deadline - n.boot) / 1e6), inherited: { from: v.id, bits },
+    }, key);
+    return true;
+  }
+
+  /** the kill op: SIGKILL now from user space (the kernel's programs kill at the next guarded operation
+   *  anyway); logged and counted per result */
+  private killAll(v: Verdict, pids: readonly number[]): void {
+    if (this.cfg.enforce === 0) return; // monitor: the kernel reports, nobody is killed
+    const kill = this.o.kill ?? ((pid: number, ns: number) => killProcess(pid, ns, this.o.selfPid));
+    for (const pid of pids) {
+      let r: KillResult;
+      try { r = kill(pid, v.ts); } catch (e) { r = 'failed'; log.warn({ verdict: v.id, pid, err: (e as Error).message }, 'kill failed'); }
+      this.kills[r]++;
+      log.info({ verdict: v.id, pid, result: r }, r === 'killed' ? 'process killed (SIGKILL)' : `kill not sent: ${r}`);
+    }
   }
 
   /** map entries whose expiry has passed leave the maps, with their verdicts from the store. The kernel
@@ -246,9 +294,20 @@ export class Enforcer {
     this.lifecycle.exited(pid);
   }
 
-  /** a process forked (lifecycle.ts): returns how many inherited verdicts the child got */
+  /** a process forked (lifecycle.ts): returns how many inherited verdicts the child got. A child forked
+   *  after the verdict's event but before its entry reached the map (the kernel had nothing to copy) gets
+   *  it now, and the kill if the verdict has one */
   forked(parent: number, child: number, at = this.clock().boot): number {
-    return this.lifecycle.forked(parent, child, at);
+    const n = this.lifecycle.forked(parent, child, at);
+    const late = this.lifecycle.late;
+    if (late !== undefined) {
+      this.lifecycle.late = undefined;
+      if (late.ops & KRSI_OP.KILL) {
+        const v = this.book.records.get(late.verdict)?.stored.verdict;
+        if (v) this.killAll({ ...v, ts: at }, [child]);
+      }
+    }
+    return n;
   }
 
   /** does the kernel hold a live deny_tgid entry on this pid (a quarantined or denied process, or the child

@@ -31,13 +31,13 @@ export class KernelEnforcement implements Enforcement {
     return undefined;
   }
 
-  apply(v: Verdict): boolean {
+  apply(v: Verdict, descendants?: readonly number[]): boolean {
     if (this.closed) {
       log.warn({ verdict: v.id }, 'verdict not applied: enforcement has stopped');
       return false;
     }
     try {
-      if (!this.enforcer.apply(v)) return false;
+      if (!this.enforcer.apply(v, descendants)) return false;
     } catch (e) {
       // one verdict the kernel cannot take (e.g. an op/subject pair it has no map for) must not stop krsi
       log.error({ verdict: v.id, err: (e as Error).message }, 'verdict not applied');
@@ -57,6 +57,11 @@ export class KernelEnforcement implements Enforcement {
 
   sizes(): Record<string, number> {
     return this.enforcer.sizes();
+  }
+
+  /** the kill op's user-space SIGKILLs, by result */
+  kills(): Record<string, number> {
+    return { ...this.enforcer.kills };
   }
 
   /** ns: apply() -> map entry, and the triggering event's kernel ts -> map entry */

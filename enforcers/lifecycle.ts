@@ -13,8 +13,12 @@ import type { KVerdict } from './maps.ts';
 import type { Now, StoredVerdict } from './store.ts';
 import type { EntryKey } from './verdict-keys.ts';
 import type { KEntry, VerdictBook } from './verdict-book.ts';
+import { startNs } from './kill.ts';
 
 const log = childLogger('enforcer');
+
+/** every bit a tgid verdict can hold */
+const VERDICT_BITS = KRSI_OP.QUARANTINE | KRSI_OP.KILL;
 
 /** /proc/<pid>/stat starttime (clock ticks since boot), or undefined when the process is gone */
 export function procStart(pid: number): number | undefined {
@@ -31,9 +35,15 @@ export interface LifecycleOptions {
   clock: () => Now;
   /** a process's start time, to tell it from a later one with the same pid */
   procStart: (pid: number) => number | undefined;
+  /** a process's start, ns since boot (default /proc/PID/stat) */
+  startNs?: (pid: number) => number | undefined;
 }
 
 export class Lifecycle {
+  /** set by forked() when it wrote the child's entry itself (the fork raced the verdict's write): its ops
+   *  and the verdict, for the enforcer's kill */
+  late?: { ops: number; verdict: string };
+
   constructor(private readonly book: VerdictBook, private readonly o: LifecycleOptions) {}
 
   /** a process exited: its pid verdicts end with it. The kernel clears deny_tgid on exit itself, but an
@@ -57,13 +67,22 @@ export class Lifecycle {
     const start = this.o.procStart(child);
     if (start === undefined) return 0; // already gone: the kernel's copy went with it
     const key: EntryKey = { map: 'deny_tgid', tgid: child };
-    // only what the kernel copied: a fork reported after the verdict may have happened before it
     const inKernel = this.book.maps.get(key);
-    if (!inKernel || inKernel.ops !== e.ops || inKernel.expires !== e.expires) return 0;
+    if (!inKernel) {
+      // no copy: the fork came before the parent's entry reached the map (between the verdict's event and
+      // its write: the kernel had nothing to copy). The child is covered now, unless its pid is already
+      // another process's (started after the fork)
+      const born = (this.o.startNs ?? startNs)(child);
+      if (born === undefined || born > at + 10_000_000) return 0;
+      this.book.put(key, e.ops, e.expires, at, e.by.find((c) => c !== undefined)!);
+      const entry = this.book.entry(key)!;
+      entry.by = [...e.by];
+      this.late = { ops: e.ops, verdict: e.by.find((c) => c !== undefined)!.verdict };
+    } else if (inKernel.ops !== e.ops || inKernel.expires !== e.expires) return 0;
     // as the kernel does: the child's entry is the parent's value (a new tgid has no entry of its own);
     // not written to the map: the kernel already did, and a write after a fast child's exit would leave
     // an entry for a pid the next process may reuse
-    this.book.adopt({ key, ops: e.ops, expires: e.expires, by: [...e.by] });
+    else this.book.adopt({ key, ops: e.ops, expires: e.expires, by: [...e.by] });
     const wall = this.o.clock();
     // one stored record per verdict the parent's entry holds (its bits), keyed by child
     const byVerdict = new Map<string, number>();
@@ -98,16 +117,16 @@ export class Lifecycle {
     if (start === undefined) return false;
     const id = `kernel:inherited@pid:${tgid}`;
     const rule = (value.rule_id ? this.book.store.ruleName(value.rule_id) : undefined) ?? 'unknown';
-    const op: VerdictOp = value.ops === KRSI_OP.EXEC ? 'exec' : value.ops === KRSI_OP.MPROTECT_EXEC ? 'mprotect_exec' : value.ops === KRSI_OP.MODULE_LOAD ? 'module_load' : 'quarantine';
+    const op: VerdictOp = value.ops === KRSI_OP.EXEC ? 'exec' : value.ops === KRSI_OP.MPROTECT_EXEC ? 'mprotect_exec' : value.ops === KRSI_OP.MODULE_LOAD ? 'module_load' : value.ops === KRSI_OP.KILL ? 'kill' : 'quarantine';
     const key: EntryKey = { map: 'deny_tgid', tgid };
     const ttl = value.expires === 0 ? 0 : value.expires - n.boot;
     const stored: StoredVerdict = {
       verdict: { id, rule, op, subject: { kind: 'pid', pid: tgid }, ts: n.boot, ttl_ns: ttl, expires: value.expires, mode: 'enforce' },
       deadline: value.expires, expires_wall: value.expires === 0 ? 0 : n.wall + Math.ceil(ttl / 1e6), boot_id: n.bootId, applied_wall: n.wall,
-      proc_start: start, inherited: { from: id, bits: value.ops & KRSI_OP.QUARANTINE },
+      proc_start: start, inherited: { from: id, bits: value.ops & VERDICT_BITS },
     };
     const cause = { verdict: id, rule, ruleId: value.rule_id };
-    const entry: KEntry = { key, ops: value.ops & KRSI_OP.QUARANTINE, expires: value.expires, by: BIT_INDEX.map(([bit]) => (value.ops & bit ? cause : undefined)) };
+    const entry: KEntry = { key, ops: value.ops & VERDICT_BITS, expires: value.expires, by: BIT_INDEX.map(([bit]) => (value.ops & bit ? cause : undefined)) };
     this.book.adopt(entry);
     this.book.record(stored, key);
     log.info({ pid: tgid, rule, ops: value.ops }, 'kept a deny_tgid entry krsi did not know (inherited at a fork while krsi was down)');

@@ -29,7 +29,7 @@ export interface VerdictRecord {
 }
 
 export function mergeKEntry(old: KEntry | undefined, key: EntryKey, bits: number, expires: number, at: number, cause: Cause): KEntry {
-  return mergeEntry(old, bits, expires, at, cause, (): KEntry => ({ key, ops: 0, expires: 0, by: [undefined, undefined, undefined] }));
+  return mergeEntry(old, bits, expires, at, cause, (): KEntry => ({ key, ops: 0, expires: 0, by: [undefined, undefined, undefined, undefined] }));
 }
 
 /** the value the kernel holds for an entry (rule_id: the last verdict's rule) */

@@ -236,7 +236,7 @@ export function verdictOut(rule: CompiledRule, f: Firing, v: Verdict, message: s
     kind: 'verdict',
     id: v.id,
     ...firingOut(rule, f, message),
-    explain: [...lines, `verdict: deny ${v.op} for ${formatSubject(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : v.mode === 'enforce' ? ' (not applied: pid 1, krsi itself, or a subject enforcement cannot take; see the log)' : ' (monitor: not applied)'}`],
+    explain: [...lines, `verdict: ${v.op === 'kill' ? 'kill' : `deny ${v.op} for`} ${formatSubject(v.subject)}${v.ttl_ns ? ` for ${fmtNs(v.ttl_ns)}` : ' until removed'}${applied ? '' : v.mode === 'enforce' ? ' (not applied: pid 1, krsi itself, or a subject enforcement cannot take; see the log)' : ' (monitor: not applied)'}`],
     op: v.op,
     subject: v.subject,
     ttl_ns: v.ttl_ns,

@@ -261,8 +261,12 @@ export class Engine implements Sink {
         continue;
       }
       const v = makeVerdict(rule, p, subject, f.ts, c.mode);
-      const applied = c.mode === 'enforce' && this.enforcement.apply(v);
-      this.out(verdictOut(rule, f, v, message, lines, applied));
+      // a pid verdict covers the processes it forked before the verdict, as the kernel covers later forks
+      const descendants = subject.kind === 'pid' ? this.procs.descendants(subject.pid) : [];
+      const applied = c.mode === 'enforce' && this.enforcement.apply(v, descendants);
+      const out = verdictOut(rule, f, v, message, lines, applied);
+      if (descendants.length !== 0) out.descendants = descendants;
+      this.out(out);
       c.counts.verdicts++;
       this.s.verdicts++;
     }

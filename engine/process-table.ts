@@ -1,13 +1,39 @@
 // The process table: pid (tgid) -> what rules see as the `proc` fact. Forks inherit from the parent,
 // exec replaces the image and the watched environment, exit frees the entry (the engine calls
 // release() after the exit event was evaluated). Bounded: at `cap` entries the oldest is evicted.
+// An exec with LD_PRELOAD or LD_AUDIT marks the process `loader_injected`; its forks inherit the mark
+// (they run the injected library without an exec of their own) until one of them execs without it.
 import type { KrsiEvent } from '../signals/events.ts';
-import type { ProcFacts } from './rules/types.ts';
+import type { LoaderInjection, ProcFacts } from './rules/types.ts';
 import { setYoungest } from '../lib/bounded-map.ts';
 
 export const MAX_ANCESTORS = 16;
 const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_ANCESTORS: ProcFacts['ancestors'] = Object.freeze([]) as unknown as ProcFacts['ancestors'];
+
+/** the loader variables ld.so honours at exec, in the order the mark names them */
+const LOADER_VARS = ['LD_PRELOAD', 'LD_AUDIT'] as const;
+
+/** ld.so run as a program takes the same injection as options: `ld.so --preload LIB prog` */
+const LOADER_OPTIONS: Record<string, LoaderInjection['var']> = { '--preload': 'LD_PRELOAD', '--audit': 'LD_AUDIT' };
+
+/** the injection an exec makes: its environment's loader variable (ld.so ignores an empty or blank
+ *  value), else ld.so's --preload / --audit option in its argv (a program named ld-linux* or ld.so) */
+export function injectionOf(env: Record<string, string> | undefined, pid: number, ts: number, argv?: readonly string[], filename?: string): LoaderInjection | undefined {
+  if (env !== undefined) {
+    for (const name of LOADER_VARS) {
+      const value = env[name];
+      if (typeof value === 'string' && value.trim() !== '') return { pid, ts, var: name, value };
+    }
+  }
+  if (argv !== undefined && argv.length > 2 && filename !== undefined && /(^|\/)ld(-linux[^/]*|\.so[^/]*)$/.test(filename)) {
+    for (let i = 1; i + 1 < argv.length; i++) {
+      const v = LOADER_OPTIONS[argv[i]];
+      if (v !== undefined && argv[i + 1].trim() !== '') return { pid, ts, var: v, value: argv[i + 1] };
+    }
+  }
+  return undefined;
+}
 
 /** a child's ancestors: its parent first, then the parent's own, at most MAX_ANCESTORS */
 function lineage(parent: ProcFacts): ProcFacts['ancestors'] {
@@ -49,15 +75,44 @@ export class ProcessTable {
         p.comm = ev.comm;
         p.exe = ev.exe;
         p.env = ev.env ?? NO_ENV;
+        // a new image: the loader variable is this exec's, or none (an exec without it clears the mark)
+        p.loader_injected = injectionOf(ev.env, pid, ev.ts, ev.argv, ev.filename);
         return p;
       case 'fork': {
         if (!p) p = this.synthesize(ev);
-        this.insert(ev.child_pid, { pid: ev.child_pid, ppid: pid, comm: p.comm, exe: p.exe, env: p.env, ancestors: lineage(p), start_ts: ev.ts });
+        if (ev.child_pid === pid) return p; // a thread of the same process
+        const child: ProcFacts = { pid: ev.child_pid, ppid: pid, comm: p.comm, exe: p.exe, env: p.env, ancestors: lineage(p), start_ts: ev.ts };
+        // the child runs the parent's image, injected library included
+        if (p.loader_injected !== undefined) child.loader_injected = p.loader_injected;
+        this.insert(ev.child_pid, child);
         return p;
       }
       default:
         return p ?? this.synthesize(ev);
     }
+  }
+
+  /**
+   * The live processes forked from `pid` (children, grandchildren, ...) that the table knows, by lineage:
+   * a process whose ancestors (at most MAX_ANCESTORS deep) name `pid` and that started after it (a pid
+   * reused since is not its ancestor). A parent that exited since (double fork, reparented to init) does
+   * not hide its children: the lineage is recorded at fork.
+   */
+  descendants(pid: number): number[] {
+    const root = this.procs.get(pid);
+    const since = root?.start_ts ?? -Infinity;
+    const out: number[] = [];
+    for (const [cpid, c] of this.procs) {
+      if (cpid === pid || c.start_ts < since) continue;
+      const a = c.ancestors;
+      for (let i = 0; i < a.length; i++) {
+        if (a[i].pid === pid) {
+          out.push(cpid);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   /** free a pid's entry (after its exit event was evaluated) */

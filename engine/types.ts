@@ -7,7 +7,7 @@ export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 export type Mode = 'monitor' | 'enforce';
 
 /** operations an enforcement program can refuse */
-export type VerdictOp = 'exec' | 'mprotect_exec' | 'module_load' | 'quarantine';
+export type VerdictOp = 'exec' | 'mprotect_exec' | 'module_load' | 'quarantine' | 'kill';
 
 /** who a verdict applies to */
 export type Subject =
@@ -57,6 +57,9 @@ export interface VerdictOut extends Omit<AlertOut, 'kind'> {
   mode: Mode;
   /** true when the verdict is applied (enforce mode); false in monitor mode */
   applied: boolean;
+  /** pid verdicts: the live descendants of the pid the process table knew, covered by the verdict too
+   *  (forked before it; later forks inherit it in the kernel) */
+  descendants?: number[];
 }
 
 export interface DeniedOut {

@@ -13,7 +13,7 @@ import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import { formatSubject } from '../../engine/actions.ts';
 import type { Subject, Verdict, VerdictOp } from '../../engine/types.ts';
 
-const OPS: VerdictOp[] = ['exec', 'mprotect_exec', 'module_load', 'quarantine'];
+const OPS: VerdictOp[] = ['exec', 'mprotect_exec', 'module_load', 'quarantine', 'kill'];
 
 const HELP_MAPS = `
 The maps are pinned under ${ENFORCE_PIN_DIR}/ and stay readable without krsi, e.g.:

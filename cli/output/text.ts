@@ -46,7 +46,7 @@ export function formatText(o: Output, ctx: TextContext = {}): string {
       return `ALERT    ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${v(o.message)}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     case 'verdict': {
       const state = o.applied ? 'applied' : o.mode === 'enforce' ? 'not applied (exempt or not enforceable)' : `not applied (${o.mode} mode)`;
-      return `VERDICT  ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  deny ${v(o.op)} for ${formatSubject(o.subject)}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
+      return `VERDICT  ${v(o.severity).padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${o.op === 'kill' ? 'kill' : `deny ${v(o.op)} for`} ${formatSubject(o.subject)}${o.descendants?.length ? ` and ${o.descendants.length} descendant(s) (pids ${o.descendants.join(' ')})` : ''}, ttl ${formatTtl(o.ttl_ns)}, ${state}  [events ${seqs(o.events)}]\n${explain(o.explain)}`;
     }
     case 'denied':
       return `DENIED   ${''.padEnd(8)} ${v(o.rule)}  pid ${o.pid}  ${rel(o.ts, ctx)}  ${v(o.op)} of event ${o.seq} would be refused${o.reason ? ` (${v(o.reason)})` : ''} by verdict ${v(o.verdict)}\n`;

@@ -8,8 +8,10 @@ import { attributeDenied } from './denied.ts';
 export interface Enforcement {
   /** every non-denied event once, in order: the denial the kernel's hook would return (the replay model), or undefined (live: the kernel already decided and reports its own denied events); also the lifecycle rows (exit clears the tgid's state, fork copies it) */
   check(ev: KrsiEvent): DeniedOut | undefined;
-  /** a verdict whose effective mode is enforce; returns whether it took effect (false: exempt pid, unresolvable subject, ...) */
-  apply(v: Verdict): boolean;
+  /** a verdict whose effective mode is enforce; returns whether it took effect (false: exempt pid, unresolvable subject, ...).
+   *  A pid verdict also covers `descendants`: the live processes forked from that pid which the process table knows
+   *  (forked before the verdict; the kernel copies the entry to later forks itself) */
+  apply(v: Verdict, descendants?: readonly number[]): boolean;
   /** a `denied` event (live from the kernel's ring, or read back from a recorded log): what to report, or undefined when it is already reported */
   denied(ev: DeniedEvent): DeniedOut | undefined;
   /** sizes for stats/metrics */

@@ -3,7 +3,7 @@
 // enforcer wrote, read as the kernel reads them (test/enforcers/semantics.test.ts). The rows are turned
 // into one list of lookups per event type once; a view only answers "which live entry says so".
 import type { ExecExe, FileId, KrsiEvent } from '../../signals/events.ts';
-import { LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
+import { KILL_EVENTS, KILL_ROW, KRSI_OP, LIFECYCLE, MODULE_REFUSAL_NS, SEMANTICS, hookFor, type DenyReason, type EnforcementMap, type HookRow } from './semantics.ts';
 import { exempt } from './enforcement.ts';
 
 /** the maps a hook reads, as one implementation keeps them; C: what it knows of an entry's cause */
@@ -87,6 +87,8 @@ export class Hooks<C> {
 
   /** the per-tgid maps an exit clears (LIFECYCLE), as the view keeps them */
   private readonly exitClears: PerTgid[];
+  /** pids whose kill landed (reported once): the process is dying */
+  private readonly killed = new Set<number>();
 
   constructor(private readonly v: MapsView<C>) {
     this.exitClears = EXIT_CLEARS.map((m) => v.perTgid(m));
@@ -96,6 +98,14 @@ export class Hooks<C> {
    *  lifecycle rows: call it once per event, in order */
   judge(ev: KrsiEvent): Hit<C> | undefined {
     const v = this.v;
+    // the kill programs come first: a killed process's operation is refused whatever else says
+    if (KILL_EVENTS.has(ev.type) && !this.killed.has(ev.pid) && !exempt(ev.pid, v.self)) {
+      const cause = v.tgid(ev.pid, KRSI_OP.KILL, ev.ts);
+      if (cause !== undefined) {
+        this.killed.add(ev.pid);
+        return { hook: KILL_ROW, reason: 'TGID', cause };
+      }
+    }
     let h: Compiled;
     let pid: number, ts: number;
     let file: FileId | undefined;
@@ -132,6 +142,7 @@ export class Hooks<C> {
         const p = ev.pid;
         const m = this.exitClears;
         for (let i = 0; i < m.length; i++) m[i].delete(p);
+        if (this.killed.size !== 0) this.killed.delete(p);
         return undefined;
       }
       case 'fork':
@@ -191,6 +202,7 @@ export class Hooks<C> {
     // state still under the child's pid is from a process whose exit the log lost
     const m = this.exitClears;
     for (let i = 0; i < m.length; i++) m[i].delete(child);
+    if (this.killed.size !== 0) this.killed.delete(child);
     if (exempt(parent, this.v.self)) return;
     for (let i = 0; i < FORK_COPIES.length; i++) this.v.copy(FORK_COPIES[i], parent, child, ts);
   }

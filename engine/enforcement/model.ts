@@ -20,7 +20,7 @@ type Cause = Blame;
 type Entry = MergedEntry<Cause>;
 
 /** op bit -> index into an entry's `by` */
-const BY: Record<number, number> = { [KRSI_OP.EXEC]: 0, [KRSI_OP.MPROTECT_EXEC]: 1, [KRSI_OP.MODULE_LOAD]: 2 };
+const BY: Record<number, number> = { [KRSI_OP.EXEC]: 0, [KRSI_OP.MPROTECT_EXEC]: 1, [KRSI_OP.MODULE_LOAD]: 2, [KRSI_OP.KILL]: 3 };
 
 export interface ModelOptions {
   /** krsi's own tgid: never denied */
@@ -267,7 +267,7 @@ export class EnforcementModel implements Enforcement {
   }
 
   /** apply a verdict as the enforcer writes it into the kernel maps; false for pid 1 and krsi itself */
-  apply(v: Verdict): boolean {
+  apply(v: Verdict, descendants: readonly number[] = []): boolean {
     const bits = OP_BITS[v.op];
     if (bits === undefined) throw new Error(`verdict ${v.id}: unknown op ${v.op}`);
     if (!VALID_SUBJECTS[v.op].includes(v.subject.kind)) throw new Error(`verdict ${v.id}: op ${v.op} cannot apply to a ${v.subject.kind}`);
@@ -277,6 +277,8 @@ export class EnforcementModel implements Enforcement {
     if (s.kind === 'pid') {
       if (exempt(s.pid, this.selfPid)) return false;
       m.tgid_.set(s.pid, merge(m.tgid_.get(s.pid), bits, v.expires, v.ts, cause));
+      // the processes it forked before the verdict: the enforcer writes the same entry for each
+      for (const d of descendants) if (!exempt(d, this.selfPid)) m.tgid_.set(d, merge(m.tgid_.get(d), bits, v.expires, v.ts, cause));
     } else if (s.kind === 'inode' || s.kind === 'module_file') {
       m.putInode(s.dev, s.ino, bits, v.expires, v.ts, cause);
     } else {
@@ -363,7 +365,7 @@ export class EnforcementModel implements Enforcement {
 }
 
 function merge(old: Entry | undefined, bits: number, expires: number, ts: number, cause: Cause): Entry {
-  return mergeEntry(old, bits, expires, ts, cause, (): Entry => ({ ops: 0, expires: 0, by: [undefined, undefined, undefined] }));
+  return mergeEntry(old, bits, expires, ts, cause, (): Entry => ({ ops: 0, expires: 0, by: [undefined, undefined, undefined, undefined] }));
 }
 
 function unset<K>(m: Map<K, Entry>, k: K, id: string): void {

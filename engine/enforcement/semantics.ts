@@ -32,6 +32,7 @@ export const OP_BITS: Record<VerdictOp, number> = {
   mprotect_exec: KRSI_OP.MPROTECT_EXEC,
   module_load: KRSI_OP.MODULE_LOAD,
   quarantine: KRSI_OP.QUARANTINE,
+  kill: KRSI_OP.KILL,
 };
 
 /** which subjects each verdict op can be enforced on (the loader rejects other pairs) */
@@ -40,6 +41,7 @@ export const VALID_SUBJECTS: Record<VerdictOp, Subject['kind'][]> = {
   mprotect_exec: ['pid'],
   module_load: ['pid', 'module', 'module_file'],
   quarantine: ['pid'],
+  kill: ['pid'],
 };
 
 /** the map a subject kind lives in */
@@ -61,7 +63,7 @@ export type EnforcementMap =
   | 'module_refused' // key __u32 tgid, value {until, reason, rule_id}: a refused module file (kernel only state, not pinned)
   | 'config'; // the single krsi_config entry: its flags (KRSI_CFG_DENY_FILELESS), no per-key lookup
 
-export type SingleOp = 'exec' | 'mprotect_exec' | 'module_load';
+export type SingleOp = 'exec' | 'mprotect_exec' | 'module_load' | 'kill';
 
 /** one check of a hook, in order; the first that denies wins */
 export interface CheckRow {
@@ -75,7 +77,7 @@ export interface CheckRow {
 
 export interface HookRow {
   /** the LSM hook (SEC("lsm/<hook>")) */
-  hook: 'bprm_check_security' | 'file_mprotect' | 'mmap_file' | 'kernel_read_file' | 'kernel_load_data';
+  hook: 'bprm_check_security' | 'file_mprotect' | 'mmap_file' | 'kernel_read_file' | 'kernel_load_data' | 'kill';
   /** the event type the replay model checks against this hook */
   event: EventType;
   op: SingleOp;
@@ -117,7 +119,7 @@ export const LIFECYCLE: readonly LifecycleRow[] = [
     note:
       'a new process (child_pid, a new tgid) inherits its parent\'s live deny_tgid entry: same ops, same expiry, same verdict ' +
       '(kernel: tp_btf/sched_process_fork, before the child first runs; threads share the tgid). Not from pid 1 or krsi. ' +
-      'A child forked before the verdict is not covered; the mprotect count is not inherited. Removing the parent\'s ' +
+      'A child forked before the verdict is covered by the verdict itself (apply() is given the descendants the process table knows); the mprotect count is not inherited. Removing the parent\'s ' +
       'verdict lifts the children\'s copies too (the enforcer knows them from fork events; a child forked while krsi ' +
       'was down keeps its kernel copy, which a restarted krsi adopts, until it exits or the TTL ends). ' +
       'State a log (replay) or krsi (live) still holds under child_pid is from a process whose exit was lost: the model ' +
@@ -211,6 +213,27 @@ export const SEMANTICS: readonly HookRow[] = [
   },
 ];
 
+/**
+ * The kill op (bpf/enforce.bpf.c krsi_kill_*): small programs on hooks an active process cannot avoid for
+ * long, each one lookup in deny_tgid: a live entry with the KILL bit sends SIGKILL to the current process
+ * (bpf_send_signal, in its own context) and refuses the operation. krsi also sends SIGKILL at once from
+ * user space when it applies the verdict (enforcers/kill.ts). Replay: the first event of a pid under a live
+ * kill entry whose operation passes one of these hooks is reported refused (op kill, reason TGID); the
+ * process's later events in the log are evaluated as recorded (once killed, it would have had none).
+ */
+export const KILL_HOOKS = ['bprm_check_security', 'file_mprotect', 'mmap_file', 'file_open', 'task_alloc', 'socket_connect'] as const;
+/** the event types whose operation passes a KILL_HOOKS hook in the process that did it (fork: task_alloc
+ *  in the parent; mmap: the memory area's mmap event) */
+export const KILL_EVENTS: ReadonlySet<string> = new Set(['exec', 'mprotect', 'mmap', 'fork', 'module_load']);
+export const KILL_ROW: HookRow = {
+  hook: 'kill',
+  event: 'exec',
+  op: 'kill',
+  bit: KRSI_OP.KILL,
+  checks: [{ reason: 'TGID', map: 'deny_tgid', key: 'the current tgid', denies: 'entry.ops & KILL: SIGKILL to the current process, and the operation refused' }],
+  note: `hooks ${KILL_HOOKS.join(', ')}; replay: events ${[...KILL_EVENTS].join(', ')}, the first per process`,
+};
+
 /** the row replay uses for an event type (kernel_load_data is not modelled, see its note) */
 export function hookFor(type: EventType): HookRow | undefined {
   for (const r of SEMANTICS) if (r.event === type && r.hook !== 'kernel_load_data') return r;
@@ -257,11 +280,12 @@ export function mergeExpires(oldExpires: number, oldLive: boolean, newExpires: n
   return Math.max(oldExpires, newExpires);
 }
 
-/** op bit -> index into an entry's `by` (0 exec, 1 mprotect_exec, 2 module_load) */
+/** op bit -> index into an entry's `by` (0 exec, 1 mprotect_exec, 2 module_load, 3 kill) */
 export const BIT_INDEX: readonly (readonly [number, number])[] = [
   [KRSI_OP.EXEC, 0],
   [KRSI_OP.MPROTECT_EXEC, 1],
   [KRSI_OP.MODULE_LOAD, 2],
+  [KRSI_OP.KILL, 3],
 ];
 
 /** a map value (struct krsi_verdict) as user space keeps it, plus who set each op bit */

@@ -39,6 +39,7 @@ export const OP_SUBJECTS: Record<string, readonly string[]> = {
   mprotect_exec: ['pid'],
   module_load: ['module', 'module_file'],
   quarantine: ['pid'],
+  kill: ['pid'],
 };
 
 /** subject -> the event types that can name it ('*': any) */
@@ -73,6 +74,7 @@ export const FACT_SHAPES: Record<string, Shape> = {
     obj: {
       pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,
       ancestors: { arr: { obj: { pid: S, comm: S, exe: S } } },
+      loader_injected: { obj: { pid: S, ts: S, var: S, value: S } },
     },
   },
 };

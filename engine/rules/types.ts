@@ -110,6 +110,20 @@ export interface ProcFacts {
   /** parent first, at most 16 */
   ancestors: { pid: number; comm: string; exe: string }[];
   start_ts: number;
+  /** the loader variable this process runs with: set by an exec whose environment had a non-empty
+   *  LD_PRELOAD or LD_AUDIT, inherited across fork (the child runs the injected library too, without an
+   *  exec of its own), cleared by an exec without one. Absent: none (or unknown: a pid first seen mid-life) */
+  loader_injected?: LoaderInjection;
+}
+
+/** the exec that injected a loader variable into a line of processes (engine/process-table.ts) */
+export interface LoaderInjection {
+  /** the injecting exec's pid (the root of the injected tree), its ts (with pid: the root's identity) */
+  pid: number;
+  ts: number;
+  /** the variable (LD_PRELOAD first when both are set) and its value */
+  var: 'LD_PRELOAD' | 'LD_AUDIT';
+  value: string;
 }
 
 export type Predicate = (facts: Facts) => boolean;

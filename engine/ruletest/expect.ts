@@ -11,7 +11,7 @@ const MATCHER_FIELDS: Record<OutKind | 'any', string[]> = {
   denied: ['rule', 'pid', 'op', 'verdict', 'seq', 'count'],
   any: ['kind', 'rule', 'pid', 'op', 'seq', 'verdict'],
 };
-const OPS = ['exec', 'mprotect_exec', 'module_load', 'quarantine'];
+const OPS = ['exec', 'mprotect_exec', 'module_load', 'quarantine', 'kill'];
 const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
 
 export function readExpect(r: Reader, v: unknown, pointer: string): TestCase['expect'] {

@@ -72,4 +72,56 @@ describe('process table', () => {
     assert.equal('proc' in x, false);
     assert.ok(e.procs.get(7));
   });
+  test('loader_injected: set by an LD_PRELOAD/LD_AUDIT exec, inherited across forks (any depth, after the parent exits), cleared by an exec without it', () => {
+    const t = new ProcessTable();
+    t.observe(ev('exec', 1, 10, { env: { LD_PRELOAD: '/tmp/evil.so' }, filename: '/bin/x' }));
+    assert.deepEqual(t.get(10)!.loader_injected, { pid: 10, ts: 1, var: 'LD_PRELOAD', value: '/tmp/evil.so' });
+    t.observe(ev('fork', 2, 10, { child_pid: 11 }));
+    t.observe(ev('fork', 3, 11, { child_pid: 12 }));
+    t.observe(ev('exit', 4, 11, { code: 0 }));
+    t.release(11);
+    assert.deepEqual(t.get(12)!.loader_injected, { pid: 10, ts: 1, var: 'LD_PRELOAD', value: '/tmp/evil.so' }, 'a grandchild reparented to init still carries it');
+    t.observe(ev('exec', 5, 12, { filename: '/bin/ls' }));
+    assert.equal(t.get(12)!.loader_injected, undefined, 'an exec without the variable clears it');
+    t.observe(ev('exec', 6, 13, { env: { LD_AUDIT: '/tmp/a.so' }, filename: '/bin/x' }));
+    assert.equal(t.get(13)!.loader_injected!.var, 'LD_AUDIT');
+    t.observe(ev('exec', 7, 14, { env: { LD_PRELOAD: ' ' }, filename: '/bin/x' }));
+    assert.equal(t.get(14)!.loader_injected, undefined, 'ld.so ignores a blank value');
+    t.observe(ev('fork', 8, 10, { child_pid: 10 }));
+    assert.equal(t.get(10)!.pid, 10, 'a thread (child_pid == pid) changes nothing');
+    assert.equal(t.get(10)!.ancestors.length, 0);
+  });
+
+  test('loader_injected: ld.so run as a program with --preload / --audit marks the process too', () => {
+    const t = new ProcessTable();
+    t.observe(ev('exec', 1, 30, { filename: '/lib64/ld-linux-x86-64.so.2', argv: ['/lib64/ld-linux-x86-64.so.2', '--preload', '/tmp/e.so', './prog'] }));
+    assert.deepEqual(t.get(30)!.loader_injected, { pid: 30, ts: 1, var: 'LD_PRELOAD', value: '/tmp/e.so' });
+    t.observe(ev('exec', 2, 31, { filename: '/usr/bin/env', argv: ['env', '--preload', '/tmp/e.so'] }));
+    assert.equal(t.get(31)!.loader_injected, undefined, 'another program\'s --preload is its own business');
+  });
+
+  test('loader_injected: a reused pid (forked anew by another process, its exit lost) is not injected', () => {
+    const t = new ProcessTable();
+    t.observe(ev('exec', 1, 20, { env: { LD_PRELOAD: '/tmp/evil.so' }, filename: '/bin/x' }));
+    t.observe(ev('exec', 2, 30, { filename: '/bin/clean' }));
+    t.observe(ev('fork', 3, 30, { child_pid: 20 }));
+    assert.equal(t.get(20)!.loader_injected, undefined);
+  });
+
+  test('descendants: children and grandchildren by lineage, a double fork whose middle exited included; not a reused pid\'s', () => {
+    const t = new ProcessTable();
+    t.observe(ev('exec', 1, 10, { filename: '/bin/x' }));
+    t.observe(ev('fork', 2, 10, { child_pid: 11 }));
+    t.observe(ev('fork', 3, 11, { child_pid: 12 }));
+    t.observe(ev('fork', 4, 10, { child_pid: 13 }));
+    t.observe(ev('exec', 5, 50, { filename: '/bin/other' }));
+    t.observe(ev('fork', 6, 50, { child_pid: 51 }));
+    t.release(11);
+    assert.deepEqual(t.descendants(10).sort(), [12, 13]);
+    assert.deepEqual(t.descendants(50), [51]);
+    // pid 10 exits; a later process takes pid 10: 12 and 13 are not its descendants
+    t.release(10);
+    t.observe(ev('fork', 7, 50, { child_pid: 10 }));
+    assert.deepEqual(t.descendants(10), []);
+  });
 });

@@ -51,7 +51,7 @@ test('the sample log makes every bundled rule fire, and shows denials with and w
   assert.deepEqual(set.rules.map((r) => r.id).filter((id) => !fired.has(id)), [], 'rules that never alert on the sample');
   assert.ok(own.some((o) => o.kind === 'denied'), 'default replay (rules\' own modes) shows denials');
   const deniedOps = new Set(enforce.flatMap((o) => (o.kind === 'denied' ? [o.op] : [])));
-  assert.deepEqual([...deniedOps].sort(), ['exec', 'module_load', 'mprotect_exec']);
+  assert.deepEqual([...deniedOps].sort(), ['exec', 'kill', 'module_load', 'mprotect_exec']);
 });
 
 test('the sample log is in ts order, carries no seq, and is what make-sample.ts generates', () => {

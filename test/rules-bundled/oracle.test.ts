@@ -10,6 +10,17 @@ import type { CompiledRule, ConditionJson, Facts, Predicate } from '../../engine
 import { BUNDLED_TESTS_DIR, loadTestFile, testFilePaths } from '../../engine/ruletest/index.ts';
 import { readEvents, SAMPLE_LOG } from '../../engine/eventlog/index.ts';
 import type { KrsiEvent } from '../../signals/events.ts';
+import { ProcessTable } from '../../engine/process-table.ts';
+
+/** the events with the `proc` fact the engine gives them (a process table per sequence of events) */
+function withProc(evs: KrsiEvent[]): KrsiEvent[] {
+  const t = new ProcessTable();
+  return evs.map((ev) => {
+    const proc = structuredClone(t.observe(ev));
+    if (ev.type === 'exit') t.release(ev.pid);
+    return { ...ev, proc } as KrsiEvent;
+  });
+}
 
 test('bundled rule conditions agree with json-rules-engine on the sample log and the test events', async () => {
   const set = await loadRuleDirs();
@@ -31,8 +42,10 @@ test('bundled rule conditions agree with json-rules-engine on the sample log and
   }
 
   const all: KrsiEvent[] = [];
-  for await (const b of readEvents(SAMPLE_LOG)) all.push(...b);
-  for (const f of testFilePaths([BUNDLED_TESTS_DIR])) for (const c of loadTestFile(f).cases) all.push(...(c.events ?? []));
+  const sample: KrsiEvent[] = [];
+  for await (const b of readEvents(SAMPLE_LOG)) sample.push(...b);
+  all.push(...withProc(sample));
+  for (const f of testFilePaths([BUNDLED_TESTS_DIR])) for (const c of loadTestFile(f).cases) all.push(...withProc(c.events ?? []));
   // events that differ only in ts/seq (repeats, the mprotect storms) are one case for a condition
   const distinct = new Map<string, KrsiEvent>();
   for (const ev of all) distinct.set(JSON.stringify({ ...ev, ts: 0, seq: 0 }), ev);

@@ -306,7 +306,8 @@ const CASES: [string, Parameters<typeof denied>[0], { op: string; reason: string
   ['tamper: umount', { op: TAMPER, reason: R.TAMPER_MOUNT, kdev: SDA1 }, { op: 'tamper', reason: 'TAMPER_MOUNT', key: { dev: 2049 } }],
   ['tamper: ptrace', { op: TAMPER, reason: R.TAMPER_PTRACE, ino: 300, kdev: 0x12 }, { op: 'tamper', reason: 'TAMPER_PTRACE', key: { target: 300, mode: 0x12 } }],
   ['tamper: a stopping signal, reported only', { op: TAMPER, reason: R.TAMPER_SIGNAL, ino: 300, kdev: 19, enforced: 0 }, { op: 'tamper', reason: 'TAMPER_SIGNAL', key: { target: 300, signal: 19 }, enforced: false }],
-  ['values this decoder does not know', { op: 16, reason: 99, kdev: SDA1, ino: 9 }, { op: 'op16', reason: 'reason99', key: { dev: 2049, ino: 9 } }],
+  ['kill: a process under a kill verdict reached a guarded hook', { op: 16, reason: R.TGID }, { op: 'kill', reason: 'TGID', key: { pid: 321 } }],
+  ['values this decoder does not know', { op: 32, reason: 99, kdev: SDA1, ino: 9 }, { op: 'op32', reason: 'reason99', key: { dev: 2049, ino: 9 } }],
 ];
 
 test('denied: one decoder, the same event through signals\' Decoder and the enforcer\'s ring (enforcers/maps.ts)', () => {

@@ -4,6 +4,7 @@ import type { VmKernel } from '../vm.ts';
 import { area as exec } from './exec.ts';
 import { area as memory } from './memory.ts';
 import { area as files } from './files.ts';
+import { area as quarantine } from './quarantine.ts';
 
 export interface HostArea {
   /** build what the guest needs (static helpers, modules) into dir; a string is a skip reason */
@@ -12,4 +13,4 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files };
+export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files, quarantine };
