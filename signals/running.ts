@@ -3,6 +3,7 @@
 // their (dev, ino), link count and size, without the kernel's inode pointer, which the BPF side fills in
 // when such a process forks or execs (signals/LIVE.md: what that leaves out on tracepoint-only kernels).
 import { readdirSync, statSync } from 'node:fs';
+import { kernelFileId } from '../bpf/file-id.ts';
 import { BPF_NOEXIST, type BpfMap } from '../bpf/libbpf.ts';
 import { KRSI_RUN_PIDS, LAYOUTS, encodeInodeKey, encodeTgidKey } from '../bpf/abi.ts';
 
@@ -10,6 +11,16 @@ const RI = LAYOUTS.krsi_run_inode;
 const RT = LAYOUTS.krsi_run_tgid;
 
 /** seed the maps from /proc (pids the kernel side already knows are left alone); returns how many were added */
+/** /proc/PID/exe as the hooks see it (overlayfs, btrfs: the superblock's device), else stat()'s */
+function exeId(pid: number): { dev: number; ino: number; size: number; nlink: number } {
+  const st = statSync(`/proc/${pid}/exe`);
+  try {
+    return { ...kernelFileId(`/proc/${pid}/exe`), size: st.size, nlink: st.nlink };
+  } catch {
+    return st;
+  }
+}
+
 export function seedRunning(runInode: BpfMap, runTgid: BpfMap, self = process.pid): number {
   let added = 0;
   for (const name of readdirSync('/proc')) {
@@ -18,7 +29,7 @@ export function seedRunning(runInode: BpfMap, runTgid: BpfMap, self = process.pi
     if (pid === self) continue;
     let st;
     try {
-      st = statSync(`/proc/${pid}/exe`); // the executable itself, also when deleted
+      st = exeId(pid); // the executable itself, also when deleted
     } catch {
       continue; // a kernel thread, or gone
     }

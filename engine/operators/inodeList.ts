@@ -5,7 +5,7 @@
 // resolved again (at most once a second, wall clock): a package manager that upgraded itself has a new
 // inode, and its old one stays in the set (the upgrading process still runs it). Paths are resolved on the
 // host that evaluates: a replay elsewhere matches that host's inodes (rules/README.md).
-import { statSync } from 'node:fs';
+import { kernelFileId } from '../../bpf/file-id.ts';
 import { badValue, defineOperator, type OperatorContext, type ValueProblem } from './types.ts';
 
 /** inodes kept per path at most (old ones stay: a process may still run an upgraded binary) */
@@ -27,7 +27,8 @@ export class InodeSet {
     for (const p of this.paths) {
       let k: string;
       try {
-        const st = statSync(p);
+        // as the hooks see it (overlayfs, btrfs subvolumes: not stat()'s device)
+        const st = kernelFileId(p);
         k = `${st.dev}:${st.ino}`;
       } catch {
         continue; // not on this host (another distribution's package manager)
