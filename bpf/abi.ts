@@ -30,6 +30,8 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
   krsi_config: { size: 16, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
+  krsi_module_seen: { size: 72, fields: { ts: 0, seeded: 8, _pad: 12, name: 16 } },
+  krsi_module_view: { size: 144, fields: { addr: 0, ts: 8, state: 16, flags: 20, seeded: 24, _pad: 28, name: 32, recorded: 88 } },
 };
 
 // ---- #defines ----
@@ -74,6 +76,9 @@ export const KRSI_DENY = {
 } as const;
 export type DenyReason = keyof typeof KRSI_DENY;
 
+/** enum krsi_module_view_flag: bits of krsi_module_view.flags (the kernel's own module view) */
+export const KRSI_MODVIEW = { LINKED: 1, SYSFS: 2, READABLE: 4 } as const;
+
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
 
@@ -87,6 +92,7 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_deny_reason: { prefix: 'KRSI_DENY_', values: KRSI_DENY },
   krsi_module_mode: { prefix: 'KRSI_MODULE_', values: KRSI_MODULE_MODE },
   krsi_obj_kind: { prefix: 'KRSI_OBJ_', values: KRSI_OBJ },
+  krsi_module_view_flag: { prefix: 'KRSI_MODVIEW_', values: KRSI_MODVIEW },
 };
 
 // ---- dev_t: the kernel's s_dev (MAJOR << 20 | MINOR) <-> user-space st_dev (glibc makedev) ----
@@ -306,4 +312,48 @@ export function decodeDenyCounts(values: Map<number, bigint | number>): Record<s
   const out: Record<string, number> = {};
   for (const [slot, n] of values) if (REASON_NAMES[slot] && slot < KRSI_DENY.TAMPER_MAP) out[REASON_NAMES[slot]] = Number(n);
   return out;
+}
+
+/** one struct module of the kernel's own module view, as krsi_module_iter wrote it (struct krsi_module_view) */
+export interface ModuleViewRecord {
+  addr: string;
+  ts: number;
+  state: number;
+  linked: boolean;
+  sysfs: boolean;
+  readable: boolean;
+  seeded: boolean;
+  name: string;
+  recorded: string;
+}
+
+/** the records of a krsi_module_iter read (a whole number of struct krsi_module_view; a short tail is dropped) */
+export function decodeModuleViews(b: Buffer): ModuleViewRecord[] {
+  const L = LAYOUTS.krsi_module_view;
+  const f = L.fields;
+  const out: ModuleViewRecord[] = [];
+  for (let o = 0; o + L.size <= b.length; o += L.size) {
+    const flags = b.readUInt32LE(o + f.flags);
+    out.push({
+      addr: b.readBigUInt64LE(o + f.addr).toString(16),
+      ts: u64(b, o + f.ts),
+      state: b.readUInt32LE(o + f.state),
+      linked: (flags & KRSI_MODVIEW.LINKED) !== 0,
+      sysfs: (flags & KRSI_MODVIEW.SYSFS) !== 0,
+      readable: (flags & KRSI_MODVIEW.READABLE) !== 0,
+      seeded: b.readUInt32LE(o + f.seeded) !== 0,
+      name: cstr(b, o + f.name, KRSI_MODNAME_LEN),
+      recorded: cstr(b, o + f.recorded, KRSI_MODNAME_LEN),
+    });
+  }
+  return out;
+}
+
+/** a struct krsi_module_seen for user space's seeding (ts 0, seeded) */
+export function encodeModuleSeen(name: string): Buffer {
+  const L = LAYOUTS.krsi_module_seen;
+  const b = Buffer.alloc(L.size);
+  b.writeUInt32LE(1, L.fields.seeded);
+  b.write(name.slice(0, KRSI_MODNAME_LEN - 1), L.fields.name, 'latin1');
+  return b;
 }

@@ -2,7 +2,7 @@
 // One JSON object per line. Unknown extra fields are kept, never rejected.
 // Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied'] as const;
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'module_inventory'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
@@ -93,6 +93,23 @@ export interface ModuleListEvent extends BaseEvent {
   modules: string[];
 }
 
+/** the module views disagree on a module (signals/module-inventory.ts) */
+export interface ModuleInventoryEvent extends BaseEvent {
+  type: 'module_inventory';
+  name: string;
+  /** /proc/modules lists it (absent: the view could not be read) */
+  proc_modules?: boolean;
+  /** /sys/module has it as a loadable module */
+  sys_module?: boolean;
+  /** what the kernel's own view holds under that name (absent: no recorded module of that name) */
+  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[] };
+  /** the views that lack it: proc_modules, sys_module, module_list (a recorded module unlinked from the list) */
+  missing_from: string[];
+  /** the views that have it: proc_modules, sys_module, kernel */
+  present_in: string[];
+  summary: string;
+}
+
 /** written by an enforcement program when it returned -EPERM */
 export interface DeniedEvent extends BaseEvent {
   type: 'denied';
@@ -112,6 +129,7 @@ export type KrsiEvent =
   | ModuleLoadEvent
   | ModuleUnloadEvent
   | ModuleListEvent
+  | ModuleInventoryEvent
   | DeniedEvent;
 
 export const PROT_READ = 1;

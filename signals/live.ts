@@ -10,6 +10,9 @@ import type { KrsiEvent } from './events.ts';
 import { EV, KRSI_ENV_NAME_LEN, KRSI_ENV_WATCH, KRSI_EV_MAX } from '../bpf/abi.ts';
 import { Decoder } from './decode.ts';
 import { moduleList$, moduleListUnavailable } from './modules.ts';
+import { moduleInventory$, seedKernelView, type KernelModuleView } from './module-inventory.ts';
+import { BPF_NOEXIST } from '../bpf/libbpf.ts';
+import { decodeModuleViews, encodeModuleSeen } from '../bpf/abi.ts';
 
 const log = childLogger('signals');
 
@@ -24,7 +27,9 @@ const OPTIONAL_PROGS: Record<string, string> = {
 };
 
 /** the module programs: not loaded on a kernel without modules */
-const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload'];
+const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload', 'krsi_module_iter'];
+/** programs run on demand, never attached at start (the module view's iterator) */
+const ON_DEMAND_PROGS = ['krsi_module_iter'];
 
 /** what an unavailable signal means for the events */
 const MEANING: Record<string, string> = {
@@ -32,6 +37,8 @@ const MEANING: Record<string, string> = {
   module_load: 'no module_load events',
   module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
+  module_inventory: 'no module_inventory events: modules hidden from a view are not found',
+  module_inventory_kernel: 'the module inventory compares /proc/modules and /sys/module only: a module that unlinks itself from both is not found',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
 };
 
@@ -42,6 +49,10 @@ export interface SignalsOptions {
   watchEnv?: string[];
   /** module_list snapshot period in ms (default 30000; 0: only after module loads) */
   modulesInterval?: number;
+  /** module inventory period in ms (default: $KRSI_MODULE_INVENTORY_MS, else 30000; 0: at start and after module events only) */
+  inventoryInterval?: number;
+  /** wait before a second read confirms an inventory disagreement, ms (default 1000) */
+  inventoryConfirmMs?: number;
   /** how often lost events are checked and logged, ms (default 5000; 0: never) */
   lostInterval?: number;
   /** ring buffer size in bytes (a power of two, default the program's 16 MiB) */
@@ -168,6 +179,36 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
   }
 }
 
+/** the kernel's own module view: module_seen read through krsi_module_iter, seeded from kallsyms */
+function kernelModuleView(obj: BpfObject): KernelModuleView {
+  const seen = obj.map('module_seen');
+  const key = (addr: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(addr);
+    return b;
+  };
+  return {
+    read: () => decodeModuleViews(obj.iterateMap('krsi_module_iter', 'module_seen')),
+    seed(mods) {
+      let n = 0;
+      for (const m of mods) {
+        try {
+          seen.update(key(m.addr), encodeModuleSeen(m.name), BPF_NOEXIST);
+          n++;
+        } catch {
+          // already recorded by the kernel (it loaded meanwhile), or the map is full
+        }
+      }
+      return n;
+    },
+    drop: (addr) => void seen.delete(key(BigInt(`0x${addr}`))),
+    full: () => {
+      const v = obj.map('module_seen_full').lookup(u32(0));
+      return v ? Number(v.readBigUInt64LE(0)) : 0;
+    },
+  };
+}
+
 /** load, attach and start draining the signal programs (root, libbpf.so.1, clang for the first build) */
 export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals> {
   requireLiveBpf();
@@ -216,7 +257,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
   try {
     for (const prog of obj.programs()) {
-      if (noModules && MODULE_PROGS.includes(prog)) continue;
+      if ((noModules && MODULE_PROGS.includes(prog)) || ON_DEMAND_PROGS.includes(prog)) continue;
       try {
         // an optional program's attach failure is reported once below, without libbpf's own lines
         if (OPTIONAL_PROGS[prog]) quietly(() => obj.attach(prog));
@@ -246,7 +287,24 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load' || e.type === 'module_unload')));
       // after each read, the ring is drained first: kernel events from before the read come before the snapshot
       subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$, afterRead: () => ring?.drainAll() }).subscribe(push));
-    }
+      // the inventory: /proc/modules, /sys/module and the kernel's own view, cross-checked
+      let kernel: KernelModuleView | undefined;
+      if (!noModules) {
+        try {
+          kernel = kernelModuleView(obj);
+          kernel.read();
+          const seeded = seedKernelView({ interval: 0, kernel });
+          log.info({ seeded }, `module inventory: ${seeded} modules loaded before krsi seeded from kallsyms`);
+        } catch (e) {
+          kernel = undefined;
+          unavailable.module_inventory_kernel = (e as Error).message;
+          log.warn({ signal: 'module_inventory_kernel' }, `signal module_inventory_kernel unavailable (${MEANING.module_inventory_kernel}): ${(e as Error).message}`);
+        }
+      }
+      const envMs = Number(process.env.KRSI_MODULE_INVENTORY_MS);
+      const interval = o.inventoryInterval ?? (Number.isFinite(envMs) && envMs >= 0 && process.env.KRSI_MODULE_INVENTORY_MS ? envMs : 30_000);
+      subs.add(moduleInventory$({ interval, confirmMs: o.inventoryConfirmMs, events$: loads$, kernel }).subscribe(push));
+    } else unavailable.module_inventory = noList;
 
     const lostMap = obj.map('lost');
     let lostSeen = 0;

@@ -11,9 +11,11 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   code: ['exit'],
   path: ['unlink'], target: ['unlink'],
   start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
-  name: ['module_load', 'module_unload'], file: ['module_load'], sha256: ['module_load', 'exec'],
+  name: ['module_load', 'module_unload', 'module_inventory'], file: ['module_load'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],
   modules: ['module_list'],
+  proc_modules: ['module_inventory'], sys_module: ['module_inventory'], kernel: ['module_inventory'],
+  missing_from: ['module_inventory'], present_in: ['module_inventory'], summary: ['module_inventory'],
   op: ['denied'], key: ['denied'], rule: ['denied'],
 };
 
@@ -56,7 +58,10 @@ export const FACT_SHAPES: Record<string, Shape> = {
   ts: S, type: S, pid: S, ppid: S, uid: S, comm: S, exe: EXE, tid: S, cgroup: S, seq: S,
   filename: S, argv: { arr: S }, env: 'any', child_pid: S, code: S,
   path: S, target: { obj: { dev: S, ino: S, nlink: S } }, start: S, len: S, prot: S,
-  name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
+  name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S },
+  proc_modules: S, sys_module: S, kernel: { obj: { recorded: S, linked: S, unlinked: S, sysfs: S, seeded: S, addrs: { arr: S } } },
+  missing_from: { arr: S }, present_in: { arr: S }, summary: S,
+  op: S, key: 'any', rule: S,
   proc: {
     obj: {
       pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,
