@@ -30,6 +30,7 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
   krsi_config: { size: 16, fields: { krsi_tgid: 0, mprotect_limit: 4, module_mode: 8, enforce: 12 } },
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
+  krsi_file_stamp: { size: 16, fields: { ctime_sec: 0, ctime_nsec: 8, _pad: 12 } },
   krsi_module_seen: { size: 72, fields: { ts: 0, seeded: 8, _pad: 12, name: 16 } },
   krsi_module_view: { size: 144, fields: { addr: 0, ts: 8, state: 16, flags: 20, seeded: 24, _pad: 28, name: 32, recorded: 88 } },
 };
@@ -355,5 +356,14 @@ export function encodeModuleSeen(name: string): Buffer {
   const b = Buffer.alloc(L.size);
   b.writeUInt32LE(1, L.fields.seeded);
   b.write(name.slice(0, KRSI_MODNAME_LEN - 1), L.fields.name, 'latin1');
+  return b;
+}
+
+/** a module_stamp value: a file's ctime (stat's ctimeNs, as a bigint) */
+export function encodeFileStamp(ctimeNs: bigint): Buffer {
+  const L = LAYOUTS.krsi_file_stamp;
+  const b = Buffer.alloc(L.size);
+  b.writeBigInt64LE(ctimeNs / 1_000_000_000n, L.fields.ctime_sec);
+  b.writeUInt32LE(Number(ctimeNs % 1_000_000_000n), L.fields.ctime_nsec);
   return b;
 }

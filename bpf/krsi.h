@@ -183,6 +183,15 @@ struct krsi_inode_key {
 	__u32 _pad;
 };
 
+/* value of module_stamp (key: krsi_inode_key): the allowlisted module file's ctime when user space resolved
+ * the allowlist (stat), compared with the inode's at kernel_read_file: a file rewritten in place keeps its
+ * inode but not its ctime (KRSI_DENY_MODULE_CHANGED) */
+struct krsi_file_stamp {
+	__s64 ctime_sec;
+	__u32 ctime_nsec;
+	__u32 _pad;
+};
+
 /* value of deny_inode / deny_tgid */
 struct krsi_verdict {
 	__u64 expires;   /* bpf_ktime_get_boot_ns() deadline; 0 = never */
