@@ -9,4 +9,6 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = {};
+import { area as modules } from './modules.ts';
+
+export const HOST_AREAS: Record<string, HostArea> = { modules };

@@ -3,4 +3,6 @@
 // it returns what it observed (JSON). Each area loads and unloads what it needs itself.
 export type AreaRun = (dir: string) => Promise<Record<string, unknown>>;
 
-export const AREAS: Record<string, AreaRun> = {};
+import { run as modules } from './modules.ts';
+
+export const AREAS: Record<string, AreaRun> = { modules };
