@@ -24,7 +24,7 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_exit_event: { size: 80, fields: { hdr: 0, code: 72, _pad: 76 } },
   krsi_unlink_event: { size: 352, fields: { hdr: 0, target: 72, ret: 88, _pad: 92, path: 96 } },
   krsi_mprotect_event: { size: 96, fields: { hdr: 0, start: 72, len: 80, prot: 88, _pad: 92 } },
-  krsi_module_event: { size: 128, fields: { hdr: 0, name: 72 } },
+  krsi_module_event: { size: 400, fields: { hdr: 0, name: 72, file: 128, path: 144 } },
   krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } },
   krsi_inode_key: { size: 16, fields: { ino: 0, dev: 8, _pad: 12 } },
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
@@ -272,6 +272,8 @@ export function decodeDenied(b: Buffer, ruleName?: (id: number) => string | unde
   else if (reason === 'TGID') key = { pid };
   else if (reason === 'MPROTECT_LIMIT') key = { counter: 'mprotect_limit', pid };
   // init_module: no file (the allowlist, or the fallback of a module file just refused to this tgid)
+  // kexec_load, or a kernel_load_data id the allowlist does not know: no file either
+  else if (opBit === KRSI_OP.MODULE_LOAD && ino === 0 && (reason === 'KEXEC' || reason === 'READ_ID')) key = { load: '(from memory)' };
   else if (opBit === KRSI_OP.MODULE_LOAD && ino === 0) key = { module: '(from memory)' };
   else key = { dev: devFromKernel(kdev), ino };
   const ev: DeniedRecord = {

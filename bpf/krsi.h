@@ -102,6 +102,8 @@ struct krsi_mprotect_event {
 struct krsi_module_event {
 	struct krsi_hdr hdr;
 	char name[KRSI_MODNAME_LEN];
+	struct krsi_file_id file;   /* module_load by finit_module: the file it was read from (ino 0: none, init_module) */
+	char path[KRSI_PATH_LEN];   /* that file's path (leaf first, as exe_path; empty without a file) */
 };
 
 /* ---- the kernel's own module view (signals.bpf.c: module_seen, krsi_module_iter; signals/module-inventory.ts) ---- */

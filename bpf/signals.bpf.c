@@ -48,6 +48,8 @@ struct mm_struct {
 } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
+struct fdtable { unsigned int max_fds; struct file **fd; } __attribute__((preserve_access_index));
+struct files_struct { struct fdtable *fdt; } __attribute__((preserve_access_index));
 struct task_struct {
 	int pid;
 	int tgid;
@@ -55,6 +57,7 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 	struct signal_struct *signal;
+	struct files_struct *files;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; const char *filename; } __attribute__((preserve_access_index));
 /* the module's place on the module list (list), in sysfs (mkobj.kobj.sd: NULL once kobject_del'ed) and its state */
@@ -486,6 +489,53 @@ int krsi_pkey_mprotect(struct sys_enter_ctx *ctx)
 }
 
 /* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */
+
+/* finit_module in flight: its fd, so that module_load (in the same call) names the file the module came from */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __s32); /* fd */
+} finit_fds SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_finit_module")
+int krsi_finit_enter(struct sys_enter_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 fd = ctx->args[0];
+
+	bpf_map_update_elem(&finit_fds, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_finit_module")
+int krsi_finit_exit(struct sys_exit_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&finit_fds, &id);
+	return 0;
+}
+
+/* the file of this task's finit_module fd, or NULL (init_module from memory) */
+static __always_inline struct file *finit_file(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&finit_fds, &id);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt;
+	struct file **fds, *f = 0;
+
+	if (!fd || *fd < 0)
+		return 0;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if ((__u32)*fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[*fd]);
+	return f;
+}
+
 static __always_inline void module_event(struct module *mod, __u32 kind)
 {
 	if (is_self())
@@ -495,6 +545,23 @@ static __always_inline void module_event(struct module *mod, __u32 kind)
 		return;
 	fill_hdr(&ev->hdr, kind);
 	BPF_CORE_READ_STR_INTO(&ev->name, mod, name);
+	ev->file.ino = 0;
+	ev->file.dev = 0;
+	ev->file.nlink = 0;
+	ev->path[0] = 0;
+	if (kind == KRSI_EV_MODULE_LOAD) {
+		struct file *f = finit_file();
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+		if (f) {
+			file_id(f, &ev->file);
+			if (s) {
+				exe_path(s, f);   /* the walk exec uses, in the per-CPU scratch (no exec runs on this CPU meanwhile) */
+				bpf_probe_read_kernel(ev->path, KRSI_PATH_LEN, s->ev.exe_path);
+			}
+		}
+	}
 	bpf_ringbuf_submit(ev, 0);
 }
 

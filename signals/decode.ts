@@ -4,7 +4,7 @@
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
 import { EV, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_NAME_LEN, KRSI_ENV_VAL_LEN, KRSI_ENV_WATCH, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
-import type { ExecEvent, KrsiEvent, UnlinkEvent } from './events.ts';
+import type { ExecEvent, KrsiEvent, ModuleLoadEvent, UnlinkEvent } from './events.ts';
 
 /** a wait status (task->exit_code) as a shell would report it: the exit code, or 128 + signal */
 export function exitCodeFromStatus(status: number): number {
@@ -32,6 +32,9 @@ const { start: M_START, len: M_LEN, prot: M_PROT } = L.krsi_mprotect_event.field
 const FORK_CHILD = L.krsi_fork_event.fields.child_pid;
 const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
+const MODULE_FILE = L.krsi_module_event.fields.file;
+const FID = L.krsi_file_id.fields;
+const MODULE_PATH = L.krsi_module_event.fields.path;
 const EXEC = L.krsi_exec_event.fields;
 const ENV = L.krsi_env_var;
 const UNLINK = L.krsi_unlink_event.fields;
@@ -232,7 +235,14 @@ export class Decoder {
       }
       case K_MODULE_LOAD: {
         exe.path = this.exePath(pid);
-        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + MODULE_NAME, KRSI_MODNAME_LEN) };
+        const ev: ModuleLoadEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + MODULE_NAME, KRSI_MODNAME_LEN) };
+        // finit_module: the file the module was read from (init_module from memory has none)
+        const ino = v.getUint32(o + MODULE_FILE + FID.ino, true) + v.getUint32(o + MODULE_FILE + FID.ino + 4, true) * 4294967296;
+        if (ino) {
+          ev.file = { dev: fromKernel(v.getUint32(o + MODULE_FILE + FID.dev, true)), ino };
+          ev.path = pathFromWalk(cstr(b, o + MODULE_PATH, KRSI_PATH_LEN));
+        }
+        return ev;
       }
       default: {
         // K_MODULE_UNLOAD

@@ -135,6 +135,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
     case 'module_load':
       str(o, 'name', at);
       if (o.file !== undefined) fileId(o, 'file', at);
+      if (o.path !== undefined) str(o, 'path', at);
       if (o.sha256 !== undefined) sha256(o, at);
       break;
     case 'module_unload':

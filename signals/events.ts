@@ -77,7 +77,10 @@ export interface MprotectEvent extends BaseEvent {
 export interface ModuleLoadEvent extends BaseEvent {
   type: 'module_load';
   name: string;
+  /** the file it was read from (finit_module), absent for init_module (from memory) */
   file?: FileId;
+  /** that file's path as the kernel names it */
+  path?: string;
   sha256?: string;
 }
 

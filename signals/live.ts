@@ -24,10 +24,11 @@ const OPTIONAL_PROGS: Record<string, string> = {
   krsi_unlink_enter: 'unlink', krsi_unlink_exit: 'unlink', krsi_unlinkat_enter: 'unlink', krsi_unlinkat_exit: 'unlink',
   krsi_vfs_unlink: 'unlink_target',
   krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
+  krsi_finit_enter: 'module_file', krsi_finit_exit: 'module_file',
 };
 
 /** the module programs: not loaded on a kernel without modules */
-const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload', 'krsi_module_iter'];
+const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload', 'krsi_module_iter', 'krsi_finit_enter', 'krsi_finit_exit'];
 /** programs run on demand, never attached at start (the module view's iterator) */
 const ON_DEMAND_PROGS = ['krsi_module_iter'];
 
@@ -37,6 +38,7 @@ const MEANING: Record<string, string> = {
   module_load: 'no module_load events',
   module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
+  module_file: 'module_load events do not name the file a module was loaded from',
   module_inventory: 'no module_inventory events: modules hidden from a view are not found',
   module_inventory_kernel: 'the module inventory compares /proc/modules and /sys/module only: a module that unlinks itself from both is not found',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
@@ -159,11 +161,13 @@ function readLost(m: BpfMap): Record<string, number> {
  * open bpf/signals.bpf.c's object, set its load-time globals and load it. The verifier gives up with
  * EAGAIN when a signal arrives meanwhile (a profiler's SIGPROF, a Ctrl-C): a few fresh tries then.
  */
-function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
+function openAndLoad(o: SignalsOptions, noModules: boolean, iterOff: { why?: string } = {}): BpfObject {
   const path = ensureObject('signals');
   for (let attempt = 1; ; attempt++) {
     const obj = BpfObject.open(path);
     try {
+      // the module view's iterator: a kernel that refuses iterator programs (as some refuse fentry) loads the rest
+      if (iterOff.why) obj.setAutoload('krsi_module_iter', false);
       if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
       obj.setGlobal('watch_names', encodeWatchNames(o.watchEnv ?? []));
       obj.setGlobal('watch_count', u32(watchedNames(o.watchEnv ?? []).length));
@@ -173,6 +177,10 @@ function openAndLoad(o: SignalsOptions, noModules: boolean): BpfObject {
       return obj;
     } catch (e) {
       obj.close();
+      if (!noModules && !iterOff.why && (e as BpfError).errno !== 11) {
+        iterOff.why = `loading the signal programs with the module view's iterator failed (${(e as Error).message}); loaded without it`;
+        continue;
+      }
       if ((e as BpfError).errno !== 11 || attempt >= 3) throw e;
       log.warn({ attempt }, 'signal programs: verifier interrupted (EAGAIN), loading again');
     }
@@ -215,7 +223,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   const unavailable: Record<string, string> = {};
   const noModules = moduleLoadUnavailable();
   if (noModules) unavailable.module_load = unavailable.module_unload = noModules;
-  const obj = openAndLoad(o, noModules !== undefined);
+  const iterOff: { why?: string } = {};
+  const obj = openAndLoad(o, noModules !== undefined, iterOff);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();
   const events = new Subject<KrsiEvent>();
@@ -289,7 +298,8 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$, afterRead: () => ring?.drainAll() }).subscribe(push));
       // the inventory: /proc/modules, /sys/module and the kernel's own view, cross-checked
       let kernel: KernelModuleView | undefined;
-      if (!noModules) {
+      if (iterOff.why) unavailable.module_inventory_kernel = iterOff.why;
+      else if (!noModules) {
         try {
           kernel = kernelModuleView(obj);
           kernel.read();

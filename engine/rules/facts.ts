@@ -9,7 +9,7 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   filename: ['exec'], argv: ['exec'], env: ['exec'],
   child_pid: ['fork'],
   code: ['exit'],
-  path: ['unlink'], target: ['unlink'],
+  path: ['unlink', 'module_load'], target: ['unlink'],
   start: ['mprotect'], len: ['mprotect'], prot: ['mprotect'],
   name: ['module_load', 'module_unload', 'module_inventory'], file: ['module_load'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],

@@ -53,7 +53,13 @@ describe('validateEvent', () => {
     // why the live hashing stage left an exec without sha256: one of the documented reasons
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'too_large' }), undefined);
     assert.equal(error({ ...common, type: 'exec', filename: '/x', sha256_error: 'nope' }), 'sample.jsonl:17: field sha256_error: expected one of gone|replaced|too_large|unreadable|timeout|queue_full|unavailable, got "nope"');
-    assert.equal(error({ ...common, type: 'bogus' }), 'sample.jsonl:17: field type: expected one of exec|fork|exit|unlink|mprotect|module_load|module_unload|module_list|denied, got "bogus"');
+    assert.equal(error({ ...common, type: 'bogus' }), `sample.jsonl:17: field type: expected one of ${EVENT_TYPES.join('|')}, got "bogus"`);
+    // module_inventory: the views as booleans, the kernel's counts as integers
+    const inv = { ...common, type: 'module_inventory', name: 'rk', missing_from: ['module_list'], present_in: ['kernel'] };
+    assert.equal(error(inv), undefined);
+    assert.equal(error({ ...inv, proc_modules: 'no' }), 'sample.jsonl:17: field proc_modules: expected a boolean, got "no"');
+    assert.equal(error({ ...inv, kernel: { recorded: 1, linked: -1, unlinked: 1, sysfs: 0, seeded: 0 } }), 'sample.jsonl:17: field kernel.linked: expected an integer, got -1');
+    assert.equal(error({ ...common, type: 'module_load', name: 'x', path: 7 }), 'sample.jsonl:17: field path: expected a string, got 7');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 
