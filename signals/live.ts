@@ -195,8 +195,16 @@ function kernelModuleView(obj: BpfObject): KernelModuleView {
     b.writeBigUInt64LE(addr);
     return b;
   };
+  let full = 0;
   return {
-    read: () => decodeModuleViews(obj.iterateMap('krsi_module_iter', 'module_seen')),
+    read: () => {
+      const views = decodeModuleViews(obj.iterateMap('krsi_module_iter', 'module_seen'));
+      const v = obj.map('module_seen_full').lookup(u32(0));
+      const n = v ? Number(v.readBigUInt64LE(0)) : 0;
+      if (n > full) log.warn({ unrecorded: n }, `module inventory: the kernel view is full (${views.length} modules): ${n - full} more module loads not recorded`);
+      full = n;
+      return views;
+    },
     seed(mods) {
       let n = 0;
       for (const m of mods) {

@@ -13,7 +13,7 @@
 // unloading between the reads of two views is not one), and is reported once until it changes.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMPTY, Observable, defer, filter, from, merge, mergeMap, timer, concatMap, type SchedulerLike } from 'rxjs';
+import { EMPTY, Observable, auditTime, defer, exhaustMap, filter, from, merge, mergeMap, timer, type SchedulerLike } from 'rxjs';
 import type { KrsiEvent, ModuleInventoryEvent } from './events.ts';
 import { bootNs } from './clock.ts';
 import { parseModules, selfIdentity } from './modules.ts';
@@ -152,24 +152,51 @@ function readViews(o: InventoryOptions): { proc?: string[]; sys?: string[]; kern
   };
 }
 
-/** seeds the kernel view from kallsyms, then drops seeded entries of modules gone meanwhile */
+/** the struct module of a module from /sys/module/<name>/sections/.gnu.linkonce.this_module (root reads the address) */
+function sysfsModuleAddr(sys: string, name: string): bigint | undefined {
+  try {
+    const v = BigInt(readFileSync(join(sys, name, 'sections', '.gnu.linkonce.this_module'), 'utf8').trim());
+    return v || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * seeds the kernel view with the modules loaded before krsi: their struct module from kallsyms' __this_module
+ * (kernels with CONFIG_KALLSYMS_ALL), else from /sys/module/<name>/sections/.gnu.linkonce.this_module; then
+ * drops seeded entries of modules gone meanwhile. Both walk the module list or sysfs: a module already hidden
+ * from them is not seeded.
+ */
 export function seedKernelView(o: InventoryOptions): number {
   if (!o.kernel) return 0;
-  let mods: { addr: bigint; name: string }[];
+  let listed: string[];
   try {
-    mods = kallsymsModules(readFileSync(o.kallsyms ?? KALLSYMS, 'utf8'));
+    listed = parseModules(readFileSync(o.procModules ?? '/proc/modules', 'utf8'));
   } catch {
     return 0;
   }
-  const n = o.kernel.seed(mods);
-  // a module freed between the kallsyms read and the seeding left a stale pointer no module_free removes
-  let listed: Set<string>;
+  let mods: { addr: bigint; name: string }[] = [];
   try {
-    listed = new Set(parseModules(readFileSync(o.procModules ?? '/proc/modules', 'utf8')));
+    mods = kallsymsModules(readFileSync(o.kallsyms ?? KALLSYMS, 'utf8'));
   } catch {
-    return n;
+    // no kallsyms: sysfs below
   }
-  for (const k of o.kernel.read()) if (k.seeded && (!k.readable || k.name !== k.recorded || !listed.has(k.recorded))) o.kernel.drop(k.addr);
+  const have = new Set(mods.map((m) => m.name));
+  for (const name of listed) {
+    if (have.has(name)) continue;
+    const addr = sysfsModuleAddr(o.sysModule ?? SYS_MODULE, name);
+    if (addr) mods.push({ addr, name });
+  }
+  const n = o.kernel.seed(mods);
+  // a module freed between those reads and the seeding left a stale pointer no module_free removes
+  let now = new Set(listed);
+  try {
+    now = new Set(parseModules(readFileSync(o.procModules ?? '/proc/modules', 'utf8')));
+  } catch {
+    // keep the first read
+  }
+  for (const k of o.kernel.read()) if (k.seeded && (!k.readable || k.name !== k.recorded || !now.has(k.recorded))) o.kernel.drop(k.addr);
   return n;
 }
 
@@ -183,7 +210,7 @@ export function moduleInventory$(o: InventoryOptions): Observable<ModuleInventor
     const settle = o.settleMs ?? 1000;
     const ticks$ = o.interval > 0 ? timer(0, o.interval, o.scheduler) : timer(0, o.scheduler);
     const loads$ = o.events$
-      ? o.events$.pipe(filter((e) => e.type === 'module_load' || e.type === 'module_unload'), mergeMap(() => timer(settle, o.scheduler)))
+      ? o.events$.pipe(filter((e) => e.type === 'module_load' || e.type === 'module_unload'), auditTime(settle, o.scheduler))
       : EMPTY;
     const check = (): Observable<ModuleInventoryEvent> => {
       const v1 = readViews(o);
@@ -212,7 +239,9 @@ export function moduleInventory$(o: InventoryOptions): Observable<ModuleInventor
         }),
       );
     };
-    return merge(ticks$, loads$).pipe(concatMap(check));
+    // a flood of module events asks for one check per settleMs at most (auditTime), and a check asked for
+    // while one runs is dropped (exhaustMap): the next period's covers it
+    return merge(ticks$, loads$).pipe(exhaustMap(check));
   });
 }
 

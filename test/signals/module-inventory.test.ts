@@ -168,8 +168,39 @@ test('seedKernelView: kallsyms modules go into the kernel view; a seeded one no 
     const kernel = fakeKernel([]);
     assert.equal(seedKernelView({ interval: 0, kernel, kallsyms: ks, procModules: v.proc }), 2);
     assert.deepEqual(kernel.mods.map((m) => [m.name, m.seeded]), [['dummy', true]]);
-    // no kallsyms: nothing seeded, no error
-    assert.equal(seedKernelView({ interval: 0, kernel: fakeKernel([]), kallsyms: join(v.dir, 'none'), procModules: v.proc }), 0);
+    // no __this_module in kallsyms (a kernel without CONFIG_KALLSYMS_ALL): the section address sysfs shows root
+    mkdirSync(join(v.sys, 'dummy', 'sections'), { recursive: true });
+    writeFileSync(join(v.sys, 'dummy', 'sections', '.gnu.linkonce.this_module'), '0xffffffffc0a01040\n');
+    const k2 = fakeKernel([]);
+    assert.equal(seedKernelView({ interval: 0, kernel: k2, kallsyms: join(v.dir, 'none'), procModules: v.proc, sysModule: v.sys }), 1);
+    assert.deepEqual(k2.mods.map((m) => [m.name, m.addr]), [['dummy', 'ffffffffc0a01040']]);
+    // neither: nothing seeded, no error
+    assert.equal(seedKernelView({ interval: 0, kernel: fakeKernel([]), kallsyms: join(v.dir, 'none'), procModules: v.proc, sysModule: join(v.dir, 'nosys') }), 0);
+  } finally {
+    rmSync(v.dir, { recursive: true, force: true });
+  }
+});
+
+test('moduleInventory$: a flood of module events asks for one check per settleMs, not one per event', () => {
+  const v = views();
+  try {
+    v.set(['ext4'], ['ext4']);
+    const kernel = fakeKernel([km('ext4')]);
+    let reads = 0;
+    const read = kernel.read;
+    kernel.read = () => {
+      reads++;
+      return read();
+    };
+    const ts = new TestScheduler((a, b) => assert.deepEqual(a, b));
+    ts.run(({ cold, expectObservable }) => {
+      // 40 loads, one per ms
+      const events$ = cold('l'.repeat(40), { l: { type: 'module_load', name: 'x' } as never });
+      const out$ = moduleInventory$({ interval: 0, confirmMs: 2, settleMs: 10, events$, kernel, procModules: v.proc, sysModule: v.sys, now: () => 1, scheduler: ts });
+      expectObservable(out$, '^ 60ms !').toBe('');
+    });
+    // the check at start, then one per 10 ms of the flood (at 10, 21, 32, 43): 5, not 41
+    assert.ok(reads <= 6, `${reads} reads`);
   } finally {
     rmSync(v.dir, { recursive: true, force: true });
   }

@@ -65,6 +65,21 @@ export const area: HostArea = {
       assert.deepEqual(r.inventory.unavailable, {}, 'every view available');
     });
 
+    test('module_load names the file; a module named like an allowlisted one from another file alerts, the one from /lib/modules does not', (t) => {
+      const r = result();
+      if (!r) return t.skip('not prepared');
+      assert.equal(r.inventory.dummy.fake, 'ok', 'the look-alike loads (no enforcement in this part)');
+      const loads = r.inventory.dummyLoads as { path?: string; file?: { ino: number } }[];
+      assert.equal(loads.length, 2, JSON.stringify(loads));
+      // the kernel's paths, from the namespace root: the guest's files under its chroot (/root)
+      assert.deepEqual(r.inventory.rawPaths.filter((p: string) => p.endsWith('/dummy.ko')), r.inventory.dummy.real.map((p: string) => `/root${p}`));
+      assert.match(loads[0].path ?? '', /^\/(usr\/)?lib\/modules\/[^/]+\/kernel\/drivers\/net\/dummy\.ko$/);
+      assert.match(loads[1].path ?? '', /\/fake\/dummy\.ko$/);
+      assert.ok(loads.every((l) => l.file && l.file.ino > 0), 'each load from a file names its inode');
+      const dummyAlerts = (r.inventory.notAllowlisted as { name: string; path?: string }[]).filter((a) => a.name === 'dummy');
+      assert.deepEqual(dummyAlerts.map((a) => a.path), [loads[1].path]);
+    });
+
     test('inventory: a module hidden (list_del) before krsi started: /sys/module still has it, /proc/modules does not', (t) => {
       const r = result();
       if (!r) return t.skip('not prepared');

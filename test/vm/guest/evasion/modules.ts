@@ -3,11 +3,11 @@
 // module allowlist in the kernel (BPF-LSM) against a look-alike, a file rewritten in place, kexec and a
 // firmware read. Returns what it observed; the host asserts.
 import { spawnSync, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSignals } from '../../../../signals/live.ts';
 import type { KrsiEvent } from '../../../../signals/events.ts';
-import { plainModule, shippedModule } from '../kmod.ts';
+import { plainModule } from '../kmod.ts';
 import { loadEnforcement, unloadEnforcement } from '../../../../enforcers/programs.ts';
 import { Enforcer, ModuleResolver, PinnedMapWriter, type VerdictMaps } from '../../../../enforcers/index.ts';
 import { VerdictStore } from '../../../../enforcers/store.ts';
@@ -39,16 +39,27 @@ async function inventory(dir: string): Promise<Record<string, unknown>> {
   try {
     await waitFor(() => invOf('krsi_hide').length > 0, 5000);
     let firstLoadTs = 0;
-    // the negative: a shipped module that stays listed, then leaves
+    // the negative: a shipped module, from the kernel's module tree, that stays listed, then leaves
     {
+      const rel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+      mkdirSync(`/lib/modules/${rel}/kernel/drivers/net`, { recursive: true });
+      const lib = plainModule('drivers/net/dummy', `/lib/modules/${rel}/kernel/drivers/net/dummy.ko`);
       const mark = seen.length;
-      const ins = sh('insmod', [shippedModule('drivers/net/dummy')]);
+      const ins = sh(join(dir, 'modhelper'), ['finit', lib]);
       await waitFor(() => seen.slice(mark).some((e) => e.type === 'module_load'));
       firstLoadTs = seen.slice(mark).find((e) => e.type === 'module_load')?.ts ?? 0;
       await sleep(2500);
       const rm = sh('rmmod', ['dummy']);
-      await sleep(2500);
-      out.dummy = { insmod: ins.code, rmmod: rm.code, out: ins.out + rm.out };
+      await sleep(1500);
+      // a module named like an allowlisted one from another file: stays listed (no inventory event), alerts by its path
+      const fake = sh(join(dir, 'modhelper'), ['finit', join(dir, 'fake', 'dummy.ko'), 'mode=0']);
+      await sleep(1500);
+      const rm2 = sh('rmmod', ['dummy']);
+      await sleep(1500);
+      out.dummy = {
+        insmod: ins.out === 'ok' ? 0 : 1, rmmod: rm.code, out: ins.out + rm.out, fake: fake.out, rmFake: rm2.code,
+        real: [realpathSync(lib), realpathSync(join(dir, 'fake', 'dummy.ko'))],
+      };
     }
     out.firstLoadTs = firstLoadTs;
     // unlinks itself and deletes its kobject in its init; then a decoy of the same name that stays
@@ -78,12 +89,27 @@ async function inventory(dir: string): Promise<Record<string, unknown>> {
     await live.stop();
   }
   out.events = seen.filter((e) => e.type === 'module_inventory').map(({ pid: _p, ppid: _pp, uid: _u, comm: _c, exe: _e, ...rest }) => rest);
-  // the bundled rules on what the kernel reported
+  // the bundled rules on what the kernel reported. The kernel names a module file from the mount namespace's
+  // root, and this guest runs chrooted at the initramfs' /root (test/vm/run-in-vm.sh): its /lib/modules is
+  // /root/usr/lib/modules there, outside the module tree as the rule reads it; on a host that is not
+  // chrooted the path is /usr/lib/modules/... So the rules see the paths with that prefix taken off
+  const CHROOT = '/root';
+  out.rawPaths = seen.filter((e) => e.type === 'module_load' && (e as { path?: string }).path).map((e) => (e as { path: string }).path);
+  for (const e of seen) {
+    const m = e as { type: string; path?: string };
+    if (m.type === 'module_load' && m.path?.startsWith(`${CHROOT}/`)) m.path = m.path.slice(CHROOT.length);
+  }
   const { loadRuleDirs, BUNDLED_RULES_DIR } = await import('../../../../engine/rules/load.ts');
   const { Engine } = await import('../../../../engine/engine.ts');
   const engine = new Engine({ rules: await loadRuleDirs([BUNDLED_RULES_DIR]) });
   const alerts: Output[] = [];
   seen.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => alerts.push(o)));
+  // kernel-module-not-allowlisted on what module_load reported: the path of each alert's load
+  out.notAllowlisted = alerts
+    .filter((o): o is AlertOut => o.kind === 'alert' && o.rule === 'kernel-module-not-allowlisted')
+    .map((a) => seen[a.events[0] - 1] as { name?: string; path?: string })
+    .map((e) => ({ name: e.name, path: e.path }));
+  out.dummyLoads = seen.filter((e) => e.type === 'module_load' && e.name === 'dummy').map((e) => ({ path: (e as { path?: string }).path, file: (e as { file?: unknown }).file }));
   out.alerts = alerts
     .filter((o): o is AlertOut => o.kind === 'alert' && o.rule === 'kernel-module-hidden-from-a-view')
     .map((a) => /kernel module (\S+)/.exec(a.message)?.[1]);
