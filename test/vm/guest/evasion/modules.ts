@@ -24,8 +24,16 @@ const listed = (name: string) => readFileSync('/proc/modules', 'utf8').split('\n
 
 async function inventory(dir: string): Promise<Record<string, unknown>> {
   const rk = (n: string) => join(dir, 'rk', `${n}.ko`);
-  // before krsi: one module already hidden (list_del in its init), one that hides 8 s after its load
-  const pre = { hide: sh('insmod', [join(dir, 'hide', 'krsi_hide.ko')]), pre: sh('insmod', [rk('krsi_pre'), 'mode=1', 'delay_ms=8000']) };
+  // before krsi: one module already hidden (list_del in its init), one that hides on command once krsi runs
+  const pre = { hide: sh('insmod', [join(dir, 'hide', 'krsi_hide.ko')]), pre: sh('insmod', [rk('krsi_pre'), 'mode=1', 'delay_ms=-1']) };
+  // what the seeding at start can read (kernels differ: kallsyms' data symbols, the sections sysfs shows root)
+  const seedSources = (() => {
+    const r: Record<string, unknown> = {};
+    try { r.kallsyms = (readFileSync('/proc/kallsyms', 'utf8').match(/__this_module\t\[krsi_pre\]/g) ?? []).length; } catch (e) { r.kallsyms = String(e); }
+    try { r.sections = readFileSync('/sys/module/krsi_pre/sections/.gnu.linkonce.this_module', 'utf8').trim(); } catch (e) { r.sections = String(e); }
+    try { r.kptr = readFileSync('/proc/sys/kernel/kptr_restrict', 'utf8').trim(); } catch (e) { r.kptr = String(e); }
+    return r;
+  })();
   const live = await startSignals({ lostInterval: 0, modulesInterval: 0, inventoryInterval: 1000, inventoryConfirmMs: 300 });
   const seen: KrsiEvent[] = [];
   live.events$.subscribe((e) => {
@@ -35,9 +43,11 @@ async function inventory(dir: string): Promise<Record<string, unknown>> {
     for (let t = 0; t < ms && !ok(); t += 100) await sleep(100);
   };
   const invOf = (n: string) => seen.filter((e) => e.type === 'module_inventory' && e.name === n);
-  const out: Record<string, any> = { pre };
+  const out: Record<string, any> = { pre, seedSources };
   try {
     await waitFor(() => invOf('krsi_hide').length > 0, 5000);
+    // krsi runs (and seeded its kernel view at start): the module loaded before it hides now, on command
+    writeFileSync('/sys/module/krsi_pre/parameters/hide_now', '1');
     let firstLoadTs = 0;
     // the negative: a shipped module, from the kernel's module tree, that stays listed, then leaves
     {
