@@ -32,7 +32,7 @@ export const LAYOUTS: Record<string, StructLayout> = {
     size: 128,
     fields: { hdr: 0, start: 72, len: 80, prot: 88, reqprot: 92, flags: 96, mem: 100, old_prot: 104, ret: 108, file: 112 },
   },
-  krsi_module_event: { size: 128, fields: { hdr: 0, name: 72 } },
+  krsi_module_event: { size: 400, fields: { hdr: 0, name: 72, file: 128, path: 144 } },
   krsi_obj_key: { size: 8, fields: { kind: 0, id: 4 } },
   krsi_inode_key: { size: 16, fields: { ino: 0, dev: 8, _pad: 12 } },
   krsi_verdict: { size: 16, fields: { expires: 0, ops: 8, rule_id: 12 } },
@@ -40,6 +40,9 @@ export const LAYOUTS: Record<string, StructLayout> = {
   krsi_denied_event: { size: 104, fields: { hdr: 0, op: 72, reason: 76, rule_id: 80, enforced: 84, inode: 88 } },
   krsi_run_inode: { size: 64, fields: { inode: 0, size: 8, nlink: 16, refs: 20, pids: 24, name: 56 } },
   krsi_run_tgid: { size: 32, fields: { exe: 0, script: 16 } },
+  krsi_file_stamp: { size: 16, fields: { ctime_sec: 0, ctime_nsec: 8, _pad: 12 } },
+  krsi_module_seen: { size: 72, fields: { ts: 0, seeded: 8, _pad: 12, name: 16 } },
+  krsi_module_view: { size: 144, fields: { addr: 0, ts: 8, state: 16, flags: 20, seeded: 24, _pad: 28, name: 32, recorded: 88 } },
 };
 
 // ---- #defines ----
@@ -101,6 +104,8 @@ export const KRSI_EXEC = {
 export const KRSI_CFG = { DENY_FILELESS: 1 } as const;
 /** enum krsi_mem_bit: what an mprotect / mmap record knows of the region (struct krsi_mem_event.mem) */
 export const KRSI_MEM = { WX: 1, EXEC_ADDED: 2, FLIP: 4, UNKNOWN: 8, ANON: 16, SHMEM: 32, SHMAT: 64 } as const;
+/** enum krsi_module_view_flag: bits of krsi_module_view.flags (the kernel's own module view) */
+export const KRSI_MODVIEW = { LINKED: 1, SYSFS: 2, READABLE: 4 } as const;
 
 /** enum krsi_module_mode: bits of krsi_config.module_mode (3: both lists, the denylist checked first) */
 export const KRSI_MODULE_MODE = { OFF: 0, ALLOWLIST: 1, DENYLIST: 2 } as const;
@@ -126,6 +131,7 @@ export const ENUMS: Readonly<Record<string, { prefix: string; values: Readonly<R
   krsi_config_flag: { prefix: 'KRSI_CFG_', values: KRSI_CFG },
   krsi_file_route: { prefix: 'KRSI_ROUTE_', values: KRSI_ROUTE },
   krsi_runner: { prefix: 'KRSI_RUNNER_', values: KRSI_RUNNER },
+  krsi_module_view_flag: { prefix: 'KRSI_MODVIEW_', values: KRSI_MODVIEW },
 };
 
 // ---- dev_t: the kernel's s_dev (MAJOR << 20 | MINOR) <-> user-space st_dev (glibc makedev) ----
@@ -308,6 +314,8 @@ export function decodeDenied(b: Buffer, ruleName?: (id: number) => string | unde
   else if (reason === 'TGID') key = { pid };
   else if (reason === 'MPROTECT_LIMIT') key = { counter: 'mprotect_limit', pid };
   // init_module: no file (the allowlist, or the fallback of a module file just refused to this tgid)
+  // kexec_load, or a kernel_load_data id the allowlist does not know: no file either
+  else if (opBit === KRSI_OP.MODULE_LOAD && ino === 0 && (reason === 'KEXEC' || reason === 'READ_ID')) key = { load: '(from memory)' };
   else if (opBit === KRSI_OP.MODULE_LOAD && ino === 0) key = { module: '(from memory)' };
   else key = { dev: devFromKernel(kdev), ino };
   const ev: DeniedRecord = {
@@ -349,4 +357,57 @@ export function decodeDenyCounts(values: Map<number, bigint | number>): Record<s
   const out: Record<string, number> = {};
   for (const [slot, n] of values) if (REASON_NAMES[slot] && slot < KRSI_DENY.TAMPER_MAP) out[REASON_NAMES[slot]] = Number(n);
   return out;
+}
+
+/** one struct module of the kernel's own module view, as krsi_module_iter wrote it (struct krsi_module_view) */
+export interface ModuleViewRecord {
+  addr: string;
+  ts: number;
+  state: number;
+  linked: boolean;
+  sysfs: boolean;
+  readable: boolean;
+  seeded: boolean;
+  name: string;
+  recorded: string;
+}
+
+/** the records of a krsi_module_iter read (a whole number of struct krsi_module_view; a short tail is dropped) */
+export function decodeModuleViews(b: Buffer): ModuleViewRecord[] {
+  const L = LAYOUTS.krsi_module_view;
+  const f = L.fields;
+  const out: ModuleViewRecord[] = [];
+  for (let o = 0; o + L.size <= b.length; o += L.size) {
+    const flags = b.readUInt32LE(o + f.flags);
+    out.push({
+      addr: b.readBigUInt64LE(o + f.addr).toString(16),
+      ts: u64(b, o + f.ts),
+      state: b.readUInt32LE(o + f.state),
+      linked: (flags & KRSI_MODVIEW.LINKED) !== 0,
+      sysfs: (flags & KRSI_MODVIEW.SYSFS) !== 0,
+      readable: (flags & KRSI_MODVIEW.READABLE) !== 0,
+      seeded: b.readUInt32LE(o + f.seeded) !== 0,
+      name: cstr(b, o + f.name, KRSI_MODNAME_LEN),
+      recorded: cstr(b, o + f.recorded, KRSI_MODNAME_LEN),
+    });
+  }
+  return out;
+}
+
+/** a struct krsi_module_seen for user space's seeding (ts 0, seeded) */
+export function encodeModuleSeen(name: string): Buffer {
+  const L = LAYOUTS.krsi_module_seen;
+  const b = Buffer.alloc(L.size);
+  b.writeUInt32LE(1, L.fields.seeded);
+  b.write(name.slice(0, KRSI_MODNAME_LEN - 1), L.fields.name, 'latin1');
+  return b;
+}
+
+/** a module_stamp value: a file's ctime (stat's ctimeNs, as a bigint) */
+export function encodeFileStamp(ctimeNs: bigint): Buffer {
+  const L = LAYOUTS.krsi_file_stamp;
+  const b = Buffer.alloc(L.size);
+  b.writeBigInt64LE(ctimeNs / 1_000_000_000n, L.fields.ctime_sec);
+  b.writeUInt32LE(Number(ctimeNs % 1_000_000_000n), L.fields.ctime_nsec);
+  return b;
 }

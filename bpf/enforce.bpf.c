@@ -25,6 +25,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define LOADING_MODULE 2   /* enum kernel_load_data_id */
 #define TMPFS_MAGIC     0x01021994
 #define HUGETLBFS_MAGIC 0x958458f6
+/* the other ids of enum kernel_read_file_id and enum kernel_load_data_id (the same numbers in both, 5.10 to 6.12):
+ * in allowlist mode firmware, policy and certificates pass, kexec is refused, and any other id (UNKNOWN, or
+ * one this build does not know) fails closed */
+#define READING_FIRMWARE        1
+#define READING_KEXEC_IMAGE     3
+#define READING_KEXEC_INITRAMFS 4
+#define READING_POLICY          5
+#define READING_X509_CERTIFICATE 6
 
 /* ---- the kernel fields we read (CO-RE) ---- */
 struct super_block { __u32 s_dev; unsigned long s_magic; } __attribute__((preserve_access_index));
@@ -33,6 +41,11 @@ struct qstr { const unsigned char *name; } __attribute__((preserve_access_index)
 struct dentry { struct dentry *d_parent; struct qstr d_name; } __attribute__((preserve_access_index));
 struct path { struct dentry *dentry; } __attribute__((preserve_access_index));
 struct file { struct inode *f_inode; struct path f_path; } __attribute__((preserve_access_index));
+/* the inode's ctime: i_ctime up to 6.5, __i_ctime in 6.6-6.10, i_ctime_sec / i_ctime_nsec from 6.11 */
+struct timespec64 { __s64 tv_sec; long tv_nsec; } __attribute__((preserve_access_index));
+struct inode___ctime_ts { struct timespec64 i_ctime; } __attribute__((preserve_access_index));
+struct inode___ctime_priv { struct timespec64 __i_ctime; } __attribute__((preserve_access_index));
+struct inode___ctime_split { __s64 i_ctime_sec; __u32 i_ctime_nsec; } __attribute__((preserve_access_index));
 struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; } __attribute__((preserve_access_index));
@@ -77,6 +90,14 @@ struct {
 	__type(key, struct krsi_inode_key);
 	__type(value, struct krsi_verdict);   /* presence (and expiry) */
 } module_deny SEC(".maps");
+
+/* the allowlisted module files' ctime when the allowlist was resolved (enforcers/module-files.ts) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct krsi_inode_key);
+	__type(value, struct krsi_file_stamp);
+} module_stamp SEC(".maps");
 
 /* a module file refused by deny_inode / the denylist: that tgid's init_module (from memory) is refused
  * until `until` too, with the same reason and rule (busybox insmod falls back to it at once). Kernel-only
@@ -382,6 +403,43 @@ static __always_inline bool module_file(int id)
 	return false;   /* no such id on this kernel: compressed modules come as READING_MODULE */
 }
 
+/* does the inode's ctime still match the stamp taken when the allowlist was resolved? */
+static __always_inline bool same_ctime(struct inode *ino, const struct krsi_file_stamp *s)
+{
+	__s64 sec;
+	__u32 nsec;
+
+	if (bpf_core_field_exists(struct inode___ctime_split, i_ctime_sec)) {
+		sec = BPF_CORE_READ((struct inode___ctime_split *)ino, i_ctime_sec);
+		nsec = BPF_CORE_READ((struct inode___ctime_split *)ino, i_ctime_nsec);
+	} else if (bpf_core_field_exists(struct inode___ctime_priv, __i_ctime)) {
+		sec = BPF_CORE_READ((struct inode___ctime_priv *)ino, __i_ctime.tv_sec);
+		nsec = BPF_CORE_READ((struct inode___ctime_priv *)ino, __i_ctime.tv_nsec);
+	} else {
+		sec = BPF_CORE_READ((struct inode___ctime_ts *)ino, i_ctime.tv_sec);
+		nsec = BPF_CORE_READ((struct inode___ctime_ts *)ino, i_ctime.tv_nsec);
+	}
+	return sec == s->ctime_sec && nsec == s->ctime_nsec;
+}
+
+/* a kernel_read_file / kernel_load_data that is not a module, in allowlist mode: firmware, policy and
+ * certificates pass; a kexec image or initramfs is refused; any other id fails closed */
+static __always_inline int other_read(int id, const struct krsi_inode_key *k)
+{
+	struct krsi_config *c = cfg();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!c || !(c->module_mode & KRSI_MODULE_ALLOWLIST))
+		return 0;     /* no allowlist: not ours */
+	if (exempt(tgid, c))
+		return 0;     /* init and krsi are never denied */
+	if (id == READING_FIRMWARE || id == READING_POLICY || id == READING_X509_CERTIFICATE)
+		return 0;     /* not code the kernel runs as its own */
+	if (id == READING_KEXEC_IMAGE || id == READING_KEXEC_INITRAMFS)
+		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_KEXEC, 0, k);   /* another kernel: the allowlist's way around */
+	return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_READ_ID, 0, k);     /* an id this build does not know: fail closed */
+}
+
 /* ---- module from a file (finit_module): verdicts, denylist, allowlist ---- */
 SEC("lsm/kernel_read_file")
 int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, int ret)
@@ -393,8 +451,12 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
-	if (!module_file(id))
-		return 0;     /* firmware, kexec, policy...: not ours */
+	if (!module_file(id)) {
+		if (!file)
+			return other_read(id, 0);
+		inode_key(file, &k);
+		return other_read(id, &k);   /* firmware, kexec, policy...: only the allowlist cares */
+	}
 	c = cfg();
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied */
@@ -409,8 +471,15 @@ int BPF_PROG(krsi_kernel_read_file, struct file *file, int id, bool contents, in
 		return 0;     /* module lists off: allow */
 	if ((c->module_mode & KRSI_MODULE_DENYLIST) && (v = live(&module_deny, &k)))
 		return refuse_module_file(c, tgid, KRSI_DENY_MODULE_DENY, v->rule_id, &k);   /* on the denylist */
-	if ((c->module_mode & KRSI_MODULE_ALLOWLIST) && !live(&module_allow, &k))
-		return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, &k);   /* not on the allowlist */
+	if (c->module_mode & KRSI_MODULE_ALLOWLIST) {
+		struct krsi_file_stamp *st;
+
+		if (!live(&module_allow, &k))
+			return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_ALLOW, 0, &k);   /* not on the allowlist */
+		st = bpf_map_lookup_elem(&module_stamp, &k);
+		if (st && !same_ctime(file->f_inode, st))
+			return deny(c, KRSI_OP_MODULE_LOAD, KRSI_DENY_MODULE_CHANGED, 0, &k);   /* rewritten since it was allowlisted */
+	}
 	return 0;         /* allowed by the lists */
 }
 
@@ -429,7 +498,7 @@ int BPF_PROG(krsi_kernel_load_data, int id, bool contents, int ret)
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
 	if (id != LOADING_MODULE)
-		return 0;     /* firmware, kexec...: not ours */
+		return other_read(id, 0);   /* firmware, kexec_load, policy...: only the allowlist cares (same ids) */
 	c = cfg();
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied */

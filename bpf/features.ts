@@ -130,6 +130,8 @@ export function sectionNeeds(section: string, btf: Set<string> | undefined, trac
     case 'tp':
     case 'tracepoint':
       return { needs: `tracepoint ${name}`, present: tracefs ? existsSync(`${tracefs}/events/${name}`) : undefined };
+    case 'iter':
+      return { needs: `BPF iterator ${name} (BTF func bpf_iter_${name})`, present: btf?.has(`func:bpf_iter_${name}`) };
     case 'kprobe':
     case 'kretprobe': {
       const s = syms();

@@ -168,6 +168,38 @@ enum krsi_mem_bit {
 struct krsi_module_event {
 	struct krsi_hdr hdr;
 	char name[KRSI_MODNAME_LEN];
+	struct krsi_file_id file;   /* module_load by finit_module: the file it was read from (ino 0: none, init_module) */
+	char path[KRSI_PATH_LEN];   /* that file's path (leaf first, as exe_path; empty without a file) */
+};
+
+/* ---- the kernel's own module view (signals.bpf.c: module_seen, krsi_module_iter; signals/module-inventory.ts) ---- */
+
+/* value of module_seen, keyed by the struct module pointer (__u64): recorded at tp_btf/module_load, removed
+ * at tp_btf/module_free; seeded by user space from kallsyms' __this_module for modules loaded before krsi */
+struct krsi_module_seen {
+	__u64 ts;                      /* bpf_ktime_get_boot_ns() of the module_load; 0: seeded */
+	__u32 seeded;                  /* 1: put there by user space at start, not seen loading */
+	__u32 _pad;
+	char name[KRSI_MODNAME_LEN];   /* the name at load (or as kallsyms named it) */
+};
+
+/* bits of krsi_module_view.flags */
+enum krsi_module_view_flag {
+	KRSI_MODVIEW_LINKED   = 1,  /* list.next->prev and list.prev->next are the module: on the module list */
+	KRSI_MODVIEW_SYSFS    = 2,  /* mkobj.kobj.sd is set: /sys/module/<name> exists */
+	KRSI_MODVIEW_READABLE = 4,  /* the struct module could be read at all */
+};
+
+/* one record of the krsi_module_iter iterator: what the kernel says of each recorded module now */
+struct krsi_module_view {
+	__u64 addr;                    /* the struct module pointer (the map key) */
+	__u64 ts;                      /* krsi_module_seen.ts */
+	__u32 state;                   /* enum module_state: 0 LIVE, 1 COMING, 2 GOING, 3 UNFORMED */
+	__u32 flags;                   /* enum krsi_module_view_flag bits */
+	__u32 seeded;                  /* krsi_module_seen.seeded */
+	__u32 _pad;
+	char name[KRSI_MODNAME_LEN];   /* mod->name now */
+	char recorded[KRSI_MODNAME_LEN];  /* krsi_module_seen.name */
 };
 
 /* ---- enforcement (enforce.bpf.c, protect.bpf.c) ---- */
@@ -216,6 +248,15 @@ struct krsi_obj_key {
 struct krsi_inode_key {
 	__u64 ino;
 	__u32 dev;   /* kernel s_dev encoding */
+	__u32 _pad;
+};
+
+/* value of module_stamp (key: krsi_inode_key): the allowlisted module file's ctime when user space resolved
+ * the allowlist (stat), compared with the inode's at kernel_read_file: a file rewritten in place keeps its
+ * inode but not its ctime (KRSI_DENY_MODULE_CHANGED) */
+struct krsi_file_stamp {
+	__s64 ctime_sec;
+	__u32 ctime_nsec;
 	__u32 _pad;
 };
 

@@ -35,7 +35,7 @@ export interface Native {
   bpf_map__type: Fn; bpf_map__key_size: Fn; bpf_map__value_size: Fn; bpf_map__max_entries: Fn;
   bpf_program__type: Fn; bpf_program__section_name: Fn; bpf_prog_get_fd_by_id: Fn; btf__load_vmlinux_btf: Fn;
   bpf_program__name: Fn; bpf_program__autoload: Fn; bpf_program__set_autoload: Fn; bpf_program__attach: Fn;
-  bpf_link__pin: Fn; bpf_link__destroy: Fn;
+  bpf_link__pin: Fn; bpf_link__destroy: Fn; bpf_program__attach_iter: Fn; bpf_link__fd: Fn; bpf_iter_create: Fn;
   btf__find_by_name_kind: Fn; btf__type_by_id: Fn; btf__name_by_offset: Fn;
   bpf_map_create: Fn; bpf_map_update_elem: Fn; bpf_map_lookup_elem: Fn; bpf_map_delete_elem: Fn;
   bpf_map_get_next_key: Fn; bpf_obj_pin: Fn; bpf_obj_get: Fn; bpf_obj_get_info_by_fd: Fn;
@@ -116,6 +116,9 @@ export function N(): Native {
     bpf_program__attach: f(bpf, 'bpf_link *bpf_program__attach(bpf_program *prog)'),
     bpf_link__pin: f(bpf, 'int bpf_link__pin(bpf_link *link, const char *path)'),
     bpf_link__destroy: f(bpf, 'int bpf_link__destroy(bpf_link *link)'),
+    bpf_program__attach_iter: f(bpf, 'bpf_link *bpf_program__attach_iter(bpf_program *prog, const void *opts)'),
+    bpf_link__fd: f(bpf, 'int bpf_link__fd(bpf_link *link)'),
+    bpf_iter_create: f(bpf, 'int bpf_iter_create(int link_fd)'),
     btf__find_by_name_kind: f(bpf, 'int32_t btf__find_by_name_kind(btf *btf, const char *name, uint32_t kind)'),
     btf__type_by_id: f(bpf, 'void *btf__type_by_id(btf *btf, uint32_t id)'),
     btf__name_by_offset: f(bpf, 'const char *btf__name_by_offset(btf *btf, uint32_t off)'),

@@ -1,7 +1,7 @@
 // A BPF ELF object through libbpf: open, then set globals, autoload and map pins, then load, attach
 // (links kept until close), pin links.
 import koffi from 'koffi';
-import { existsSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BpfError, check, nonNull } from './errors.ts';
 import { BpfMap } from './map.ts';
@@ -176,6 +176,35 @@ export class BpfObject {
       const list = this.links.get(name) ?? [];
       list.push(link);
       this.links.set(name, list);
+    }
+  }
+
+  /** runs an iter/bpf_map_elem program over one of this object's maps and returns what it wrote: an
+   *  iterator link and its fd live only for this call (a fresh walk of the map each time) */
+  iterateMap(prog: string, map: string): Buffer {
+    if (!this.loaded) throw new Error(`iterateMap: load ${this.path} first`);
+    const n = N();
+    const info = Buffer.alloc(16); // union bpf_iter_link_info: map.map_fd
+    info.writeUInt32LE(this.map(map).fd, 0);
+    const opts = Buffer.alloc(24); // struct bpf_iter_attach_opts { size_t sz; void *link_info; __u32 link_info_len; }
+    opts.writeBigUInt64LE(24n, 0);
+    opts.writeBigUInt64LE(koffi.address(info), 8);
+    opts.writeUInt32LE(info.length, 16);
+    const link = nonNull(`bpf_program__attach_iter ${prog}`, n.bpf_program__attach_iter(this.progPtr(prog), opts) as Ptr | null);
+    let fd = -1;
+    try {
+      fd = check(`bpf_iter_create ${prog}`, n.bpf_iter_create(n.bpf_link__fd(link)));
+      const parts: Buffer[] = [];
+      const chunk = Buffer.alloc(1 << 16);
+      for (;;) {
+        const got = readSync(fd, chunk, 0, chunk.length, null);
+        if (got <= 0) break;
+        parts.push(Buffer.from(chunk.subarray(0, got)));
+      }
+      return Buffer.concat(parts);
+    } finally {
+      if (fd >= 0) n.close(fd);
+      n.bpf_link__destroy(link);
     }
   }
 

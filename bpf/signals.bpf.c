@@ -86,7 +86,26 @@ struct vm_area_struct {
 	struct file *vm_file;
 } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; const char *filename; } __attribute__((preserve_access_index));
-struct module { char name[KRSI_MODNAME_LEN]; } __attribute__((preserve_access_index));
+/* the module's place on the module list (list), in sysfs (mkobj.kobj.sd: NULL once kobject_del'ed) and its state */
+struct list_head { struct list_head *next, *prev; } __attribute__((preserve_access_index));
+struct kernfs_node;
+struct kobject { struct kernfs_node *sd; } __attribute__((preserve_access_index));
+struct module_kobject { struct kobject kobj; } __attribute__((preserve_access_index));
+enum module_state { MODULE_STATE_LIVE = 0 };
+struct module {
+	enum module_state state;
+	struct list_head list;
+	char name[KRSI_MODNAME_LEN];
+	struct module_kobject mkobj;
+} __attribute__((preserve_access_index));
+/* the iterator over module_seen (iter/bpf_map_elem) */
+struct seq_file;
+struct bpf_iter_meta { struct seq_file *seq; } __attribute__((preserve_access_index));
+struct bpf_iter__bpf_map_elem {
+	struct bpf_iter_meta *meta;
+	void *key;
+	void *value;
+} __attribute__((preserve_access_index));
 
 #include "hdr.h"   /* file_id(), fill_hdr(): after the CO-RE declarations they read (callers check is_self() first) */
 
@@ -1823,6 +1842,53 @@ int krsi_shmat_exit(struct sys_exit_ctx *ctx)
 }
 
 /* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */
+
+/* finit_module in flight: its fd, so that module_load (in the same call) names the file the module came from */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __s32); /* fd */
+} finit_fds SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_finit_module")
+int krsi_finit_enter(struct sys_enter_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 fd = ctx->args[0];
+
+	bpf_map_update_elem(&finit_fds, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_finit_module")
+int krsi_finit_exit(struct sys_exit_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&finit_fds, &id);
+	return 0;
+}
+
+/* the file of this task's finit_module fd, or NULL (init_module from memory) */
+static __always_inline struct file *finit_file(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&finit_fds, &id);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt;
+	struct file **fds, *f = 0;
+
+	if (!fd || *fd < 0)
+		return 0;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if ((__u32)*fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[*fd]);
+	return f;
+}
+
 static __always_inline void module_event(struct module *mod, __u32 kind)
 {
 	if (is_self())
@@ -1832,12 +1898,98 @@ static __always_inline void module_event(struct module *mod, __u32 kind)
 		return;
 	fill_hdr(&ev->hdr, kind);
 	BPF_CORE_READ_STR_INTO(&ev->name, mod, name);
+	ev->file.ino = 0;
+	ev->file.dev = 0;
+	ev->file.nlink = 0;
+	ev->path[0] = 0;
+	if (kind == KRSI_EV_MODULE_LOAD) {
+		struct file *f = finit_file();
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+		if (f) {
+			file_id(f, &ev->file);
+			if (s) {
+				exe_path(s, f);   /* the walk exec uses, in the per-CPU scratch (no exec runs on this CPU meanwhile) */
+				bpf_probe_read_kernel(ev->path, KRSI_PATH_LEN, s->ev.exe_path);
+			}
+		}
+	}
 	bpf_ringbuf_submit(ev, 0);
+}
+
+/* ---- the kernel's own module view: every struct module seen loading (or seeded by user space from
+ * kallsyms at start), until it is freed. A module that unlinks itself from the module list, hides its
+ * sysfs directory or filters /proc/modules stays in this map; krsi_module_iter says, for each, whether it
+ * is still on the list and in sysfs (signals/module-inventory.ts compares that with /proc/modules and
+ * /sys/module). Not LRU: nothing leaves it but module_free; a full map is counted in module_seen_full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);   /* struct module * */
+	__type(value, struct krsi_module_seen);
+} module_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} module_seen_full SEC(".maps");
+
+static __always_inline void module_record(struct module *mod)
+{
+	__u64 key = (__u64)mod;
+	__u32 zero = 0;
+	struct krsi_module_seen v = { .ts = bpf_ktime_get_boot_ns() };
+
+	BPF_CORE_READ_STR_INTO(&v.name, mod, name);
+	if (bpf_map_update_elem(&module_seen, &key, &v, BPF_ANY)) {
+		__u64 *n = bpf_map_lookup_elem(&module_seen_full, &zero);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
+
+/* what the kernel says of each recorded module now: one struct krsi_module_view per entry, read by user
+ * space through an iterator link on module_seen (a read of the struct module: probe reads, never a fault) */
+SEC("iter/bpf_map_elem")
+int krsi_module_iter(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u64 *key = ctx->key;
+	struct krsi_module_seen *seen = ctx->value;
+	struct krsi_module_view v = {};
+	struct list_head *self, *next, *prev;
+	struct module *mod;
+
+	if (!key || !seen)
+		return 0;   /* the end of the walk */
+	mod = (struct module *)*key;
+	v.addr = *key;
+	v.ts = seen->ts;
+	v.seeded = seen->seeded;
+	__builtin_memcpy(v.recorded, seen->name, KRSI_MODNAME_LEN);
+	if (BPF_CORE_READ_STR_INTO(&v.name, mod, name) > 0)
+		v.flags |= KRSI_MODVIEW_READABLE;
+	/* on the list iff both neighbours point back at it (list_del poisons next/prev, list_del_init points
+	 * them at itself; a poisoned pointer fails the probe read and reads 0) */
+	self = (void *)mod + bpf_core_field_offset(struct module, list);
+	next = BPF_CORE_READ(mod, list.next);
+	prev = BPF_CORE_READ(mod, list.prev);
+	if (next && prev && next != self && BPF_CORE_READ(next, prev) == self && BPF_CORE_READ(prev, next) == self)
+		v.flags |= KRSI_MODVIEW_LINKED;
+	if (BPF_CORE_READ(mod, mkobj.kobj.sd))
+		v.flags |= KRSI_MODVIEW_SYSFS;
+	v.state = BPF_CORE_READ(mod, state);
+	bpf_seq_write(seq, &v, sizeof(v));
+	return 0;
 }
 
 SEC("tp_btf/module_load")
 int BPF_PROG(krsi_module_load, struct module *mod)
 {
+	module_record(mod);   /* before anything can fail: a lost event must not lose the module too */
 	module_event(mod, KRSI_EV_MODULE_LOAD);
 	return 0;
 }
@@ -1848,6 +2000,9 @@ int BPF_PROG(krsi_module_load, struct module *mod)
 SEC("tp_btf/module_free")
 int BPF_PROG(krsi_module_unload, struct module *mod)
 {
+	__u64 key = (__u64)mod;
+
+	bpf_map_delete_elem(&module_seen, &key);   /* it leaves the kernel: no longer in any view */
 	module_event(mod, KRSI_EV_MODULE_UNLOAD);
 	return 0;
 }

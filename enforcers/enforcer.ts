@@ -135,7 +135,10 @@ export class Enforcer {
       unsetEntry(e, (c) => c.verdict.startsWith('kernel:'));
       this.book.write(k, e);
     }
-    for (const e of this.lists.values()) this.maps.delete(e.key);
+    for (const e of this.lists.values()) {
+      this.maps.delete(e.key);
+      if (e.key.map === 'module_allow') this.maps.stamp?.(e.key, undefined);
+    }
     this.lists.clear();
     this.moduleLists = [];
     const c = kernelConfig(rules, mode);
@@ -156,6 +159,8 @@ export class Enforcer {
         const e = { key, value: { expires: 0, ops: KRSI_OP.MODULE_LOAD, rule_id: ruleIds.get(l.rule)! } };
         this.lists.set(keyString(key), e);
         this.maps.put(key, e.value);
+        // its ctime now: a file rewritten in place (same inode) is refused until the allowlist is resolved again
+        if (l.map === 'module_allow') this.maps.stamp?.(key, f.ctimeNs);
       }
       const status = { map: l.map, rule: l.rule, names: l.names.length, files: l.names.length - missing.length, missing };
       this.moduleLists.push(status);

@@ -5,6 +5,7 @@ import {
   CONFIG_KEY, decodeConfig, decodeInodeKey, decodeTgidKey, decodeVerdict, encodeConfig, encodeInodeKey, encodeTgidKey, encodeVerdict,
   type KConfig, type KVerdict,
 } from './maps.ts';
+import { encodeFileStamp } from '../bpf/abi.ts';
 import { enforcementLoaded, loadEnforcement, openPinned, type EnforcementHandle } from './programs.ts';
 import { keyString, type Entry, type EntryKey, type InodeMap } from './verdict-keys.ts';
 
@@ -15,6 +16,8 @@ export interface MapWriter {
   get(key: EntryKey): KVerdict | undefined;
   delete(key: EntryKey): void;
   config(c: KConfig): void;
+  /** an allowlisted module file's ctime (module_stamp; undefined: remove it) */
+  stamp?(key: EntryKey, ctimeNs: bigint | undefined): void;
   /** current contents (for `krsi verdicts list`) */
   dump(): { entries: Entry[]; config?: KConfig };
   close(): void;
@@ -29,12 +32,14 @@ export class MemoryMapWriter implements MapWriter {
   get(key: EntryKey): KVerdict | undefined { const e = this.entries.get(keyString(key)); return e && { ...e.value }; }
   delete(key: EntryKey): void { this.entries.delete(keyString(key)); this.writes++; }
   config(c: KConfig): void { this.cfg = { ...c }; }
+  readonly stamps = new Map<string, bigint>();
+  stamp(key: EntryKey, ctimeNs: bigint | undefined): void { if (ctimeNs === undefined) this.stamps.delete(keyString(key)); else this.stamps.set(keyString(key), ctimeNs); }
   dump() { return { entries: [...this.entries.values()], config: this.cfg }; }
   close(): void {}
 }
 
 /** the BPF maps a PinnedMapWriter writes (pinned under /sys/fs/bpf/krsi/enforce, or created by a test) */
-export type VerdictMaps = Record<'deny_tgid' | InodeMap | 'config', BpfMap>;
+export type VerdictMaps = Record<'deny_tgid' | InodeMap | 'config', BpfMap> & { module_stamp?: BpfMap };
 
 /** writes the enforcement maps with the bpf/abi.ts encoders */
 export class PinnedMapWriter implements MapWriter {
@@ -56,6 +61,12 @@ export class PinnedMapWriter implements MapWriter {
   }
   config(c: KConfig): void {
     if (this.manageConfig) this.maps.config.update(CONFIG_KEY, encodeConfig(c));
+  }
+  stamp(key: EntryKey, ctimeNs: bigint | undefined): void {
+    const m = this.maps.module_stamp;
+    if (!m || key.map === 'deny_tgid') return;
+    if (ctimeNs === undefined) m.delete(encodeInodeKey(key));
+    else m.update(encodeInodeKey(key), encodeFileStamp(ctimeNs));
   }
   dump(): { entries: Entry[]; config?: KConfig } {
     const entries: Entry[] = [];

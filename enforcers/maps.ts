@@ -17,7 +17,7 @@ export type DecodedDenied = DeniedEvent & DeniedRecord;
 export const ENFORCE_PIN_DIR = '/sys/fs/bpf/krsi/enforce';
 
 /** the maps of bpf/enforce.bpf.c */
-export const MAP_NAMES = ['deny_inode', 'deny_tgid', 'module_allow', 'module_deny', 'mprotect_count', 'config', 'deny_count', 'denied_events'] as const;
+export const MAP_NAMES = ['deny_inode', 'deny_tgid', 'module_allow', 'module_deny', 'mprotect_count', 'config', 'deny_count', 'denied_events', 'module_stamp'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 /** pin path per map */

@@ -32,10 +32,11 @@ export class ModuleResolver {
     return this.index.get(ModuleResolver.normalize(name));
   }
 
-  /** the module file's {dev, ino} as the kernel_read_file hook sees it (kernelFileId: right on overlayfs too) */
-  inode(name: string): { dev: number; ino: number; path: string } | undefined {
+  /** the module file's {dev, ino} as the kernel_read_file hook sees it (kernelFileId: right on overlayfs too),
+   *  and its ctime now (ns): the kernel refuses the file once its ctime differs (rewritten in place) */
+  inode(name: string): { dev: number; ino: number; path: string; ctimeNs: bigint } | undefined {
     const p = this.path(name);
     if (!p) return undefined;
-    return { ...kernelFileId(p), path: p };
+    return { ...kernelFileId(p), path: p, ctimeNs: statSync(p, { bigint: true }).ctimeNs };
   }
 }

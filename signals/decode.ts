@@ -4,7 +4,7 @@
 // Kernel inode devices (MAJOR << 20 | MINOR) become user-space st_dev, as `stat -c %d` prints them.
 import { readlinkSync } from 'node:fs';
 import { EV, KRSI_MEM, KRSI_FILE_NLINK, KRSI_FILE_RET, KRSI_RUN_PIDS, KRSI_ARGV_LEN, KRSI_COMM_LEN, KRSI_ENV_AREA, KRSI_EXEC, KRSI_FS_NAME_LEN, KRSI_MODNAME_LEN, KRSI_PATH_LEN, LAYOUTS, decodeDenied, devFromKernel } from '../bpf/abi.ts';
-import type { ExecEvent, ExecExe, FileEvent, FileRoute, KrsiEvent, LdsoOptions, MmapEvent, MprotectEvent, Runner } from './events.ts';
+import type { ExecEvent, ExecExe, FileEvent, FileRoute, KrsiEvent, LdsoOptions, MmapEvent, ModuleLoadEvent, MprotectEvent, Runner } from './events.ts';
 
 /** a wait status (task->exit_code) as a shell would report it: the exit code, or 128 + signal */
 export function exitCodeFromStatus(status: number): number {
@@ -37,6 +37,9 @@ const { WX, EXEC_ADDED, FLIP, UNKNOWN, ANON, SHMEM, SHMAT } = KRSI_MEM;
 const FORK_CHILD = L.krsi_fork_event.fields.child_pid;
 const EXIT_CODE = L.krsi_exit_event.fields.code;
 const MODULE_NAME = L.krsi_module_event.fields.name;
+const MODULE_FILE = L.krsi_module_event.fields.file;
+const FID = L.krsi_file_id.fields;
+const MODULE_PATH = L.krsi_module_event.fields.path;
 const EXEC = L.krsi_exec_event.fields;
 const H_EXE_NLINK = L.krsi_hdr.fields.exe + L.krsi_file_id.fields.nlink;
 const { ino: FID_INO, dev: FID_DEV, nlink: FID_NLINK } = L.krsi_file_id.fields;
@@ -316,7 +319,14 @@ export class Decoder {
       }
       case K_MODULE_LOAD: {
         exe.path = this.exePath(pid);
-        return { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + MODULE_NAME, KRSI_MODNAME_LEN) };
+        const ev: ModuleLoadEvent = { ts, pid, ppid, uid, comm, exe, tid, cgroup, type: 'module_load', name: cstr(b, o + MODULE_NAME, KRSI_MODNAME_LEN) };
+        // finit_module: the file the module was read from (init_module from memory has none)
+        const ino = v.getUint32(o + MODULE_FILE + FID.ino, true) + v.getUint32(o + MODULE_FILE + FID.ino + 4, true) * 4294967296;
+        if (ino) {
+          ev.file = { dev: fromKernel(v.getUint32(o + MODULE_FILE + FID.dev, true)), ino };
+          ev.path = pathFromWalk(cstr(b, o + MODULE_PATH, KRSI_PATH_LEN));
+        }
+        return ev;
       }
       default: {
         // K_MODULE_UNLOAD

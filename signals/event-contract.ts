@@ -216,6 +216,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
     case 'module_load':
       str(o, 'name', at);
       if (o.file !== undefined) fileId(o, 'file', at);
+      if (o.path !== undefined) str(o, 'path', at);
       if (o.sha256 !== undefined) sha256(o, at);
       break;
     case 'module_unload':
@@ -224,6 +225,19 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
     case 'module_list':
       strArray(o, 'modules', at);
       break;
+    case 'module_inventory': {
+      str(o, 'name', at);
+      strArray(o, 'missing_from', at);
+      strArray(o, 'present_in', at);
+      if (o.summary !== undefined) str(o, 'summary', at);
+      for (const f of ['proc_modules', 'sys_module'] as const) if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(at, f, 'a boolean', o[f]);
+      if (o.kernel !== undefined) {
+        const k = obj(o, 'kernel', at);
+        for (const f of ['recorded', 'linked', 'unlinked', 'sysfs', 'seeded'] as const) uint(k, f, at, 'kernel.');
+        if (k.addrs !== undefined) strArray(k, 'addrs', at);
+      }
+      break;
+    }
     case 'denied':
       str(o, 'op', at);
       obj(o, 'key', at);

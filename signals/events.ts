@@ -2,7 +2,7 @@
 // One JSON object per line. Unknown extra fields are kept, never rejected.
 // Live events come from the BPF programs (decoded in signals/decode.ts) and user-space signals.
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'mmap', 'lost', 'rename', 'truncate'] as const;
+export const EVENT_TYPES = ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'module_load', 'module_unload', 'module_list', 'denied', 'mmap', 'lost', 'rename', 'truncate', 'module_inventory'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** an inode: `dev` is the user-space st_dev encoding (as `stat -c %d` prints it), `ino` the inode number */
@@ -199,7 +199,10 @@ export interface LostEvent extends BaseEvent {
 export interface ModuleLoadEvent extends BaseEvent {
   type: 'module_load';
   name: string;
+  /** the file it was read from (finit_module), absent for init_module (from memory) */
   file?: FileId;
+  /** that file's path as the kernel names it */
+  path?: string;
   sha256?: string;
 }
 
@@ -213,6 +216,23 @@ export interface ModuleListEvent extends BaseEvent {
   type: 'module_list';
   /** snapshot of the kernel's visible module list (/proc/modules) */
   modules: string[];
+}
+
+/** the module views disagree on a module (signals/module-inventory.ts) */
+export interface ModuleInventoryEvent extends BaseEvent {
+  type: 'module_inventory';
+  name: string;
+  /** /proc/modules lists it (absent: the view could not be read) */
+  proc_modules?: boolean;
+  /** /sys/module has it as a loadable module */
+  sys_module?: boolean;
+  /** what the kernel's own view holds under that name (absent: no recorded module of that name) */
+  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[] };
+  /** the views that lack it: proc_modules, sys_module, module_list (a recorded module unlinked from the list) */
+  missing_from: string[];
+  /** the views that have it: proc_modules, sys_module, kernel */
+  present_in: string[];
+  summary: string;
 }
 
 /** written by an enforcement program when it returned -EPERM */
@@ -236,6 +256,7 @@ export type KrsiEvent =
   | ModuleLoadEvent
   | ModuleUnloadEvent
   | ModuleListEvent
+  | ModuleInventoryEvent
   | DeniedEvent
   | MmapEvent
   | LostEvent;

@@ -13,6 +13,9 @@ import { Decoder } from './decode.ts';
 import { moduleList$, moduleListUnavailable, selfIdentity } from './modules.ts';
 import { seedRunning } from './running.ts';
 import { supported } from '../bpf/support.ts';
+import { moduleInventory$, seedKernelView, type KernelModuleView } from './module-inventory.ts';
+import { BPF_NOEXIST } from '../bpf/libbpf.ts';
+import { decodeModuleViews, encodeModuleSeen } from '../bpf/abi.ts';
 
 const log = childLogger('signals');
 
@@ -40,10 +43,13 @@ const OPTIONAL_PROGS: Record<string, string> = {
   krsi_uring_submit: 'io_uring_files', krsi_uring_complete: 'io_uring_files',
   krsi_lsm_unlink: 'lsm_files', krsi_lsm_rename: 'lsm_files', krsi_lsm_path_truncate: 'lsm_files', krsi_lsm_file_truncate: 'lsm_files',
   krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
+  krsi_finit_enter: 'module_file', krsi_finit_exit: 'module_file',
 };
 
 /** the module programs: not loaded on a kernel without modules */
-const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload'];
+const MODULE_PROGS = ['krsi_module_load', 'krsi_module_unload', 'krsi_module_iter', 'krsi_finit_enter', 'krsi_finit_exit'];
+/** programs run on demand, never attached at start (the module view's iterator) */
+const ON_DEMAND_PROGS = ['krsi_module_iter'];
 
 /** the running-executable LSM programs: loaded only where BPF LSM works (signals/LIVE.md, files) */
 const FILE_LSM_PROGS = ['krsi_lsm_unlink', 'krsi_lsm_rename', 'krsi_lsm_path_truncate', 'krsi_lsm_file_truncate'];
@@ -71,6 +77,9 @@ const MEANING: Record<string, string> = {
   module_load: 'no module_load events',
   module_unload: 'no module_unload events: the hidden-module rule cannot tell an rmmod within its window from a module hiding itself',
   module_list: 'no module_list events',
+  module_file: 'module_load events do not name the file a module was loaded from',
+  module_inventory: 'no module_inventory events: modules hidden from a view are not found',
+  module_inventory_kernel: 'the module inventory compares /proc/modules and /sys/module only: a module that unlinks itself from both is not found',
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
   mmap: 'no mmap events (W+X and anonymous executable mappings)',
   shmat: 'shmat(SHM_EXEC) is not reported as an mmap event',
@@ -85,6 +94,10 @@ export interface SignalsOptions {
   watchEnv?: string[];
   /** module_list snapshot period in ms (default 30000; 0: only after module loads) */
   modulesInterval?: number;
+  /** module inventory period in ms (default: $KRSI_MODULE_INVENTORY_MS, else 30000; 0: at start and after module events only) */
+  inventoryInterval?: number;
+  /** wait before a second read confirms an inventory disagreement, ms (default 1000) */
+  inventoryConfirmMs?: number;
   /** how often lost events are checked and logged, ms (default 5000; 0: never) */
   lostInterval?: number;
   /** ring buffer size in bytes of the rare kinds' ring (a power of two, default the program's 16 MiB) */
@@ -229,11 +242,13 @@ function readRunFull(m: BpfMap): number {
  * open bpf/signals.bpf.c's object, set its load-time globals and load it. The verifier gives up with
  * EAGAIN when a signal arrives meanwhile (a profiler's SIGPROF, a Ctrl-C): a few fresh tries then.
  */
-function openAndLoad(o: SignalsOptions, noModules: boolean, off: Set<string>): BpfObject {
+function openAndLoad(o: SignalsOptions, noModules: boolean, off: Set<string>, iterOff: { why?: string } = {}): BpfObject {
   const path = ensureObject('signals');
   for (let attempt = 1; ; attempt++) {
     const obj = BpfObject.open(path);
     try {
+      // the module view's iterator: a kernel that refuses iterator programs (as some refuse fentry) loads the rest
+      if (iterOff.why) obj.setAutoload('krsi_module_iter', false);
       if (o.filterSelf ?? true) obj.setGlobal('self_tgid', u32(process.pid));
       const keys = watchKeys(o.watchEnv ?? []);
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
@@ -248,10 +263,52 @@ function openAndLoad(o: SignalsOptions, noModules: boolean, off: Set<string>): B
       return obj;
     } catch (e) {
       obj.close();
+      if (!noModules && !iterOff.why && (e as BpfError).errno !== 11) {
+        iterOff.why = `loading the signal programs with the module view's iterator failed (${(e as Error).message}); loaded without it`;
+        continue;
+      }
       if ((e as BpfError).errno !== 11 || attempt >= 3) throw e;
       log.warn({ attempt }, 'signal programs: verifier interrupted (EAGAIN), loading again');
     }
   }
+}
+
+/** the kernel's own module view: module_seen read through krsi_module_iter, seeded from kallsyms */
+function kernelModuleView(obj: BpfObject): KernelModuleView {
+  const seen = obj.map('module_seen');
+  const key = (addr: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(addr);
+    return b;
+  };
+  let full = 0;
+  return {
+    read: () => {
+      const views = decodeModuleViews(obj.iterateMap('krsi_module_iter', 'module_seen'));
+      const v = obj.map('module_seen_full').lookup(u32(0));
+      const n = v ? Number(v.readBigUInt64LE(0)) : 0;
+      if (n > full) log.warn({ unrecorded: n }, `module inventory: the kernel view is full (${views.length} modules): ${n - full} more module loads not recorded`);
+      full = n;
+      return views;
+    },
+    seed(mods) {
+      let n = 0;
+      for (const m of mods) {
+        try {
+          seen.update(key(m.addr), encodeModuleSeen(m.name), BPF_NOEXIST);
+          n++;
+        } catch {
+          // already recorded by the kernel (it loaded meanwhile), or the map is full
+        }
+      }
+      return n;
+    },
+    drop: (addr) => void seen.delete(key(BigInt(`0x${addr}`))),
+    full: () => {
+      const v = obj.map('module_seen_full').lookup(u32(0));
+      return v ? Number(v.readBigUInt64LE(0)) : 0;
+    },
+  };
 }
 
 /** load, attach and start draining the signal programs (root, libbpf.so.1, clang for the first build) */
@@ -260,6 +317,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   const unavailable: Record<string, string> = {};
   const noModules = moduleLoadUnavailable();
   if (noModules) unavailable.module_load = unavailable.module_unload = noModules;
+  const iterOff: { why?: string } = {};
   // the files LSM programs only where BPF LSM works; file_truncate from 6.2
   const off = new Set<string>();
   const noLsm = o.fileLsm === false ? 'turned off (fileLsm: false)' : fileLsmUnavailable();
@@ -267,7 +325,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     unavailable.lsm_files = noLsm;
     for (const p of FILE_LSM_PROGS) off.add(p);
   } else if (!hasFileTruncateHook()) off.add('krsi_lsm_file_truncate');
-  const obj = openAndLoad(o, noModules !== undefined, off);
+  const obj = openAndLoad(o, noModules !== undefined, off, iterOff);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();
   const events = new Subject<KrsiEvent>();
@@ -309,7 +367,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
 
   try {
     for (const prog of obj.programs()) {
-      if ((noModules && MODULE_PROGS.includes(prog)) || off.has(prog)) continue;
+      if ((noModules && MODULE_PROGS.includes(prog)) || off.has(prog) || ON_DEMAND_PROGS.includes(prog)) continue;
       try {
         // an optional program's attach failure is reported once below, without libbpf's own lines
         if (OPTIONAL_PROGS[prog]) quietly(() => obj.attach(prog));
@@ -343,7 +401,25 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       const loads$ = batches.pipe(concatMap((b) => b.filter((e) => e.type === 'module_load' || e.type === 'module_unload')));
       // after each read, the ring is drained first: kernel events from before the read come before the snapshot
       subs.add(moduleList$({ interval: o.modulesInterval ?? 30_000, events$: loads$, afterRead: () => ring?.drainAll() }).subscribe(push));
-    }
+      // the inventory: /proc/modules, /sys/module and the kernel's own view, cross-checked
+      let kernel: KernelModuleView | undefined;
+      if (iterOff.why) unavailable.module_inventory_kernel = iterOff.why;
+      else if (!noModules) {
+        try {
+          kernel = kernelModuleView(obj);
+          kernel.read();
+          const seeded = seedKernelView({ interval: 0, kernel });
+          log.info({ seeded }, `module inventory: ${seeded} modules loaded before krsi seeded from kallsyms`);
+        } catch (e) {
+          kernel = undefined;
+          unavailable.module_inventory_kernel = (e as Error).message;
+          log.warn({ signal: 'module_inventory_kernel' }, `signal module_inventory_kernel unavailable (${MEANING.module_inventory_kernel}): ${(e as Error).message}`);
+        }
+      }
+      const envMs = Number(process.env.KRSI_MODULE_INVENTORY_MS);
+      const interval = o.inventoryInterval ?? (Number.isFinite(envMs) && envMs >= 0 && process.env.KRSI_MODULE_INVENTORY_MS ? envMs : 30_000);
+      subs.add(moduleInventory$({ interval, confirmMs: o.inventoryConfirmMs, events$: loads$, kernel }).subscribe(push));
+    } else unavailable.module_inventory = noList;
 
     const lostMap = obj.map('lost');
     let lostSeen = 0;

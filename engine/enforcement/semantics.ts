@@ -234,6 +234,29 @@ export const KILL_ROW: HookRow = {
   note: `hooks ${KILL_HOOKS.join(', ')}; replay: events ${[...KILL_EVENTS].join(', ')}, the first per process`,
 };
 
+/**
+ * Refusals of the module hooks that replay does not model, because no event carries what they test: the
+ * kernel checks them in allowlist mode (config.module_mode & ALLOWLIST), after the rows above, and writes
+ * a `denied` record (op module_load) that a log recorded under enforcement holds like any other.
+ */
+export const UNMODELLED: readonly { reason: DenyReason; hook: string; denies: string; why: string }[] = [
+  {
+    reason: 'MODULE_CHANGED', hook: 'kernel_read_file',
+    denies: 'a module file on the allowlist (module_allow) whose inode ctime differs from module_stamp, the ctime user space stat()ed when it resolved the allowlist (at start): the file was rewritten in place (same inode)',
+    why: 'module_load events carry no ctime',
+  },
+  {
+    reason: 'KEXEC', hook: 'kernel_read_file, kernel_load_data',
+    denies: 'READING_KEXEC_IMAGE, READING_KEXEC_INITRAMFS (kexec_file_load), LOADING_KEXEC_IMAGE (kexec_load): another kernel is a way around the allowlist',
+    why: 'no event reports a kexec load',
+  },
+  {
+    reason: 'READ_ID', hook: 'kernel_read_file, kernel_load_data',
+    denies: 'any id but MODULE (and READING_MODULE_COMPRESSED where the kernel has it), FIRMWARE, POLICY, X509_CERTIFICATE and the kexec ids: UNKNOWN and ids newer than this build fail closed',
+    why: 'no event reports a kernel_read_file or kernel_load_data id',
+  },
+];
+
 /** the row replay uses for an event type (kernel_load_data is not modelled, see its note) */
 export function hookFor(type: EventType): HookRow | undefined {
   for (const r of SEMANTICS) if (r.event === type && r.hook !== 'kernel_load_data') return r;

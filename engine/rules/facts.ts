@@ -10,16 +10,18 @@ export const FACTS: Record<string, readonly EventType[] | '*'> = {
   argv_truncated: ['exec'], env_dup: ['exec'], env_all: ['exec'], env_truncated: ['exec'], ldso: ['exec'], script: ['exec'],
   child_pid: ['fork'],
   code: ['exit'],
-  path: ['unlink', 'rename', 'truncate'], target: ['unlink', 'rename', 'truncate'],
+  path: ['unlink', 'rename', 'truncate', 'module_load'], target: ['unlink', 'rename', 'truncate'],
   ret: ['unlink', 'rename', 'truncate', 'mmap'], unconfirmed: ['unlink', 'rename', 'truncate'], route: ['unlink', 'rename', 'truncate'],
   running: ['unlink', 'rename', 'truncate'], from: ['rename'],
   start: ['mprotect', 'mmap'], len: ['mprotect', 'mmap'], prot: ['mprotect', 'mmap'], reqprot: ['mprotect', 'mmap'],
   wx: ['mprotect', 'mmap'], exec_added: ['mprotect', 'mmap'], flip: ['mprotect', 'mmap'], regions_unknown: ['mprotect', 'mmap'],
   old_prot: ['mprotect'], flags: ['mmap'], anon: ['mmap'], shmem: ['mmap'], shmat: ['mmap'],
   class: ['lost'], count: ['lost'], kinds: ['lost'],
-  name: ['module_load', 'module_unload'], file: ['module_load', 'mmap'], sha256: ['module_load', 'exec'],
+  name: ['module_load', 'module_unload', 'module_inventory'], file: ['module_load', 'mmap'], sha256: ['module_load', 'exec'],
   sha256_error: ['exec'],
   modules: ['module_list'],
+  proc_modules: ['module_inventory'], sys_module: ['module_inventory'], kernel: ['module_inventory'],
+  missing_from: ['module_inventory'], present_in: ['module_inventory'], summary: ['module_inventory'],
   op: ['denied'], key: ['denied'], rule: ['denied'],
 };
 
@@ -69,7 +71,10 @@ export const FACT_SHAPES: Record<string, Shape> = {
   running: { obj: { count: S, pids: { arr: S }, by: S } }, start: S, len: S, prot: S,
   reqprot: S, wx: S, exec_added: S, flip: S, regions_unknown: S, old_prot: S, flags: S, anon: S, shmem: S, shmat: S, ret: S,
   class: S, count: S, kinds: 'any',
-  name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S }, op: S, key: 'any', rule: S,
+  name: S, file: FILE_ID, sha256: S, sha256_error: S, modules: { arr: S },
+  proc_modules: S, sys_module: S, kernel: { obj: { recorded: S, linked: S, unlinked: S, sysfs: S, seeded: S, addrs: { arr: S } } },
+  missing_from: { arr: S }, present_in: { arr: S }, summary: S,
+  op: S, key: 'any', rule: S,
   proc: {
     obj: {
       pid: S, ppid: S, comm: S, exe: EXE, env: 'any', start_ts: S,

@@ -315,6 +315,14 @@ function scene2(bash: Proc, t: number) {
   const ins = spawn(imp, t + 3 * S, 4122, '/usr/sbin/insmod', ['insmod', '/tmp/.x/diamorphine.ko']);
   loadModule(ins, t + 3 * S + 40 * MS, 'diamorphine', { dev: TMP, ino: 70_210 });
   exit(ins, t + 3 * S + 50 * MS);
+  // krsi's module inventory, checked 1 s after the load and confirmed 1 s later: the kernel holds the
+  // module, off the module list and so off /proc/modules; its /sys/module directory is still there
+  out.push({
+    ...base(krsi, t + 5 * S + 40 * MS), type: 'module_inventory', name: 'diamorphine', proc_modules: false, sys_module: true,
+    kernel: { recorded: 1, linked: 0, unlinked: 1, sysfs: 1, seeded: 0, addrs: ['ffffffffc0a41040'] },
+    missing_from: ['proc_modules', 'module_list'], present_in: ['sys_module', 'kernel'],
+    summary: '/proc/modules does not list it; /sys/module has it; the kernel holds 1 module of that name, 0 on the module list, 1 unlinked from it',
+  });
   // and hooks other programs: LD_AUDIT on a sudo, LD_LIBRARY_PATH in /dev/shm for ssh
   const au = spawn(imp, t + 5 * S, 4123, '/usr/bin/id', ['id'], { LD_AUDIT: '/tmp/.x/audit.so' });
   exit(au, t + 5 * S + 4 * MS);

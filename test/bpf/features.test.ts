@@ -29,6 +29,8 @@ test('sectionNeeds: a hook, a BTF tracepoint, a tracepoint and a kprobe, each pr
   assert.deepEqual(sectionNeeds('tp/syscalls/sys_enter_unlink', btf, undefined, syms).present, undefined, 'no tracefs: cannot tell');
   assert.deepEqual(sectionNeeds('kprobe/vfs_unlink', btf, undefined, syms).present, true);
   assert.deepEqual(sectionNeeds('kprobe/gone', btf, undefined, syms).present, false);
+  assert.deepEqual(sectionNeeds('iter/bpf_map_elem', new Set(['func:bpf_iter_bpf_map_elem']), undefined, syms).present, true);
+  assert.deepEqual(sectionNeeds('iter/bpf_map_elem', btf, undefined, syms).present, false);
   assert.match(sectionNeeds('lsm/bpf_map', undefined, undefined, syms).needs, /bpf_lsm_bpf_map/);
 });
 

@@ -299,6 +299,10 @@ const CASES: [string, Parameters<typeof denied>[0], { op: string; reason: string
   ['a module file off the allowlist', { op: MODULE_LOAD, reason: R.MODULE_ALLOW, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'MODULE_ALLOW', key: { dev: 2049, ino: 77 } }],
   ['a module from memory, allowlist on', { op: MODULE_LOAD, reason: R.MODULE_ALLOW }, { op: 'module_load', reason: 'MODULE_ALLOW', key: { module: '(from memory)' } }],
   ['the memory fallback of a refused module file', { op: MODULE_LOAD, reason: R.INODE, rule_id: 5 }, { op: 'module_load', reason: 'INODE', key: { module: '(from memory)' } }],
+  ['an allowlisted module file rewritten in place', { op: MODULE_LOAD, reason: R.MODULE_CHANGED, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'MODULE_CHANGED', key: { dev: 2049, ino: 77 } }],
+  ['kexec_file_load, allowlist on', { op: MODULE_LOAD, reason: R.KEXEC, kdev: SDA1, ino: 78 }, { op: 'module_load', reason: 'KEXEC', key: { dev: 2049, ino: 78 } }],
+  ['kexec_load, allowlist on', { op: MODULE_LOAD, reason: R.KEXEC }, { op: 'module_load', reason: 'KEXEC', key: { load: '(from memory)' } }],
+  ['a kernel_load_data id krsi does not know, allowlist on', { op: MODULE_LOAD, reason: R.READ_ID }, { op: 'module_load', reason: 'READ_ID', key: { load: '(from memory)' } }],
   ['a module load by a denied tgid', { op: MODULE_LOAD, reason: R.TGID, rule_id: 4, kdev: SDA1, ino: 77 }, { op: 'module_load', reason: 'TGID', key: { pid: 321 } }],
   ['tamper: a map fd', { op: TAMPER, reason: R.TAMPER_MAP, ino: 41, kdev: 3 }, { op: 'tamper', reason: 'TAMPER_MAP', key: { map_id: 41, fmode: 3 } }],
   ['tamper: a link', { op: TAMPER, reason: R.TAMPER_LINK, ino: 7, kdev: 34 }, { op: 'tamper', reason: 'TAMPER_LINK', key: { link_id: 7, cmd: 34 } }],
@@ -348,4 +352,19 @@ test('denied: in place in a ring at any offset; the Decoder adds the exe path it
   assert.equal(maps.decodeDenied(short), undefined);
   assert.equal(d.decode(short), undefined);
   assert.equal(maps.decodeDenied(record('krsi_denied_event', EV.exec, 5)), undefined);
+});
+
+test('module_load: the file a module was read from (finit_module) and its path; none from memory', () => {
+  const b = record('krsi_module_event', EV.module_load, 4122);
+  b.write('dummy', F('krsi_module_event', 'name'));
+  const d = new Decoder();
+  const none = d.decodeAt(b, 0, b.length) as Record<string, unknown>;
+  assert.equal(none.name, 'dummy');
+  assert.equal(none.file, undefined);
+  assert.equal(none.path, undefined);
+  b.writeBigUInt64LE(5000200n, F('krsi_module_event', 'file') + F('krsi_file_id', 'ino'));
+  b.writeUInt32LE((8 << 20) | 1, F('krsi_module_event', 'file') + F('krsi_file_id', 'dev'));
+  b.write('dummy.ko/.x/tmp', F('krsi_module_event', 'path')); // the walk writes the leaf first
+  const f = d.decodeAt(b, 0, b.length) as Record<string, unknown>;
+  assert.deepEqual([f.file, f.path], [{ dev: 2049, ino: 5000200 }, '/tmp/.x/dummy.ko']);
 });

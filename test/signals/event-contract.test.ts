@@ -61,6 +61,12 @@ describe('validateEvent', () => {
     assert.equal(error({ ...common, type: 'lost', class: 'bulk', count: 3, kinds: { mprotect: 3 } }), undefined);
     assert.equal(error({ ...common, type: 'lost', class: 'all', count: 3, kinds: {} }), 'sample.jsonl:17: field class: expected bulk|rare, got "all"');
     assert.equal(error({ ...common, type: 'lost', class: 'rare', count: 3, kinds: { exec: -1 } }), 'sample.jsonl:17: field kinds.exec: expected an integer, got -1');
+    // module_inventory: the views as booleans, the kernel's counts as integers
+    const inv = { ...common, type: 'module_inventory', name: 'rk', missing_from: ['module_list'], present_in: ['kernel'] };
+    assert.equal(error(inv), undefined);
+    assert.equal(error({ ...inv, proc_modules: 'no' }), 'sample.jsonl:17: field proc_modules: expected a boolean, got "no"');
+    assert.equal(error({ ...inv, kernel: { recorded: 1, linked: -1, unlinked: 1, sysfs: 0, seeded: 0 } }), 'sample.jsonl:17: field kernel.linked: expected an integer, got -1');
+    assert.equal(error({ ...common, type: 'module_load', name: 'x', path: 7 }), 'sample.jsonl:17: field path: expected a string, got 7');
     assert.equal(error([1]), 'sample.jsonl:17: expected a JSON object, got an array');
   });
 

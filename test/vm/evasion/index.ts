@@ -4,6 +4,7 @@ import type { VmKernel } from '../vm.ts';
 import { area as exec } from './exec.ts';
 import { area as memory } from './memory.ts';
 import { area as files } from './files.ts';
+import { area as modules } from './modules.ts';
 import { area as quarantine } from './quarantine.ts';
 
 export interface HostArea {
@@ -13,4 +14,4 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files, quarantine };
+export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files, modules, quarantine };

@@ -4,8 +4,9 @@
 import { run as exec } from './exec.ts';
 import { run as memory } from './memory.ts';
 import { run as files } from './files.ts';
+import { run as modules } from './modules.ts';
 import { run as quarantine } from './quarantine.ts';
 
 export type AreaRun = (dir: string) => Promise<Record<string, unknown>>;
 
-export const AREAS: Record<string, AreaRun> = { exec, memory, files, quarantine };
+export const AREAS: Record<string, AreaRun> = { exec, memory, files, modules, quarantine };
