@@ -325,7 +325,7 @@ describe('loader: warnings', () => {
     assert.equal(w.severity, 'warning');
     assert.equal(w.pointer, '/rules/0/match/all/1/fact');
     assert.deepEqual({ line: w.line, column: w.column }, posOf(text, '"prot"'));
-    assert.match(w.message, /"prot" exists only on mprotect events, but this condition only matches exec events/);
+    assert.match(w.message, /"prot" exists only on mprotect\/mmap events, but this condition only matches exec events/);
   });
 });
 
