@@ -168,6 +168,9 @@ export class Engine implements Sink {
     this.s.events++;
 
     const type = ev.type;
+    // a memory event from an older log (or another producer) without wx means what it meant: W+X iff prot
+    // has PROT_WRITE and PROT_EXEC (signals/EVENTS.md); rules test wx
+    if ((type === 'mprotect' || type === 'mmap') && ev.wx === undefined) ev.wx = (ev.prot & 6) === 6;
     if (type === 'denied') {
       const d = this.enforcement.denied(ev);
       if (d !== undefined) this.denied(d);

@@ -119,15 +119,14 @@ function optBool(o: Obj, k: string, at: At): void {
   if (o[k] !== undefined) bool(o, k, at);
 }
 
-/** the fields mprotect and mmap share; an event without `wx` (a log from before issue 11) gets the
- *  meaning it had: writable and executable at once iff prot has PROT_WRITE and PROT_EXEC */
+/** the fields mprotect and mmap share (an event without `wx`, from a log before issue 11, is left as it
+ *  is: the engine reads it as prot W+X, engine.ts push) */
 function mem(o: Obj, at: At): void {
   uint(o, 'start', at);
   uint(o, 'len', at);
   uint(o, 'prot', at);
   if (o.reqprot !== undefined) uint(o, 'reqprot', at);
-  if (o.wx === undefined) o.wx = ((o.prot as number) & 6) === 6;
-  else optBool(o, 'wx', at);
+  optBool(o, 'wx', at);
   optBool(o, 'exec_added', at);
   optBool(o, 'flip', at);
   optBool(o, 'regions_unknown', at);

@@ -51,8 +51,7 @@ export function quickValid(v: unknown): boolean {
       return typeof o.path === 'string' && (o.target === undefined || (isObj(o.target) && fileId(o.target) && (o.target.nlink === undefined || isU(o.target.nlink))))
         && o.ret === undefined && o.route === undefined && o.running === undefined && o.unconfirmed === undefined && o.from === undefined;
     case 'mprotect':
-      // without wx (an older log) validateEvent fills it in: not a quick yes
-      return isU(o.start) && isU(o.len) && isU(o.prot) && typeof o.wx === 'boolean' && (o.reqprot === undefined || isU(o.reqprot)) &&
+      return isU(o.start) && isU(o.len) && isU(o.prot) && optBool(o.wx) && (o.reqprot === undefined || isU(o.reqprot)) &&
         (o.old_prot === undefined || isU(o.old_prot)) && optBool(o.exec_added) && optBool(o.flip) && optBool(o.regions_unknown);
     case 'module_load':
       return typeof o.name === 'string' && (o.file === undefined || fileId(o.file)) && sha256(o.sha256);

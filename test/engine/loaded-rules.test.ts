@@ -104,6 +104,24 @@ describe('engine with loaded rules', () => {
     assert.equal((mon[0] as AlertOut).message, '101 mprotects by 7');
   });
 
+  test('wx: a memory event without it (an older log) means prot W+X; one with it says so itself (issue 11)', () => {
+    const rules = load({
+      rules: [{
+        id: 'wx', description: 'wx memory', tags: ['T1055'], severity: 'high', mode: 'monitor',
+        match: { all: [{ fact: 'type', operator: 'in', value: ['mprotect', 'mmap'] }, { fact: 'wx', operator: 'equal', value: true }] },
+        actions: [{ type: 'alert', message: '{type} wx by {pid}' }],
+      }],
+    });
+    const out = run({ rules }, [
+      ev('mprotect', 1, 7, { start: 0, len: 4096, prot: 7 }),
+      ev('mprotect', 2, 7, { start: 0, len: 4096, prot: 5 }),
+      ev('mprotect', 3, 7, { start: 0, len: 4096, prot: 5, wx: true, flip: true }),
+      ev('mprotect', 4, 7, { start: 0, len: 4096, prot: 7, wx: false }),
+      ev('mmap', 5, 7, { start: 0, len: 4096, prot: 7, flags: 0x22 }),
+    ]);
+    assert.deepEqual(out.filter((o) => o.kind === 'alert').map((o) => (o as AlertOut).ts), [1, 3, 5]);
+  });
+
   test('absent with lacks (hidden module) and distinct', () => {
     const rules = load({
       rules: [

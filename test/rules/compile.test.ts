@@ -13,7 +13,7 @@ describe('event type inference', () => {
   test('equal / in / notEqual / notIn on type', () => {
     assert.deepEqual(T({ all: [ty('exec')] }), ['exec']);
     assert.deepEqual(T({ all: [{ fact: 'type', operator: 'in', value: ['fork', 'exec', 'nope'] }] }), ['exec', 'fork']);
-    assert.deepEqual(T({ all: [{ fact: 'type', operator: 'notIn', value: ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'denied'] }] }), ['module_load', 'module_unload', 'module_list', 'mmap', 'lost', 'rename', 'truncate', 'module_inventory']);
+    assert.deepEqual(T({ all: [{ fact: 'type', operator: 'notIn', value: ['exec', 'fork', 'exit', 'unlink', 'mprotect', 'denied'] }] }), EVENT_TYPES.filter((t) => !['exec', 'fork', 'exit', 'unlink', 'mprotect', 'denied'].includes(t)));
     assert.deepEqual(T({ all: [{ fact: 'type', operator: 'notEqual', value: 'exec' }] }).length, EVENT_TYPES.length - 1);
   });
   test('all intersects, any unites, not complements only exact type conditions', () => {

@@ -3,6 +3,7 @@
 // The expected denials follow engine/enforcement/semantics.ts (SEMANTICS).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { MAP_NAMES, PROG_NAMES } from '../../enforcers/maps.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,11 +84,11 @@ describe(`BPF-LSM enforcement in the VM [${vmKernelLabel(kernel)}]`, { skip }, (
     assert.equal(ev[0].enforced, false);
   });
 
-  test("mprotect counter (the talk's example): a process's 101st PROT_EXEC mprotect fails with EPERM; another process is unaffected", () => {
+  test("mprotect counter (the talk's example, counting W->X flips): a process's 101st flip fails with EPERM; another process is unaffected", () => {
     const a = r.mprotectLimit.a;
     const m = /^fail=(\d+) errno=(\d+)$/.exec(a.out);
     assert.ok(m, a.out);
-    // base: the process's mprotect calls before the helper's loop (the static startup's RELRO one)
+    // base: the process's flips before the helper's loop (none: the static startup's RELRO mprotect is not one)
     assert.equal(a.base + Number(m[1]), 101, `failed at the process's mprotect #${a.base + Number(m[1])}`);
     assert.equal(Number(m[2]), EPERM);
     assert.equal(r.mprotectLimit.b.out, 'ok=50', 'another process (50 calls, after the first was denied) is unaffected');
@@ -128,7 +129,7 @@ describe(`BPF-LSM enforcement in the VM [${vmKernelLabel(kernel)}]`, { skip }, (
   });
 
   test('unload: every pin under /sys/fs/bpf/krsi/enforce goes, the programs detach, the denied binary runs again', () => {
-    assert.equal(r.unload.pins, 15); // 6 links + 9 maps (module_stamp: the allowlisted files' ctime)
+    assert.equal(r.unload.pins, PROG_NAMES.length + MAP_NAMES.length); // a link per program + the maps
     assert.equal(r.unload.loaded, false);
     assert.equal(r.unload.dirGone, true);
     assert.equal(r.unload.afterUnload.code, 0, r.unload.afterUnload.out);

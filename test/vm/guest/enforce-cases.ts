@@ -125,7 +125,7 @@ h.setConfig({ enforce: 0 });
 obs.monitor = { denied: run(`${D}/vmhelper`, ['exec', `${D}/denied-true`]) };
 h.setConfig({ enforce: 1 });
 
-// ---- the talk's example: the 101st mprotect adding PROT_EXEC fails; another process is unaffected ----
+// ---- the talk's example (issue 11: counting W->X flips): the 101st flip fails; another process is unaffected ----
 h.setConfig({ mprotect_limit: 100 });
 {
   const a = await mprotector(150);

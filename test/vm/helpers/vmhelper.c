@@ -1,7 +1,8 @@
 // vmhelper: small static probes for the in-VM enforcement tests (built on the host with cc -static).
 //   vmhelper exec PATH           execv(PATH); on failure print "errno=N" and exit 100
-//   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N x mprotect(PROT_READ|PROT_EXEC) on
-//                                a fresh page; print "ok=N" or "fail=I errno=E" (I: 1-based call index)
+//   vmhelper mprotect N [wait]   (wait: read a line from stdin first) N W->X flips on a fresh page (write it,
+//                                mprotect(PROT_READ|PROT_EXEC), mprotect(PROT_READ|PROT_WRITE) again: the in-kernel
+//                                counter counts flips); print "ok=N" or "fail=I errno=E" (I: 1-based flip index)
 //   vmhelper finit KO [wait]     (wait: read a line from stdin first) finit_module(open(KO)); print "ok" or "errno=N"
 //   vmhelper finitz KO           the same with MODULE_INIT_COMPRESSED_FILE (a .ko.xz the kernel decompresses)
 //   vmhelper forkexec PATH [wait]  (wait: read a line first) fork; the child sleeps 1 s (the test reads the
@@ -59,8 +60,10 @@ int main(int argc, char **argv) {
 		if (p == MAP_FAILED) { perror("mmap"); return 2; }
 		if (argc > 3 && !fgets(line, sizeof line, stdin)) return 2;   /* parent: map entries are in place */
 		for (int i = 1; i <= n; i++) {
+			*(volatile char *)p = (char)i;
 			int e = mprotect_exec(p);
 			if (e) { printf("fail=%d errno=%d\n", i, e); return 1; }
+			if (mprotect(p, 4096, PROT_READ | PROT_WRITE)) { perror("mprotect rw"); return 2; }
 		}
 		printf("ok=%d\n", n);
 		return 0;
