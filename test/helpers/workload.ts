@@ -1,5 +1,5 @@
 // Issue 11's false-positive guard, reusable: runs the ordinary workload (test/live/fixtures/workload.sh: a JVM
-// and node doing JIT work, make, python, git, tar, a package reinstall, an allowlisted preload) as real
+// and node doing JIT work, make, python, git, tar, a package upgraded under a running copy, an allowlisted preload) as real
 // processes under `krsi run --record` with the bundled rules, then reads the recorded log to find which events,
 // alerts, verdicts and denials are the workload's. Used by test/live/workload.test.ts (host, monitor mode) and
 // test/vm/guest/evasion/workload.ts (BPF-LSM VM, enforce mode).
@@ -71,10 +71,25 @@ export interface WorkloadReport {
   others: Record<string, number>;
   /** the first few of them, described */
   othersSample: string[];
+  /** the workload's processes with more than 100 mprotects (what mprotect-storm and the kernel's counter see) */
+  busy: Busy[];
   summary?: SummaryOut & { lost?: number };
   lost: number;
   krsi: { code: number | null; signal: string | null; stderr: string };
   ms: { start: number; workload: number; stop: number; analyse: number };
+}
+
+/** a process's memory-protection changes (mprotect, and mmap where a signal reports it) */
+export interface Busy {
+  pid: number;
+  comm: string;
+  mprotect: number;
+  /** mprotect/mmap events asking PROT_EXEC; of those, after the 100th mprotect (what the counter refuses) */
+  exec: number;
+  execAfter100: number;
+  /** PROT_WRITE and PROT_EXEC at once (or `wx`, where the signal says so) */
+  wx: number;
+  mmap: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -234,6 +249,7 @@ export async function attribute(log: string, outs: Output[], rootPid: number, si
   const member = (pid: number, ts: number) => spans.get(pid)?.some(([a, b]) => a <= ts && ts <= b) ?? false;
   const ours = new Set<number>();
   const counts: Record<string, number> = {};
+  const mem = new Map<number, Busy>();
   let rootSeen = false;
   for await (const batch of readEvents(log)) {
     for (const ev of batch as (KrsiEvent & { seq: number; cgroup?: number; child_pid?: number })[]) {
@@ -247,6 +263,16 @@ export async function attribute(log: string, outs: Output[], rootPid: number, si
       if (!member(ev.pid, ev.ts)) continue;
       ours.add(ev.seq);
       counts[ev.type] = (counts[ev.type] ?? 0) + 1;
+      if (ev.type === 'mprotect' || (ev.type as string) === 'mmap') {
+        const b = mem.get(ev.pid) ?? { pid: ev.pid, comm: ev.comm, mprotect: 0, exec: 0, execAfter100: 0, wx: 0, mmap: 0 };
+        mem.set(ev.pid, b);
+        const { prot, wx } = ev as unknown as { prot: number; wx?: boolean };
+        if (ev.type === 'mprotect') b.mprotect++;
+        else b.mmap++;
+        if (prot & 4) b.exec++;
+        if (prot & 4 && b.mprotect > 100) b.execAfter100++;
+        if (wx ?? (prot & 6) === 6) b.wx++;
+      }
       if (ev.type === 'exit') spans.get(ev.pid)!.at(-1)![1] = ev.ts;
     }
   }
@@ -268,7 +294,8 @@ export async function attribute(log: string, outs: Output[], rootPid: number, si
       if (othersSample.length < 8) othersSample.push(describeFlagged([x]));
     }
   }
-  return { pids: spans.size, counts, alerts, verdicts, denied, others, othersSample };
+  const busy = [...mem.values()].filter((b) => b.mprotect > 100);
+  return { pids: spans.size, counts, alerts, verdicts, denied, others, othersSample, busy };
 }
 
 /** one line per flagged output: kind, rule, pid, what */
@@ -288,6 +315,7 @@ export function reportLines(r: WorkloadReport): string[] {
   out.push(`workload: ${r.pids} processes (cgroup ${r.cgroup}), events ${Object.entries(r.counts).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.push(`krsi: ${r.summary?.events ?? '?'} events in all, ${r.lost} lost; not the workload's: ${JSON.stringify(r.others)}`);
   for (const o of r.othersSample) out.push(`  not the workload's: ${o}`);
+  for (const b of r.busy) out.push(`  ${b.comm} (${b.pid}): ${b.mprotect} mprotects, ${b.exec} asking PROT_EXEC (${b.execAfter100} after the 100th), ${b.wx} W+X, ${b.mmap} mmap events`);
   const flagged = [...r.alerts, ...r.verdicts, ...r.denied];
   if (flagged.length) out.push(`the workload's:`, ...describeFlagged(flagged).split('\n'));
   return out;

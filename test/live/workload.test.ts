@@ -1,5 +1,5 @@
 // Issue 11's false-positive guard, live on this host (tracepoint signals, monitor mode): an ordinary workload —
-// a JVM and node doing JIT work, a C build with make, python, git, tar, a package installed, reinstalled and
+// a JVM and node doing JIT work, a C build with make, python, git, tar, a package installed,
 // upgraded under a running copy, an allowlisted preload — run as real processes under `krsi run` with the
 // bundled rules raises no alert and no verdict. test/helpers/workload.ts runs it and attributes krsi's outputs
 // to the workload's own processes (its cgroup and process tree), so other processes on the host count neither
@@ -32,7 +32,7 @@ test('an ordinary workload under krsi run (bundled rules, monitor): no alert, no
     assert.deepEqual(r.steps.map((s) => s.name), [...WORKLOAD_STEPS], 'every step ran');
     for (const s of r.steps) assert.equal(s.code, 0, `step ${s.name} failed:\n${s.out.join('\n')}`);
     // the workload did JIT work (its own hot method compiled), or the run proves nothing about JITs
-    assert.match(r.steps.find((s) => s.name === 'jvm')!.info.join(' '), /[1-9][0-9]* of Hot::work/);
+    assert.match(r.steps.find((s) => s.name === 'jvm')!.info.join(' '), /[1-9][0-9]* of JitHot::work/);
     assert.match(r.steps.find((s) => s.name === 'node')!.info.join(' '), /[1-9][0-9]* TurboFan/);
     // krsi saw it: events lost in the kernel could hide the very events that would alert
     assert.equal(r.lost, 0, 'krsi lost events: rerun on a quieter host');

@@ -1,6 +1,7 @@
 // The host side of the evasion VM run's areas (test/vm/evasion.test.ts): each prepares its guest inputs in
 // <dir>/<area> before the boot, then registers its tests on what its guest side returned.
 import type { VmKernel } from '../vm.ts';
+import { area as workload } from './workload.ts';
 
 export interface HostArea {
   /** build what the guest needs (static helpers, modules) into dir; a string is a skip reason */
@@ -9,4 +10,4 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = {};
+export const HOST_AREAS: Record<string, HostArea> = { workload };
