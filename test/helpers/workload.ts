@@ -12,7 +12,7 @@
 // LD_PRELOAD (any alert naming the canary's pid: no rule of the test's own), run by this process, not the
 // workload.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readEvents } from '../../engine/eventlog/index.ts';
@@ -223,8 +223,11 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadReport> {
         try { rmdirSync(cg); break; } catch { await sleep(100); }
       }
     }
-    // the script purges its package on any exit; a SIGKILL'd script cannot
-    if (spawnSync('dpkg-query', ['-W', pkg], { stdio: 'ignore' }).status === 0) spawnSync('dpkg', ['--purge', pkg], { stdio: 'ignore' });
+    // the script purges its package (a database of its own, in work/) on any exit; a SIGKILL'd script cannot
+    if (existsSync(join('/opt', pkg))) {
+      spawnSync('dpkg', [`--admindir=${join(work, 'dpkg-admin')}`, '--purge', pkg], { stdio: 'ignore' });
+      rmSync(join('/opt', pkg), { recursive: true, force: true });
+    }
   }
 
   const t3 = Date.now();
