@@ -73,7 +73,8 @@ export interface WorkloadReport {
   othersSample: string[];
   /** the workload's processes with more than 100 mprotects (what mprotect-storm and the kernel's counter see) */
   busy: Busy[];
-  summary?: SummaryOut & { lost?: number };
+  summary?: SummaryOut & { lost?: unknown };
+  /** events lost in the kernel (the summary's `lost`, summed when it is per class); -1: no summary */
   lost: number;
   krsi: { code: number | null; signal: string | null; stderr: string };
   ms: { start: number; workload: number; stop: number; analyse: number };
@@ -155,6 +156,11 @@ function parseSteps(stdout: string): StepResult[] {
   return steps;
 }
 
+function lostTotal(v: unknown): number {
+  const sum = (x: unknown): number => (typeof x === 'number' ? x : x && typeof x === 'object' ? Object.values(x).reduce((n: number, y) => n + sum(y), 0) : 0);
+  return v === undefined ? -1 : sum(v);
+}
+
 /** run the workload under `krsi run` (monitor or enforce) and say what of it krsi flagged */
 export async function runWorkload(o: WorkloadOptions): Promise<WorkloadReport> {
   const say = o.progress ?? (() => {});
@@ -190,7 +196,9 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadReport> {
     }
     const t1 = Date.now();
     const sh = spawn('/bin/sh', ['-c', 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit 97; fi; shift; exec /bin/sh "$@"', 'sh', cg ?? '', WORKLOAD_SH, work, ...(o.steps ?? [])], {
-      env: { ...process.env, ...o.env, KRSI_WORKLOAD_PKG: pkg }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+      // a plain environment: what the test runner carries (NODE_OPTIONS, ...) is not the workload's
+      env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LANG: 'C.UTF-8', ...o.env, KRSI_WORKLOAD_PKG: pkg },
+      stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     });
     rootPid = sh.pid!;
     sh.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -233,9 +241,9 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadReport> {
   const t3 = Date.now();
   const r = await attribute(log, k.out, rootPid, startTs, typeof cgroup === 'number' ? cgroup : undefined);
   ms.analyse = Date.now() - t3;
-  const summary = k.out.find((x): x is SummaryOut & { lost?: number } => x.kind === 'summary');
+  const summary = k.out.find((x): x is SummaryOut & { lost?: unknown } => x.kind === 'summary');
   return {
-    steps: parseSteps(stdout), script, rootPid, cgroup, ...r, summary, lost: summary?.lost ?? -1,
+    steps: parseSteps(stdout), script, rootPid, cgroup, ...r, summary, lost: lostTotal(summary?.lost),
     krsi: { code: k.p.exitCode, signal: k.p.signalCode, stderr: k.err().slice(-5000) }, ms,
   };
 }
