@@ -36,7 +36,8 @@ test('an ordinary workload under krsi run (bundled rules, monitor): no alert, no
     assert.match(r.steps.find((s) => s.name === 'node')!.info.join(' '), /[1-9][0-9]* TurboFan/);
     // krsi saw it: events lost in the kernel could hide the very events that would alert
     assert.equal(r.lost, 0, 'krsi lost events: rerun on a quieter host');
-    assert.ok((r.counts.exec ?? 0) > 20 && (r.counts.fork ?? 0) > 20 && (r.counts.mprotect ?? 0) > 100, `krsi saw the workload: ${JSON.stringify(r.counts)}`);
+    // (exec, fork and exit only: memory events may be aggregated in the kernel)
+    assert.ok((r.counts.exec ?? 0) > 20 && (r.counts.fork ?? 0) > 20 && (r.counts.exit ?? 0) > 20, `krsi saw the workload: ${JSON.stringify(r.counts)}`);
     const flagged = [...r.alerts, ...r.verdicts, ...r.denied];
     assert.deepEqual(flagged.map((x) => `${x.kind} ${(x as { rule?: string }).rule}`), [], `krsi flagged the ordinary workload:\n${describeFlagged(flagged)}`);
   } finally {

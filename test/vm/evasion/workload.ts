@@ -36,6 +36,7 @@ export const area: HostArea = {
       assert.match(r.steps.find((s) => s.name === 'jvm')!.info.join(' '), /[1-9][0-9]* of JitHot::work/, 'the JVM compiled its hot method');
       assert.match(r.steps.find((s) => s.name === 'node')!.info.join(' '), /[1-9][0-9]* TurboFan/, 'node optimized');
       assert.equal(r.lost, 0, 'krsi lost no events');
+      assert.ok((r.counts.exec ?? 0) > 20 && (r.counts.fork ?? 0) > 20, `krsi saw the workload: ${JSON.stringify(r.counts)}`);
     });
     test('nothing of it was denied (the mprotect counter, the deny lists, verdicts)', (t) => {
       const r = report(t);
