@@ -6,6 +6,7 @@ import { area as memory } from './memory.ts';
 import { area as files } from './files.ts';
 import { area as modules } from './modules.ts';
 import { area as quarantine } from './quarantine.ts';
+import { area as workload } from './workload.ts';
 
 export interface HostArea {
   /** build what the guest needs (static helpers, modules) into dir; a string is a skip reason */
@@ -14,4 +15,4 @@ export interface HostArea {
   register(result: () => any, kernel: VmKernel): void;
 }
 
-export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files, modules, quarantine };
+export const HOST_AREAS: Record<string, HostArea> = { exec, memory, files, modules, quarantine, workload };

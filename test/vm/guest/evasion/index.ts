@@ -6,7 +6,8 @@ import { run as memory } from './memory.ts';
 import { run as files } from './files.ts';
 import { run as modules } from './modules.ts';
 import { run as quarantine } from './quarantine.ts';
+import { run as workload } from './workload.ts';
 
 export type AreaRun = (dir: string) => Promise<Record<string, unknown>>;
 
-export const AREAS: Record<string, AreaRun> = { exec, memory, files, modules, quarantine };
+export const AREAS: Record<string, AreaRun> = { exec, memory, files, modules, quarantine, workload };
