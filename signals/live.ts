@@ -324,7 +324,13 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
   if (noLsm) {
     unavailable.lsm_files = noLsm;
     for (const p of FILE_LSM_PROGS) off.add(p);
-  } else if (!hasFileTruncateHook()) off.add('krsi_lsm_file_truncate');
+  } else {
+    if (!hasFileTruncateHook()) off.add('krsi_lsm_file_truncate');
+    // the LSM hooks see io_uring's unlinks and renames in its worker: the io_uring tracepoints (named
+    // io_uring_submit_req from 6.4) are needed only where they are missing
+    off.add('krsi_uring_submit');
+    off.add('krsi_uring_complete');
+  }
   const obj = openAndLoad(o, noModules !== undefined, off, iterOff);
   const decoder = new Decoder();
   const batches = new Subject<KrsiEvent[]>();

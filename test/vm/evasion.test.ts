@@ -31,7 +31,7 @@ function cases(kernel: VmKernel): void {
       const only = (process.env.KRSI_EVASION_AREAS ?? '').split(/[\s,]+/).filter(Boolean);
       const run = only.length ? areas.filter((a) => only.includes(a)) : areas;
       vm = await runTsInVm(join(REPO_ROOT, 'test/vm/guest/evasion-cases.ts'), [dir], {
-        rw: dir, timeoutMs: 900_000, kernel, env: { KRSI_EVASION_AREAS: run.join(' ') },
+        rw: dir, timeoutMs: 1_500_000, kernel, env: { KRSI_EVASION_AREAS: run.join(' ') },
       });
       const f = join(dir, 'results.json');
       if (existsSync(f)) r = JSON.parse(readFileSync(f, 'utf8'));
