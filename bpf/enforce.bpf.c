@@ -419,7 +419,10 @@ static __always_inline bool same_ctime(struct inode *ino, const struct krsi_file
 		sec = BPF_CORE_READ((struct inode___ctime_ts *)ino, i_ctime.tv_sec);
 		nsec = BPF_CORE_READ((struct inode___ctime_ts *)ino, i_ctime.tv_nsec);
 	}
-	return sec == s->ctime_sec && nsec == s->ctime_nsec;
+	/* multigrain timestamps (6.13+) keep I_CTIME_QUERIED in bit 31 of i_ctime_nsec and set it when stat()
+	 * reads the time: nanoseconds are below 2^30, so the flag is masked off before comparing */
+	nsec &= 0x3fffffff;
+	return sec == s->ctime_sec && nsec == (s->ctime_nsec & 0x3fffffff);
 }
 
 /* a kernel_read_file / kernel_load_data that is not a module, in allowlist mode: firmware, policy and
