@@ -627,6 +627,9 @@ static __always_inline int denied_mapping(struct file *file, unsigned long prot)
 
 	if (!file || !(prot & PROT_EXEC))
 		return 0;     /* anonymous, or not executable: not this door */
+	if (file->f_inode == BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm, exe_file, f_inode))
+		return 0;     /* the process's own executable: an exec bprm_check let through maps its image here (monitor
+			       * mode would report it twice; a detach in flight would kill the exec with SIGSEGV) */
 	inode_key(file, &k);
 	v = live(&deny_inode, &k);
 	if (!v || !(v->ops & KRSI_OP_EXEC))

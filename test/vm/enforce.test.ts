@@ -54,7 +54,11 @@ describe(`BPF-LSM enforcement in the VM [${vmKernelLabel(kernel)}]`, { skip }, (
   test('krsi status features: every signal and enforcement program finds its hook or tracepoint in this kernel', () => {
     const f = r.features as import('../../bpf/features.ts').KernelFeatures;
     assert.equal(f.btf, true);
-    const missing = f.programs.filter((p) => p.present !== true).map((p) => `${p.object}/${p.program} (${p.needs}): ${p.present}`);
+    // hooks that came after 6.1, which signals/live.ts loads only where they exist (the LSM hooks cover them there)
+    const newer: Record<string, string> = {
+      krsi_uring_submit: 'io_uring_submit_req (6.4)', krsi_uring_complete: 'io_uring_complete (6.4 layout)', krsi_lsm_file_truncate: 'file_truncate (6.2)',
+    };
+    const missing = f.programs.filter((p) => p.present !== true && !(p.object === 'signals' && newer[p.program])).map((p) => `${p.object}/${p.program} (${p.needs}): ${p.present}`);
     assert.deepEqual(missing, []);
     assert.ok(f.programs.some((p) => p.section === 'lsm/bprm_check_security'));
     assert.ok(f.programs.some((p) => p.section === 'tp_btf/module_load'), 'module signals are checked too');
