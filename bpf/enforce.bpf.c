@@ -563,6 +563,22 @@ int BPF_PROG(krsi_exit, struct task_struct *p)
 	return 0;
 }
 
+/* ---- lifecycle: the W->X flip counter is the image's, and starts again at exec. Not at sched_process_exec:
+ * the new image is mapped (mmap_file, PROT_EXEC) before that tracepoint, and a counter over the limit would
+ * refuse it after the point of no return (the process dies). bprm_committing_creds runs in begin_new_exec,
+ * past the point of no return and before the ELF loader maps anything; a failed exec never gets here (no
+ * reset by a refused exec). A void hook: returns 0. ---- */
+SEC("lsm/bprm_committing_creds")
+int BPF_PROG(krsi_exec_reset, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	/* look first: a lookup takes no lock, a delete does, and most processes have no entry */
+	if (bpf_map_lookup_elem(&mprotect_count, &tgid))
+		bpf_map_delete_elem(&mprotect_count, &tgid);
+	return 0;
+}
+
 /* ---- quarantine: the kill op. A process under a live deny_tgid entry with the KILL bit gets SIGKILL at
  * its next guarded operation: one program per hook, each one lookup (allow on a miss, the common case).
  * bpf_send_signal() signals the current task's process, so it must run in the target's context, which

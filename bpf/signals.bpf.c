@@ -63,6 +63,8 @@ struct mm_struct {
 	struct file *exe_file;
 	unsigned long arg_start, arg_end, env_start, env_end;
 	unsigned long saved_auxv[2];   /* AT_VECTOR_SIZE words: only its offset is used */
+	unsigned long brk;             /* the program break (memory: brk under READ_IMPLIES_EXEC) */
+	unsigned long start_stack;     /* memory: the stack an executable-stack image starts with */
 } __attribute__((preserve_access_index));
 struct fdtable { unsigned int max_fds; struct file **fd; } __attribute__((preserve_access_index));
 struct files_struct { struct fdtable *fdt; } __attribute__((preserve_access_index));
@@ -1839,6 +1841,107 @@ SEC("tp/syscalls/sys_exit_shmat")
 int krsi_shmat_exit(struct sys_exit_ctx *ctx)
 {
 	return mmap_exit(ctx->ret);
+}
+
+/* brk under READ_IMPLIES_EXEC: do_brk_flags maps the heap's growth with the personality's VM_EXEC, so the
+ * heap becomes writable and executable with no mmap, no mprotect and no LSM hook. sys_enter_brk remembers the
+ * old break (only for such a process: most never get past the personality test), sys_exit_brk emits the growth
+ * as an anonymous mmap event: prot RWX (effective), reqprot RW (what brk maps), wx. The initial heap of a new
+ * image is empty (brk == start_brk): its first growth is a brk. ---- */
+#define PAGE_UP(x) (((x) + 0xfffULL) & ~0xfffULL)
+#define MAP_PRIVATE 0x02
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u64); /* the break before the call */
+} brks SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_brk")
+int krsi_brk_enter(struct sys_enter_ctx *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (!(BPF_CORE_READ(task, personality) & READ_IMPLIES_EXEC))
+		return 0;  /* the heap is not executable: not ours (every process but these) */
+	if (is_self())
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 old = BPF_CORE_READ(task, mm, brk);
+	bpf_map_update_elem(&brks, &id, &old, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_brk")
+int krsi_brk_exit(struct sys_exit_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 *o = bpf_map_lookup_elem(&brks, &id);
+	if (!o)
+		return 0;
+	__u64 start = PAGE_UP(*o), end = PAGE_UP((__u64)ctx->ret);  /* brk returns the new break (the old one on failure) */
+	bpf_map_delete_elem(&brks, &id);
+	if (end <= start)
+		return 0;  /* no new page: nothing mapped */
+	struct krsi_mem_event *ev = reserve_mem(sizeof(*ev), KRSI_EV_MMAP);
+	if (!ev)
+		return 0;
+	fill_hdr(&ev->hdr, KRSI_EV_MMAP);
+	ev->start = start;
+	ev->len = end - start;
+	ev->prot = PROT_READ | PROT_WRITE | PROT_EXEC;
+	ev->reqprot = PROT_READ | PROT_WRITE;
+	ev->flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	ev->mem = KRSI_MEM_WX | KRSI_MEM_ANON | KRSI_MEM_EXEC_ADDED;
+	ev->old_prot = 0;
+	ev->ret = 0;
+	__builtin_memset(&ev->file, 0, sizeof(ev->file));
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* An image whose PT_GNU_STACK asks for an executable stack (-z execstack; or no PT_GNU_STACK with
+ * READ_IMPLIES_EXEC) starts with a writable and executable stack: setup_arg_pages maps it, no mmap, no hook.
+ * On x86_64 the ELF loader sets READ_IMPLIES_EXEC only for 32-bit images without PT_GNU_STACK (5.8+), so
+ * -z execstack gives the RWX stack and no personality. Reported at exec as an anonymous mmap event of the stack
+ * region (flags MAP_PRIVATE|MAP_ANONYMOUS|MAP_GROWSDOWN), wx: one bpf_find_vma per exec. ---- */
+#define MAP_GROWSDOWN 0x100
+
+static long stack_cb(struct task_struct *task, struct vm_area_struct *vma, struct mmap_start *st)
+{
+	unsigned long fl = BPF_CORE_READ(vma, vm_flags);
+	if ((fl & VM_EXEC) && (fl & VM_WRITE)) {
+		st->addr = BPF_CORE_READ(vma, vm_start);
+		st->len = BPF_CORE_READ(vma, vm_end) - st->addr;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(krsi_exec_stack, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	if (is_self())
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mmap_start st = {};
+	__u64 sp = BPF_CORE_READ((struct task_struct *)task, mm, start_stack);
+	if (bpf_find_vma(task, sp, stack_cb, &st, 0) || !st.len)
+		return 0;  /* not writable and executable (every ordinary image), or not read */
+	struct krsi_mem_event *ev = reserve_mem(sizeof(*ev), KRSI_EV_MMAP);
+	if (!ev)
+		return 0;
+	fill_hdr(&ev->hdr, KRSI_EV_MMAP);
+	ev->start = st.addr;
+	ev->len = st.len;
+	ev->prot = PROT_READ | PROT_WRITE | PROT_EXEC;
+	ev->reqprot = PROT_READ | PROT_WRITE | PROT_EXEC;
+	ev->flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN;
+	ev->mem = KRSI_MEM_WX | KRSI_MEM_ANON | KRSI_MEM_EXEC_ADDED;
+	ev->old_prot = 0;
+	ev->ret = 0;
+	__builtin_memset(&ev->file, 0, sizeof(ev->file));
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
 }
 
 /* ---- module load and unload: optional (user space turns autoload off when the kernel has no modules) ---- */

@@ -26,7 +26,7 @@ export const MAP_PINS: Record<MapName, string> = Object.fromEntries(MAP_NAMES.ma
 /** the LSM (and lifecycle) programs of bpf/enforce.bpf.c, each pinned as a link at LINK_PINS[prog] */
 export const PROG_NAMES = [
   'krsi_bprm_check', 'krsi_bprm_fileless', 'krsi_file_mprotect', 'krsi_mmap_file', 'krsi_shm_shmat', 'krsi_kernel_read_file', 'krsi_kernel_load_data',
-  'krsi_fork', 'krsi_exit',
+  'krsi_fork', 'krsi_exit', 'krsi_exec_reset',
   // quarantine: the kill op, and the exec deny list's other doors (executable mappings of a denied file)
   'krsi_kill_exec', 'krsi_kill_mprotect', 'krsi_kill_mmap', 'krsi_kill_open', 'krsi_kill_fork', 'krsi_kill_connect',
   'krsi_mmap_denied', 'krsi_mprotect_denied',
@@ -44,6 +44,7 @@ export const PROG_HOOKS: Record<ProgName, string> = {
   krsi_kernel_load_data: 'lsm/kernel_load_data',
   krsi_fork: 'tp_btf/sched_process_fork',
   krsi_exit: 'tp_btf/sched_process_exit',
+  krsi_exec_reset: 'lsm/bprm_committing_creds',
   krsi_kill_exec: 'lsm/bprm_check_security',
   krsi_kill_mprotect: 'lsm/file_mprotect',
   krsi_kill_mmap: 'lsm/mmap_file',

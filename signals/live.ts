@@ -42,7 +42,7 @@ const OPTIONAL_PROGS: Record<string, string> = {
   krsi_openat2_enter: 'open_truncate', krsi_openat2_exit: 'open_truncate', krsi_creat_enter: 'open_truncate', krsi_creat_exit: 'open_truncate',
   krsi_uring_submit: 'io_uring_files', krsi_uring_complete: 'io_uring_files',
   krsi_lsm_unlink: 'lsm_files', krsi_lsm_rename: 'lsm_files', krsi_lsm_path_truncate: 'lsm_files', krsi_lsm_file_truncate: 'lsm_files',
-  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
+  krsi_mprotect: 'mprotect', krsi_pkey_mprotect: 'pkey_mprotect', krsi_mmap_enter: 'mmap', krsi_mmap_exit: 'mmap', krsi_shmat_enter: 'shmat', krsi_shmat_exit: 'shmat', krsi_brk_enter: 'brk', krsi_brk_exit: 'brk', krsi_exec_stack: 'exec_stack', krsi_module_load: 'module_load', krsi_module_unload: 'module_unload',
   krsi_finit_enter: 'module_file', krsi_finit_exit: 'module_file',
 };
 
@@ -83,6 +83,8 @@ const MEANING: Record<string, string> = {
   pkey_mprotect: 'pkey_mprotect calls are not reported as mprotect events',
   mmap: 'no mmap events (W+X and anonymous executable mappings)',
   shmat: 'shmat(SHM_EXEC) is not reported as an mmap event',
+  brk: 'a heap grown by brk under READ_IMPLIES_EXEC (writable and executable) is not reported as an mmap event',
+  exec_stack: 'the writable and executable stack of an image built with an executable stack is not reported as an mmap event',
   lsm_files: 'unlink, rename and truncate of running executables are found by the syscall tracepoints only (signals/LIVE.md: gaps)',
   io_uring_files: 'io_uring unlinkat/renameat of running executables are not reported',
 };

@@ -76,6 +76,7 @@ function compile(h: HookRow): Compiled {
 
 const EXIT_CLEARS = LIFECYCLE.find((r) => r.on === 'exit')!.clears;
 const FORK_COPIES = LIFECYCLE.find((r) => r.on === 'fork')!.copies;
+const EXEC_CLEARS = LIFECYCLE.find((r) => r.on === 'exec')!.clears;
 
 export class Hooks<C> {
   private readonly exec = compile(hookFor('exec')!);
@@ -87,11 +88,14 @@ export class Hooks<C> {
 
   /** the per-tgid maps an exit clears (LIFECYCLE), as the view keeps them */
   private readonly exitClears: PerTgid[];
+  /** the per-tgid maps an exec that is not refused clears (LIFECYCLE: the flip counter) */
+  private readonly execClears: PerTgid[];
   /** pids whose kill landed (reported once): the process is dying */
   private readonly killed = new Set<number>();
 
   constructor(private readonly v: MapsView<C>) {
     this.exitClears = EXIT_CLEARS.map((m) => v.perTgid(m));
+    this.execClears = EXEC_CLEARS.map((m) => v.perTgid(m));
   }
 
   /** what the kernel answers for ev, with the hooks' side effects (the counter, module_refused) and the
@@ -184,6 +188,11 @@ export class Hooks<C> {
           cause = v.refused(pid, ts)?.cause;
       }
       if (cause !== undefined) return this.hit(h, i, pid, ts, cause);
+    }
+    if (ev.type === 'exec') {
+      // lifecycle, exec allowed: the new image's flip count starts again (krsi_exec_reset)
+      const m = this.execClears;
+      for (let i = 0; i < m.length; i++) m[i].delete(pid);
     }
     return undefined;
   }

@@ -113,6 +113,14 @@ export interface LifecycleRow {
 export const LIFECYCLE: readonly LifecycleRow[] = [
   { on: 'exit', clears: ['deny_tgid', 'mprotect_count', 'module_refused'], copies: [], note: 'a pid verdict ends with its process, so a reused pid starts clean (kernel: tp_btf/sched_process_exit, last thread)' },
   {
+    on: 'exec',
+    clears: ['mprotect_count'],
+    copies: [],
+    note:
+      'the W->X flip count is the image\'s: an exec that is not refused starts it again (kernel: lsm/bprm_committing_creds, past the point ' +
+      'of no return and before the new image is mapped, so a process over the limit can exec; a refused exec keeps the count)',
+  },
+  {
     on: 'fork',
     clears: [],
     copies: ['deny_tgid'],
@@ -173,7 +181,8 @@ export const SEMANTICS: readonly HookRow[] = [
     note:
       'krsi_mmap_file (and krsi_shm_shmat for shmat(SHM_EXEC), which maps without mmap_file: its mmap event carries shmat); every mmap with PROT_EXEC, of a file or anonymous. The log has mmap events only for writable+executable, anonymous or tmpfs executable mappings, ' +
       'so a refused mapping of an ordinary file (a library) is in the log as its kernel `denied` record only. The kernel maps a new program\'s image ' +
-      'through mmap_file too: a process under an mprotect_exec verdict (or past the counter) cannot exec anything (the exec fails after the point of no return: the process dies)',
+      'through mmap_file too: a process under an mprotect_exec verdict cannot exec anything (the exec fails after the point of no return: the process dies); ' +
+      'the flip counter does not follow an exec (LIFECYCLE exec: reset before the new image is mapped)',
   },
   {
     hook: 'kernel_read_file',

@@ -112,6 +112,20 @@ const ROWS: Row[] = [
     ],
   },
   {
+    name: 'the flip counter starts again at an exec (the new image maps fine), not at a refused one',
+    kernel: { mprotect_limit: 2 },
+    steps: [
+      { ev: flip(93) }, { ev: flip(93) },
+      { ev: flip(93), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+      { ev: exec(93) },
+      { ev: mmapx(93, 5) }, { ev: flip(93) }, { ev: flip(93) },
+      { ev: flip(93), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+      { apply: { op: 'exec', subject: P(93), ts: 100 } },
+      { ev: exec(93), deny: { reason: 'TGID', verdict: vid('r', 'exec', P(93)) } },
+      { ev: mmapx(93, 5), deny: { reason: 'MPROTECT_LIMIT', verdict: 'kernel:mprotect_limit' } },
+    ],
+  },
+  {
     name: 'an mprotect_exec verdict refuses executable mmaps too (effective prot), not the others',
     steps: [
       { apply: { op: 'mprotect_exec', subject: P(95), ts: 100 } },

@@ -148,6 +148,54 @@ describe('executable memory, live', { skip }, () => {
     assert.equal(e[0].exec_added, true);
   });
 
+  test('brk under personality(READ_IMPLIES_EXEC): the RWX heap growth is an mmap event with wx, and with LD_PRELOAD the chain rule fires', async () => {
+    const so = join(dir, 'qpreload.so');
+    const cc = spawnSync('cc', ['-O2', '-shared', '-fPIC', '-o', so, fileURLToPath(new URL('../vm/helpers/qpreload.c', import.meta.url))], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `cc qpreload.c: ${cc.stderr}`);
+    const r = spawnSync(mem, ['brk-rie'], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: so } });
+    assert.equal(r.status, 0, `memory brk-rie: ${r.stderr}`);
+    const code = parseInt(r.stdout.trim(), 16);
+    const evs = await col.exited(r.pid!);
+    const e = evs.filter(isMem).filter((x) => x.start <= code && code < x.start + x.len) as MmapEvent[];
+    assert.equal(e.length, 1, JSON.stringify(evs.filter(isMem)));
+    assert.equal(e[0].type, 'mmap');
+    assert.equal(e[0].prot, 7, 'effective RWX');
+    assert.equal(e[0].reqprot, 3, 'brk maps RW');
+    assert.equal(e[0].wx, true);
+    assert.equal(e[0].exec_added, true);
+    assert.equal(e[0].anon, true);
+    const fired = alerts(await evaluate(evs, rules)).map((a) => a.rule);
+    assert.ok(fired.includes('ld-preload-then-wx-quarantine'), `chain rule on the brk heap: ${fired}`);
+  });
+
+  test('an image built with an executable stack (-z execstack: an RWX stack, no personality on x86_64): an mmap event with wx at exec, and with LD_PRELOAD the chain rule fires', async () => {
+    const xs = join(dir, 'memory-xs');
+    const cc = spawnSync('cc', ['-O2', '-z', 'execstack', '-o', xs, MEMORY_C], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `cc -z execstack memory.c: ${cc.stderr}`);
+    const r = spawnSync(xs, ['brk'], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: join(dir, 'qpreload.so') } });
+    assert.equal(r.status, 0, `memory-xs brk: ${r.stderr}`);
+    const evs = await col.exited(r.pid!);
+    const e = evs.filter(isMem) as MmapEvent[];
+    assert.equal(e.length, 1, JSON.stringify(e));
+    assert.equal(e[0].type, 'mmap');
+    assert.equal(e[0].prot, 7);
+    assert.equal(e[0].flags, 0x122, 'MAP_PRIVATE|MAP_ANONYMOUS|MAP_GROWSDOWN: the stack');
+    assert.equal(e[0].wx, true);
+    const fired = alerts(await evaluate(evs, rules)).map((a) => a.rule);
+    assert.ok(fired.includes('ld-preload-then-wx-quarantine'), `chain rule on the executable stack: ${fired}`);
+    // the same binary without the executable stack, preloaded: nothing
+    const n = spawnSync(mem, ['brk'], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: join(dir, 'qpreload.so') } });
+    assert.equal(n.status, 0, n.stderr);
+    const nevs = await col.exited(n.pid!);
+    assert.deepEqual(nevs.filter(isMem), []);
+    assert.deepEqual(alerts(await evaluate(nevs, rules)).map((a) => a.rule).filter((x) => x === 'ld-preload-then-wx-quarantine'), []);
+  });
+
+  test('negatives: brk without READ_IMPLIES_EXEC (an RW heap) makes no memory event', async () => {
+    const { mem: m } = await run('brk');
+    assert.deepEqual(m, []);
+  });
+
   test('an anonymous executable mapping never written: an event, not wx', async () => {
     const { mem: m, addr } = await run('rx-anon');
     const e = at(m, addr);

@@ -65,6 +65,13 @@ export const area: HostArea = {
       assert.match(r.counterUnder.out, /refused=0 mmap=ok/);
       assert.deepEqual(r.counterUnder.denied, []);
     });
+    test('the counter starts again at exec: a process refused past the limit execs a static helper that maps executable memory', (t) => {
+      const r = result();
+      if (!r) return t.skip('memory area not prepared');
+      assert.equal(r.counterExec.code, 0, `exec after the limit: ${r.counterExec.out}`);
+      assert.match(r.counterExec.out, /refused=1\n[0-9a-f]+$/);
+      assert.deepEqual(r.counterExec.denied, ['mprotect_exec/MPROTECT_LIMIT']);
+    });
     test('a JIT-like pattern (300 RW/R mprotects, 300 RWX mmaps, no flip) is never refused', (t) => {
       const r = result();
       if (!r) return t.skip('memory area not prepared');

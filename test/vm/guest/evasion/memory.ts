@@ -56,6 +56,8 @@ export async function run(dir: string): Promise<Record<string, unknown>> {
     // the counter: 101 flips with a limit of 100, then an executable mmap
     obs.counter = await withVerdict(['counter', '101'], false);
     obs.counterUnder = await withVerdict(['counter', '100'], false);
+    // over the counter, then exec: the counter starts again with the new image (which maps R|X anonymous)
+    obs.counterExec = await withVerdict(['counter-exec', '101', mem, 'rx-anon'], false);
     // what a JIT does: RW/R mprotects and W+X mmaps, no flip
     obs.jitlike = await withVerdict(['jitlike', '300'], false);
     // real JITs under the bundled rules' kernel config
