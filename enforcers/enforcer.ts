@@ -85,6 +85,9 @@ export class Enforcer {
   readonly applyNs: number[] = [];
   /** user-space SIGKILLs of the kill op, by result */
   readonly kills: Record<KillResult, number> = { killed: 0, gone: 0, reused: 0, exempt: 0, failed: 0 };
+  /** pid verdicts whose process had exited when they were applied, until its exit event: a fork event from
+   *  it still to come is a child forked after the verdict's event (forked()) */
+  private readonly goneSubjects = new Map<number, Verdict[]>();
 
   /** the node binary krsi runs on, as the kernel keys it: an inode verdict on it is refused */
   private readonly runtime: { dev: number; ino: number } | undefined = (() => {
@@ -195,6 +198,12 @@ export class Enforcer {
       start = this.procStart(v.subject.pid);
       if (start === undefined) {
         log.info({ verdict: v.id, pid: v.subject.pid }, 'process already exited: pid verdict ends with it');
+        // ... but not with the children it forked after the event (mmap RWX; fork(); _exit()): their fork
+        // events are still to come, and forked() gives them the verdict then; its exit event ends the wait
+        const was = this.goneSubjects.get(v.subject.pid) ?? [];
+        this.goneSubjects.delete(v.subject.pid);
+        this.goneSubjects.set(v.subject.pid, [...was.filter((w) => w.id !== v.id), v]);
+        if (this.goneSubjects.size > 1024) this.goneSubjects.delete(this.goneSubjects.keys().next().value!);
         return false;
       }
     }
@@ -313,6 +322,7 @@ export class Enforcer {
 
   /** a process exited (lifecycle.ts) */
   exited(pid: number): void {
+    this.goneSubjects.delete(pid);
     this.lifecycle.exited(pid);
   }
 
@@ -320,6 +330,24 @@ export class Enforcer {
    *  after the verdict's event but before its entry reached the map (the kernel had nothing to copy) gets
    *  it now, and the kill if the verdict has one */
   forked(parent: number, child: number, at = this.clock().boot): number {
+    const gone = child === parent ? undefined : this.goneSubjects.get(parent);
+    if (gone !== undefined) {
+      // verdicts whose process had exited when they were applied: this child was forked after their event
+      // (it runs what the process staged, its W+X pages included), so it gets them as a descendant, with the
+      // fork's time as the reuse guard
+      let got = 0;
+      for (const g of gone) {
+        if (at < g.ts) continue;
+        const bits = OP_BITS[g.op]!;
+        const now = this.clock();
+        const deadline = kernelDeadline(g, now.boot);
+        if (deadline !== 0 && deadline <= now.boot) continue;
+        if (!this.cover({ ...g, ts: at }, child, bits, deadline, now.boot)) continue;
+        got++;
+        if (bits & KRSI_OP.KILL) this.killAll({ ...g, ts: at }, [{ pid: child }]);
+      }
+      return got;
+    }
     const n = this.lifecycle.forked(parent, child, at);
     const late = this.lifecycle.late;
     if (late !== undefined) {

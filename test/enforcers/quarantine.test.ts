@@ -90,6 +90,22 @@ describe('quarantine: children forked right after the event (mmap RWX; fork), be
   });
 });
 
+describe('quarantine: the process exited before its verdict was applied (mmap RWX; fork(); _exit())', () => {
+  test('its fork seen after the verdict gives the child the verdicts (kill and quarantine); its exit ends that', async () => {
+    const s = setup({ 601: 5.2e9, 602: 5.3e9 });
+    try {
+      assert.equal(s.e.apply(v('kill', 600)), false, 'gone');
+      assert.equal(s.e.apply(v('quarantine', 600)), false, 'gone');
+      assert.equal(s.e.forked(600, 601, 5.2e9), 2);
+      assert.equal(tgid(s.maps, 601)?.ops, 16 | 7);
+      assert.deepEqual(s.kills.map(([p]) => p), [601]);
+      s.e.exited(600);
+      assert.equal(s.e.forked(600, 602, 5.3e9), 0, 'after its exit the pid is another process\'s');
+      assert.equal(tgid(s.maps, 602), undefined);
+    } finally { await s.done(); }
+  });
+});
+
 describe('live: an injected process makes memory W+X and forks at once', () => {
   const skip = process.getuid?.() !== 0 ? 'needs root (pidfd kill of any process)' : spawnSync('cc', ['--version']).status !== 0 ? 'needs cc' : false;
   test('the verdict\'s kill reaches the child the table does not know yet (/proc), and its quarantine covers it', { skip }, async () => {
@@ -124,6 +140,39 @@ describe('live: an injected process makes memory W+X and forks at once', () => {
     } finally {
       if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       if (child && startNs(child) !== undefined) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
+      await e.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('live: an injected process makes memory W+X, forks and exits at once', () => {
+  const skip = process.getuid?.() !== 0 ? 'needs root (pidfd kill of any process)' : spawnSync('cc', ['--version']).status !== 0 ? 'needs cc' : false;
+  test('the verdict finds its process gone; the child\'s fork event, seen after, gets the kill', { skip }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-wxfork-'));
+    const so = join(dir, 'qwxfork.so');
+    const cc = spawnSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', '-o', so, fileURLToPath(new URL('../vm/helpers/qwxfork.c', import.meta.url))], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, cc.stderr);
+    const maps = new MemoryMapWriter();
+    const e = new Enforcer(VerdictStore.open(join(dir, 'state')), maps, { selfPid: process.pid });
+    const p = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LD_PRELOAD: so, QWXFORK_EXIT: '1' } });
+    let err = '';
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    await new Promise((r) => p.once('exit', r)); // exited and reaped: gone from /proc
+    const m = /wx=(\d+) child=(\d+) mmap=ok/.exec(err);
+    assert.ok(m, err);
+    p.stderr!.destroy();
+    const child = Number(m[2]);
+    try {
+      assert.ok(startNs(child) !== undefined, 'the child lives');
+      // the engine's order: the W+X (the verdict, its process already reaped), then the fork event
+      assert.equal(e.apply(v('kill', p.pid!, Number(m[1]))), false);
+      assert.equal(e.forked(p.pid!, child, Number(m[1]) + 1_000), 1, "the fork event, just after the W+X one");
+      const end = Date.now() + 5_000;
+      while (startNs(child) !== undefined && !/\) Z /.test(readState(child)) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(startNs(child) === undefined || /\) Z /.test(readState(child)), `the child ${child} was killed`);
+    } finally {
+      if (startNs(child) !== undefined) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
       await e.close();
       rmSync(dir, { recursive: true, force: true });
     }
