@@ -28,7 +28,7 @@ import { ModuleResolver } from './module-files.ts';
 import { openPinnedMaps, type MapWriter } from './map-writers.ts';
 import { VerdictBook } from './verdict-book.ts';
 import { Lifecycle, procStart } from './lifecycle.ts';
-import { killProcess, startNs, type KillResult } from './kill.ts';
+import { killProcess, procDescendants, startNs, type KillResult } from './kill.ts';
 
 const log = childLogger('enforcer');
 
@@ -47,7 +47,10 @@ export interface EnforcerOptions {
   procStart?: (pid: number) => number | undefined;
   /** the kill op's SIGKILL from user space (default: enforcers/kill.ts, through a pidfd); eventNs: the
    *  verdict's event time, after which the process must not have started */
-  kill?: (pid: number, eventNs: number) => KillResult;
+  kill?: (pid: number, eventNs: number, born?: number) => KillResult;
+  /** the live descendants of a process as the kernel knows them, with their starts (default: kill.ts
+   *  procDescendants, from /proc) */
+  children?: (pid: number) => { pid: number; born: number }[];
   /** a process's start, ns since boot (default /proc/PID/stat): a descendant that started after the verdict's
    *  event is not the process the table knew (its pid was reused) */
   startNs?: (pid: number) => number | undefined;
@@ -82,6 +85,9 @@ export class Enforcer {
   readonly applyNs: number[] = [];
   /** user-space SIGKILLs of the kill op, by result */
   readonly kills: Record<KillResult, number> = { killed: 0, gone: 0, reused: 0, exempt: 0, failed: 0 };
+  /** pid verdicts whose process had exited when they were applied, until its exit event: a fork event from
+   *  it still to come is a child forked after the verdict's event (forked()) */
+  private readonly goneSubjects = new Map<number, Verdict[]>();
 
   /** the node binary krsi runs on, as the kernel keys it: an inode verdict on it is refused */
   private readonly runtime: { dev: number; ino: number } | undefined = (() => {
@@ -192,6 +198,12 @@ export class Enforcer {
       start = this.procStart(v.subject.pid);
       if (start === undefined) {
         log.info({ verdict: v.id, pid: v.subject.pid }, 'process already exited: pid verdict ends with it');
+        // ... but not with the children it forked after the event (mmap RWX; fork(); _exit()): their fork
+        // events are still to come, and forked() gives them the verdict then; its exit event ends the wait
+        const was = this.goneSubjects.get(v.subject.pid) ?? [];
+        this.goneSubjects.delete(v.subject.pid);
+        this.goneSubjects.set(v.subject.pid, [...was.filter((w) => w.id !== v.id), v]);
+        if (this.goneSubjects.size > 1024) this.goneSubjects.delete(this.goneSubjects.keys().next().value!);
         return false;
       }
     }
@@ -219,8 +231,21 @@ export class Enforcer {
     if (this.applyNs.length > 10000) this.applyNs.splice(0, 5000);
     this.book.record(stored, key);
     if (v.subject.kind === 'pid') {
-      const covered = [v.subject.pid];
-      for (const d of descendants) if (this.cover(v, d, bits, deadline, at)) covered.push(d);
+      // the subject's entry is in the map (above): the kernel's krsi_fork copies it to every fork from now on.
+      // Forks before that and after the event (mmap RWX; fork()) are not in the process table yet (their
+      // fork events are queued behind this one) and the kernel had nothing to copy: they are found as the
+      // subject's children in /proc, descendants by construction while the subject is the process the event
+      // named (its start, no later than the event, the same before and after the walk)
+      const pid = v.subject.pid;
+      const covered: { pid: number; born?: number }[] = [{ pid }];
+      const seen = new Set([pid]);
+      for (const d of descendants) if (!seen.has(d) && this.cover(v, d, bits, deadline, at)) covered.push({ pid: d }), seen.add(d);
+      const own = (this.o.startNs ?? startNs)(pid);
+      if (own !== undefined && own <= v.ts + 10_000_000) {
+        const kids = (this.o.children ?? procDescendants)(pid);
+        if (this.procStart(pid) === start)
+          for (const k of kids) if (!seen.has(k.pid) && this.cover(v, k.pid, bits, deadline, at, k.born)) covered.push(k), seen.add(k.pid);
+      }
       if (bits & KRSI_OP.KILL) this.killAll(v, covered);
     }
     return true;
@@ -228,11 +253,12 @@ export class Enforcer {
 
   /** a descendant the process table knew when the verdict was issued (forked before it) gets the verdict's
    *  entry too, recorded as inherited (removing the verdict lifts it); not pid 1 or krsi, not a process gone
-   *  or started after the verdict's event (its pid reused) */
-  private cover(v: Verdict, pid: number, bits: number, deadline: number, at: number): boolean {
+   *  or started after the verdict's event (its pid reused). `found`: the start of a child found under the
+   *  subject in /proc (procDescendants), which may be after the event: it must still be that process */
+  private cover(v: Verdict, pid: number, bits: number, deadline: number, at: number, found?: number): boolean {
     if (exempt(pid, this.o.selfPid)) return false;
     const born = (this.o.startNs ?? startNs)(pid);
-    if (born === undefined || born > v.ts + 10_000_000) return false;
+    if (born === undefined || (found !== undefined ? born !== found : born > v.ts + 10_000_000)) return false;
     const start = this.procStart(pid);
     if (start === undefined) return false;
     const key: EntryKey = { map: 'deny_tgid', tgid: pid };
@@ -249,12 +275,12 @@ export class Enforcer {
 
   /** the kill op: SIGKILL now from user space (the kernel's programs kill at the next guarded operation
    *  anyway); logged and counted per result */
-  private killAll(v: Verdict, pids: readonly number[]): void {
+  private killAll(v: Verdict, pids: readonly { pid: number; born?: number }[]): void {
     if (this.cfg.enforce === 0) return; // monitor: the kernel reports, nobody is killed
-    const kill = this.o.kill ?? ((pid: number, ns: number) => killProcess(pid, ns, this.o.selfPid));
-    for (const pid of pids) {
+    const kill = this.o.kill ?? ((pid: number, ns: number, born?: number) => killProcess(pid, ns, this.o.selfPid, born));
+    for (const { pid, born } of pids) {
       let r: KillResult;
-      try { r = kill(pid, v.ts); } catch (e) { r = 'failed'; log.warn({ verdict: v.id, pid, err: (e as Error).message }, 'kill failed'); }
+      try { r = born === undefined ? kill(pid, v.ts) : kill(pid, v.ts, born); } catch (e) { r = 'failed'; log.warn({ verdict: v.id, pid, err: (e as Error).message }, 'kill failed'); }
       this.kills[r]++;
       log.info({ verdict: v.id, pid, result: r }, r === 'killed' ? 'process killed (SIGKILL)' : `kill not sent: ${r}`);
     }
@@ -296,6 +322,7 @@ export class Enforcer {
 
   /** a process exited (lifecycle.ts) */
   exited(pid: number): void {
+    this.goneSubjects.delete(pid);
     this.lifecycle.exited(pid);
   }
 
@@ -303,13 +330,31 @@ export class Enforcer {
    *  after the verdict's event but before its entry reached the map (the kernel had nothing to copy) gets
    *  it now, and the kill if the verdict has one */
   forked(parent: number, child: number, at = this.clock().boot): number {
+    const gone = child === parent ? undefined : this.goneSubjects.get(parent);
+    if (gone !== undefined) {
+      // verdicts whose process had exited when they were applied: this child was forked after their event
+      // (it runs what the process staged, its W+X pages included), so it gets them as a descendant, with the
+      // fork's time as the reuse guard
+      let got = 0;
+      for (const g of gone) {
+        if (at < g.ts) continue;
+        const bits = OP_BITS[g.op]!;
+        const now = this.clock();
+        const deadline = kernelDeadline(g, now.boot);
+        if (deadline !== 0 && deadline <= now.boot) continue;
+        if (!this.cover({ ...g, ts: at }, child, bits, deadline, now.boot)) continue;
+        got++;
+        if (bits & KRSI_OP.KILL) this.killAll({ ...g, ts: at }, [{ pid: child }]);
+      }
+      return got;
+    }
     const n = this.lifecycle.forked(parent, child, at);
     const late = this.lifecycle.late;
     if (late !== undefined) {
       this.lifecycle.late = undefined;
       if (late.ops & KRSI_OP.KILL) {
         const v = this.book.records.get(late.verdict)?.stored.verdict;
-        if (v) this.killAll({ ...v, ts: at }, [child]);
+        if (v) this.killAll({ ...v, ts: at }, [{ pid: child }]);
       }
     }
     return n;

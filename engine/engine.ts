@@ -121,7 +121,8 @@ export class Engine implements Sink {
   constructor(readonly opts: EngineOptions) {
     const cap = opts.maxKeysPerRule ?? 10_000;
     this.enforcement = opts.enforcement ?? new EnforcementModel({ rules: opts.rules, mode: opts.mode });
-    this.procs = new ProcessTable(opts.maxProcs ?? 65536);
+    // the loader mark names the first injected library not on preload_allowlist (process-table.ts injectionOf)
+    this.procs = new ProcessTable(opts.maxProcs ?? 65536, opts.rules.lists?.preload_allowlist);
     this.needsProc = opts.rules.rules.some(usesProc);
     for (const t of EVENT_TYPES) this.byType.set(t, []);
     for (const rule of opts.rules.rules) {

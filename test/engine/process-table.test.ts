@@ -1,6 +1,6 @@
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessTable, MAX_ANCESTORS } from '../../engine/process-table.ts';
+import { ProcessTable, MAX_ANCESTORS, ENV_TRUNCATED } from '../../engine/process-table.ts';
 import { Engine } from '../../engine/engine.ts';
 import type { Facts } from '../../engine/rules/types.ts';
 import { ev, resetSeq, rule, ruleSet } from './helpers.ts';
@@ -98,6 +98,24 @@ describe('process table', () => {
     assert.deepEqual(t.get(30)!.loader_injected, { pid: 30, ts: 1, var: 'LD_PRELOAD', value: '/tmp/e.so' });
     t.observe(ev('exec', 2, 31, { filename: '/usr/bin/env', argv: ['env', '--preload', '/tmp/e.so'] }));
     assert.equal(t.get(31)!.loader_injected, undefined, 'another program\'s --preload is its own business');
+  });
+
+  test('loader_injected: the first library not on the allowlist, behind an allowlisted one; the kernel\'s ldso block whatever the loader is called; a truncated environment fails closed', () => {
+    const t = new ProcessTable(100, new Set(['/ok.so']));
+    t.observe(ev('exec', 1, 40, { filename: '/x', env: { LD_PRELOAD: '/ok.so', LD_AUDIT: '/tmp/a.so' } }));
+    assert.deepEqual(t.get(40)!.loader_injected, { pid: 40, ts: 1, var: 'LD_AUDIT', value: '/tmp/a.so' });
+    t.observe(ev('exec', 1, 41, { filename: '/x', env: { LD_PRELOAD: '/ok.so:/tmp/b.so /tmp/c.so' } }));
+    assert.equal(t.get(41)!.loader_injected!.value, '/tmp/b.so');
+    t.observe(ev('exec', 1, 42, { filename: '/x', env: { LD_PRELOAD: '/ok.so' } }));
+    assert.equal(t.get(42)!.loader_injected!.value, '/ok.so', 'all allowlisted: the mark names one (the rule does not fire)');
+    t.observe(ev('exec', 1, 43, { filename: './myld', argv: ['./myld', '--preload', '/tmp/e.so', './wx'], ldso: { preload: '/tmp/e.so', program: './wx' } }));
+    assert.deepEqual(t.get(43)!.loader_injected, { pid: 43, ts: 1, var: 'LD_PRELOAD', value: '/tmp/e.so' }, 'a copied loader');
+    t.observe(ev('exec', 1, 44, { filename: '/lib64/ld-linux-x86-64.so.2', argv: ['/lib64/ld-linux-x86-64.so.2', '--preload', '/tmp/e.so', './wx'], ldso: { program: './wx' } }));
+    assert.equal(t.get(44)!.loader_injected, undefined, 'with ldso, argv is not read: the kernel decoded the options ld.so obeys');
+    t.observe(ev('exec', 1, 45, { filename: '/x', env: { LD_PRELOAD: '/ok.so' }, env_truncated: true }));
+    assert.deepEqual(t.get(45)!.loader_injected, { pid: 45, ts: 1, var: 'LD_PRELOAD', value: ENV_TRUNCATED });
+    t.observe(ev('exec', 1, 46, { filename: '/x', env: { LD_PRELOAD: '/tmp/z.so' }, env_truncated: true }));
+    assert.equal(t.get(46)!.loader_injected!.value, '/tmp/z.so', 'a known offender is named first');
   });
 
   test('loader_injected: a reused pid (forked anew by another process, its exit lost) is not injected', () => {

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,7 @@ before(async () => {
   for (const [args, what] of [
     [['-O2', '-Wall', '-pthread', '-o', join(dir, 'qhelper'), join(ROOT, 'test/vm/helpers/qhelper.c')], 'qhelper'],
     [['-O2', '-Wall', '-shared', '-fPIC', '-o', join(dir, 'qpreload.so'), join(ROOT, 'test/vm/helpers/qpreload.c')], 'qpreload.so'],
+    [['-O2', '-Wall', '-shared', '-fPIC', '-o', join(dir, 'qaudit.so'), join(ROOT, 'test/vm/helpers/qaudit.c')], 'qaudit.so'],
   ] as const) {
     const cc = spawnSync('cc', args as unknown as string[], { encoding: 'utf8' });
     assert.equal(cc.status, 0, `cc ${what}: ${cc.stderr}`);
@@ -60,17 +61,21 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** run qhelper MODE (with LD_PRELOAD when given); its own pid and the child pid it printed */
-function helper(mode: string, preload?: string): { pid: number; child: number; out: string } {
-  const env = { ...process.env };
+/** run qhelper MODE (with LD_PRELOAD when given, `extra` environment after it, through `loader` [options]
+ *  when given); its own pid and the child pid it printed */
+function helper(mode: string, preload?: string, extra: Record<string, string> = {}, loader?: string[]): { pid: number; child: number; out: string } {
+  const env: Record<string, string | undefined> = { ...process.env };
   delete env.LD_PRELOAD;
+  delete env.LD_AUDIT;
   if (preload) env.LD_PRELOAD = preload;
-  const r = spawnSync(join(dir, 'qhelper'), [mode], { encoding: 'utf8', env });
+  Object.assign(env, extra);
+  const [file, ...args] = loader ? [...loader, join(dir, 'qhelper'), mode] : [join(dir, 'qhelper'), mode];
+  const r = spawnSync(file, args, { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   return { pid: r.pid!, child: Number(/child=(\d+)/.exec(r.stdout)?.[1]), out: r.stdout };
 }
 
-async function outputs(pid: number, ms = 5_000): Promise<Record<string, any>[]> {
+async function outputs(pid: number, ms = 10_000): Promise<Record<string, any>[]> {
   const end = Date.now() + ms;
   for (;;) {
     const got = out.filter((o) => o.rule === RULE && o.pid === pid);
@@ -112,4 +117,41 @@ test('negatives: the same W+X without a preload, or with an allowlisted one, fir
   const marker = helper('wxchild', join(dir, 'qpreload.so'));
   await outputs(marker.child);
   for (const h of [plain, allowed]) assert.deepEqual(out.filter((o) => o.rule === RULE && (o.pid === h.child || o.pid === h.pid)), []);
+});
+
+const LDSO = '/lib64/ld-linux-x86-64.so.2';
+const STDBUF = '/usr/libexec/coreutils/libstdbuf.so';
+
+test('an allowlisted LD_PRELOAD in front of an LD_AUDIT library: the chain fires on the audit library', { skip }, async () => {
+  const h = helper('wxchild', STDBUF, { LD_AUDIT: join(dir, 'qaudit.so') });
+  const got = await outputs(h.child);
+  assert.deepEqual(got.map((o) => `${o.kind}:${o.op ?? ''}`).sort(), ['alert:', 'verdict:kill', 'verdict:quarantine'], `${h.out}\n${JSON.stringify(out.slice(-5))}`);
+  assert.match(got.find((o) => o.kind === 'alert')!.message, /LD_AUDIT=\S*qaudit\.so/);
+});
+
+test('a copied loader (./myld --preload lib prog): the chain fires, from the kernel\'s ldso block', { skip: skip || (!existsSync(LDSO) && `no ${LDSO}`) }, async () => {
+  const myld = join(dir, 'myld');
+  copyFileSync(LDSO, myld);
+  const h = helper('wxchild', undefined, {}, [myld, '--preload', join(dir, 'qpreload.so')]);
+  const got = await outputs(h.child);
+  assert.deepEqual(got.map((o) => `${o.kind}:${o.op ?? ''}`).sort(), ['alert:', 'verdict:kill', 'verdict:quarantine'], `${h.out}\n${JSON.stringify(out.slice(-5))}`);
+  assert.match(got.find((o) => o.kind === 'alert')!.message, /LD_PRELOAD=\S*qpreload\.so/);
+});
+
+test('an environment padded past the signal\'s bound before LD_PRELOAD: the chain fires (fail closed)', { skip }, async () => {
+  const pad: Record<string, string> = {};
+  for (let i = 0; i < 17_000; i++) pad[`P${i}`] = '1';
+  const h = helper('wxchild', undefined, { ...pad, LD_PRELOAD: join(dir, 'qpreload.so') });
+  const got = await outputs(h.child);
+  assert.ok(got.some((o) => o.kind === 'alert'), `${h.out}\n${JSON.stringify(out.slice(-5))}`);
+});
+
+test('negatives: an allowlisted preload list, and the copied loader with an allowlisted --preload, fire nothing', { skip: skip || (!existsSync(LDSO) && `no ${LDSO}`) }, async () => {
+  const myld = join(dir, 'myld');
+  copyFileSync(LDSO, myld);
+  const list = helper('wxchild', `${STDBUF} ${STDBUF}`);
+  const viaLd = helper('wxchild', undefined, {}, [myld, '--preload', STDBUF]);
+  const marker = helper('wxchild', join(dir, 'qpreload.so'));
+  await outputs(marker.child);
+  for (const h of [list, viaLd]) assert.deepEqual(out.filter((o) => o.rule === RULE && (o.pid === h.child || o.pid === h.pid)), []);
 });
