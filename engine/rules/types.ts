@@ -121,7 +121,9 @@ export interface LoaderInjection {
   /** the injecting exec's pid (the root of the injected tree), its ts (with pid: the root's identity) */
   pid: number;
   ts: number;
-  /** the variable (LD_PRELOAD first when both are set) and its value */
+  /** the variable and the library it names: the first of every injection (each LD_PRELOAD entry, LD_AUDIT,
+   *  ld.so's --preload/--audit) that is not on preload_allowlist, else the first; a truncated environment or
+   *  ld.so block names `<environment truncated>` / `<loader options truncated>` (fails closed) */
   var: 'LD_PRELOAD' | 'LD_AUDIT';
   value: string;
 }
