@@ -628,6 +628,7 @@ struct linux_binprm___files {
 #define IORING_OP_RENAMEAT 35
 #define IORING_OP_UNLINKAT 36
 #define SCRIPT_OPENS   32   /* opens after an interpreted exec in which the script is looked for (execs in between included) */
+#define SCRIPT_OPENS_ARGV 128  /* the same for `sh script`, `python3 x.py`: the interpreter starts up first */
 
 /* set by user space when the LSM programs below are loaded: the walks are not needed then */
 const volatile __u32 lsm_active = 0;
@@ -646,10 +647,14 @@ struct {
 	__type(value, struct krsi_run_tgid);
 } run_tgid SEC(".maps");
 
-/* run_inode / run_tgid updates that failed (map full): slot 0 */
+/* updates that failed (map full), by map: RUN_FULL_INODE, RUN_FULL_TGID, RUN_FULL_NAMES (signals/live.ts
+ * reports them as a `lost` event of class `running`) */
+#define RUN_FULL_INODE 0
+#define RUN_FULL_TGID  1
+#define RUN_FULL_NAMES 2
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } run_full SEC(".maps");
@@ -661,7 +666,7 @@ struct {
 #define RUN_UNNAMED 1  /* the run_names entry of running inodes that lost the name they were indexed by but kept a link */
 struct run_name {
 	struct krsi_inode_key keys[RUN_NAME_INODES];  /* ino 0: free */
-	__u32 overflow;  /* more inodes had this name than there are slots */
+	__u32 overflow;  /* how many more inodes have this name than there are slots (each in run_over) */
 	__u32 _pad;
 };
 struct {
@@ -670,6 +675,18 @@ struct {
 	__type(key, __u64);
 	__type(value, struct run_name);
 } run_names SEC(".maps");
+
+/* the inodes a run_names entry had no slot for, so that the entry's overflow count goes down when they leave */
+struct run_over_key {
+	__u64 name;
+	struct krsi_inode_key key;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct run_over_key);
+	__type(value, __u32);
+} run_over SEC(".maps");
 
 /* an interpreted exec: the script's name, until the interpreter opens it (keyed by tgid) */
 struct script_wait {
@@ -688,6 +705,7 @@ struct {
 struct fileop {
 	struct krsi_file_id exe;     /* the caller's executable and its link count before the call */
 	struct krsi_file_id target;  /* the inode an LSM hook or vfs_unlink saw, its link count before (ino 0: not seen) */
+	struct krsi_file_id moved;   /* rename (BPF-LSM): a running inode moved to the new name (ino 0: none) */
 	__u32 kind;                  /* KRSI_EV_UNLINK, _RENAME, _TRUNCATE */
 	__u32 route;                 /* of target */
 	__u32 oflags;                /* open: flags; rename: renameat2 flags */
@@ -726,10 +744,9 @@ static __always_inline void inode_key(struct inode *ino, struct krsi_inode_key *
 	k->_pad = 0;
 }
 
-static __always_inline void count_full(void)
+static __always_inline void count_full(__u32 which)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&run_full, &zero);
+	__u64 *n = bpf_map_lookup_elem(&run_full, &which);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 }
@@ -754,6 +771,20 @@ static __always_inline __u64 name_hash(const char *buf)
 		any = true;
 	}
 	return any ? h : 0;
+}
+
+/* the last component of a path of len bytes (no NUL) is empty, `.` or `..`: it does not name the entry itself */
+static __always_inline char path_at(const char *buf, long i)
+{
+	return i >= 0 ? buf[i & (KRSI_PATH_LEN - 1)] : '/';
+}
+
+static __always_inline bool name_unsure(const char *buf, long len)
+{
+	if (len <= 0)
+		return true;
+	char a = path_at(buf, len - 1), b = path_at(buf, len - 2), c = path_at(buf, len - 3);
+	return a == '/' || (a == '.' && (b == '/' || (b == '.' && c == '/')));
 }
 
 /* the hash of a dentry's own name (read into scratch) */
@@ -782,7 +813,7 @@ static __always_inline void name_add(__u64 h, struct krsi_inode_key *k)
 			return;
 		n = bpf_map_lookup_elem(&run_names, &h);
 		if (!n) {
-			count_full();
+			count_full(RUN_FULL_NAMES);
 			return;
 		}
 	}
@@ -793,10 +824,19 @@ static __always_inline void name_add(__u64 h, struct krsi_inode_key *k)
 		if (!n->keys[i].ino && free < 0)
 			free = i;
 	}
-	if (free >= 0 && free < RUN_NAME_INODES)
+	if (free >= 0 && free < RUN_NAME_INODES) {
 		n->keys[free] = *k;
-	else
-		n->overflow = 1;  /* checked by a walk from now on */
+		return;
+	}
+	/* no slot: the name is checked by a walk until the inodes past the slots leave (name_del) */
+	struct run_over_key ok = { .name = h, .key = *k };
+	__u32 one = 1;
+	if (!bpf_map_update_elem(&run_over, &ok, &one, BPF_NOEXIST))
+		__sync_fetch_and_add(&n->overflow, 1);
+	else if (!bpf_map_lookup_elem(&run_over, &ok)) {
+		count_full(RUN_FULL_NAMES);
+		n->overflow += 1;  /* never taken back: walked for good rather than missed */
+	}
 }
 
 static __always_inline void name_del(__u64 h, struct krsi_inode_key *k)
@@ -806,12 +846,19 @@ static __always_inline void name_del(__u64 h, struct krsi_inode_key *k)
 	struct run_name *n = bpf_map_lookup_elem(&run_names, &h);
 	if (!n)
 		return;
-	bool empty = true;
+	bool empty = true, found = false;
 	for (int i = 0; i < RUN_NAME_INODES; i++) {
-		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev)
+		if (n->keys[i].ino == k->ino && n->keys[i].dev == k->dev) {
 			n->keys[i].ino = 0;
+			found = true;
+		}
 		if (n->keys[i].ino)
 			empty = false;
+	}
+	if (!found) {
+		struct run_over_key ok = { .name = h, .key = *k };
+		if (!bpf_map_delete_elem(&run_over, &ok) && n->overflow)
+			__sync_fetch_and_add(&n->overflow, -1);
 	}
 	if (empty && !n->overflow)
 		bpf_map_delete_elem(&run_names, &h);
@@ -827,7 +874,7 @@ static __always_inline void run_acquire(struct krsi_inode_key *k, struct inode *
 		fresh.nlink = BPF_CORE_READ(ptr, __i_nlink);
 		fresh.size = BPF_CORE_READ((struct inode___files *)ptr, i_size);
 		if (bpf_map_update_elem(&run_inode, k, &fresh, BPF_NOEXIST) && !bpf_map_lookup_elem(&run_inode, k)) {
-			count_full();
+			count_full(RUN_FULL_INODE);
 			return;
 		}
 		e = bpf_map_lookup_elem(&run_inode, k);
@@ -880,6 +927,27 @@ static __always_inline void run_forget(__u32 tgid)
 	run_release(&old.script, tgid);
 }
 
+/* an interpreter's executable name (its last component): sh, bash, python3.11, ... (a version may follow) */
+static __always_inline bool word(const char *n, const char *w, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (n[i] != w[i])
+			return false;
+	char c = n[len];
+	return c == 0 || c == '.' || (c >= '0' && c <= '9');
+}
+
+static __always_inline bool interpreter(struct dentry *d)
+{
+	char n[16] = {};
+	if (bpf_probe_read_kernel_str(n, sizeof(n) - 8, BPF_CORE_READ(d, d_name.name)) <= 0)
+		return false;
+	return word(n, "sh", 2) || word(n, "bash", 4) || word(n, "dash", 4) || word(n, "zsh", 3) || word(n, "ksh", 3) ||
+	       word(n, "mksh", 4) || word(n, "ash", 3) || word(n, "busybox", 7) || word(n, "python", 6) || word(n, "perl", 4) ||
+	       word(n, "ruby", 4) || word(n, "node", 4) || word(n, "php", 3) || word(n, "lua", 3) || word(n, "tclsh", 5) ||
+	       word(n, "pwsh", 4) || word(n, "fish", 4);
+}
+
 /* exec: the new executable (and, for an interpreted file, the script once the interpreter opens it) */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
@@ -890,7 +958,7 @@ int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_bin
 	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
 	inode_key(ino, &t.exe);
 	if (bpf_map_update_elem(&run_tgid, &tgid, &t, BPF_ANY)) {
-		count_full();
+		count_full(RUN_FULL_TGID);
 		return 0;
 	}
 	run_acquire(&t.exe, ino, tgid, dentry_hash(BPF_CORE_READ(bprm, file, f_path.dentry)));
@@ -908,6 +976,24 @@ int BPF_PROG(krsi_run_exec, struct task_struct *p, int old_pid, struct linux_bin
 		w->tid = 0;
 		if (bpf_probe_read_kernel_str(w->path, KRSI_PATH_LEN, filename) > 0)
 			bpf_map_update_elem(&script_wait, &tgid, w, BPF_ANY);
+	} else if (!bpf_map_lookup_elem(&script_wait, &tgid) && interpreter(BPF_CORE_READ(bprm, file, f_path.dentry))) {
+		/* `sh script.sh`, `python3 x.py`: an interpreter given a first argument that is no option: the
+		 * script, if the interpreter opens that name (not for other programs: `gzip file` would "run" file) */
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+		if (!s)
+			return 0;
+		struct mm_struct *mm = BPF_CORE_READ(p, mm);
+		unsigned long a = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+		struct script_wait *w = (void *)s->buf;
+		long n0 = bpf_probe_read_user_str(w->path, KRSI_PATH_LEN, (void *)a);
+		if (n0 <= 0 || a + n0 >= end)
+			return 0;  /* no argv[1] (or argv[0] longer than a path) */
+		if (bpf_probe_read_user_str(w->path, KRSI_PATH_LEN, (void *)(a + n0)) <= 1 || w->path[0] == '-')
+			return 0;
+		w->opens = SCRIPT_OPENS_ARGV;
+		w->tid = 0;
+		bpf_map_update_elem(&script_wait, &tgid, w, BPF_ANY);
 	}
 	/* else a script's wait goes on: `#!/usr/bin/env sh` execs the interpreter that opens the script */
 	return 0;
@@ -930,7 +1016,7 @@ int BPF_PROG(krsi_run_fork, struct task_struct *parent, struct task_struct *chil
 	if (pt)
 		t.script = pt->script;
 	if (bpf_map_update_elem(&run_tgid, &ctgid, &t, BPF_ANY)) {
-		count_full();
+		count_full(RUN_FULL_TGID);
 		return 0;
 	}
 	run_acquire(&t.exe, ino, ctgid, dentry_hash(BPF_CORE_READ(exe, f_path.dentry)));
@@ -993,13 +1079,16 @@ static __always_inline bool runs(__u32 tgid, struct krsi_inode_key *k)
 	return (t->exe.ino == k->ino && t->exe.dev == k->dev) || (t->script.ino == k->ino && t->script.dev == k->dev);
 }
 
-/* emit a file event: `t` is the target (ino 0: unknown), `flags` KRSI_FILE_* bits;
- * rename and truncate only when a process runs the target, or the kernel refused a running one (ETXTBSY) */
+/* emit a file event: `t` is the target (ino 0: unknown), `flags` KRSI_FILE_* bits; only what a rule can use:
+ * a target some process runs, the kernel refusing a running one (ETXTBSY), or (unlink) the caller's own
+ * executable. Anything else (a failed unlink, a file nobody runs) is not sent: any user could fill the rare
+ * ring with unlink("/nonexistent") otherwise */
 static __always_inline void emit_file(struct fileop *op, __u32 kind, struct krsi_file_id *t, __u32 route, __u32 flags, long ret)
 {
 	struct krsi_inode_key k = { .ino = t->ino, .dev = t->dev };
 	struct krsi_run_inode *r = t->ino ? bpf_map_lookup_elem(&run_inode, &k) : 0;
-	if (kind != KRSI_EV_UNLINK && !r && ret != -ETXTBSY_ERR)
+	bool own = kind == KRSI_EV_UNLINK && t->ino && t->ino == op->exe.ino && t->dev == op->exe.dev;
+	if (!r && ret != -ETXTBSY_ERR && !own)
 		return;
 	struct krsi_unlink_event *ev = reserve(sizeof(*ev), kind);
 	if (!ev)
@@ -1176,6 +1265,11 @@ static __always_inline void fileop_exit(long ret)
 	}
 	if (op->kind)
 		emit_file(op, op->kind, &t, route, flags, ret);
+	if (op->moved.ino && ret == 0) {
+		/* a running executable moved away: its old name is gone, the inode keeps its link(s) */
+		struct krsi_file_id m = op->moved;
+		emit_file(op, KRSI_EV_RENAME, &m, KRSI_ROUTE_LSM, KRSI_FILE_RET | KRSI_FILE_NLINK, 0);
+	}
 	bpf_map_delete_elem(&fileops, &id);
 }
 
@@ -1186,8 +1280,13 @@ static __always_inline void path_enter(__u32 kind, const char *path, const char 
 	struct fileop *op = fileop_new();
 	if (!op)
 		return;
-	if (bpf_probe_read_user_str(op->path, KRSI_PATH_LEN, path) < 0)
+	long n = bpf_probe_read_user_str(op->path, KRSI_PATH_LEN, path);
+	if (n < 0)
 		op->path[0] = 0;
+	/* the name hash cannot stand for the inode: a path cut at KRSI_PATH_LEN hashes a fragment, and `.`, `..`
+	 * or an empty last component name another directory entry than their own: the full walk then */
+	if (n >= KRSI_PATH_LEN || name_unsure(op->path, n - 1))
+		op->walk = 1;
 	if (path2 && bpf_probe_read_user_str(op->path2, KRSI_PATH_LEN, path2) < 0)
 		op->path2[0] = 0;
 	op->oflags = oflags;
@@ -1565,11 +1664,45 @@ int BPF_PROG(krsi_lsm_unlink, struct inode *dir, struct dentry *dentry, int ret)
 	return earlier(ret);
 }
 
+/* the inode a rename moves (old_dentry's): reported when a process runs it (`mv implant /tmp/.x`), as a
+ * `rename` whose target is that inode, `path` the new name and `from` the old one */
+static __always_inline void lsm_moved(struct inode *ino, struct dentry *old, struct dentry *new)
+{
+	if (!ino || is_self())
+		return;
+	struct krsi_inode_key k;
+	inode_key(ino, &k);
+	if (!bpf_map_lookup_elem(&run_inode, &k))
+		return;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct fileop *op = bpf_map_lookup_elem(&fileops, &id);
+	if (op) {
+		/* inside a rename syscall krsi follows: its exit reports it, if the rename succeeded */
+		if (op->kind == KRSI_EV_RENAME && !op->moved.ino) {
+			op->moved.ino = k.ino;
+			op->moved.dev = k.dev;
+			op->moved.nlink = BPF_CORE_READ(ino, __i_nlink);
+		}
+		return;
+	}
+	/* io_uring or a kernel path: now, without the result */
+	struct fileop *n = fileop_new();
+	if (!n)
+		return;
+	bpf_probe_read_kernel_str(n->path, KRSI_PATH_LEN, BPF_CORE_READ(new, d_name.name));
+	bpf_probe_read_kernel_str(n->path2, KRSI_PATH_LEN, BPF_CORE_READ(old, d_name.name));
+	struct krsi_file_id t = { .ino = k.ino, .dev = k.dev, .nlink = BPF_CORE_READ(ino, __i_nlink) };
+	struct task_struct___files *task = (void *)bpf_get_current_task();
+	__u32 route = BPF_CORE_READ(task, flags) & PF_IO_WORKER ? KRSI_ROUTE_IO_URING : KRSI_ROUTE_KERNEL;
+	emit_file(n, KRSI_EV_RENAME, &t, route, KRSI_FILE_NLINK, 0);
+}
+
 SEC("lsm/inode_rename")
 int BPF_PROG(krsi_lsm_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir, struct dentry *new_dentry, int ret)
 {
 	/* the inode renamed over (none when the new name is free; RENAME_EXCHANGE calls the hook both ways) */
 	lsm_file(KRSI_EV_RENAME, BPF_CORE_READ(new_dentry, d_inode), new_dentry);
+	lsm_moved(BPF_CORE_READ(old_dentry, d_inode), old_dentry, new_dentry);
 	return earlier(ret);
 }
 

@@ -206,7 +206,7 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
       if (o.ret !== undefined) int(o, 'ret', at);
       break;
     case 'lost': {
-      if (o.class !== 'bulk' && o.class !== 'rare') fail(at, 'class', 'bulk|rare', o.class);
+      if (o.class !== 'bulk' && o.class !== 'rare' && o.class !== 'running') fail(at, 'class', 'bulk|rare|running', o.class);
       uint(o, 'count', at);
       const kinds = obj(o, 'kinds', at);
       for (const k in kinds) uint(kinds, k, at, 'kinds.');

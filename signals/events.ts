@@ -188,8 +188,9 @@ export interface MmapEvent extends BaseEvent, MemFacts {
 /** events the kernel could not hand over since the last `lost` event: its ring buffer was full */
 export interface LostEvent extends BaseEvent {
   type: 'lost';
-  /** which ring: `bulk` (mprotect, mmap) or `rare` (every other kind) */
-  class: 'bulk' | 'rare';
+  /** which ring: `bulk` (mprotect, mmap) or `rare` (every other kind); `running`: not events but updates of the
+   *  running-executable maps that found them full (kinds: run_inode, run_tgid, run_names) */
+  class: 'bulk' | 'rare' | 'running';
   /** records lost since the previous lost event of this class */
   count: number;
   /** the same, by event kind */

@@ -111,6 +111,8 @@ export interface SignalsOptions {
   /** the running-executable LSM programs (inode_unlink, inode_rename, path/file_truncate): default where BPF LSM
    *  works; false: the syscall tracepoints alone, as on a tracepoint-only kernel */
   fileLsm?: boolean;
+  /** tests: run_inode's size (default the program's 16384), to fill it on purpose */
+  runInodeEntries?: number;
 }
 
 export interface LiveSignals {
@@ -125,6 +127,8 @@ export interface LiveSignals {
   unavailable: Record<string, string>;
   /** errors: records whose handler threw while draining (optional: stub sources may omit it) */
   stats(): { records: number; events: number; bad: number; reordered: number; errors?: number };
+  /** tests: a map of the loaded signals object, by name (optional: stub sources omit it) */
+  map?(name: string): BpfMap;
   stop(): Promise<void>;
 }
 
@@ -234,10 +238,34 @@ function readLost(m: BpfMap): Record<string, number> {
   return out;
 }
 
-/** the run_full counter: running executables the maps had no room for */
-function readRunFull(m: BpfMap): number {
-  const v = m.lookup(u32(0));
-  return v ? Number(v.readBigUInt64LE(0)) : 0;
+/** the run_full counters (signals.bpf.c RUN_FULL_*): updates of the running-executable maps that found them full */
+const RUN_FULL_SLOTS = ['run_inode', 'run_tgid', 'run_names'] as const;
+function readRunFull(m: BpfMap): Record<string, number> {
+  const out: Record<string, number> = {};
+  RUN_FULL_SLOTS.forEach((name, i) => {
+    const v = m.lookup(u32(i));
+    const n = v ? Number(v.readBigUInt64LE(0)) : 0;
+    if (n) out[name] = n;
+  });
+  return out;
+}
+
+/**
+ * a `lost` event of class `running` for the running-executable map updates that failed since `seen`
+ * (updated): while a map is full, deleting a running executable may go unreported (signals/EVENTS.md)
+ */
+export function runningLost(by: Record<string, number>, seen: Record<string, number>, ts: number, who: ReturnType<typeof selfIdentity>): LostEvent | undefined {
+  const kinds: Record<string, number> = {};
+  let count = 0;
+  for (const [k, n] of Object.entries(by)) {
+    const d = n - (seen[k] ?? 0);
+    if (d > 0) {
+      kinds[k] = d;
+      count += d;
+      seen[k] = n;
+    }
+  }
+  return count ? { ts, type: 'lost', ...who, class: 'running', count, kinds } : undefined;
 }
 
 /**
@@ -255,6 +283,7 @@ function openAndLoad(o: SignalsOptions, noModules: boolean, off: Set<string>, it
       const keys = watchKeys(o.watchEnv ?? []);
       if (o.ringBytes) obj.setMaxEntries('events', o.ringBytes);
       if (o.memRingBytes) obj.setMaxEntries('mem_events', o.memRingBytes);
+      if (o.runInodeEntries) obj.setMaxEntries('run_inode', o.runInodeEntries);
       if (noModules) for (const p of MODULE_PROGS) obj.setAutoload(p, false);
       for (const p of off) obj.setAutoload(p, false);
       obj.setGlobal('lsm_active', u32(off.has('krsi_lsm_unlink') ? 0 : 1));
@@ -432,7 +461,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
     const lostMap = obj.map('lost');
     let lostSeen = 0;
     const runFull = obj.map('run_full');
-    let runFullSeen = 0;
+    const runFullSeen: Record<string, number> = {};
     let finalLost: Record<string, number> = {};
     // what `lost` events have reported, per kind
     const lostReported: Record<string, number> = {};
@@ -449,9 +478,12 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
         if (total > lostSeen) log.warn({ lost: total - lostSeen, by }, `lost ${total - lostSeen} events (ring buffer full)`);
         lostSeen = total;
         reportLost(by);
-        const full = readRunFull(runFull);
-        if (full > runFullSeen) log.warn({ run_full: full - runFullSeen }, `${full - runFullSeen} running executables not tracked (run_inode / run_tgid full): their deletion is reported without running processes`);
-        runFullSeen = full;
+        // a full running-executable map switches the deletion check off for what it could not hold: a lost event
+        const full = runningLost(readRunFull(runFull), runFullSeen, bootNs(), (who ??= selfIdentity()));
+        if (full) {
+          log.warn({ run_full: full.kinds }, `${full.count} running executables not tracked (running-executable maps full): their deletion may go unreported`);
+          push(full);
+        }
       }, lostInterval);
       t.unref();
       timers.push(t);
@@ -465,6 +497,7 @@ export async function startSignals(o: SignalsOptions = {}): Promise<LiveSignals>
       lostByKind: () => (stopped ? finalLost : readLost(lostMap)),
       unavailable,
       stats: () => ({ records, events: delivered, bad: decoder.bad, reordered, errors: ring?.errors ?? 0 }),
+      map: (name: string) => obj.map(name),
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -105,39 +105,23 @@ describe('live signals', { skip }, () => {
     assert.deepEqual(alerts[0].events, [evs.indexOf(unlink) + 1]);
   });
 
-  test('deleting some other file: the rule does not fire (target: that file where kprobes work, else none)', async () => {
+  test('deleting some other file, or one of two links: not reported (only a running target or the caller\'s own exe is)', async () => {
     const victim = join(dir, 'victim');
     writeFileSync(victim, 'x');
-    const victimIno = statSync(victim).ino;
     const r = spawnSync(helper, ['delete-other', victim], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const pid = r.pid!;
     const evs = await col.waitFor(pid, exited(pid));
-    const unlink = evs.find((e): e is UnlinkEvent => e.type === 'unlink');
-    assert.ok(unlink, 'unlink event seen');
-    assert.equal(unlink.path, victim);
-    if (live!.unavailable.unlink_target) {
-      // no kprobes on this kernel: only the caller's own executable is resolved
-      assert.equal(unlink.target, undefined, 'another file is not the caller\'s exe');
-    } else {
-      assert.deepEqual(unlink.target, { dev: statSync(dir).dev, ino: victimIno, nlink: 0 }, 'the victim, resolved by the vfs_unlink probe');
-    }
-    const alerts = fired(await evaluate(evs, rules), 'self-deleting-executable');
-    assert.deepEqual(alerts, []);
-  });
+    assert.equal(evs.find((e) => e.type === 'unlink'), undefined, 'no unlink event for a file nobody runs');
+    assert.deepEqual(fired(await evaluate(evs, rules), 'self-deleting-executable'), []);
 
-  test('rm (unlinkat) of a file with two links: seen, target with nlink 1 where kprobes work', async () => {
-    const victim = join(dir, 'victim2');
-    writeFileSync(victim, 'x');
-    linkSync(victim, victim + '.link');
-    const ino = statSync(victim).ino;
-    const r = spawnSync('rm', [victim]);
-    assert.equal(r.status, 0);
-    const evs = await col.waitFor(r.pid!, exited(r.pid!));
-    const unlink = evs.find((e): e is UnlinkEvent => e.type === 'unlink' && e.path === victim);
-    assert.ok(unlink, 'unlinkat seen');
-    if (!live!.unavailable.unlink_target) assert.deepEqual(unlink.target, { dev: statSync(dir).dev, ino, nlink: 1 }, 'a second link is left');
-    else assert.equal(unlink.target, undefined);
+    const victim2 = join(dir, 'victim2');
+    writeFileSync(victim2, 'x');
+    linkSync(victim2, victim2 + '.link');
+    const rm = spawnSync('rm', [victim2]);
+    assert.equal(rm.status, 0);
+    const evs2 = await col.waitFor(rm.pid!, exited(rm.pid!));
+    assert.equal(evs2.find((e) => e.type === 'unlink'), undefined, 'no unlink event for an ordinary file');
   });
 
   test('env LD_PRELOAD=<a real .so> /bin/true: exec with that env, the LD_PRELOAD rule fires; without it, not', async () => {

@@ -59,7 +59,7 @@ describe('validateEvent', () => {
     assert.equal(error({ ...common, type: 'mmap', start: 1, len: 2, prot: 7 }), 'sample.jsonl:17: field flags: missing (expected an integer)');
     assert.equal(error({ ...common, type: 'mprotect', start: 1, len: 2, prot: 7, wx: 'yes' }), 'sample.jsonl:17: field wx: expected a boolean, got "yes"');
     assert.equal(error({ ...common, type: 'lost', class: 'bulk', count: 3, kinds: { mprotect: 3 } }), undefined);
-    assert.equal(error({ ...common, type: 'lost', class: 'all', count: 3, kinds: {} }), 'sample.jsonl:17: field class: expected bulk|rare, got "all"');
+    assert.equal(error({ ...common, type: 'lost', class: 'all', count: 3, kinds: {} }), 'sample.jsonl:17: field class: expected bulk|rare|running, got "all"');
     assert.equal(error({ ...common, type: 'lost', class: 'rare', count: 3, kinds: { exec: -1 } }), 'sample.jsonl:17: field kinds.exec: expected an integer, got -1');
     // module_inventory: the views as booleans, the kernel's counts as integers
     const inv = { ...common, type: 'module_inventory', name: 'rk', missing_from: ['module_list'], present_in: ['kernel'] };
