@@ -234,6 +234,8 @@ export function validateEvent(v: unknown, at: At): KrsiEvent {
         const k = obj(o, 'kernel', at);
         for (const f of ['recorded', 'linked', 'unlinked', 'sysfs', 'seeded'] as const) uint(k, f, at, 'kernel.');
         if (k.addrs !== undefined) strArray(k, 'addrs', at);
+        if (k.renamed !== undefined) uint(k, 'renamed', at, 'kernel.');
+        if (k.load_names !== undefined) strArray(k, 'load_names', at);
       }
       break;
     }

@@ -228,7 +228,7 @@ export interface ModuleInventoryEvent extends BaseEvent {
   /** /sys/module has it as a loadable module */
   sys_module?: boolean;
   /** what the kernel's own view holds under that name (absent: no recorded module of that name) */
-  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[] };
+  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[]; renamed?: number; load_names?: string[] };
   /** the views that lack it: proc_modules, sys_module, module_list (a recorded module unlinked from the list) */
   missing_from: string[];
   /** the views that have it: proc_modules, sys_module, kernel */

@@ -11,6 +11,9 @@
 // seeded when kallsyms lists them (a module already hidden then is in no view krsi has); those loaded while
 // krsi was down likewise. A disagreement must hold over two reads `confirmMs` apart (a module loading or
 // unloading between the reads of two views is not one), and is reported once until it changes.
+// A module whose name changed since its load (`load_name`), and two modules reading as on the list under one
+// name (`unique_name`), are findings too: a module that fakes its list entry (next and prev at a private node
+// pointing back) and copies a loaded module's name would otherwise agree with every view.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EMPTY, Observable, auditTime, defer, exhaustMap, filter, from, merge, mergeMap, timer, type SchedulerLike } from 'rxjs';
@@ -91,7 +94,7 @@ export interface InventoryFinding {
   name: string;
   proc_modules?: boolean;
   sys_module?: boolean;
-  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[] };
+  kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; addrs: string[]; renamed?: number; load_names?: string[] };
   missing_from: string[];
   present_in: string[];
 }
@@ -125,6 +128,18 @@ export function compareViews(proc: string[] | undefined, sys: string[] | undefin
       };
       f.present_in.push('kernel');
       if (f.kernel.unlinked) f.missing_from.push('module_list');
+      // mod->name rewritten since its load: a module that points its list entry at a private node pointing
+      // back (so it reads as linked) and copies a loaded module's name shows that name in every view. Seeded
+      // entries are not judged: their recorded name is kallsyms' read, not the load's
+      const renamed = ks.filter((k) => !k.seeded && k.recorded && k.name !== k.recorded);
+      if (renamed.length) {
+        f.kernel.renamed = renamed.length;
+        f.kernel.load_names = [...new Set(renamed.map((k) => k.recorded))].sort();
+        f.missing_from.push('load_name');
+      }
+      // the kernel never has two modules of one name on its list (load_module refuses the second): two that
+      // both read as linked are one real module and an impostor on a list of its own
+      if (linked > 1) f.missing_from.push('unique_name');
     }
     if (f.missing_from.length && f.present_in.length) out.push(f);
   }
@@ -132,7 +147,7 @@ export function compareViews(proc: string[] | undefined, sys: string[] | undefin
 }
 
 /** one key per finding: a changed finding is reported again */
-const signature = (f: InventoryFinding) => JSON.stringify([f.missing_from, f.present_in, f.kernel?.recorded, f.kernel?.linked, f.kernel?.sysfs]);
+const signature = (f: InventoryFinding) => JSON.stringify([f.missing_from, f.present_in, f.kernel?.recorded, f.kernel?.linked, f.kernel?.sysfs, f.kernel?.renamed]);
 
 function readViews(o: InventoryOptions): { proc?: string[]; sys?: string[]; kernel?: KernelModule[] } {
   const tryRead = <T>(fn: () => T): T | undefined => {
@@ -253,6 +268,8 @@ export function summary(f: InventoryFinding): string {
   if (f.kernel) {
     const k = f.kernel;
     parts.push(`the kernel holds ${k.recorded} module${k.recorded === 1 ? '' : 's'} of that name, ${k.linked} on the module list${k.unlinked ? `, ${k.unlinked} unlinked from it` : ''}`);
+    if (k.renamed) parts.push(`${k.renamed} of them loaded as ${k.load_names?.join(', ')} and renamed since`);
+    if (f.missing_from.includes('unique_name')) parts.push('two on the module list under one name, which the kernel never allows');
   }
   return parts.join('; ');
 }

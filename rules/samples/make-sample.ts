@@ -380,6 +380,17 @@ function scene2(bash: Proc, t: number) {
   exit(nd2, t + 9 * S + 90 * MS);
   const py2 = spawn(systemd, t + 10 * S, 4142, '/usr/bin/python3.11', ['python3', '-m', 'app'], { PYTHONPATH: '/opt/app' }, { uid: 1001 });
   exit(py2, t + 10 * S + 90 * MS);
+  // the loader run on a memfd (python: memfd_create, then execv of ld.so on /proc/self/fd/3): the exe is ld.so
+  // on disk, ldso.program names the fd, and ld.so maps the memfd executable itself (an mmap event on shmem)
+  const lm = spawn(root, t + 11 * S, 4143, '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', ['ld.so', '/proc/self/fd/3'], undefined,
+    { extra: { ldso: { program: '/proc/self/fd/3' } } });
+  out.push({ ...base(lm, t + 11 * S + 2 * MS), type: 'mmap', start: 0x7f3a10000000, len: 16384, prot: 5, reqprot: 5, flags: 0x812, wx: false, exec_added: true, shmem: true, file: { dev: 1, ino: 1883 } });
+  exit(lm, t + 11 * S + 8 * MS);
+  // next to it, .NET's W^X double mapping: its JIT code in a memfd mapped RX through the writable fd (wx): no alert
+  exe('/usr/share/dotnet/dotnet', 131800);
+  const dn = spawn(systemd, t + 12 * S, 4144, '/usr/share/dotnet/dotnet', ['dotnet', 'api.dll'], undefined, { uid: 1001 });
+  out.push({ ...base(dn, t + 12 * S + 40 * MS), type: 'mmap', start: 0x7f3a20000000, len: 65536, prot: 5, reqprot: 5, flags: 0x1, wx: true, exec_added: true, shmem: true, file: { dev: 1, ino: 1890 } });
+  exit(dn, t + 12 * S + 90 * MS);
 }
 
 // ---- module list snapshots, every 30 s, by krsi's module signal ----

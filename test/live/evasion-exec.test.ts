@@ -47,7 +47,7 @@ describe('live exec evasions', { skip }, () => {
   });
 
   /** run a command to its end; the last exec event of its pid (the program it became), and its alerts */
-  async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<{ exec: ExecEvent; alerts: AlertOut[]; status: number | null; stdout: string }> {
+  async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<{ exec: ExecEvent; alerts: AlertOut[]; status: number | null; stdout: string; evs: KrsiEvent[] }> {
     const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? { PATH: '/usr/bin:/bin' }, maxBuffer: 1 << 24 });
     const pid = r.pid!;
     let evs: KrsiEvent[] = [];
@@ -58,7 +58,7 @@ describe('live exec evasions', { skip }, () => {
     }
     const execs = evs.filter((e): e is ExecEvent => e.type === 'exec');
     assert.ok(execs.length, `an exec of pid ${pid} seen (${cmd} ${args.slice(0, 3).join(' ')}): ${r.stderr}`);
-    return { exec: execs[execs.length - 1], alerts: await evaluate(evs), status: r.status, stdout: r.stdout };
+    return { exec: execs[execs.length - 1], alerts: await evaluate(evs), status: r.status, stdout: r.stdout, evs };
   }
 
   async function evaluate(evs: KrsiEvent[]): Promise<AlertOut[]> {
@@ -144,6 +144,61 @@ describe('live exec evasions', { skip }, () => {
     assert.equal(exec.exe.nlink, 1);
     assert.equal(exec.exe.deleted, true);
     assert.equal(fired(alerts, 'fileless-exec').length, 1);
+  });
+
+  /** python: /bin/true copied into a memfd (fd left open across exec), then execv of the loader on a path to
+   *  it ("FD" replaced by the fd number). mmap events come on the bulk ring and can be delivered after the
+   *  exit: the pid's events are judged once its executable mapping (or 500 ms) has passed */
+  const memfdLoader = async (loader: string, path: string, opts: { stdin?: boolean; cwd?: string } = {}) => {
+    const r = await run('/usr/bin/python3', ['-c', [
+      'import os, sys',
+      "fd = os.memfd_create('payload', 0)",
+      "os.write(fd, open('/bin/true', 'rb').read())",
+      opts.stdin ? 'os.dup2(fd, 0); os.lseek(0, 0, 0)' : '',
+      opts.cwd ? `os.chdir(${JSON.stringify(opts.cwd)})` : '',
+      `os.execv(${JSON.stringify(loader)}, ['ld.so', ${JSON.stringify(path)}.replace('FD', str(fd))])`,
+    ].join('\n')]);
+    return { ...r, alerts: await settled(r.exec.pid) };
+  };
+  async function settled(pid: number): Promise<AlertOut[]> {
+    for (let i = 0; i < 10 && !events.some((e) => e.pid === pid && e.type === 'mmap'); i++) await new Promise((res) => setTimeout(res, 50));
+    return evaluate(events.filter((e) => e.pid === pid));
+  }
+  const LOADER_RULES = ['fileless-exec', 'fileless-loader-mapping', 'executable-shmem-mapping'];
+  const loaderAlerts = (alerts: AlertOut[]) => alerts.filter((a) => LOADER_RULES.includes(a.rule)).map((a) => a.rule).sort();
+
+  test('ld.so /proc/self/fd/N of a memfd: ldso.program names the fd, ld.so maps the memfd: fileless-exec, fileless-loader-mapping, executable-shmem-mapping', async () => {
+    const a = await memfdLoader(LDSO, '/proc/self/fd/FD');
+    assert.equal(a.status, 0, 'the payload ran');
+    assert.match(a.exec.ldso?.program ?? '', /^\/proc\/self\/fd\/\d+$/);
+    assert.equal(a.exec.exe.memfd, false, 'the exe is ld.so on disk');
+    assert.deepEqual(loaderAlerts(a.alerts), ['executable-shmem-mapping', 'fileless-exec', 'fileless-loader-mapping']);
+    // /dev/fd/N and /dev/stdin on the memfd: the same
+    const b = await memfdLoader(LDSO, '/dev/fd/FD');
+    assert.deepEqual(loaderAlerts(b.alerts), ['executable-shmem-mapping', 'fileless-exec', 'fileless-loader-mapping']);
+    const c = await memfdLoader(LDSO, '/dev/stdin', { stdin: true });
+    assert.equal(c.exec.ldso?.program, '/dev/stdin');
+    assert.deepEqual(loaderAlerts(c.alerts), ['executable-shmem-mapping', 'fileless-exec', 'fileless-loader-mapping']);
+  });
+
+  test('the loader on a path that does not look like an fd (relative, from /proc/self/fd), and a renamed copy of ld.so: the mapping rules still fire', async () => {
+    const rel = await memfdLoader(LDSO, './FD', { cwd: '/proc/self/fd' });
+    assert.equal(rel.status, 0);
+    assert.match(rel.exec.ldso?.program ?? '', /^\.\/\d+$/);
+    assert.deepEqual(loaderAlerts(rel.alerts), ['executable-shmem-mapping', 'fileless-loader-mapping']);
+    const copy = join(dir, 'loader-copy');
+    copyFileSync(LDSO, copy);
+    chmodSync(copy, 0o755);
+    const ren = await memfdLoader(copy, '/proc/self/fd/FD');
+    assert.equal(ren.status, 0);
+    assert.ok(fired(ren.alerts, 'executable-shmem-mapping').length >= 1, `renamed loader: ${loaderAlerts(ren.alerts)}`);
+  });
+
+  test('negatives: ld.so /bin/true, python itself: no loader alert', async () => {
+    const a = await run(LDSO, ['/bin/true']);
+    assert.deepEqual(loaderAlerts(await settled(a.exec.pid)), []);
+    const p = await run('/usr/bin/python3', ['-c', 'import json, ssl, ctypes']);
+    assert.deepEqual(loaderAlerts(await settled(p.exec.pid)), []);
   });
 
   test('negatives: /bin/true and a symlink to it run from disk, no fileless alert', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { TestScheduler } from 'rxjs/testing';
 import { map } from 'rxjs';
 import {
-  compareViews, kallsymsModules, moduleInventory$, seedKernelView, sysModules, type KernelModule, type KernelModuleView,
+  compareViews, kallsymsModules, moduleInventory$, seedKernelView, summary, sysModules, type KernelModule, type KernelModuleView,
 } from '../../signals/module-inventory.ts';
 
 const km = (name: string, o: Partial<KernelModule> = {}): KernelModule => ({
@@ -41,6 +41,31 @@ test('compareViews: agreeing views say nothing; each disagreement says what ever
   assert.deepEqual(compareViews(['a'], ['a'], [km('zz', { readable: false, linked: false })]), []);
   // a view that could not be read says nothing
   assert.deepEqual(compareViews(undefined, ['a'], [km('a')]), []);
+});
+
+test('compareViews: a module that fakes its list entry and copies a loaded module\'s name: renamed and a second of that name on the list', () => {
+  const ext4 = km('ext4', { seeded: true, addr: 'ffffffffc0a00000' });
+  // rk: next/prev at a private node pointing back (reads as linked), mod->name overwritten with "ext4";
+  // /proc/modules and /sys/module list ext4 once (the real one); sysfs keeps rk's kobject or not
+  const rk = km('ext4', { recorded: 'krsi_rk', addr: 'ffffffffc0b00000', sysfs: false });
+  const [f] = compareViews(['ext4'], ['ext4'], [ext4, rk]);
+  assert.equal(f.name, 'ext4');
+  assert.deepEqual(f.missing_from, ['load_name', 'unique_name']);
+  assert.deepEqual(f.present_in, ['proc_modules', 'sys_module', 'kernel']);
+  assert.equal(f.kernel?.renamed, 1);
+  assert.deepEqual(f.kernel?.load_names, ['krsi_rk']);
+  assert.match(summary(f), /loaded as krsi_rk and renamed since/);
+  // renamed to a name no module has: the rename alone is a finding
+  assert.deepEqual(compareViews(['ext4'], ['ext4'], [ext4, km('e1000e', { recorded: 'krsi_rk' })])[0].missing_from, ['proc_modules', 'sys_module', 'load_name']);
+  // renamed to "" (read as readable): grouped under its recorded name, still the rename
+  assert.deepEqual(compareViews(['ext4'], ['ext4'], [ext4, km('', { recorded: 'krsi_rk' })]).map((x) => [x.name, x.missing_from]), [['krsi_rk', ['proc_modules', 'sys_module', 'load_name']]]);
+  // a seeded module kept its kallsyms name only if unchanged; but a duplicate with a seeded one still counts
+  assert.deepEqual(compareViews(['ext4'], ['ext4'], [ext4, km('ext4', { seeded: true, addr: 'ffffffffc0c00000' })])[0].missing_from, ['unique_name']);
+  // two of a name without a rename, both on the list: the impostor loaded before under the same name cannot be
+  assert.deepEqual(compareViews(['dummy'], ['dummy'], [km('dummy'), km('dummy', { addr: 'ffffffffc0d00000' })])[0].missing_from, ['unique_name']);
+  // negatives: a seeded module whose name differs from its record is not judged (kallsyms' read), one module per name is quiet
+  assert.deepEqual(compareViews(['ext4'], ['ext4'], [km('ext4', { seeded: true, recorded: 'ext4x' })]), []);
+  assert.deepEqual(compareViews(['ext4', 'dummy'], ['ext4', 'dummy'], [ext4, km('dummy')]), []);
 });
 
 test('sysModules: loadable modules only (an initstate file); kallsymsModules: __this_module of each module', () => {

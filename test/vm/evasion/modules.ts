@@ -17,7 +17,7 @@ import type { HostArea } from './index.ts';
 const SRC = fileURLToPath(new URL('./modules', import.meta.url));
 const HIDE_SRC = fileURLToPath(new URL('../../live/fixtures/hide', import.meta.url));
 /** the names krsi_rk.c is built under (module name = object name) */
-const RK_NAMES = ['krsi_rk', 'krsi_pre', 'krsi_late', 'krsi_filt', 'krsi_fw'];
+const RK_NAMES = ['krsi_rk', 'krsi_pre', 'krsi_late', 'krsi_filt', 'krsi_fw', 'krsi_twin', 'krsi_ren'];
 
 function make(headers: string, dir: string): string | undefined {
   // no BTF for the test modules (6.12's kbuild would need pahole; they need none)
@@ -25,7 +25,7 @@ function make(headers: string, dir: string): string | undefined {
   return r.status === 0 ? undefined : (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ');
 }
 
-type Inv = { name: string; proc_modules?: boolean; sys_module?: boolean; kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number }; missing_from: string[]; present_in: string[]; ts: number };
+type Inv = { name: string; proc_modules?: boolean; sys_module?: boolean; kernel?: { recorded: number; linked: number; unlinked: number; sysfs: number; seeded: number; renamed?: number; load_names?: string[] }; missing_from: string[]; present_in: string[]; ts: number };
 
 export const area: HostArea = {
   prepare(dir: string, kernel: VmKernel) {
@@ -61,7 +61,7 @@ export const area: HostArea = {
       assert.deepEqual(inv('dummy'), []);
       // and nothing else the guest runs is reported: only the test's own hidden modules
       const names = new Set((r.inventory.events as Inv[]).map((e) => e.name));
-      assert.deepEqual([...names].sort(), ['krsi_filt', 'krsi_hide', 'krsi_late', 'krsi_pre', 'krsi_rk'], JSON.stringify(r.inventory.events));
+      assert.deepEqual([...names].sort(), ['krsi_filt', 'krsi_hide', 'krsi_late', 'krsi_pre', 'krsi_rk', 'krsi_twin'], JSON.stringify(r.inventory.events));
       assert.deepEqual(r.inventory.unavailable, {}, 'every view available');
     });
 
@@ -135,10 +135,25 @@ export const area: HostArea = {
       assert.deepEqual([e[0].sys_module, e[0].kernel?.linked], [true, 1]);
     });
 
+    test('inventory: a module that fakes its list entry (a private node pointing back), deletes its kobject and copies a loaded module\'s name', (t) => {
+      const r = result();
+      if (!r) return t.skip('not prepared');
+      assert.equal(r.inventory.twin.real, 'ok', r.inventory.twin.real);
+      assert.equal(r.inventory.twin.ren, 'ok', r.inventory.twin.ren);
+      // every file view shows krsi_twin once and no krsi_ren: the impostor agrees with them all
+      assert.deepEqual(r.inventory.twin.views, { procTwin: 1, procRen: 0, sysRen: false }, JSON.stringify(r.inventory.twin.views));
+      const e = inv('krsi_twin');
+      assert.equal(e.length, 1, JSON.stringify(e));
+      assert.deepEqual(e[0].missing_from, ['load_name', 'unique_name']);
+      assert.deepEqual([e[0].proc_modules, e[0].sys_module], [true, true]);
+      assert.deepEqual(e[0].kernel && { recorded: e[0].kernel.recorded, linked: e[0].kernel.linked, renamed: e[0].kernel.renamed, load_names: e[0].kernel.load_names },
+        { recorded: 2, linked: 2, renamed: 1, load_names: ['krsi_ren'] }, 'the fake list entry reads as linked; the name is not the one it loaded under');
+    });
+
     test('inventory: the bundled rule alerts on each of them', (t) => {
       const r = result();
       if (!r) return t.skip('not prepared');
-      assert.deepEqual([...new Set(r.inventory.alerts as string[])].sort(), ['krsi_filt', 'krsi_hide', 'krsi_late', 'krsi_pre', 'krsi_rk']);
+      assert.deepEqual([...new Set(r.inventory.alerts as string[])].sort(), ['krsi_filt', 'krsi_hide', 'krsi_late', 'krsi_pre', 'krsi_rk', 'krsi_twin']);
     });
 
     test('allowlist: the allowlisted module file loads', (t) => {

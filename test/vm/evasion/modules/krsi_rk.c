@@ -7,6 +7,9 @@
 //   mode 2: list_del + kobject_del(&THIS_MODULE->mkobj.kobj): gone from /proc/modules and /sys/module
 //   mode 3: state = MODULE_STATE_UNFORMED: /proc/modules' show() skips it, the list entry stays (what a
 //           filter on /proc/modules reads looks like); needs delay_ms (do_init_module sets LIVE after init)
+//   mode 4: list_del, its list entry pointed at a private node that points back (so both neighbours point
+//           at it: "linked"), kobject_del, and mod->name overwritten with `as` (a loaded module's name):
+//           /proc/modules and /sys/module show only the real module of that name
 //   delay_ms < 0: hide on command, when 1 is written to /sys/module/<name>/parameters/hide_now (modes 1, 3)
 //   fw 1:   request_firmware("krsi-test.bin") delay_ms after load, its result in the fw_result parameter
 #include <linux/module.h>
@@ -24,7 +27,12 @@ module_param(fw, int, 0444);
 static int fw_result = 1;
 module_param(fw_result, int, 0444);
 
+static char *as = "";
+module_param(as, charp, 0444);
+
 static struct delayed_work work;
+/* mode 4's private list node: next and prev at THIS_MODULE->list */
+static struct list_head fake;
 
 static void hide(void)
 {
@@ -38,6 +46,13 @@ static void hide(void)
 		break;
 	case 3:
 		THIS_MODULE->state = MODULE_STATE_UNFORMED;
+		break;
+	case 4:
+		list_del(&THIS_MODULE->list);
+		fake.next = fake.prev = &THIS_MODULE->list;
+		THIS_MODULE->list.next = THIS_MODULE->list.prev = &fake;
+		kobject_del(&THIS_MODULE->mkobj.kobj);
+		strscpy(THIS_MODULE->name, as, MODULE_NAME_LEN);
 		break;
 	}
 }

@@ -3,7 +3,7 @@
 // module allowlist in the kernel (BPF-LSM) against a look-alike, a file rewritten in place, kexec and a
 // firmware read. Returns what it observed; the host asserts.
 import { spawnSync, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSignals } from '../../../../signals/live.ts';
 import type { KrsiEvent } from '../../../../signals/events.ts';
@@ -79,6 +79,15 @@ async function inventory(dir: string): Promise<Record<string, unknown>> {
       const decoy = sh(join(dir, 'modhelper'), ['finit', rk('krsi_rk'), 'mode=0']);
       await waitFor(() => invOf('krsi_rk').length > 1);
       out.rk = { hide: hide.out, decoy: decoy.out };
+    }
+    // a real module, then an impostor that fakes its list entry, deletes its kobject and takes the real one's name
+    {
+      const real = sh(join(dir, 'modhelper'), ['finit', rk('krsi_twin'), 'mode=0']);
+      const ren = sh(join(dir, 'modhelper'), ['finit', rk('krsi_ren'), 'mode=4 as=krsi_twin']);
+      const proc = readFileSync('/proc/modules', 'utf8').split('\n').map((l) => l.split(' ')[0]);
+      const views = { procTwin: proc.filter((n) => n === 'krsi_twin').length, procRen: proc.filter((n) => n === 'krsi_ren').length, sysRen: existsSync('/sys/module/krsi_ren') };
+      await waitFor(() => invOf('krsi_twin').length > 0);
+      out.twin = { real: real.out, ren: ren.out, views };
     }
     // hides 3 s after its load: listed at first
     {
