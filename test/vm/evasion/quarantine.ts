@@ -27,6 +27,7 @@ export const area: HostArea = {
       assert.match(r.parentOnly.out, /child status=0/, 'the parent\'s entry alone: a child forked before it is free');
       assert.match(r.covered.out, new RegExp(`child exec errno=${EPERM}`), JSON.stringify(r.covered));
       assert.match(r.unrelated.out, /child status=0/, 'an unrelated process runs');
+      assert.match(r.walked.out, new RegExp(`child exec errno=${EPERM}`), `a child found in /proc (no process table): ${JSON.stringify(r.walked)}`);
     });
     test('kill op: the kernel kills at the next guarded operation; krsi kills at once; a gone process is not applied to', () => {
       const r = result().kill;

@@ -61,10 +61,14 @@ export async function run_(dir: string): Promise<Record<string, unknown>> {
       const before = await waiting(['tree', join(D, 'other-true')]);
       const covered = await waiting(['tree', join(D, 'other-true')]);
       const unrelated = await waiting(['tree', join(D, 'other-true')]);
-      enf.apply(verdict('quarantine', before.pid)); // the parent only: what the kernel's fork copy gives
+      const walked = await waiting(['tree', join(D, 'other-true')]);
+      // the parent's entry only, written straight into the map: what the kernel's fork copy gives
+      h.maps.deny_tgid.update(encodeTgidKey(before.pid), encodeVerdict({ expires: 0, ops: KRSI_OP.QUARANTINE, rule_id: 0 }));
       enf.apply(verdict('quarantine', covered.pid), [covered.child]);
+      // no descendants from the process table: the enforcer finds the child in /proc
+      enf.apply(verdict('quarantine', walked.pid));
       obs.tree = {
-        control: await control.go(), parentOnly: await before.go(), covered: await covered.go(), unrelated: await unrelated.go(),
+        control: await control.go(), parentOnly: await before.go(), covered: await covered.go(), unrelated: await unrelated.go(), walked: await walked.go(),
         coveredEntry: h.maps.deny_tgid.lookup(encodeTgidKey(covered.child)) !== undefined || 'gone',
       };
     }
