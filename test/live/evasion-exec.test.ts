@@ -2,6 +2,7 @@
 // loader variables (last LD_PRELOAD wins, no slot count to exhaust, bounds flagged, ld.so run as a program).
 // Each technique runs as a real process (fixtures/exec-evasion.c, or coreutils), only the events of the
 // pids it started count, and the bundled rules judge them. Signals are stopped in after(), always.
+import { evaluate } from '../helpers/evaluate.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { needCc, needLiveBpf } from '../helpers/prereq.ts';
 import type { ExecEvent, KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import type { AlertOut, Output } from '../../engine/types.ts';
+import type { AlertOut } from '../../engine/types.ts';
 import type { CompiledRuleSet } from '../../engine/rules/types.ts';
 
 const skip = needLiveBpf() ?? needCc();
@@ -58,17 +59,11 @@ describe('live exec evasions', { skip }, () => {
     }
     const execs = evs.filter((e): e is ExecEvent => e.type === 'exec');
     assert.ok(execs.length, `an exec of pid ${pid} seen (${cmd} ${args.slice(0, 3).join(' ')}): ${r.stderr}`);
-    return { exec: execs[execs.length - 1], alerts: await evaluate(evs), status: r.status, stdout: r.stdout, evs };
+    return { exec: execs[execs.length - 1], alerts: await alerts(evs), status: r.status, stdout: r.stdout, evs };
   }
 
-  async function evaluate(evs: KrsiEvent[]): Promise<AlertOut[]> {
-    const { Engine } = await import('../../engine/engine.ts');
-    const { unenforced } = await import('../../engine/enforcement/enforcement.ts');
-    const engine = new Engine({ rules, enforcement: unenforced() });
-    const out: Output[] = [];
-    evs.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
-    engine.finish((o) => out.push(o));
-    return out.filter((o): o is AlertOut => o.kind === 'alert');
+  async function alerts(evs: KrsiEvent[]): Promise<AlertOut[]> {
+    return (await evaluate(evs, rules)).filter((o): o is AlertOut => o.kind === 'alert');
   }
 
   const fired = (alerts: AlertOut[], rule: string) => alerts.filter((a) => a.rule === rule);
@@ -162,7 +157,7 @@ describe('live exec evasions', { skip }, () => {
   };
   async function settled(pid: number): Promise<AlertOut[]> {
     for (let i = 0; i < 10 && !events.some((e) => e.pid === pid && e.type === 'mmap'); i++) await new Promise((res) => setTimeout(res, 50));
-    return evaluate(events.filter((e) => e.pid === pid));
+    return alerts(events.filter((e) => e.pid === pid));
   }
   const LOADER_RULES = ['fileless-exec', 'fileless-loader-mapping', 'executable-shmem-mapping'];
   const loaderAlerts = (alerts: AlertOut[]) => alerts.filter((a) => LOADER_RULES.includes(a.rule)).map((a) => a.rule).sort();

@@ -2,6 +2,7 @@
 // unlink, on this host's kernel (syscall tracepoints; the BPF-LSM route is test/vm/evasion/files.ts). Each
 // case runs real processes in a temp dir, keeps the file events naming its own files, and checks the
 // events and what the bundled rules say of them. Signals are stopped in after(), always.
+import { evaluate } from '../helpers/evaluate.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { needCc, needLiveBpf } from '../helpers/prereq.ts';
 import type { FileEvent, KrsiEvent } from '../../signals/events.ts';
 import type { LiveSignals } from '../../signals/live.ts';
-import type { AlertOut, Output } from '../../engine/types.ts';
+import type { AlertOut } from '../../engine/types.ts';
 import type { CompiledRuleSet } from '../../engine/rules/types.ts';
 
 const skip = needLiveBpf() ?? needCc();
@@ -23,13 +24,7 @@ const SELF_DELETE_RULES = ['self-deleting-executable', 'running-executable-delet
 
 /** the bundled rules through the engine, over the given events only */
 async function alerts(events: KrsiEvent[], rules: CompiledRuleSet): Promise<AlertOut[]> {
-  const { Engine } = await import('../../engine/engine.ts');
-  const { unenforced } = await import('../../engine/enforcement/enforcement.ts');
-  const engine = new Engine({ rules, enforcement: unenforced() });
-  const out: Output[] = [];
-  events.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
-  engine.finish((o) => out.push(o));
-  return out.filter((o): o is AlertOut => o.kind === 'alert');
+  return (await evaluate(events, rules)).filter((o): o is AlertOut => o.kind === 'alert');
 }
 
 const rulesOf = (a: AlertOut[]) => a.map((x) => x.rule).sort();

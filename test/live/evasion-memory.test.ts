@@ -1,6 +1,7 @@
 // Live tests of issue 11's executable-memory items (2: W+X without one W|X mprotect; 8: blinding by
 // volume) on this host's kernel: real processes (fixtures/memory.c, java, node) under the signal programs,
 // their events read back by pid, and the bundled rules run on them. Signals are stopped in after().
+import { evaluate } from '../helpers/evaluate.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -33,16 +34,6 @@ class Collector {
     for (let i = 0; i < 100 && !this.of(pid).some((e) => e.type === 'exit'); i++) await new Promise((r) => setTimeout(r, 50));
     return this.of(pid);
   }
-}
-
-async function evaluate(events: KrsiEvent[], rules: CompiledRuleSet): Promise<Output[]> {
-  const { Engine } = await import('../../engine/engine.ts');
-  const { unenforced } = await import('../../engine/enforcement/enforcement.ts');
-  const engine = new Engine({ rules, enforcement: unenforced() });
-  const out: Output[] = [];
-  events.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
-  engine.finish((o) => out.push(o));
-  return out;
 }
 
 const alerts = (out: Output[]) => out.filter((o): o is AlertOut => o.kind === 'alert');

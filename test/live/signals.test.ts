@@ -1,6 +1,7 @@
 // Live tests: the real kernel, real processes. Each scenario runs a small C helper (fixtures/helper.c)
 // or /bin/true, keeps only the events of the pids it started (host noise never counts), and checks
 // the decoded events and the bundled rules' verdict on them. Signals are stopped in after(), always.
+import { evaluate } from '../helpers/evaluate.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -36,17 +37,6 @@ class Collector {
     }
     return this.of(pids);
   }
-}
-
-/** the bundled rules through the engine, over the given events only (seq assigned in order) */
-async function evaluate(events: KrsiEvent[], rules: CompiledRuleSet): Promise<Output[]> {
-  const { Engine } = await import('../../engine/engine.ts');
-  const { unenforced } = await import('../../engine/enforcement/enforcement.ts');
-  const engine = new Engine({ rules, enforcement: unenforced() });
-  const out: Output[] = [];
-  events.forEach((e, i) => engine.push({ ...e, seq: i + 1 }, (o) => out.push(o)));
-  engine.finish((o) => out.push(o));
-  return out;
 }
 
 /** the alerts (or verdicts) of one rule */
