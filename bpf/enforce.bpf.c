@@ -324,20 +324,15 @@ int BPF_PROG(krsi_file_mprotect, struct vm_area_struct *vma, unsigned long reqpr
  * quarantine and the counter cannot be sidestepped by mapping W+X (or RX over written data) directly.
  * An mmap is never a flip (a new mapping holds no written data): not counted. (The deny list of inodes has
  * its own mmap_file program.) ---- */
-SEC("lsm/mmap_file")
-int BPF_PROG(krsi_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+/* an executable mapping by the current process: refused under an mprotect_exec verdict (or quarantine) and past
+ * the flip counter's limit, as its mprotect would be; krsi_mmap_file and krsi_shm_shmat */
+static __always_inline int exec_mapping(void)
 {
-	struct krsi_config *c;
-	__u32 tgid;
+	struct krsi_config *c = cfg();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct krsi_verdict *v;
 	__u64 *n;
 
-	if (ret)
-		return earlier(ret);   /* an earlier LSM already refused */
-	if (!(prot & PROT_EXEC))
-		return 0;     /* not executable: allow (most mappings) */
-	c = cfg();
-	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (exempt(tgid, c))
 		return 0;     /* init and krsi are never denied */
 	v = live(&deny_tgid, &tgid);
@@ -348,6 +343,16 @@ int BPF_PROG(krsi_mmap_file, struct file *file, unsigned long reqprot, unsigned 
 	return 0;         /* no verdict, under the limit: allow */
 }
 
+SEC("lsm/mmap_file")
+int BPF_PROG(krsi_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	if (ret)
+		return earlier(ret);   /* an earlier LSM already refused */
+	if (!(prot & PROT_EXEC))
+		return 0;     /* not executable: allow (most mappings) */
+	return exec_mapping();
+}
+
 /* ---- shmat(SHM_EXEC): a SysV segment attached executable (do_shmat maps it without mmap_file), refused as
  * an executable mmap is ---- */
 #define SHM_EXEC 0100000
@@ -356,25 +361,11 @@ struct kern_ipc_perm;
 SEC("lsm/shm_shmat")
 int BPF_PROG(krsi_shm_shmat, struct kern_ipc_perm *perm, char *shmaddr, int shmflg, int ret)
 {
-	struct krsi_config *c;
-	__u32 tgid;
-	struct krsi_verdict *v;
-	__u64 *n;
-
 	if (ret)
 		return earlier(ret);   /* an earlier LSM already refused */
 	if (!(shmflg & SHM_EXEC))
 		return 0;     /* not executable: allow */
-	c = cfg();
-	tgid = bpf_get_current_pid_tgid() >> 32;
-	if (exempt(tgid, c))
-		return 0;     /* init and krsi are never denied */
-	v = live(&deny_tgid, &tgid);
-	if (v && (v->ops & KRSI_OP_MPROTECT_EXEC))
-		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_TGID, v->rule_id, 0);   /* a denied/quarantined process */
-	if (c && c->mprotect_limit && (n = bpf_map_lookup_elem(&mprotect_count, &tgid)) && *n > c->mprotect_limit)
-		return deny(c, KRSI_OP_MPROTECT_EXEC, KRSI_DENY_MPROTECT_LIMIT, 0, 0);  /* over the flip limit */
-	return 0;
+	return exec_mapping();
 }
 
 /* a module file refused by deny_inode or the denylist: remember it for this tgid's memory fallback
